@@ -1,0 +1,1 @@
+"""Coverage engine: H3 population grid, propagation models, coverage, placement (pure: no DB, no network)."""

@@ -1,0 +1,1 @@
+"""Ingestion: MQTT telemetry from the park and the base stations into the database."""

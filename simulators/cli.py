@@ -1,0 +1,10 @@
+"""Sub-commands of the `simulators` part (registered by `zhongdu.cli`). Keep imports inside handlers."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add this part's commands to the `zhongdu` parser."""

