@@ -19,7 +19,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "zhongdu.storage.cli",
     "zhongdu.ingest.cli",
     "zhongdu.simulators.cli",
+    "zhongdu.coverage.build_cli",
     "zhongdu.coverage.cli",
+    "zhongdu.coverage.plan_cli",
     "zhongdu.api.cli",
 )
 

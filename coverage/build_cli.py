@@ -1,0 +1,10 @@
+"""Coverage data commands: grid build, station layouts, indicator series. Imports inside handlers."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add this part's commands to the `zhongdu` parser."""
