@@ -26,6 +26,7 @@ import pytest
 from psycopg import sql
 
 from zhongdu import services, storage
+from zhongdu.errors import StorageError
 from zhongdu.settings import REPO_ROOT
 
 PG_URL = os.environ.get("ZHONGDU_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -92,9 +93,9 @@ def timescale_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
     configured = os.environ.get("ZHONGDU_TEST_TIMESCALE_URL")
     if configured:
         try:
-            with psycopg.connect(configured, connect_timeout=10) as conn:
+            with storage.connect(configured) as conn:
                 conn.execute("SELECT 1")
-        except psycopg.OperationalError as exc:
+        except StorageError as exc:
             pytest.fail(f"TimescaleDB test server at {configured} does not answer: {exc}", pytrace=False)
         yield configured
         return
@@ -136,7 +137,8 @@ def timescale_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
 def timescale_schema(timescale_server_url: str, request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """(url, schema): a fresh schema on the TimescaleDB test server for this module, dropped after.
 
-    The server has one database and serves one connection at a time: close connections promptly.
+    The server has one database and serves one connection at a time: close connections promptly,
+    and connect with `zhongdu.storage.connect`, which retries the connections it drops now and then.
     """
     schema = _module_tag(request)
     yield timescale_server_url, schema

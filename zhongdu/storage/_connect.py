@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 from psycopg import sql
 
 from zhongdu.errors import StorageError
 from zhongdu.settings import mask_url
+
+
+# A connection refused or dropped during start-up is retried briefly: servers restarting, and the
+# single-connection TimescaleDB test server (which now and then drops a connection that arrives
+# while the previous one is being torn down), answer a moment later.
+_CONNECT_ATTEMPTS = 5
 
 
 def connect(url: str, *, schema: str | None = None, autocommit: bool = False) -> psycopg.Connection:
@@ -15,10 +23,16 @@ def connect(url: str, *, schema: str | None = None, autocommit: bool = False) ->
     `schema` isolates test modules from each other on one server (the TimescaleDB test server
     has a single database); `public` stays on the path for the extension's functions.
     """
-    try:
-        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        raise StorageError(f"cannot connect to {mask_url(url)}: {exc}".strip()) from exc
+    conn = None
+    for attempt in range(_CONNECT_ATTEMPTS):
+        try:
+            conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
+            break
+        except psycopg.OperationalError as exc:
+            if attempt == _CONNECT_ATTEMPTS - 1:
+                raise StorageError(f"cannot connect to {mask_url(url)}: {exc}".strip()) from exc
+            time.sleep(0.05 * 2**attempt)
+    assert conn is not None
     if schema:
         set_search_path(conn, schema)
     return conn
