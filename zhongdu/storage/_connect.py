@@ -10,7 +10,6 @@ from psycopg import sql
 from zhongdu.errors import StorageError
 from zhongdu.settings import mask_url
 
-
 # A connection refused or dropped during start-up is retried briefly: servers restarting, and the
 # single-connection TimescaleDB test server (which now and then drops a connection that arrives
 # while the previous one is being torn down), answer a moment later.
