@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(0, ge=0, description="per API key or client; 0 = off")
+    api_pool_size: int = Field(8, ge=1, le=100, description="database connections of one API process")
+    database_schema: str | None = Field(
+        None, description="schema put first on the API's search path (tests isolate modules with it)"
+    )
+    coverage_poll_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="how often the API looks for station status changes"
+    )
+    coverage_snapshot_interval_s: float = Field(
+        300.0, gt=0, description="a coverage snapshot is stored at least this often"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -4,11 +4,13 @@ Works on TimescaleDB (hypertables, continuous aggregates, policies) and on plain
 (same tables, views instead of aggregates), detected at migration time.
 """
 
+from zhongdu.storage import _api as api
 from zhongdu.storage._connect import connect, has_timescale, set_search_path
 from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
 
 __all__ = [
     "Migration",
+    "api",
     "applied_versions",
     "connect",
     "discover",

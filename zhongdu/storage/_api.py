@@ -1,0 +1,419 @@
+"""SQL for the HTTP API: registry and telemetry reads, bucketed history, coverage snapshots,
+scenarios, plan indicators and their actuals, API keys.
+
+Every function takes an open connection and returns plain dicts (JSON-ready apart from datetimes),
+so the API layer never writes SQL. The bucketed history reads the `*_1m` / `*_1h` relations, which
+are continuous aggregates on TimescaleDB and `date_bin` views on plain PostgreSQL: same columns,
+same answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+Row = dict[str, Any]
+Conn = psycopg.Connection[Any]
+Bucket = Literal["1m", "1h"]
+
+_READINGS_VIEWS = {"1m": "readings_1m", "1h": "readings_1h"}
+_LOAD_VIEWS = {"1m": "station_load_1m", "1h": "station_load_1h"}
+
+
+def _all(conn: Conn, query: str | sql.Composed, params: Sequence[Any] = ()) -> list[Row]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return list(cur.fetchall())
+
+
+def _one(conn: Conn, query: str | sql.Composed, params: Sequence[Any] = ()) -> Row | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        return cur.fetchone()
+
+
+# --- registry and latest telemetry -------------------------------------------------------------
+
+def count_stations(conn: Conn) -> int:
+    row = conn.execute("SELECT count(*) FROM stations").fetchone()
+    return int(row[0]) if row else 0
+
+
+def list_stations(conn: Conn, *, limit: int, offset: int) -> list[Row]:
+    """Registered stations in id order, each with its latest status (None when never heard)."""
+    return _all(
+        conn,
+        """SELECT s.station_id, s.name, s.district, s.lon, s.lat, s.auto_registered, s.registered_at,
+                  e.status, e.connection, e.observed_at AS status_observed_at
+           FROM stations s
+           LEFT JOIN entity_status e ON e.kind = 'bs' AND e.entity_id = s.station_id
+           ORDER BY s.station_id LIMIT %s OFFSET %s""",
+        (limit, offset),
+    )
+
+
+def get_station(conn: Conn, station_id: str) -> Row | None:
+    """One station with its status, sectors and the latest load report of each sector."""
+    station = _one(
+        conn,
+        """SELECT s.station_id, s.name, s.district, s.lon, s.lat, s.auto_registered, s.registered_at,
+                  s.metadata, e.status, e.connection, e.observed_at AS status_observed_at
+           FROM stations s
+           LEFT JOIN entity_status e ON e.kind = 'bs' AND e.entity_id = s.station_id
+           WHERE s.station_id = %s""",
+        (station_id,),
+    )
+    if station is None:
+        return None
+    station["sectors"] = _all(
+        conn,
+        """SELECT sector_id, lon, lat, height_m, eirp_dbm, frequency_mhz, bandwidth_mhz,
+                  azimuth_deg, beamwidth_deg, radius_m
+           FROM sectors WHERE station_id = %s ORDER BY sector_id""",
+        (station_id,),
+    )
+    station["latest_load"] = _all(
+        conn,
+        """SELECT DISTINCT ON (sector_id) sector_id, time, status, prb_utilisation, active_users,
+                  tx_power_dbm
+           FROM station_telemetry WHERE station_id = %s
+           ORDER BY sector_id, time DESC""",
+        (station_id,),
+    )
+    return station
+
+
+def station_statuses(conn: Conn) -> dict[str, tuple[str, datetime]]:
+    """Latest (status, observed_at) of every base station that ever reported."""
+    rows = conn.execute(
+        "SELECT entity_id, status, observed_at FROM entity_status WHERE kind = 'bs'"
+    ).fetchall()
+    return {str(r[0]): (str(r[1]), r[2]) for r in rows}
+
+
+def count_devices(conn: Conn, *, kind: str | None = None) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM devices WHERE %s::text IS NULL OR kind = %s", (kind, kind)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def list_devices(conn: Conn, *, limit: int, offset: int, kind: str | None = None) -> list[Row]:
+    """Registered park devices in id order with their latest status."""
+    return _all(
+        conn,
+        """SELECT d.device_id, d.kind, d.name, d.lon, d.lat, d.auto_registered, d.registered_at,
+                  e.status, e.connection, e.observed_at AS status_observed_at
+           FROM devices d
+           LEFT JOIN entity_status e ON e.kind = 'park' AND e.entity_id = d.device_id
+           WHERE %s::text IS NULL OR d.kind = %s
+           ORDER BY d.device_id LIMIT %s OFFSET %s""",
+        (kind, kind, limit, offset),
+    )
+
+
+def get_device(conn: Conn, device_id: str) -> Row | None:
+    """One device with its status and the latest reading of each metric."""
+    device = _one(
+        conn,
+        """SELECT d.device_id, d.kind, d.name, d.lon, d.lat, d.auto_registered, d.registered_at,
+                  d.metadata, e.status, e.connection, e.observed_at AS status_observed_at
+           FROM devices d
+           LEFT JOIN entity_status e ON e.kind = 'park' AND e.entity_id = d.device_id
+           WHERE d.device_id = %s""",
+        (device_id,),
+    )
+    if device is None:
+        return None
+    device["latest"] = _all(
+        conn,
+        """SELECT DISTINCT ON (metric) metric, time, value, unit, value_text
+           FROM readings WHERE device_id = %s ORDER BY metric, time DESC""",
+        (device_id,),
+    )
+    return device
+
+
+def insert_device(
+    conn: Conn,
+    *,
+    device_id: str,
+    kind: str,
+    name: str | None,
+    lon: float | None,
+    lat: float | None,
+    metadata: Mapping[str, Any],
+) -> Row | None:
+    """Register a device; None when the id is already taken (nothing is overwritten)."""
+    return _one(
+        conn,
+        """INSERT INTO devices (device_id, kind, name, lon, lat, metadata)
+           VALUES (%s, %s, %s, %s, %s, %s)
+           ON CONFLICT (device_id) DO NOTHING
+           RETURNING device_id, kind, name, lon, lat, auto_registered, registered_at, metadata""",
+        (device_id, kind, name, lon, lat, Jsonb(dict(metadata))),
+    )
+
+
+# --- bucketed history ------------------------------------------------------------------------
+
+def device_history(
+    conn: Conn, device_id: str, metric: str, *, start: datetime, end: datetime, bucket: Bucket
+) -> list[Row]:
+    """min/avg/max/n per bucket of one device's metric, buckets in [start, end)."""
+    query = sql.SQL(
+        """SELECT bucket, min, avg, max, n FROM {}
+           WHERE device_id = %s AND metric = %s AND bucket >= %s AND bucket < %s
+           ORDER BY bucket"""
+    ).format(sql.Identifier(_READINGS_VIEWS[bucket]))
+    return _all(conn, query, (device_id, metric, start, end))
+
+
+def device_metrics(conn: Conn, device_id: str) -> list[str]:
+    """The metrics a device ever reported (for a helpful 422 when one is misspelt)."""
+    rows = conn.execute(
+        "SELECT DISTINCT metric FROM readings WHERE device_id = %s ORDER BY metric", (device_id,)
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def station_history(
+    conn: Conn,
+    station_id: str,
+    *,
+    start: datetime,
+    end: datetime,
+    bucket: Bucket,
+    sector_id: str | None = None,
+) -> list[Row]:
+    """PRB utilisation and active users, min/avg/max per bucket and sector, buckets in [start, end)."""
+    query = sql.SQL(
+        """SELECT bucket, sector_id, prb_min, prb_avg, prb_max, users_min, users_avg, users_max, n
+           FROM {}
+           WHERE station_id = %s AND (%s::text IS NULL OR sector_id = %s)
+             AND bucket >= %s AND bucket < %s
+           ORDER BY bucket, sector_id"""
+    ).format(sql.Identifier(_LOAD_VIEWS[bucket]))
+    return _all(conn, query, (station_id, sector_id, sector_id, start, end))
+
+
+# --- coverage snapshots ------------------------------------------------------------------------
+
+def insert_coverage_snapshot(conn: Conn, record: Mapping[str, Any]) -> None:
+    """Store one snapshot (keys as the table's columns); a second one at the same instant is ignored."""
+    conn.execute(
+        """INSERT INTO coverage_snapshots (time, model, trigger, population_total, population_covered,
+                                           share, stations_serving, districts)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (model, time) DO NOTHING""",
+        (
+            record["time"], record["model"], record["trigger"], record["population_total"],
+            record["population_covered"], record["share"], record.get("stations_serving"),
+            Jsonb(list(record.get("districts", []))),
+        ),
+    )
+
+
+def list_coverage_snapshots(
+    conn: Conn, *, start: datetime, end: datetime, model: str | None, limit: int
+) -> list[Row]:
+    """Snapshots in [start, end), newest first."""
+    return _all(
+        conn,
+        """SELECT time, model, trigger, population_total, population_covered, share,
+                  stations_serving, districts
+           FROM coverage_snapshots
+           WHERE time >= %s AND time < %s AND (%s::text IS NULL OR model = %s)
+           ORDER BY time DESC LIMIT %s""",
+        (start, end, model, model, limit),
+    )
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+_SCENARIO_COLUMNS = "scenario_id, created_at, created_by, name, status, request, result, error, finished_at"
+
+
+def insert_scenario(
+    conn: Conn, *, scenario_id: str, created_by: str, name: str | None, request: Mapping[str, Any]
+) -> Row:
+    row = _one(
+        conn,
+        f"""INSERT INTO scenarios (scenario_id, created_by, name, request)
+            VALUES (%s, %s, %s, %s) RETURNING {_SCENARIO_COLUMNS}""",  # noqa: S608 - constant column list
+        (scenario_id, created_by, name, Jsonb(dict(request))),
+    )
+    assert row is not None
+    return row
+
+
+def update_scenario(
+    conn: Conn,
+    scenario_id: str,
+    *,
+    status: str,
+    result: Mapping[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    """Move a scenario to `running`, `done` or `failed` (the last two stamp `finished_at`)."""
+    conn.execute(
+        """UPDATE scenarios SET status = %s, result = COALESCE(%s, result), error = %s,
+                  finished_at = CASE WHEN %s IN ('done', 'failed') THEN now() ELSE finished_at END
+           WHERE scenario_id = %s""",
+        (status, Jsonb(dict(result)) if result is not None else None, error, status, scenario_id),
+    )
+
+
+def get_scenario(conn: Conn, scenario_id: str) -> Row | None:
+    return _one(conn, f"SELECT {_SCENARIO_COLUMNS} FROM scenarios WHERE scenario_id = %s", (scenario_id,))  # noqa: S608
+
+
+def list_scenarios(conn: Conn, *, limit: int, offset: int) -> list[Row]:
+    """Newest first, without the (possibly large) request and result bodies."""
+    return _all(
+        conn,
+        """SELECT scenario_id, created_at, created_by, name, status, error, finished_at
+           FROM scenarios ORDER BY created_at DESC, scenario_id LIMIT %s OFFSET %s""",
+        (limit, offset),
+    )
+
+
+def count_scenarios(conn: Conn) -> int:
+    row = conn.execute("SELECT count(*) FROM scenarios").fetchone()
+    return int(row[0]) if row else 0
+
+
+# --- plan indicators ---------------------------------------------------------------------------
+
+def list_plans(conn: Conn) -> list[Row]:
+    """Every loaded plan with the span of years its targets cover."""
+    return _all(
+        conn,
+        """SELECT plan_id, count(*) AS indicators,
+                  min(y::int) AS first_year, max(y::int) AS last_year
+           FROM indicators, jsonb_object_keys(targets) AS y
+           GROUP BY plan_id ORDER BY plan_id""",
+    )
+
+
+def list_indicators(conn: Conn, plan_id: str) -> list[Row]:
+    return _all(
+        conn,
+        """SELECT plan_id, indicator_id, dimension, goal, name_zh, name_en, weight, formula, unit,
+                  direction, kind, targets, details
+           FROM indicators WHERE plan_id = %s
+           ORDER BY CASE dimension WHEN '業務' THEN 1 WHEN '人力' THEN 2 WHEN '經費' THEN 3 ELSE 4 END,
+                    indicator_id""",
+        (plan_id,),
+    )
+
+
+def get_indicator(conn: Conn, plan_id: str, indicator_id: str) -> Row | None:
+    return _one(
+        conn,
+        """SELECT plan_id, indicator_id, dimension, goal, name_zh, name_en, weight, formula, unit,
+                  direction, kind, targets, details
+           FROM indicators WHERE plan_id = %s AND indicator_id = %s""",
+        (plan_id, indicator_id),
+    )
+
+
+def insert_indicator_actual(
+    conn: Conn,
+    *,
+    plan_id: str,
+    indicator_id: str,
+    year: int,
+    value: float,
+    numerator: float | None,
+    denominator: float | None,
+    source: str,
+    recorded_by: str,
+    evidence: str | None,
+) -> Row:
+    row = _one(
+        conn,
+        """INSERT INTO indicator_actuals (plan_id, indicator_id, year, numerator, denominator, value,
+                                          source, recorded_by, evidence)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+           RETURNING id, plan_id, indicator_id, year, numerator, denominator, value, source,
+                     recorded_by, recorded_at, evidence""",
+        (plan_id, indicator_id, year, numerator, denominator, value, source, recorded_by, evidence),
+    )
+    assert row is not None
+    return row
+
+
+def latest_indicator_actuals(conn: Conn, plan_id: str, year: int) -> dict[str, Row]:
+    """The most recent recorded actual of each indicator for a year (later records supersede)."""
+    rows = _all(
+        conn,
+        """SELECT DISTINCT ON (indicator_id) id, indicator_id, year, numerator, denominator, value,
+                  source, recorded_by, recorded_at, evidence
+           FROM indicator_actuals WHERE plan_id = %s AND year = %s
+           ORDER BY indicator_id, recorded_at DESC, id DESC""",
+        (plan_id, year),
+    )
+    return {str(r["indicator_id"]): r for r in rows}
+
+
+def list_indicator_actuals(
+    conn: Conn, plan_id: str, indicator_id: str, *, year: int | None = None
+) -> list[Row]:
+    """Every recorded actual of one indicator, newest first (the audit trail)."""
+    return _all(
+        conn,
+        """SELECT id, indicator_id, year, numerator, denominator, value, source, recorded_by,
+                  recorded_at, evidence
+           FROM indicator_actuals
+           WHERE plan_id = %s AND indicator_id = %s AND (%s::int IS NULL OR year = %s)
+           ORDER BY recorded_at DESC, id DESC""",
+        (plan_id, indicator_id, year, year),
+    )
+
+
+# --- API keys ----------------------------------------------------------------------------------
+
+def insert_api_key(conn: Conn, *, key_id: str, key_hash: str, name: str, role: str) -> Row:
+    row = _one(
+        conn,
+        """INSERT INTO api_keys (key_id, key_hash, name, role) VALUES (%s, %s, %s, %s)
+           RETURNING key_id, name, role, created_at, revoked_at""",
+        (key_id, key_hash, name, role),
+    )
+    assert row is not None
+    return row
+
+
+def get_api_key(conn: Conn, key_id: str) -> Row | None:
+    """The stored key (with its hash) when it exists and is not revoked."""
+    return _one(
+        conn,
+        "SELECT key_id, key_hash, name, role FROM api_keys WHERE key_id = %s AND revoked_at IS NULL",
+        (key_id,),
+    )
+
+
+def list_api_keys(conn: Conn) -> list[Row]:
+    return _all(
+        conn, "SELECT key_id, name, role, created_at, revoked_at FROM api_keys ORDER BY created_at, key_id"
+    )
+
+
+def revoke_api_key(conn: Conn, key_id: str) -> bool:
+    """Revoke a key; False when there is no such active key."""
+    cur = conn.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL", (key_id,)
+    )
+    return cur.rowcount == 1
+
+
+def ping(conn: Conn) -> None:
+    """Round trip to the server (health checks)."""
+    conn.execute("SELECT 1").fetchone()
