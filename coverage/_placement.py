@@ -1,0 +1,652 @@
+"""Scenario placement: the order in which candidate sites raise the covered population most.
+
+A candidate SITE is every row of the candidates file sharing one `station_id`; the cells it covers are
+the union of its sectors' cells (`coverage_matrix`, which ignores status: a candidate is assumed built
+and switched on). Existing stations count only through their `up` rows.
+
+The greedy maximises covered population, a monotone submodular function, so it keeps the classical
+(1 − 1/e) guarantee under a site budget. Lazy evaluation (CELF, Leskovec et al. 2007) re-evaluates a
+site only when its stale upper bound reaches the top of a heap, which is valid because marginal gains
+only shrink as coverage grows.
+
+Determinism: decisions use population quantised to integer units held in float64 (a power-of-two
+scale keeps every partial sum below 2**50, where float addition of integers is exact), so plain and
+lazy greedy compute bit-identical gains in any summation order and break ties the same way: the
+highest gain (per unit cost when costs differ), then the lowest site index (file order). Reported
+gains and shares use the unquantised populations.
+
+Per-district minimum shares are met first (phase 1): the objective is Σ_d min(covered_d, required_d)
+over districts with a minimum, itself monotone submodular, so CELF applies; it runs until every
+minimum is met, no site helps any more, or the budget is spent. Phase 2 then maximises city-wide
+covered population until the target is reached or the budget is spent. Picks record their phase.
+
+With differing costs and a `max_cost`, the cost-benefit greedy alone can be arbitrarily bad (one
+cheap site with a tiny gain can block an expensive one that covers everything), so, following
+CELF's paper, the unit-cost greedy is run too and the one covering more population is returned.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+
+from zhongdu.errors import ZhongduError
+
+if TYPE_CHECKING:
+    from zhongdu.coverage._types import Grid, Stations
+
+__all__ = [
+    "PlacementError",
+    "PlacementPick",
+    "PlacementProblem",
+    "PlacementResult",
+    "build_problem",
+    "greedy",
+    "plan",
+]
+
+Model = Literal["disk", "hata"]
+_SHARE_EPS = 1e-12  # shares are compared with this slack (float sums of populations)
+
+
+class PlacementError(ZhongduError, ValueError):
+    """The placement inputs are inconsistent (no budget, bad costs, unknown district, ...)."""
+
+
+@dataclass(frozen=True)
+class PlacementProblem:
+    """Everything the greedy and the exact solver need, as arrays.
+
+    `sites` is a boolean CSR array of shape (n_sites, n_cells): row s holds the cells candidate
+    site s would cover. `covered` is the cells the existing `up` sectors already cover.
+    """
+
+    site_ids: tuple[str, ...]
+    sites: sparse.csr_array
+    population: NDArray[np.float64]
+    covered: NDArray[np.bool_]
+    district_index: NDArray[np.int32]
+    districts: tuple[str, ...]
+    cost: NDArray[np.float64]
+    kind: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n_sites, n_cells = self.sites.shape
+        if len(self.site_ids) != n_sites or len(self.cost) != n_sites or len(self.kind) != n_sites:
+            raise PlacementError(
+                f"{n_sites} site rows but {len(self.site_ids)} ids, {len(self.cost)} costs, "
+                f"{len(self.kind)} kinds"
+            )
+        if len(self.population) != n_cells or len(self.covered) != n_cells:
+            raise PlacementError(
+                f"{n_cells} cell columns but {len(self.population)} populations and "
+                f"{len(self.covered)} covered flags"
+            )
+        if len(self.district_index) != n_cells:
+            raise PlacementError(f"{n_cells} cells but {len(self.district_index)} district indexes")
+        if len(set(self.site_ids)) != n_sites:
+            raise PlacementError("candidate site ids must be unique")
+        if not np.all(np.isfinite(self.cost)) or np.any(self.cost <= 0):
+            bad = [self.site_ids[i] for i in np.flatnonzero(~(np.isfinite(self.cost) & (self.cost > 0)))[:3]]
+            raise PlacementError(f"candidate costs must be positive and finite; bad sites: {bad}")
+        if not np.all(np.isfinite(self.population)) or np.any(self.population < 0):
+            raise PlacementError("cell populations must be finite and non-negative")
+        if n_cells and (self.district_index.min() < 0 or self.district_index.max() >= len(self.districts)):
+            raise PlacementError("district_index points outside `districts`")
+
+    @property
+    def n_sites(self) -> int:
+        return int(self.sites.shape[0])
+
+    @property
+    def population_total(self) -> float:
+        return float(self.population.sum())
+
+    def best_reachable(self) -> NDArray[np.bool_]:
+        """Cells covered when every candidate is built: the ceiling any plan can reach."""
+        reach = np.zeros(len(self.population), dtype=bool)
+        reach[self.sites.indices] = True
+        return reach | self.covered
+
+
+@dataclass(frozen=True)
+class PlacementPick:
+    station_id: str
+    gain: float  # covered population the site adds
+    share: float  # cumulative city share after it
+    cost: float
+    kind: str
+    phase: Literal["district_min", "city"]
+    district_shares: dict[str, float]  # cumulative share per district after it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "station_id": self.station_id,
+            "gain": self.gain,
+            "share": self.share,
+            "cost": self.cost,
+            "kind": self.kind,
+            "phase": self.phase,
+            "district_shares": self.district_shares,
+        }
+
+
+@dataclass(frozen=True)
+class PlacementResult:
+    """The ordered picks and what they achieve. `to_dict()` is the `zhongdu plan --json` object."""
+
+    population_total: float
+    covered_before: float
+    covered_after: float
+    target: float | None
+    budget: int | None
+    max_cost: float | None
+    best_reachable_share: float  # with every candidate built
+    picks: list[PlacementPick]
+    districts_before: dict[str, float]
+    districts_after: dict[str, float]
+    district_min: dict[str, float] = field(default_factory=dict)
+    strategy: str = "cost_benefit"
+
+    @property
+    def share_before(self) -> float:
+        return _share(self.covered_before, self.population_total)
+
+    @property
+    def share_after(self) -> float:
+        return _share(self.covered_after, self.population_total)
+
+    @property
+    def target_reached(self) -> bool:
+        """True when the target share is met (trivially without a target) and every district minimum."""
+        city = self.target is None or self.share_after >= self.target - _SHARE_EPS
+        return city and all(self.district_min_met.values())
+
+    @property
+    def target_feasible(self) -> bool:
+        """Could the target be met at all with every candidate built (ignoring the budget)?"""
+        return self.target is None or self.best_reachable_share >= self.target - _SHARE_EPS
+
+    @property
+    def district_min_met(self) -> dict[str, bool]:
+        return {d: self.districts_after[d] >= m - _SHARE_EPS for d, m in self.district_min.items()}
+
+    @property
+    def total_cost(self) -> float:
+        return float(math.fsum(p.cost for p in self.picks))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "share_before": self.share_before,
+            "share_after": self.share_after,
+            "target_reached": self.target_reached,
+            "picks": [p.to_dict() for p in self.picks],
+            "target": self.target,
+            "target_feasible": self.target_feasible,
+            "best_reachable_share": self.best_reachable_share,
+            "budget": self.budget,
+            "max_cost": self.max_cost,
+            "total_cost": self.total_cost,
+            "strategy": self.strategy,
+            "population_total": self.population_total,
+            "covered_before": self.covered_before,
+            "covered_after": self.covered_after,
+            "districts_before": self.districts_before,
+            "districts_after": self.districts_after,
+            "district_min": self.district_min,
+            "district_min_met": self.district_min_met,
+        }
+
+
+def _share(covered: float, total: float) -> float:
+    return covered / total if total > 0 else 0.0
+
+
+# --------------------------------------------------------------------------------------------------
+# Greedy core on arrays
+
+
+def _scale_exponent(largest_sum: float) -> int:
+    """Power-of-two scale keeping every integer partial sum below 2**52, where float64 adds exactly."""
+    return 20 if largest_sum <= 0 else min(20, math.floor(52 - math.log2(largest_sum)) - 1)
+
+
+@dataclass
+class _State:
+    """Mutable greedy state over the cells the candidates could still add (uncovered, populated)."""
+
+    indptr: NDArray[np.int64]
+    indices: NDArray[np.int64]  # column ids into the compressed cell set
+    cells: NDArray[np.int64]  # compressed id -> original cell id
+    weight: NDArray[np.float64]  # quantised population of each compressed cell, 0 once covered
+    district: NDArray[np.int32]  # district of each compressed cell
+    exponent: int  # weight = rint(population * 2**exponent)
+
+    def site_cells(self, site: int) -> NDArray[np.int64]:
+        return self.indices[self.indptr[site] : self.indptr[site + 1]]
+
+    def gains_all(self) -> NDArray[np.float64]:
+        csum = np.zeros(len(self.indices) + 1)
+        np.cumsum(self.weight[self.indices], out=csum[1:])
+        return csum[self.indptr[1:]] - csum[self.indptr[:-1]]
+
+    def gain_one(self, site: int) -> float:
+        return float(self.weight[self.site_cells(site)].sum())
+
+
+def _compress(problem: PlacementProblem) -> _State:
+    """Drop cells that are already covered or empty, so each gain touches only cells that can change."""
+    keep = ~problem.covered & (problem.population > 0)
+    remap = np.full(len(keep), -1, dtype=np.int64)
+    cells = np.flatnonzero(keep).astype(np.int64)
+    remap[cells] = np.arange(len(cells))
+    m = problem.sites
+    indices = remap[m.indices]
+    live = indices >= 0
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[live]
+    counts = np.bincount(rows, minlength=m.shape[0])
+    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = indices[live]
+    pop = problem.population[cells]
+    # gains_all's running sum adds every (site, cell) pair once: it bounds all partial sums.
+    exponent = _scale_exponent(max(float(problem.population.sum()), float(pop[indices].sum())))
+    return _State(
+        indptr=indptr,
+        indices=indices,
+        cells=cells,
+        weight=np.rint(np.ldexp(pop, exponent)),
+        district=problem.district_index[cells],
+        exponent=exponent,
+    )
+
+
+@dataclass
+class _Outcome:
+    order: list[int] = field(default_factory=list)
+    phase: list[Literal["district_min", "city"]] = field(default_factory=list)
+
+
+def _select(
+    n_sites: int,
+    gains_all: Callable[[], NDArray[np.float64]],
+    gain_one: Callable[[int], float],
+    cost: NDArray[np.float64],
+    alive: NDArray[np.bool_],
+    *,
+    lazy: bool,
+    start_round: int,
+) -> Callable[[int], int | None]:
+    """A chooser of the next site among `alive` ones: plain (full re-evaluation) or CELF.
+
+    The returned function takes the pick round and returns the best site or None when no alive site
+    has a positive gain. The caller mutates `alive` (picked or unaffordable sites) between rounds.
+    """
+    if not lazy:
+
+        def plain(_round: int) -> int | None:
+            if not alive.any():
+                return None
+            ratio = gains_all() / cost
+            ratio[~alive] = -np.inf
+            best = int(np.argmax(ratio))  # first maximum: lowest index wins ties
+            return best if ratio[best] > 0 else None
+
+        return plain
+
+    initial = gains_all() / cost
+    heap = [(-float(initial[s]), s) for s in np.flatnonzero(alive & (initial > 0)).tolist()]
+    heapq.heapify(heap)
+    fresh_at = np.full(n_sites, start_round, dtype=np.int64)  # round at which each heap entry was computed
+
+    def celf(round_: int) -> int | None:
+        while heap:
+            _, site = heap[0]
+            if not alive[site]:
+                heapq.heappop(heap)
+                continue
+            if fresh_at[site] == round_:
+                heapq.heappop(heap)
+                return site
+            ratio = gain_one(site) / float(cost[site])
+            fresh_at[site] = round_
+            if ratio > 0:
+                heapq.heapreplace(heap, (-ratio, site))
+            else:  # gains never grow back: drop it for good
+                heapq.heappop(heap)
+        return None
+
+    return celf
+
+
+def greedy(
+    problem: PlacementProblem,
+    *,
+    target: float | None = None,
+    budget: int | None = None,
+    max_cost: float | None = None,
+    district_min: Mapping[str, float] | None = None,
+    lazy: bool = True,
+    strategy: Literal["auto", "cost_benefit", "unit_cost"] = "auto",
+) -> PlacementResult:
+    """Greedy placement (CELF when `lazy`); see the module docstring for the rules.
+
+    At least one of `target` (share in [0, 1]), `budget` (number of sites) or `max_cost` must be given.
+    """
+    _check_limits(target, budget, max_cost)
+    minima = _check_minima(problem, district_min)
+    uniform = bool(np.all(problem.cost == problem.cost[0])) if problem.n_sites else True
+    if strategy == "auto":
+        if uniform:
+            strategy = "cost_benefit"  # identical to unit cost when every site costs the same
+        elif max_cost is not None and target is None:
+            runs = [
+                _greedy_run(problem, target, budget, max_cost, minima, lazy, s)
+                for s in ("cost_benefit", "unit_cost")
+            ]
+            return max(runs, key=lambda r: (r.covered_after, r.strategy == "cost_benefit"))
+        else:
+            strategy = "cost_benefit"
+    return _greedy_run(problem, target, budget, max_cost, minima, lazy, strategy)
+
+
+def _check_limits(target: float | None, budget: int | None, max_cost: float | None) -> None:
+    if target is None and budget is None and max_cost is None:
+        raise PlacementError("give a target share, a budget (number of sites) or a max cost")
+    if target is not None and not (0.0 <= target <= 1.0):
+        raise PlacementError(f"target share must be in [0, 1], got {target}")
+    if budget is not None and budget < 0:
+        raise PlacementError(f"budget must be a non-negative number of sites, got {budget}")
+    if max_cost is not None and not (max_cost >= 0 and math.isfinite(max_cost)):
+        raise PlacementError(f"max cost must be finite and non-negative, got {max_cost}")
+
+
+def _check_minima(problem: PlacementProblem, district_min: Mapping[str, float] | None) -> dict[str, float]:
+    minima = dict(district_min or {})
+    for name, share in minima.items():
+        if name not in problem.districts:
+            raise PlacementError(
+                f"unknown district {name!r} in district minimum; known: {', '.join(problem.districts)}"
+            )
+        if not (0.0 <= share <= 1.0):
+            raise PlacementError(f"district minimum for {name} must be in [0, 1], got {share}")
+    return minima
+
+
+def _greedy_run(
+    problem: PlacementProblem,
+    target: float | None,
+    budget: int | None,
+    max_cost: float | None,
+    minima: dict[str, float],
+    lazy: bool,
+    strategy: str,
+) -> PlacementResult:
+    state = _compress(problem)
+    n_sites, n_districts = problem.n_sites, len(problem.districts)
+    cost = problem.cost if strategy == "cost_benefit" else np.ones(n_sites)
+    pop = problem.population
+    total = float(pop.sum())
+    covered_pop = float(pop[problem.covered].sum())
+    district_total = _wsum(problem.district_index, weights=pop, minlength=n_districts)
+    district_cov = _wsum(
+        problem.district_index[problem.covered], weights=pop[problem.covered], minlength=n_districts
+    )
+    districts_before = _district_shares(problem.districts, district_cov, district_total)
+
+    alive = np.ones(n_sites, dtype=bool)
+    spent = 0.0
+    picks: list[PlacementPick] = []
+    round_ = 0
+
+    def budget_left() -> bool:
+        if budget is not None and len(picks) >= budget:
+            return False
+        if max_cost is not None:
+            alive[problem.cost > max_cost - spent + 1e-9 * max(1.0, max_cost)] = False
+        return bool(alive.any())
+
+    def apply(site: int, phase: Literal["district_min", "city"]) -> None:
+        nonlocal covered_pop, spent
+        local = state.site_cells(site)
+        new = local[state.weight[local] > 0]
+        state.weight[new] = 0.0
+        full = state.cells[new]
+        gain = float(pop[full].sum())
+        covered_pop += gain
+        district_cov[:] += _wsum(problem.district_index[full], weights=pop[full], minlength=n_districts)
+        spent += float(problem.cost[site])
+        alive[site] = False
+        picks.append(
+            PlacementPick(
+                station_id=problem.site_ids[site],
+                gain=gain,
+                share=_share(covered_pop, total),
+                cost=float(problem.cost[site]),
+                kind=problem.kind[site],
+                phase=phase,
+                district_shares=_district_shares(problem.districts, district_cov, district_total),
+            )
+        )
+
+    # Phase 1: district minima, objective Σ_d min(covered_d, required_d) in quantised units.
+    if minima:
+        qpop = np.rint(np.ldexp(pop, state.exponent))
+        q_total = _wsum(problem.district_index, weights=qpop, minlength=n_districts)
+        required = np.zeros(n_districts)
+        for name, share in minima.items():
+            d = problem.districts.index(name)
+            required[d] = math.ceil(share * q_total[d] - 1e-9 * q_total[d])
+        q_cov = _wsum(
+            problem.district_index[problem.covered], weights=qpop[problem.covered], minlength=n_districts
+        )
+        deficit = np.maximum(required - q_cov, 0.0)
+        rows = np.repeat(np.arange(n_sites), np.diff(state.indptr))
+
+        def d_gains_all() -> NDArray[np.float64]:
+            per = _wsum(
+                rows * n_districts + state.district[state.indices],
+                weights=state.weight[state.indices],
+                minlength=n_sites * n_districts,
+            ).reshape(n_sites, n_districts)
+            out: NDArray[np.float64] = np.minimum(per, deficit).sum(axis=1)
+            return out
+
+        def d_gain_one(site: int) -> float:
+            local = state.site_cells(site)
+            per = _wsum(state.district[local], weights=state.weight[local], minlength=n_districts)
+            return float(np.minimum(per, deficit).sum())
+
+        if deficit.any() and budget_left():
+            choose = _select(n_sites, d_gains_all, d_gain_one, cost, alive, lazy=lazy, start_round=round_)
+            while deficit.any() and budget_left():
+                site = choose(round_)
+                if site is None:
+                    break
+                local = state.site_cells(site)
+                newly = _wsum(state.district[local], weights=state.weight[local], minlength=n_districts)
+                deficit[:] = np.maximum(deficit - newly, 0.0)
+                apply(site, "district_min")
+                round_ += 1
+
+    # Phase 2: city-wide covered population.
+    def city_done() -> bool:
+        return target is not None and _share(covered_pop, total) >= target - _SHARE_EPS
+
+    if not city_done() and budget_left():
+        choose = _select(n_sites, state.gains_all, state.gain_one, cost, alive, lazy=lazy, start_round=round_)
+        while not city_done() and budget_left():
+            site = choose(round_)
+            if site is None:
+                break
+            apply(site, "city")
+            round_ += 1
+
+    reach = problem.best_reachable()
+    return PlacementResult(
+        population_total=total,
+        covered_before=float(pop[problem.covered].sum()),
+        covered_after=covered_pop,
+        target=target,
+        budget=budget,
+        max_cost=max_cost,
+        best_reachable_share=_share(float(pop[reach].sum()), total),
+        picks=picks,
+        districts_before=districts_before,
+        districts_after=_district_shares(problem.districts, district_cov, district_total),
+        district_min=minima,
+        strategy=strategy,
+    )
+
+
+def _wsum(
+    index: NDArray[np.integer[Any]], weights: NDArray[np.float64], minlength: int
+) -> NDArray[np.float64]:
+    """Weighted bincount, typed as float (NumPy's stubs type every bincount as integer)."""
+    return np.asarray(np.bincount(index, weights=weights, minlength=minlength), dtype=np.float64)
+
+
+def _district_shares(
+    names: Sequence[str], covered: NDArray[np.float64], total: NDArray[np.float64]
+) -> dict[str, float]:
+    shares = np.divide(covered, total, out=np.zeros_like(covered), where=total > 0)
+    return dict(zip(names, shares.tolist(), strict=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# From grid and station files to a problem
+
+
+def site_matrix(
+    sector_matrix: sparse.csr_array | sparse.csr_matrix, station_id: NDArray[np.str_]
+) -> tuple[tuple[str, ...], NDArray[np.int64], sparse.csr_array]:
+    """Union the sector rows of each station into one site row, sites in order of first appearance.
+
+    Returns the site ids, the site of each sector row, and the boolean (n_sites, n_cells) CSR array.
+    """
+    ids = np.asarray(station_id).astype(str)
+    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[order] = np.arange(len(uniq))
+    site_of_row = rank[inverse]
+    n_rows = len(ids)
+    group = sparse.csr_array(
+        (np.ones(n_rows, dtype=np.int32), (site_of_row, np.arange(n_rows))), shape=(len(uniq), n_rows)
+    )
+    counts = sparse.csr_array(group @ sparse.csr_array(sector_matrix, dtype=np.int32))
+    counts.eliminate_zeros()
+    counts.sort_indices()
+    sites = sparse.csr_array(
+        (np.ones(counts.nnz, dtype=bool), counts.indices, counts.indptr), shape=counts.shape
+    )
+    return tuple(uniq[order].tolist()), site_of_row, sites
+
+
+def _site_values(
+    values: NDArray[Any] | None, site_of_row: NDArray[np.int64], site_ids: Sequence[str], column: str
+) -> NDArray[Any] | None:
+    """One value per site from per-row values, refusing sites whose rows disagree."""
+    if values is None:
+        return None
+    values = np.asarray(values)
+    n_sites = len(site_ids)
+    rows = np.arange(len(site_of_row))
+    first = np.full(n_sites, len(rows), dtype=np.int64)
+    np.minimum.at(first, site_of_row, rows)
+    per_site = values[first]
+    differs = values != per_site[site_of_row]
+    if np.any(differs):
+        bad = site_ids[int(site_of_row[np.flatnonzero(differs)[0]])]
+        raise PlacementError(f"candidate {bad}: its sector rows have different {column!r} values")
+    return per_site
+
+
+def build_problem(
+    grid: Grid,
+    stations: Stations,
+    candidates: Stations,
+    *,
+    model: Model = "hata",
+    threshold_dbm: float = -110.0,
+) -> PlacementProblem:
+    """Coverage of the existing `up` sectors and of every candidate site, from the engine's sparse reach."""
+    from zhongdu.coverage._engine import coverage_matrix
+
+    if len(candidates) == 0:
+        raise PlacementError("the candidates file has no rows")
+    existing_ids = set(np.asarray(stations.station_id).astype(str).tolist())
+    clash = sorted(existing_ids & set(np.asarray(candidates.station_id).astype(str).tolist()))
+    if clash:
+        raise PlacementError(
+            f"candidate station_id(s) already used by existing stations: {', '.join(clash[:5])}; "
+            "give candidates their own ids"
+        )
+    n_cells = len(grid.population)
+    covered = np.zeros(n_cells, dtype=bool)
+    up_rows = np.flatnonzero(np.asarray(stations.up, dtype=bool))
+    if len(up_rows):
+        reach = coverage_matrix(grid, stations.take(up_rows), model=model, threshold_dbm=threshold_dbm)
+        covered[sparse.csr_array(reach).indices] = True
+    sector = coverage_matrix(grid, candidates, model=model, threshold_dbm=threshold_dbm)
+    site_ids, site_of_row, sites = site_matrix(sector, candidates.station_id)
+    extra = candidates.extra
+    raw_cost = extra.get("cost")
+    cost: NDArray[np.float64]
+    if raw_cost is None:
+        cost = np.ones(len(site_ids))
+    else:
+        try:
+            numeric = np.asarray(raw_cost).astype(np.float64)
+        except ValueError as exc:
+            raise PlacementError(f"candidate `cost` must be numeric: {exc}") from exc
+        per_site = _site_values(numeric, site_of_row, site_ids, "cost")
+        assert per_site is not None
+        cost = per_site.astype(np.float64)
+    raw_kind = extra.get("kind")
+    kinds = (
+        ("",) * len(site_ids)
+        if raw_kind is None
+        else tuple(
+            str(k)
+            for k in _site_values(np.asarray(raw_kind).astype(str), site_of_row, site_ids, "kind")  # type: ignore[union-attr]
+        )
+    )
+    return PlacementProblem(
+        site_ids=site_ids,
+        sites=sites,
+        population=np.asarray(grid.population, dtype=np.float64),
+        covered=covered,
+        district_index=np.asarray(grid.district_index, dtype=np.int32),
+        districts=tuple(grid.districts),
+        cost=cost,
+        kind=kinds,
+    )
+
+
+def plan(
+    grid: Grid,
+    stations: Stations,
+    candidates: Stations,
+    *,
+    model: Model = "hata",
+    threshold_dbm: float = -110.0,
+    target: float | None = None,
+    budget: int | None = None,
+    max_cost: float | None = None,
+    district_min: Mapping[str, float] | None = None,
+) -> PlacementResult:
+    """Which candidate sites, in which order, raise the covered population most (CELF greedy).
+
+    `result.to_dict()` is exactly what `zhongdu plan --json` prints.
+    """
+    _check_limits(target, budget, max_cost)
+    problem = build_problem(grid, stations, candidates, model=model, threshold_dbm=threshold_dbm)
+    return greedy(problem, target=target, budget=budget, max_cost=max_cost, district_min=district_min)
