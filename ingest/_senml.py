@@ -1,0 +1,246 @@
+"""SenML JSON (RFC 8428) packs from park devices, resolved and checked against the catalogue.
+
+Naming convention (documented in the README): the resolved name `bn + n` is
+`urn:dev:zhongdu:<device_id>:<metric>` or the short form `<device_id>:<metric>`; the device id
+must be the one in the topic `zhongdu/v1/park/<device_id>/senml`. Typical pack:
+
+    [{"bn": "urn:dev:zhongdu:air-001:", "bt": 1767225600, "bu": "ug/m3", "n": "pm2_5", "v": 12.5},
+     {"n": "pm10", "v": 20.1},
+     {"n": "temperature", "u": "Cel", "v": 24.3, "t": -60}]
+
+Resolution per RFC 8428 section 4: base fields (`bn`, `bt`, `bu`, `bv`, `bs`, `bver`) apply to
+their record and every later one until changed; time = `bt + t`, and a resolved time below 2**28
+is relative to the time of receipt (so `t` = 0 or absent means "now"); `v` gets `bv` added, `s`
+gets `bs` added; exactly one of `v`, `vs`, `vb`, `vd` per record, or a sum `s` alone (stored as
+the value). Labels ending in `_` must be understood, so unknown ones reject the pack; other
+unknown labels are ignored. A record missing its unit takes the catalogue's unit; a different
+unit is rejected, never converted. One bad record rejects the whole pack (all or nothing).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from zhongdu.ingest._metrics_catalogue import BOOLEAN_METRICS, METRICS, STRING_METRICS, STRING_VALUES
+from zhongdu.ingest._types import ReadingRow, Reason
+
+SENML_VERSION = 10
+RELATIVE_TIME_LIMIT = 2**28  # RFC 8428 4.5.3: smaller resolved times are relative to now
+URN_PREFIX = "urn:dev:zhongdu:"
+_KNOWN_LABELS = frozenset(
+    {"bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut"}
+)
+_VALUE_LABELS = ("v", "vs", "vb", "vd")
+_NAME_RE = re.compile(r"[A-Za-z0-9][-:./A-Za-z0-9_]*")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_STRING_VALUE = 256
+
+
+class SenmlReject(Exception):
+    """Internal: a pack failed a check. Carries the rejection reason and a human detail."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _number(value: object, label: str, index: int) -> float:
+    # bool is an int subclass in Python, but JSON true is not a SenML number.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SenmlReject(Reason.BAD_SENML, f"record {index}: {label} must be a number, got {value!r:.40}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {label} is not finite")
+    return number
+
+
+def _string(value: object, label: str, index: int) -> str:
+    if not isinstance(value, str):
+        raise SenmlReject(Reason.BAD_SENML, f"record {index}: {label} must be a string, got {value!r:.40}")
+    return value
+
+
+def resolve_pack(
+    pack: Any,
+    device_id: str,
+    now_s: float,
+    max_future_s: float,
+    max_age_s: float,
+) -> tuple[list[ReadingRow], float, set[str]]:
+    """Resolve a decoded pack into reading rows; raise `SenmlReject` on the first problem.
+
+    Returns the rows, the latest resolved time (epoch seconds) and the set of metric names.
+    """
+    if not isinstance(pack, list):
+        raise SenmlReject(Reason.BAD_SENML, f"a SenML pack is a JSON array, got {type(pack).__name__}")
+    if not pack:
+        raise SenmlReject(Reason.BAD_SENML, "empty SenML pack")
+    base_name = ""
+    base_time = 0.0
+    base_unit: str | None = None
+    base_value = 0.0
+    base_sum = 0.0
+    version: int | None = None
+    rows: list[ReadingRow] = []
+    metrics: set[str] = set()
+    latest = -math.inf
+    short_prefix = device_id + ":"
+    long_prefix = URN_PREFIX + short_prefix
+    newest_allowed = now_s + max_future_s
+    oldest_allowed = now_s - max_age_s
+    for index, record in enumerate(pack):
+        if not isinstance(record, dict):
+            raise SenmlReject(Reason.BAD_SENML, f"record {index} is not a JSON object")
+        for label in record:
+            if label not in _KNOWN_LABELS and label.endswith("_"):
+                raise SenmlReject(Reason.BAD_SENML, f"record {index}: must-understand label {label!r:.40}")
+        if "bver" in record:
+            bver = record["bver"]
+            if isinstance(bver, bool) or not isinstance(bver, int) or bver < 1:
+                raise SenmlReject(Reason.BAD_SENML, f"record {index}: bver must be a positive integer")
+            if bver > SENML_VERSION:
+                raise SenmlReject(Reason.BAD_SENML, f"record {index}: SenML version {bver} is not supported")
+            if version is not None and bver != version:
+                raise SenmlReject(Reason.BAD_SENML, f"record {index}: bver changes within the pack")
+            version = bver
+        if "bn" in record:
+            base_name = _string(record["bn"], "bn", index)
+        if "bt" in record:
+            base_time = _number(record["bt"], "bt", index)
+        if "bu" in record:
+            base_unit = _string(record["bu"], "bu", index)
+        if "bv" in record:
+            base_value = _number(record["bv"], "bv", index)
+        if "bs" in record:
+            base_sum = _number(record["bs"], "bs", index)
+
+        name = base_name + _string(record.get("n", ""), "n", index)
+        if name.startswith(long_prefix):
+            metric = name[len(long_prefix) :]
+        elif name.startswith(short_prefix):
+            metric = name[len(short_prefix) :]
+        else:
+            if not name or not _NAME_RE.fullmatch(name):
+                raise SenmlReject(Reason.BAD_SENML, f"record {index}: invalid SenML name {name!r:.80}")
+            raise SenmlReject(
+                Reason.DEVICE_MISMATCH,
+                f"record {index}: name {name!r:.80} is not '{URN_PREFIX}{device_id}:<metric>' "
+                f"or '{device_id}:<metric>' (device id from the topic)",
+            )
+        spec = METRICS.get(metric)
+        if spec is None:
+            if not _NAME_RE.fullmatch(name):
+                raise SenmlReject(Reason.BAD_SENML, f"record {index}: invalid SenML name {name!r:.80}")
+            raise SenmlReject(Reason.UNKNOWN_METRIC, f"record {index}: unknown metric {metric!r:.60}")
+
+        time_s = base_time + (_number(record["t"], "t", index) if "t" in record else 0.0)
+        if time_s < RELATIVE_TIME_LIMIT:
+            time_s += now_s
+        if time_s > newest_allowed:
+            raise SenmlReject(
+                Reason.FUTURE_TIMESTAMP, f"record {index}: time is {time_s - now_s:.0f} s in the future"
+            )
+        if time_s < oldest_allowed:
+            raise SenmlReject(
+                Reason.STALE_TIMESTAMP, f"record {index}: time is {now_s - time_s:.0f} s in the past"
+            )
+
+        present = [label for label in _VALUE_LABELS if label in record]
+        if len(present) > 1:
+            raise SenmlReject(Reason.BAD_SENML, f"record {index}: several values ({', '.join(present)})")
+        unit = record["u"] if "u" in record else base_unit
+        value: float | None
+        text: str | None = None
+        if metric in BOOLEAN_METRICS or metric in STRING_METRICS:
+            wanted = "vb" if metric in BOOLEAN_METRICS else "vs"
+            if present != [wanted]:
+                raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} needs a {wanted} value")
+            if unit is not None and unit != "":
+                raise SenmlReject(
+                    Reason.BAD_UNIT, f"record {index}: {metric} takes no unit, got {unit!r:.20}"
+                )
+            raw = record[wanted]
+            if wanted == "vb":
+                if not isinstance(raw, bool):
+                    raise SenmlReject(Reason.BAD_SENML, f"record {index}: vb must be true or false")
+                value = 1.0 if raw else 0.0
+            else:
+                if not isinstance(raw, str):
+                    raise SenmlReject(Reason.BAD_SENML, f"record {index}: vs must be a string")
+                allowed = STRING_VALUES.get(metric)
+                if len(raw) > MAX_STRING_VALUE or (allowed is not None and raw not in allowed):
+                    raise SenmlReject(
+                        Reason.OUT_OF_RANGE, f"record {index}: {metric} value {raw!r:.40} is not allowed"
+                    )
+                value, text = None, raw
+            unit = None
+        else:
+            if present == ["v"]:
+                value = base_value + _number(record["v"], "v", index)
+            elif not present and "s" in record:
+                value = base_sum + _number(record["s"], "s", index)
+            elif not present:
+                raise SenmlReject(Reason.BAD_SENML, f"record {index}: no value and no sum")
+            else:
+                raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} needs a numeric v value")
+            if unit is None:
+                unit = spec.unit
+            elif unit != spec.unit:
+                if not isinstance(unit, str):
+                    raise SenmlReject(Reason.BAD_SENML, f"record {index}: u must be a string")
+                raise SenmlReject(
+                    Reason.BAD_UNIT, f"record {index}: {metric} is in {spec.unit!r}, got {unit!r:.20}"
+                )
+            if not math.isfinite(value):
+                raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} value is not finite")
+            if not (spec.min <= value <= spec.max):  # type: ignore[operator]
+                raise SenmlReject(
+                    Reason.OUT_OF_RANGE,
+                    f"record {index}: {metric} = {value:g} outside [{spec.min:g}, {spec.max:g}] {spec.unit}",
+                )
+        if time_s > latest:
+            latest = time_s
+        metrics.add(metric)
+        rows.append((_EPOCH + timedelta(seconds=time_s), device_id, metric, value, unit, text))
+    return rows, latest, metrics
+
+
+def build_pack(
+    device_id: str,
+    values: Mapping[str, float | bool | str],
+    *,
+    time_s: float,
+    urn: bool = True,
+) -> list[dict[str, Any]]:
+    """A SenML pack for `values` measured at `time_s` (epoch seconds), in the ingester's convention.
+
+    Units come from the catalogue; the first record carries `bn` and `bt`. For simulators, tests and
+    the benchmark (serialise with `json.dumps`).
+
+    >>> build_pack("air-001", {"pm2_5": 12.5}, time_s=1767225600.0)
+    [{'bn': 'urn:dev:zhongdu:air-001:', 'bt': 1767225600.0, 'n': 'pm2_5', 'u': 'ug/m3', 'v': 12.5}]
+    """
+    pack: list[dict[str, Any]] = []
+    for metric, value in values.items():
+        record: dict[str, Any] = {}
+        if not pack:
+            record["bn"] = (URN_PREFIX if urn else "") + device_id + ":"
+            record["bt"] = time_s
+        record["n"] = metric
+        if metric in BOOLEAN_METRICS:
+            record["vb"] = bool(value)
+        elif metric in STRING_METRICS:
+            record["vs"] = str(value)
+        else:
+            record["u"] = METRICS[metric].unit
+            record["v"] = value
+        pack.append(record)
+    return pack
