@@ -1,1 +1,64 @@
-"""Coverage engine: H3 population grid, propagation models, coverage, placement (pure: no DB, no network)."""
+"""Coverage engine: H3 population grid, propagation models, coverage, placement (pure: no DB, no network).
+
+The whole public API is re-exported here (see `__all__`); modules starting with `_` are private.
+"""
+
+from ._engine import (
+    CoverageEngine,
+    CoverageError,
+    CoverageResult,
+    DistrictCoverage,
+    compute_coverage,
+    coverage_matrix,
+)
+from ._live import StationStatus, live_coverage, snapshot_record
+from ._models import (
+    EARTH_RADIUS_M,
+    great_circle_m,
+    hata_path_loss,
+    max_reach_m,
+    rsrp_dbm,
+    sector_gain_db,
+)
+from ._types import (
+    ENVIRONMENTS,
+    STATION_COLUMNS,
+    Grid,
+    GridError,
+    Stations,
+    StationsError,
+    load_grid,
+    load_stations,
+    write_grid,
+    write_stations,
+)
+
+__all__ = [
+    # engine (ENGINE helper)
+    "EARTH_RADIUS_M",
+    "ENVIRONMENTS",
+    "STATION_COLUMNS",
+    "CoverageEngine",
+    "CoverageError",
+    "CoverageResult",
+    "DistrictCoverage",
+    "Grid",
+    "GridError",
+    "StationStatus",
+    "Stations",
+    "StationsError",
+    "compute_coverage",
+    "coverage_matrix",
+    "great_circle_m",
+    "hata_path_loss",
+    "live_coverage",
+    "load_grid",
+    "load_stations",
+    "max_reach_m",
+    "rsrp_dbm",
+    "sector_gain_db",
+    "snapshot_record",
+    "write_grid",
+    "write_stations",
+    # grid build, layouts, indicator series (DATA helper): add below
+]
