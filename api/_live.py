@@ -1,0 +1,274 @@
+"""Live coverage kept in memory: recomputed when the serving set of stations changes, never per request.
+
+A background thread builds the coverage engine from the station layout, then polls the stations'
+latest status (`entity_status`) every `coverage_poll_interval_s`. When the set of serving stations
+changes (a status change, or a station falling silent past the timeout) it updates the engine
+incrementally, stores a snapshot (trigger `status-change`) and swaps in a new immutable
+`LiveSnapshot` whose JSON body is serialised once; a snapshot is also stored at least every
+`coverage_snapshot_interval_s` (trigger `schedule`). `GET /v1/coverage` just returns that body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from zhongdu import storage
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+    from zhongdu.coverage import CoverageEngine, Grid, Stations
+    from zhongdu.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LayoutFactory = Callable[[], "tuple[Grid, Stations]"]
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_layout(settings: Settings) -> LayoutFactory:
+    """The configured grid and stations files, else the shipped grid and the generated layout."""
+
+    def build() -> tuple[Grid, Stations]:
+        from zhongdu import coverage
+
+        grid = (
+            coverage.load_grid(settings.grid_path)
+            if settings.grid_path
+            else coverage.load_default_grid(settings.h3_resolution)
+        )
+        stations = (
+            coverage.load_stations(settings.stations_path)
+            if settings.stations_path
+            else coverage.generate_layout(grid)
+        )
+        return grid, stations
+
+    return build
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """One immutable live result; readers never see a half-updated one."""
+
+    computed_at: datetime
+    trigger: str
+    summary: dict[str, Any]  # the body of GET /v1/coverage
+    body: bytes  # `summary` serialised once
+    covered: NDArray[np.bool_]
+    best_rsrp_dbm: NDArray[np.float64] | None
+    serving: frozenset[str]
+
+
+class LiveCoverage:
+    """Owns the coverage engine of one API process and its refresh thread."""
+
+    def __init__(
+        self,
+        layout: LayoutFactory,
+        pool: ConnectionPool[Any] | None,
+        settings: Settings,
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._layout = layout
+        self._pool = pool
+        self._settings = settings
+        self._clock = clock
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._engine: CoverageEngine | None = None
+        self._station_ids: NDArray[np.str_] | None = None
+        self._last_stored = float("-inf")
+        self._centres: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+        self.grid: Grid | None = None
+        self.stations: Stations | None = None
+        self.snapshot: LiveSnapshot | None = None
+        self.error: str | None = None
+        self.ready = threading.Event()
+
+    @property
+    def model(self) -> str:
+        return self._settings.coverage_model
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build the engine and keep the snapshot fresh in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="zhongdu-live-coverage", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def build(self) -> None:
+        """Load the layout and build the engine (seconds on the full city grid)."""
+        from zhongdu.coverage import CoverageEngine
+
+        grid, stations = self._layout()
+        engine = CoverageEngine(
+            grid, stations, model=self.model, threshold_dbm=self._settings.rsrp_threshold_dbm
+        )
+        with self._lock:
+            self.grid, self.stations, self._engine = grid, stations, engine
+            self._station_ids = np.unique(np.asarray(stations.station_id, dtype=str))
+
+    def _run(self) -> None:
+        try:
+            self.build()
+            self.refresh("schedule")
+        except Exception as exc:  # the API keeps serving everything else and says why
+            log.exception("live coverage could not start")
+            self.error = f"live coverage could not start: {type(exc).__name__}: {exc}"
+            self.ready.set()
+            return
+        self.ready.set()
+        while not self._stop.wait(self._settings.coverage_poll_interval_s):
+            try:
+                self.poll()
+            except Exception:  # a database hiccup must not end live coverage
+                log.exception("live coverage poll failed; retrying at the next interval")
+
+    # --- refreshing --------------------------------------------------------------------------
+
+    def _read_statuses(self) -> dict[str, tuple[str, datetime]]:
+        if self._pool is None:
+            return {}
+        with self._pool.connection() as conn:
+            return storage.api.station_statuses(conn)
+
+    def _serving(self, statuses: dict[str, tuple[str, datetime]], now: datetime) -> frozenset[str]:
+        """Stations that serve now: up/degraded and heard within the timeout; no status: layout flag."""
+        assert self.stations is not None and self._station_ids is not None
+        timeout = self._settings.station_silence_timeout_s
+        ids = np.asarray(self.stations.station_id, dtype=str)
+        layout_up = {str(s) for s in np.unique(ids[np.asarray(self.stations.up, dtype=bool)])}
+        serving = set()
+        for sid in self._station_ids.tolist():
+            status = statuses.get(sid)
+            if status is None:
+                if sid in layout_up:
+                    serving.add(sid)
+            elif status[0] in ("up", "degraded") and (now - status[1]).total_seconds() <= timeout:
+                serving.add(sid)
+        return frozenset(serving)
+
+    def poll(self) -> LiveSnapshot | None:
+        """Refresh when the serving set changed, or store a scheduled snapshot when one is due."""
+        statuses = self._read_statuses()
+        now = self._clock()
+        current = self.snapshot
+        if current is None or self._serving(statuses, now) != current.serving:
+            return self.refresh("status-change", statuses=statuses)
+        if time.monotonic() - self._last_stored >= self._settings.coverage_snapshot_interval_s:
+            return self.refresh("schedule", statuses=statuses)
+        return None
+
+    def refresh(
+        self, trigger: str, *, statuses: dict[str, tuple[str, datetime]] | None = None
+    ) -> LiveSnapshot:
+        """Recompute from the latest statuses, store a snapshot record, publish the new snapshot."""
+        from zhongdu.coverage import StationStatus, live_coverage, snapshot_record
+
+        if statuses is None:
+            statuses = self._read_statuses()
+        with self._lock:
+            engine = self._engine
+            if engine is None:
+                raise RuntimeError("the coverage engine is not built yet")
+            now = self._clock()
+            result = live_coverage(
+                engine,
+                {sid: StationStatus(status=s, observed_at=t) for sid, (s, t) in statuses.items()},
+                now=now,
+                silence_timeout_s=self._settings.station_silence_timeout_s,
+            )
+            cells = engine.result(per_cell=True)
+            serving = self._serving(statuses, now)
+        record = snapshot_record(result, time=now, model=self.model, trigger=trigger)
+        if self._pool is not None:
+            with self._pool.connection() as conn:
+                storage.api.insert_coverage_snapshot(conn, record)
+        self._last_stored = time.monotonic()
+        snapshot = self._make_snapshot(record, result, cells, serving, now, trigger)
+        self.snapshot = snapshot
+        self.error = None
+        return snapshot
+
+    def _make_snapshot(
+        self,
+        record: dict[str, Any],
+        result: Any,
+        cells: Any,
+        serving: frozenset[str],
+        now: datetime,
+        trigger: str,
+    ) -> LiveSnapshot:
+        assert self._station_ids is not None
+        summary = {
+            "model": self.model,
+            "threshold_dbm": self._settings.rsrp_threshold_dbm if self.model == "hata" else None,
+            "computed_at": now.isoformat(),
+            "trigger": trigger,
+            "stations_serving": int(record.get("stations_serving") or len(serving)),
+            "stations_total": len(self._station_ids),
+            "population_total": float(result.population_total),
+            "population_covered": float(result.population_covered),
+            "share": float(result.share),
+            "districts": [
+                {
+                    "district": d.district,
+                    "population": float(d.population),
+                    "covered": float(d.covered),
+                    "share": float(d.share),
+                }
+                for d in result.districts
+            ],
+        }
+        covered = np.asarray(cells.covered, dtype=bool).copy()
+        rsrp = cells.best_rsrp_dbm
+        return LiveSnapshot(
+            computed_at=now,
+            trigger=trigger,
+            summary=summary,
+            body=json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode(),
+            covered=covered,
+            best_rsrp_dbm=None if rsrp is None else np.asarray(rsrp, dtype=np.float64).copy(),
+            serving=serving,
+        )
+
+    # --- helpers for the other routes --------------------------------------------------------
+
+    def cell_centres(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(lat, lng) of every grid cell centre, computed once on first use."""
+        with self._lock:
+            if self._centres is None:
+                assert self.grid is not None
+                lat, lng = self.grid.latlng_deg()
+                self._centres = (np.asarray(lat, dtype=np.float64), np.asarray(lng, dtype=np.float64))
+            return self._centres
+
+    def serving_stations(self) -> Stations:
+        """The layout with `up` set to what serves now (the base of a scenario)."""
+        assert self.stations is not None
+        serving = self.snapshot.serving if self.snapshot is not None else frozenset()
+        up = np.isin(np.asarray(self.stations.station_id, dtype=str), np.array(sorted(serving), dtype=str))
+        return dataclasses.replace(self.stations, up=up)
