@@ -250,6 +250,10 @@ class DeviceOut(BaseModel):
     status_observed_at: datetime | None = None
 
 
+class DeviceCreatedOut(DeviceOut):
+    metadata: dict[str, Any]
+
+
 class DeviceListOut(Page):
     items: list[DeviceOut]
 

@@ -43,7 +43,12 @@ def run_scenario(state: ApiState, scenario_id: str, request: dict[str, Any]) -> 
 
 def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]:
     """The placement of the request's candidates on top of the stations serving now."""
-    from zhongdu.coverage import Stations, plan
+    from zhongdu.coverage import Stations
+
+    try:
+        from zhongdu.coverage import plan
+    except ImportError:  # placement not re-exported by zhongdu.coverage yet
+        from zhongdu.coverage._placement import plan
 
     live = state.live
     if live is None or not live.ready.wait(timeout=600) or live.grid is None or live.snapshot is None:

@@ -10,11 +10,11 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from zhongdu import storage
 from zhongdu.api._deps import ConnDep, CurrentRole, OperatorDep
 from zhongdu.api._models import (
+    DeviceCreatedOut,
     DeviceDetailOut,
     DeviceHistoryOut,
     DeviceIn,
     DeviceListOut,
-    DeviceOut,
     ErrorOut,
     StationDetailOut,
     StationHistoryOut,
@@ -108,7 +108,7 @@ def list_devices(
 
 @router.post(
     "/devices",
-    response_model=DeviceOut,
+    response_model=DeviceCreatedOut,
     status_code=201,
     responses={409: {"model": ErrorOut, "description": "the id is taken"}},
     summary="Register a park device (operator)",

@@ -1,0 +1,355 @@
+"""API routes against real PostgreSQL and Mosquitto: happy paths, errors, roles, live coverage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from zhongdu.api import state_of
+
+from ._api_fixtures import ADMIN_KEY, api_settings, make_key, running_app, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.mqtt]
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+BASE = (NOW - timedelta(hours=3)).replace(minute=0, second=0)
+
+
+def _seed(url: str) -> None:
+    """Registry and telemetry as the ingester would write them."""
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO stations (station_id, name, district, lon, lat) VALUES"
+                     " ('bs-west', 'west', '西屯區', 120.63, 24.17), ('bs-east', 'east', '北屯區', 120.65, 24.17)")
+        conn.execute("INSERT INTO sectors (station_id, sector_id, lon, lat, height_m, eirp_dbm, frequency_mhz,"
+                     " bandwidth_mhz, radius_m) VALUES ('bs-west', '0', 120.63, 24.17, 30, 60, 1800, 20, 900)")
+        conn.execute("INSERT INTO devices (device_id, kind, name) VALUES ('air-1', 'air', 'gate'), ('met-1', 'weather', NULL)")
+        # readings: 3 per minute for 90 minutes, value = minute index + offset 0/1/2
+        conn.execute(
+            """INSERT INTO readings (time, device_id, metric, value, unit)
+               SELECT %s + make_interval(mins => m, secs => 10 * k), 'air-1', 'pm2_5', m + k, 'ug/m3'
+               FROM generate_series(0, 89) m, generate_series(0, 2) k""",
+            (BASE,),
+        )
+        conn.execute(
+            """INSERT INTO station_telemetry (time, station_id, sector_id, status, prb_utilisation, active_users)
+               SELECT %s + make_interval(mins => m), 'bs-west', '0', 'up', (m %% 10) / 10.0, m
+               FROM generate_series(0, 119) m""",
+            (BASE,),
+        )
+        conn.execute(
+            "INSERT INTO entity_status (kind, entity_id, status, source, observed_at) VALUES"
+            " ('park', 'air-1', 'online', 'status', now())"
+        )
+
+
+@pytest.fixture(scope="module")
+def client(pg_migrated: str, mqtt_url: str) -> Any:
+    _seed(pg_migrated)
+    with running_app(api_settings(pg_migrated, mqtt_url, cors_origins=["https://ops.example"])) as client:
+        yield client
+
+
+# --- health, metrics, openapi ------------------------------------------------------------------
+
+
+def test_healthz_checks_database_and_broker(client: Any) -> None:
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok", body
+    assert body["checks"]["database"]["ok"] and "CONNACK" in body["checks"]["broker"]["detail"]
+
+
+def test_healthz_reports_a_dead_broker(pg_migrated: str) -> None:
+    settings = api_settings(pg_migrated, "mqtt://127.0.0.1:1", api_pool_size=1)
+    with running_app(settings, live=False) as client:
+        answer = client.get("/healthz")
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["broker"]["ok"] is False and answer.json()["checks"]["database"]["ok"]
+
+
+def test_metrics_count_requests_by_route(client: Any) -> None:
+    client.get("/v1/devices/air-1")
+    text = client.get("/metrics").text
+    assert 'zhongdu_api_requests_total{method="GET",route="/v1/devices/{device_id}",status="200"}' in text
+    assert "zhongdu_live_coverage_share" in text
+
+
+def test_openapi_has_examples_and_every_route(client: Any) -> None:
+    schema = client.get("/openapi.json").json()
+    for path in ("/v1/coverage", "/v1/coverage/cells", "/v1/coverage/history", "/v1/stations/{station_id}/history",
+                 "/v1/devices/{device_id}/history", "/v1/scenarios", "/v1/indicators", "/v1/indicators/score",
+                 "/v1/indicators/{indicator_id}/actuals", "/healthz"):
+        assert path in schema["paths"], path
+    assert schema["components"]["schemas"]["ScenarioIn"]["examples"]
+    assert schema["components"]["schemas"]["CoverageOut"]["examples"]
+
+
+def test_cors_headers(client: Any) -> None:
+    answer = client.get("/v1/coverage", headers={"Origin": "https://ops.example"})
+    assert answer.headers["access-control-allow-origin"] == "https://ops.example"
+    assert "access-control-allow-origin" not in client.get("/v1/coverage", headers={"Origin": "https://evil.example"}).headers
+
+
+# --- coverage ----------------------------------------------------------------------------------
+
+
+def test_live_coverage_follows_station_status(client: Any, pg_migrated: str) -> None:
+    live = state_of(client.app).live
+    before = client.get("/v1/coverage").json()
+    assert before["model"] == "disk" and before["stations_total"] == 3
+    assert 0 < before["share"] < 1 and {d["district"] for d in before["districts"]} == {"西屯區", "北屯區"}
+    with psycopg.connect(pg_migrated) as conn:
+        conn.execute("INSERT INTO entity_status (kind, entity_id, status, source, observed_at)"
+                     " VALUES ('bs', 'bs-west', 'down', 'telemetry', now())")
+    assert wait_for(lambda: live.snapshot.summary["stations_serving"] == before["stations_serving"] - 1)
+    after = client.get("/v1/coverage").json()
+    assert after["share"] < before["share"] and after["trigger"] == "status-change"
+    west = {d["district"]: d["share"] for d in after["districts"]}["西屯區"]
+    assert west < {d["district"]: d["share"] for d in before["districts"]}["西屯區"]
+    with psycopg.connect(pg_migrated) as conn:
+        conn.execute("UPDATE entity_status SET status = 'up', observed_at = now() WHERE entity_id = 'bs-west'")
+    assert wait_for(lambda: live.snapshot.summary["share"] == pytest.approx(before["share"]))
+    history = client.get("/v1/coverage/history").json()["items"]
+    triggers = [h["trigger"] for h in history]
+    assert triggers.count("status-change") >= 2 and triggers[-1] == "schedule"  # newest first; startup last
+    shares = {h["share"] for h in history}
+    assert after["share"] in shares and before["share"] in shares
+
+
+def test_coverage_cells_geojson(client: Any) -> None:
+    answer = client.get("/v1/coverage/cells", params={"district": "西屯區"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/geo+json")
+    body = answer.json()
+    grid = state_of(client.app).live.grid
+    assert body["type"] == "FeatureCollection"
+    assert body["cells"] == int((grid.district_index == grid.districts.index("西屯區")).sum())
+    feature = body["features"][0]
+    ring = feature["geometry"]["coordinates"][0]
+    assert ring[0] == ring[-1] and len(ring) == 7 and 120 < ring[0][0] < 121
+    assert feature["properties"]["district"] == "西屯區" and isinstance(feature["properties"]["covered"], bool)
+    pop = sum(f["properties"]["population"] for f in body["features"] if f["properties"]["covered"])
+    live_district = {d["district"]: d for d in client.get("/v1/coverage").json()["districts"]}["西屯區"]
+    assert pop == pytest.approx(live_district["covered"])
+    boxed = client.get("/v1/coverage/cells", params={"bbox": "120.62,24.16,120.64,24.18"}).json()
+    assert 0 < boxed["cells"] < len(grid.cells)
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({}, "exactly one of"),
+        ({"district": "大安區x"}, "unknown district"),
+        ({"bbox": "1,2,3"}, "4 numbers"),
+        ({"bbox": "120.7,24,120.6,24.2"}, "min_lon < max_lon"),
+        ({"bbox": "a,b,c,d"}, "4 numbers"),
+        ({"bbox": "119,23,122,25", "limit": 10}, "more than limit=10"),
+        ({"district": "西屯區", "limit": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_coverage_cells_errors(client: Any, params: dict[str, Any], fragment: str) -> None:
+    answer = client.get("/v1/coverage/cells", params=params)
+    assert answer.status_code == 422 and fragment in answer.text, answer.text
+
+
+def test_coverage_history_range_limits(client: Any) -> None:
+    assert client.get("/v1/coverage/history", params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}).status_code == 422
+    answer = client.get("/v1/coverage/history", params={"from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"})
+    assert answer.status_code == 422 and "exceeds the maximum" in answer.json()["detail"]
+
+
+# --- stations and devices ----------------------------------------------------------------------
+
+
+def test_stations_list_and_detail(client: Any) -> None:
+    body = client.get("/v1/stations", params={"limit": 1}).json()
+    assert body["total"] == 2 and [s["station_id"] for s in body["items"]] == ["bs-east"]
+    second = client.get("/v1/stations", params={"limit": 1, "offset": 1}).json()["items"]
+    assert [s["station_id"] for s in second] == ["bs-west"]
+    detail = client.get("/v1/stations/bs-west").json()
+    assert detail["sectors"][0]["radius_m"] == 900
+    latest = detail["latest_load"][0]
+    assert latest["time"].startswith((BASE + timedelta(minutes=119)).strftime("%Y-%m-%dT%H:%M"))
+    assert latest["active_users"] == 119
+    assert client.get("/v1/stations/nope").status_code == 404
+    assert client.get("/v1/stations/bad%20id").status_code == 422
+
+
+def test_station_history_buckets(client: Any) -> None:
+    params = {"from": BASE.isoformat(), "to": (BASE + timedelta(hours=2)).isoformat(), "bucket": "1h"}
+    items = client.get("/v1/stations/bs-west/history", params=params).json()["items"]
+    assert sum(i["n"] for i in items) == 120
+    assert min(i["users_min"] for i in items) == 0 and max(i["users_max"] for i in items) == 119
+    minute = client.get("/v1/stations/bs-west/history", params={**params, "bucket": "1m"}).json()["items"]
+    assert len(minute) == 120 and minute[5]["prb_avg"] == pytest.approx(0.5)
+
+
+def test_devices_list_detail_history(client: Any) -> None:
+    body = client.get("/v1/devices").json()
+    assert body["total"] == 2 and body["items"][0]["status"] == "online"
+    assert client.get("/v1/devices", params={"kind": "weather"}).json()["total"] == 1
+    detail = client.get("/v1/devices/air-1").json()
+    assert detail["latest"][0]["metric"] == "pm2_5" and detail["latest"][0]["value"] == 89 + 2
+    start = BASE.replace(second=0)
+    params = {"metric": "pm2_5", "from": start.isoformat(), "to": (start + timedelta(minutes=10)).isoformat(),
+              "bucket": "1m"}
+    items = client.get("/v1/devices/air-1/history", params=params).json()["items"]
+    assert len(items) == 10
+    assert (items[3]["min"], items[3]["avg"], items[3]["max"], items[3]["n"]) == (3, 4, 5, 3)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "fragment"),
+    [
+        ("/v1/devices/air-1/history", {"metric": "pm10"}, 422, "reports: pm2_5"),
+        ("/v1/devices/air-1/history", {}, 422, "metric"),
+        ("/v1/devices/air-1/history", {"metric": "pm2_5", "bucket": "5m"}, 422, "bucket"),
+        ("/v1/devices/air-1/history", {"metric": "pm2_5", "bucket": "1m", "from": "2026-01-01T00:00:00Z",
+                                       "to": "2026-01-05T00:00:00Z"}, 422, "exceeds the maximum"),
+        ("/v1/devices/air-1/history", {"metric": "pm2_5", "from": "0001-01-01T00:00:00Z"}, 422, "between"),
+        ("/v1/devices/nope/history", {"metric": "pm2_5"}, 404, "no device"),
+        ("/v1/devices", {"limit": 5000}, 422, "less than or equal to 1000"),
+        ("/v1/devices/air-1/history", {"metric": "pm2_5", "to": "not a date"}, 422, "datetime"),
+    ],
+)
+def test_telemetry_errors(client: Any, path: str, params: dict[str, Any], status: int, fragment: str) -> None:
+    answer = client.get(path, params=params)
+    assert answer.status_code == status and fragment in answer.text, answer.text
+
+
+def test_register_device_needs_operator(client: Any) -> None:
+    device = {"device_id": "noise-9", "kind": "noise", "name": "stage", "lon": 120.64, "lat": 24.17}
+    assert client.post("/v1/devices", json=device).status_code == 401
+    viewer = make_key(client, "viewer")
+    assert client.post("/v1/devices", json=device, headers={"X-API-Key": viewer}).status_code == 403
+    operator = make_key(client, "operator", "ops-desk")
+    created = client.post("/v1/devices", json=device, headers={"X-API-Key": operator})
+    assert created.status_code == 201 and created.json()["metadata"]["registered_by"] == "ops-desk"
+    assert client.post("/v1/devices", json=device, headers={"X-API-Key": operator}).status_code == 409
+    bad = client.post("/v1/devices", json={**device, "device_id": "has space"}, headers={"X-API-Key": operator})
+    assert bad.status_code == 422 and "device_id" in bad.json()["message"]
+    nul = client.post("/v1/devices", json={**device, "device_id": "x1", "name": "a\u0000b"},
+                      headers={"X-API-Key": operator})
+    assert nul.status_code == 422
+
+
+# --- keys and roles ----------------------------------------------------------------------------
+
+
+def test_keys_are_hashed_and_revocable(client: Any, pg_migrated: str) -> None:
+    created = client.post("/v1/admin/keys", json={"name": "temp", "role": "planner"}, headers={"X-API-Key": ADMIN_KEY})
+    key, key_id = created.json()["key"], created.json()["key_id"]
+    assert key.startswith(f"zd_{key_id}_")
+    with psycopg.connect(pg_migrated) as conn:
+        stored = conn.execute("SELECT key_hash FROM api_keys WHERE key_id = %s", (key_id,)).fetchone()[0]
+    assert stored.startswith("scrypt$") and key.split("_")[-1] not in stored
+    listed = client.get("/v1/admin/keys", headers={"X-API-Key": ADMIN_KEY}).json()["items"]
+    assert key_id in {k["key_id"] for k in listed} and "key" not in listed[0]
+    assert client.get("/v1/scenarios", headers={"X-API-Key": key}).status_code == 200
+    assert client.delete(f"/v1/admin/keys/{key_id}", headers={"X-API-Key": ADMIN_KEY}).status_code == 204
+    answer = client.get("/v1/scenarios", headers={"X-API-Key": key})
+    assert answer.status_code == 401 and "revoked" in answer.json()["detail"]
+    assert client.delete(f"/v1/admin/keys/{key_id}", headers={"X-API-Key": ADMIN_KEY}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "fragment"),
+    [
+        ({}, 401, "needs an API key"),
+        ({"X-API-Key": "zd_short"}, 401, "malformed"),
+        ({"X-API-Key": "zd_0123456789ab_" + "A" * 43}, 401, "invalid or revoked"),
+        ({"Authorization": "Bearer zd_0123456789ab_" + "A" * 43}, 401, "invalid or revoked"),
+    ],
+)
+def test_bad_keys_get_401(client: Any, headers: dict[str, str], status: int, fragment: str) -> None:
+    answer = client.get("/v1/admin/keys", headers=headers)
+    assert answer.status_code == status and fragment in answer.json()["detail"]
+    assert answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_role_ladder(client: Any) -> None:
+    keys = {role: make_key(client, role) for role in ("viewer", "planner", "operator")}
+    for role, key in keys.items():
+        assert client.get("/v1/admin/keys", headers={"X-API-Key": key}).status_code == 403, role
+        assert client.get("/v1/coverage", headers={"X-API-Key": key}).status_code == 200, role
+    assert client.post("/v1/admin/keys", json={"name": "x", "role": "root"}, headers={"X-API-Key": ADMIN_KEY}).status_code == 422
+
+
+def test_rate_limit(pg_migrated: str, mqtt_url: str) -> None:
+    settings = api_settings(pg_migrated, mqtt_url, rate_limit_per_minute=5, api_pool_size=1)
+    with running_app(settings, live=False) as client:
+        key = make_key(client, "viewer")  # spends one of this address's 5 tokens
+        codes = [client.get("/v1/devices").status_code for _ in range(6)]
+        assert codes[:4] == [200] * 4 and codes[4:] == [429, 429]
+        limited = client.get("/v1/devices")
+        assert int(limited.headers["retry-after"]) >= 1 and "rate limit" in limited.json()["detail"]
+        assert client.get("/healthz").status_code == 200  # probes are exempt
+        # another client (a key) has its own bucket
+        assert client.get("/v1/devices", headers={"X-API-Key": key}).status_code == 200
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+
+def test_scenario_runs_in_background(client: Any) -> None:
+    planner = make_key(client, "planner", "planner-a")
+    live = client.get("/v1/coverage").json()
+    request = {
+        "name": "北屯 infill", "target_share": 0.999, "model": "disk",
+        "candidates": [
+            {"station_id": "cand-north", "lon": 120.655, "lat": 24.185, "radius_m": 700, "cost": 1},
+            {"station_id": "cand-south", "lon": 120.64, "lat": 24.15, "radius_m": 700, "cost": 1},
+            {"station_id": "cand-useless", "lon": 121.5, "lat": 25.0, "radius_m": 100, "cost": 1},
+        ],
+    }
+    assert client.post("/v1/scenarios", json=request).status_code == 401
+    viewer = make_key(client, "viewer")
+    assert client.post("/v1/scenarios", json=request, headers={"X-API-Key": viewer}).status_code == 403
+    created = client.post("/v1/scenarios", json=request, headers={"X-API-Key": planner})
+    assert created.status_code == 202, created.text
+    scenario_id = created.json()["scenario_id"]
+
+    def finished() -> bool:
+        return client.get(f"/v1/scenarios/{scenario_id}").json()["status"] in ("done", "failed")
+
+    assert wait_for(finished, 60)
+    body = client.get(f"/v1/scenarios/{scenario_id}").json()
+    assert body["status"] == "done", body["error"]
+    result = body["result"]
+    assert result["share_before"] == pytest.approx(live["share"])
+    picks = [p["station_id"] for p in result["picks"]]
+    assert "cand-useless" not in picks and picks and result["share_after"] > result["share_before"]
+    shares = [p["share"] for p in result["picks"]]
+    assert shares == sorted(shares) and body["created_by"] == "planner-a"
+    listed = client.get("/v1/scenarios").json()
+    assert listed["total"] >= 1 and listed["items"][0]["scenario_id"] == scenario_id
+
+
+def test_scenario_failures_are_stored(client: Any) -> None:
+    planner = make_key(client, "planner")
+    clash = {"name": "clash", "budget": 1, "model": "disk",
+             "candidates": [{"station_id": "bs-west", "lon": 120.6, "lat": 24.1, "radius_m": 100}]}
+    scenario_id = client.post("/v1/scenarios", json=clash, headers={"X-API-Key": planner}).json()["scenario_id"]
+    assert wait_for(lambda: client.get(f"/v1/scenarios/{scenario_id}").json()["status"] == "failed", 60)
+    assert "already used" in client.get(f"/v1/scenarios/{scenario_id}").json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"name": "x", "candidates": []}, "at least 1"),
+        ({"name": "x", "model": "disk", "candidates": [{"station_id": "c", "lon": 120.6, "lat": 24.1}]}, "radius_m"),
+        ({"name": "x", "candidates": [{"station_id": "c", "lon": 10, "lat": 24.1}]}, "lon"),
+        ({"name": "x", "target_share": 1.5, "candidates": [{"station_id": "c", "lon": 120.6, "lat": 24.1}]}, "target_share"),
+    ],
+)
+def test_scenario_validation(client: Any, body: dict[str, Any], fragment: str) -> None:
+    planner = make_key(client, "planner")
+    answer = client.post("/v1/scenarios", json=body, headers={"X-API-Key": planner})
+    assert answer.status_code == 422 and fragment in answer.text, answer.text
+
+
+def test_unknown_scenario(client: Any) -> None:
+    assert client.get("/v1/scenarios/sc_000000000000").status_code == 404
+    assert client.get("/v1/scenarios/whatever").status_code == 422
