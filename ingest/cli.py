@@ -7,4 +7,101 @@ from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add this part's commands to the `zhongdu` parser."""
+    """Add `zhongdu ingest` (the worker) and `zhongdu ingest bench` (the benchmark)."""
+    parser = subparsers.add_parser(
+        "ingest",
+        help="run an ingest worker: MQTT telemetry into the database (ack after commit)",
+        description=(
+            "Subscribe to zhongdu/v1/# (MQTT v5 shared subscription $share/<group>/..., persistent "
+            "session, QoS 1; MQTT 3.1.1 where the broker refuses v5), validate SenML and base-station "
+            "telemetry, write batches idempotently and acknowledge after commit. Settings: "
+            "ZHONGDU_DATABASE_URL, ZHONGDU_MQTT_URL, ZHONGDU_AUTO_REGISTER, ZHONGDU_INGEST_*."
+        ),
+    )
+    parser.add_argument("--database-url", help="default: ZHONGDU_DATABASE_URL")
+    parser.add_argument("--mqtt-url", help="default: ZHONGDU_MQTT_URL")
+    parser.add_argument(
+        "--client-id",
+        help="MQTT client id; keep it stable across restarts (the persistent session) and distinct per "
+        "worker (default: ZHONGDU_MQTT_CLIENT_ID-<hostname>)",
+    )
+    parser.add_argument("--group", help="shared-subscription group (default: ZHONGDU_MQTT_SHARE_GROUP)")
+    parser.add_argument(
+        "--mqtt-protocol", choices=("auto", "5", "3.1.1"), default="auto", help="default: v5 when accepted"
+    )
+    parser.add_argument("--batch-size", type=int, help="rows per batch (default: ZHONGDU_INGEST_BATCH_SIZE)")
+    parser.add_argument(
+        "--batch-interval-ms",
+        type=int,
+        help="longest wait to fill a batch (ZHONGDU_INGEST_BATCH_INTERVAL_MS)",
+    )
+    parser.add_argument("--schema", help="database schema to write into (default: the search path)")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument("--auto-register", action="store_true", default=None, help="register unknown devices")
+    parser.set_defaults(handler=_run)
+
+    sub = parser.add_subparsers(dest="ingest_command", metavar="SUBCOMMAND")
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark: sustained SenML stream through a tuned Mosquitto into PostgreSQL, vs row-by-row",
+        description=(
+            "Starts a private tuned Mosquitto and fresh databases, runs the ingester and a paced C "
+            "publisher (mosquitto_pub -l), then the same stream through a naive row-by-row subscriber; "
+            "prints messages/s, datapoints/s, publish-to-commit latency, the ratio and a zero-loss check."
+        ),
+    )
+    bench.add_argument("--database-url", dest="bench_database_url", help="server for the benchmark databases")
+    bench.add_argument("--rate", type=float, default=6000.0, help="messages/s offered at full load")
+    bench.add_argument("--seconds", type=float, default=20.0, help="length of the full-load stream")
+    bench.add_argument("--records", type=int, default=10, help="datapoints per SenML pack")
+    bench.add_argument("--half-seconds", type=float, default=10.0, help="length of the half-load latency run")
+    bench.add_argument("--naive-seconds", type=float, default=10.0, help="length of the naive baseline run")
+    bench.add_argument(
+        "--workers", type=int, default=1, help="ingest workers in one shared-subscription group"
+    )
+    bench.add_argument("--publishers", type=int, default=4, help="mosquitto_pub processes (one device each)")
+    bench.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    bench.set_defaults(handler=_bench)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from zhongdu.ingest._worker import Ingester, default_client_id
+    from zhongdu.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if args.group:
+        overrides["mqtt_share_group"] = args.group
+    if args.batch_size:
+        overrides["ingest_batch_size"] = args.batch_size
+    if args.batch_interval_ms:
+        overrides["ingest_batch_interval_ms"] = args.batch_interval_ms
+    if args.auto_register:
+        overrides["auto_register"] = True
+    settings = Settings(**overrides)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+    protocol = {"auto": None, "5": True, "3.1.1": False}[args.mqtt_protocol]
+    ingester = Ingester(
+        settings,
+        database_url=args.database_url,
+        mqtt_url=args.mqtt_url,
+        schema=args.schema,
+        client_id=args.client_id or default_client_id(settings),
+        mqtt5=protocol,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    ingester.run(stop)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from zhongdu.ingest._bench import main
+
+    return main(args)

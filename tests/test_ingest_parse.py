@@ -83,7 +83,14 @@ def test_base_fields_relative_time_and_name_forms() -> None:
     rows = {(r[2]): r for r in result.readings}
     assert rows["pm2_5"][0] == NOW - timedelta(seconds=10)
     assert rows["pm10"][0] == NOW - timedelta(seconds=5)
-    assert rows["temperature"][0:6] == (NOW - timedelta(seconds=60), "air-001", "temperature", 24.0, "Cel", None)
+    assert rows["temperature"][0:6] == (
+        NOW - timedelta(seconds=60),
+        "air-001",
+        "temperature",
+        24.0,
+        "Cel",
+        None,
+    )
     assert rows["humidity"][0] == NOW
     assert rows["co2"][0] == NOW - timedelta(seconds=30) and rows["co2"][4] == "ppm"
     assert result.data_time == NOW
@@ -205,7 +212,10 @@ def test_station_telemetry_rows() -> None:
         (when, "TC-0001", "1", "degraded", 0.5, 12, 43.0),
         (when, "TC-0001", "2", "degraded", None, 0, None),
     )
-    assert result.status is not None and (result.status.status, result.status.observed_at) == ("degraded", when)
+    assert result.status is not None and (result.status.status, result.status.observed_at) == (
+        "degraded",
+        when,
+    )
     # epoch seconds and a status-only report
     only = accepted(BS, {"time": T0 - 5, "status": "down", "sectors": []})
     assert only.telemetry == ((NOW - timedelta(seconds=5), "TC-0001", "", "down", None, None, None),)
@@ -221,12 +231,30 @@ def test_station_telemetry_rows() -> None:
         ({"time": T0, "status": "maybe"}, Reason.BAD_TELEMETRY),
         ({"time": T0, "status": "up", "sectors": {}}, Reason.BAD_TELEMETRY),
         ({"time": T0, "status": "up", "sectors": [{"sector_id": ""}]}, Reason.BAD_TELEMETRY),
-        ({"time": T0, "status": "up", "sectors": [{"sector_id": "1"}, {"sector_id": "1"}]}, Reason.BAD_TELEMETRY),
-        ({"time": T0, "status": "up", "sectors": [{"sector_id": "1", "active_users": 1.5}]}, Reason.BAD_TELEMETRY),
-        ({"time": T0, "status": "up", "sectors": [{"sector_id": "1", "prb_utilisation": "x"}]}, Reason.BAD_TELEMETRY),
-        ({"time": T0, "status": "up", "sectors": [{"sector_id": "1", "prb_utilisation": 1.2}]}, Reason.OUT_OF_RANGE),
-        ({"time": T0, "status": "up", "sectors": [{"sector_id": "1", "active_users": -1}]}, Reason.OUT_OF_RANGE),
-        ({"time": T0, "status": "up", "sectors": [{"sector_id": "1", "tx_power_dbm": 99}]}, Reason.OUT_OF_RANGE),
+        (
+            {"time": T0, "status": "up", "sectors": [{"sector_id": "1"}, {"sector_id": "1"}]},
+            Reason.BAD_TELEMETRY,
+        ),
+        (
+            {"time": T0, "status": "up", "sectors": [{"sector_id": "1", "active_users": 1.5}]},
+            Reason.BAD_TELEMETRY,
+        ),
+        (
+            {"time": T0, "status": "up", "sectors": [{"sector_id": "1", "prb_utilisation": "x"}]},
+            Reason.BAD_TELEMETRY,
+        ),
+        (
+            {"time": T0, "status": "up", "sectors": [{"sector_id": "1", "prb_utilisation": 1.2}]},
+            Reason.OUT_OF_RANGE,
+        ),
+        (
+            {"time": T0, "status": "up", "sectors": [{"sector_id": "1", "active_users": -1}]},
+            Reason.OUT_OF_RANGE,
+        ),
+        (
+            {"time": T0, "status": "up", "sectors": [{"sector_id": "1", "tx_power_dbm": 99}]},
+            Reason.OUT_OF_RANGE,
+        ),
         ({"time": T0 + 3600, "status": "up"}, Reason.FUTURE_TIMESTAMP),
         ({"time": "2020-01-01T00:00:00+08:00", "status": "up"}, Reason.STALE_TIMESTAMP),
     ],
@@ -259,10 +287,14 @@ topics = st.one_of(
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
     max_leaves=20,
 )
-labels = st.sampled_from(["bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "x_"])
+labels = st.sampled_from(
+    ["bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "x_"]
+)
 senml_like = st.lists(st.dictionaries(labels, json_values, max_size=6), max_size=5)
 
 

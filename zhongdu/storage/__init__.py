@@ -5,6 +5,7 @@ Works on TimescaleDB (hypertables, continuous aggregates, policies) and on plain
 """
 
 from zhongdu.storage import _api as api
+from zhongdu.storage import _telemetry as telemetry
 from zhongdu.storage._connect import connect, has_timescale, set_search_path
 from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
 
@@ -17,4 +18,5 @@ __all__ = [
     "has_timescale",
     "migrate",
     "set_search_path",
+    "telemetry",
 ]

@@ -1,0 +1,390 @@
+"""The ingest worker: MQTT in (paho-mqtt 2.x), batched commits out, acknowledgement after commit.
+
+Threads: paho's network loop runs `_on_message`, which only parses and puts the result on a
+bounded queue; the writer thread batches the queue (by rows or by time), commits one statement
+per batch, then acknowledges the batch's messages (`manual_ack`). A crash before the commit
+leaves the messages unacknowledged in the broker's persistent session, so they come back; a crash
+between commit and ack makes them come back too, and the natural keys absorb the duplicates.
+
+Backpressure: the broker sends at most `receive_maximum` unacknowledged messages (MQTT v5; the
+broker's own inflight limit under 3.1.1), and the queue is bounded, so a slow database slows the
+intake instead of growing memory. Reconnects: paho retries the broker with backoff; the writer
+retries the database with backoff and keeps the batch, unacknowledged, until it is committed.
+
+MQTT v5 with a persistent session (`clean_start=False`, session expiry) and the shared
+subscription `$share/<group>/zhongdu/v1/#` (plus a plain subscription to the status topics so
+their retained values arrive at start); MQTT 3.1.1 with a plain subscription where the broker
+refuses v5 (the embedded amqtt broker): then run a single worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from zhongdu import storage
+from zhongdu.errors import ConfigError
+from zhongdu.ingest._metrics import IngestMetrics, default_metrics
+from zhongdu.ingest._parse import Limits, parse_message
+from zhongdu.ingest._types import Accepted, IngestError
+from zhongdu.ingest._writer import Item, Writer
+from zhongdu.settings import Settings, mask_url, parse_mqtt_url
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 86_400
+KEEPALIVE_S = 30
+TOPIC_FILTER = "zhongdu/v1/#"
+STATUS_FILTER = "zhongdu/v1/+/+/status"
+SUB_SHARED, SUB_STATUS = 1, 2
+
+
+@dataclass
+class IngestStats:
+    """Plain counters (besides Prometheus), read by tests and the benchmark."""
+
+    received: int = 0
+    committed: int = 0  # messages committed (accepted or rejected) and then acknowledged
+    datapoints: int = 0  # rows of accepted messages committed (including duplicates ignored)
+    rows_written: int = 0  # rows newly inserted into readings and station_telemetry
+    rejected: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    connects: int = 0
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """Passed to `on_commit` after each batch (the benchmark measures latency with it)."""
+
+    committed_at: float  # epoch seconds
+    messages: int
+    datapoints: int
+    data_times: list[datetime]  # latest data time of each accepted message
+
+
+def broker_accepts_mqtt5(host: str, port: int, timeout: float = 5.0) -> bool:
+    """Probe the broker with an MQTT v5 CONNECT; False when it refuses or drops the connection."""
+    result: dict[str, bool] = {}
+    done = threading.Event()
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"zhongdu-probe-{time.monotonic_ns()}", protocol=mqtt.MQTTv5
+    )
+
+    def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        result["ok"] = not reason.is_failure
+        done.set()
+
+    def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, _r: ReasonCode, _p: Any) -> None:
+        result.setdefault("ok", False)
+        done.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError as exc:
+        raise IngestError(f"cannot reach the MQTT broker at {host}:{port}: {exc}") from exc
+    client.loop_start()
+    try:
+        done.wait(timeout)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return result.get("ok", False)
+
+
+class Ingester:
+    """MQTT -> database. `start()` returns at once; `stop()` drains, commits, acks, disconnects.
+
+    `run(stop_event)` does both for a thread (what `zhongdu demo` and `zhongdu ingest` use).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        database_url: str | None = None,
+        mqtt_url: str | None = None,
+        schema: str | None = None,
+        client_id: str | None = None,
+        mqtt5: bool | None = None,
+        migrate: bool = True,
+        metrics: IngestMetrics | None = None,
+        on_commit: Callable[[CommitInfo], None] | None = None,
+        session_expiry_s: int = SESSION_EXPIRY_S,
+    ) -> None:
+        self.settings = settings
+        self.database_url = database_url or settings.database_url
+        self.mqtt_url = mqtt_url or settings.mqtt_url
+        if not self.database_url:
+            raise ConfigError(
+                "the ingester needs a database: set ZHONGDU_DATABASE_URL (or run `zhongdu demo`)"
+            )
+        if not self.mqtt_url:
+            raise ConfigError("the ingester needs a broker: set ZHONGDU_MQTT_URL (or run `zhongdu demo`)")
+        self.schema = schema
+        self.client_id = client_id or settings.mqtt_client_id
+        self._mqtt5 = mqtt5
+        self._migrate = migrate
+        self.metrics = metrics or default_metrics()
+        self._on_commit = on_commit
+        self._session_expiry_s = session_expiry_s
+        self.limits = Limits.from_settings(settings)
+        self.stats = IngestStats()
+        self._stats_lock = threading.Lock()
+        self._queue: queue.Queue[Item] = queue.Queue(maxsize=settings.ingest_max_inflight + 1000)
+        self._stopping = threading.Event()
+        self._writer_done = threading.Event()
+        self._generation = 0
+        self._connected = threading.Event()
+        self._client: mqtt.Client | None = None
+        self._writer_thread: threading.Thread | None = None
+        self._writer = Writer(
+            self.database_url,
+            schema=schema,
+            auto_register=settings.auto_register,
+            max_stored_payload=self.limits.max_stored_payload,
+            stop=self._stopping,
+            on_db_error=self.metrics.db_errors.inc,
+        )
+        self._received = {k: self.metrics.messages.labels(k) for k in ("park", "bs", "other")}
+        self.protocol: str = "unknown"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Migrate the schema, connect to the broker and start the writer thread."""
+        if self._migrate:
+            with storage.connect(self.database_url, schema=self.schema) as conn:  # type: ignore[arg-type]
+                storage.migrate(conn)
+        host, port, username, password = parse_mqtt_url(self.mqtt_url)  # type: ignore[arg-type]
+        use_v5 = self._mqtt5 if self._mqtt5 is not None else broker_accepts_mqtt5(host, port)
+        self.protocol = "5" if use_v5 else "3.1.1"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5 if use_v5 else mqtt.MQTTv311,
+            clean_session=None if use_v5 else False,
+            manual_ack=True,
+        )
+        client.suppress_exceptions = True  # a bug in a callback must not stop the network loop
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if username:
+            client.username_pw_set(username, password)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        properties = None
+        if use_v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = self._session_expiry_s
+            properties.ReceiveMaximum = min(65_535, self.settings.ingest_max_inflight)
+        self._client = client
+        self._writer_thread = threading.Thread(target=self._writer_loop, name="ingest-writer", daemon=True)
+        self._writer_thread.start()
+        client.connect_async(
+            host,
+            port,
+            keepalive=KEEPALIVE_S,
+            clean_start=False if use_v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        client.loop_start()
+        log.info(
+            "ingesting from %s (MQTT %s, client %s, group %s) into %s",
+            mask_url(self.mqtt_url), self.protocol, self.client_id, self.settings.mqtt_share_group,
+            mask_url(self.database_url),
+        )  # fmt: skip
+
+    def wait_connected(self, timeout: float = 15.0) -> bool:
+        return self._connected.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking messages, commit and ack what was taken, disconnect."""
+        self._stopping.set()
+        if self._writer_thread is not None:
+            self._writer_thread.join(timeout)
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+        self._writer.close()
+
+    def run(self, stop_event: threading.Event) -> None:
+        """Run until `stop_event` is set (for a thread or the CLI)."""
+        self.start()
+        try:
+            while not stop_event.wait(0.5):
+                if self._writer_done.is_set():
+                    raise IngestError("the ingest writer stopped unexpectedly; see the log")
+        finally:
+            self.stop()
+
+    # -- MQTT callbacks (network thread: keep them short) -----------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        self._generation += 1
+        with self._stats_lock:
+            self.stats.connects += 1
+        self.metrics.connected.set(1)
+        self._connected.set()
+        group = self.settings.mqtt_share_group
+        if self.protocol == "5":
+            # Subscription identifiers tell the two apart: the plain status subscription is only
+            # there for the retained values sent on subscribing; its live copies are dropped.
+            for topic_filter, ident in (
+                (f"$share/{group}/{TOPIC_FILTER}", SUB_SHARED),
+                (STATUS_FILTER, SUB_STATUS),
+            ):
+                properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+                properties.SubscriptionIdentifier = ident
+                client.subscribe(topic_filter, options=SubscribeOptions(qos=1), properties=properties)
+        else:
+            client.subscribe(TOPIC_FILTER, qos=1)
+        log.info("connected to the broker (session present: %s)", getattr(flags, "session_present", "?"))
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        self._connected.clear()
+        self.metrics.connected.set(0)
+        if not self._stopping.is_set():
+            log.warning("disconnected from the broker (%s); reconnecting", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self._stopping.is_set():
+            return  # not acknowledged: the broker redelivers it to the next session
+        idents = getattr(message.properties, "SubscriptionIdentifier", None)
+        if idents is not None and not (
+            (SUB_SHARED in idents and not message.retain) or (SUB_STATUS in idents and message.retain)
+        ):
+            # Live messages come through the shared subscription, retained values (sent on
+            # subscribing) through the plain status one; any other copy is a duplicate to drop.
+            if message.qos:
+                _client.ack(message.mid, message.qos)
+            return
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode("utf-8", "replace")
+        payload = bytes(message.payload)
+        result = parse_message(topic, payload, received_at=datetime.now(UTC), limits=self.limits)
+        kind = result.kind if isinstance(result, Accepted) else "other"
+        self._received[kind].inc()
+        self.stats.received += 1  # only this thread writes it
+        item = Item(self._generation, message.mid, message.qos, payload, result)
+        while True:
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self._stopping.is_set():
+                    return
+
+    # -- writer thread -----------------------------------------------------------------------------
+
+    def _collect(self) -> list[Item]:
+        """Up to `ingest_batch_size` rows, waiting at most the batch interval after the first item."""
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        items = [first]
+        rows = max(1, _rows(first))
+        limit = self.settings.ingest_batch_size
+        deadline = time.monotonic() + self.settings.ingest_batch_interval_ms / 1000
+        while rows < limit:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            items.append(item)
+            rows += max(1, _rows(item))
+        return items
+
+    def _writer_loop(self) -> None:
+        try:
+            while True:
+                items = self._collect()
+                self.metrics.queue_depth.set(self._queue.qsize())
+                if not items:
+                    if self._stopping.is_set():
+                        return
+                    continue
+                if not self._commit(items):
+                    return  # stopped while the database was unreachable: nothing acked
+        except Exception:
+            log.exception("the ingest writer failed")
+            raise
+        finally:
+            self._writer_done.set()
+
+    def _commit(self, items: list[Item]) -> bool:
+        result = self._writer.write(items)
+        if result is None:
+            return False
+        committed_at = time.time()
+        generation = self._generation
+        client = self._client
+        if client is not None:
+            for item in items:
+                if item.qos and item.generation == generation:
+                    client.ack(item.mid, item.qos)
+        m = self.metrics
+        counts = result.counts
+        m.batch_seconds.observe(result.seconds)
+        m.batch_messages.observe(len(items))
+        m.committed.inc(len(items))
+        if counts.readings:
+            m.rows.labels("readings").inc(counts.readings)
+        if counts.telemetry:
+            m.rows.labels("station_telemetry").inc(counts.telemetry)
+        for reason in result.rejected:
+            m.rejected.labels(str(reason)).inc()
+        data_times = [
+            r.data_time for it in items if isinstance(r := it.result, Accepted) and r.data_time is not None
+        ]
+        for data_time in data_times:
+            m.lag.observe(max(0.0, committed_at - data_time.timestamp()))
+        datapoints = result.datapoints
+        with self._stats_lock:
+            stats = self.stats
+            stats.committed += len(items)
+            stats.batches += 1
+            stats.rows_written += counts.readings + counts.telemetry
+            stats.datapoints += datapoints
+            for reason in result.rejected:
+                stats.rejected[str(reason)] = stats.rejected.get(str(reason), 0) + 1
+        if self._on_commit is not None:
+            self._on_commit(CommitInfo(committed_at, len(items), datapoints, data_times))
+        return True
+
+
+def _rows(item: Item) -> int:
+    result = item.result
+    return result.datapoints if isinstance(result, Accepted) else 1
+
+
+def default_client_id(settings: Settings, index: int | None = None) -> str:
+    """`<mqtt_client_id>-<host>[-<index>]`: stable across restarts, distinct per worker."""
+    base = f"{settings.mqtt_client_id}-{socket.gethostname()}"
+    return base if index is None else f"{base}-{index}"

@@ -1,0 +1,235 @@
+"""The writer: parsed messages -> one idempotent statement per batch, with registry and retries.
+
+It owns one database connection (the TimescaleDB test server takes one at a time), a cache of
+the registry, and the rule that nothing is acknowledged before it is committed: `write` returns
+only once the batch is committed, retrying with backoff while the database is unreachable.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from zhongdu import storage
+from zhongdu.errors import StorageError
+from zhongdu.ingest._metrics_catalogue import guess_device_kind
+from zhongdu.ingest._types import Accepted, Reason, Rejected
+from zhongdu.settings import mask_url
+from zhongdu.storage import telemetry as sql
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One received message on its way to the database."""
+
+    generation: int  # broker connection it came in on: acks never cross a reconnect
+    mid: int
+    qos: int
+    payload: bytes
+    result: Accepted | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    counts: sql.BatchCounts
+    rejected: list[Reason]  # reasons of the messages stored as rejected (including unknown_device)
+    seconds: float  # time spent in the successful write (statement + commit)
+    datapoints: int  # rows submitted for readings and station_telemetry (duplicates included)
+
+
+def _reject_row(result: Rejected) -> sql.RejectRow:
+    return (
+        result.received_at,
+        result.topic,
+        result.payload,
+        result.payload_size,
+        str(result.reason),
+        result.detail,
+    )
+
+
+class Writer:
+    """Turns batches of `Item`s into committed rows. Used from a single thread."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        schema: str | None = None,
+        auto_register: bool = False,
+        max_stored_payload: int = 8192,
+        stop: threading.Event | None = None,
+        on_db_error: Callable[[], None] | None = None,
+    ) -> None:
+        self._url = database_url
+        self._schema = schema
+        self._auto_register = auto_register
+        self._max_stored = max_stored_payload
+        self._stop = stop or threading.Event()
+        self._on_db_error = on_db_error
+        self._conn: psycopg.Connection | None = None
+        self._devices: set[str] = set()
+        self._stations: set[str] = set()
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = storage.connect(self._url, schema=self._schema)
+            self._devices, self._stations = sql.load_registry(self._conn)
+            log.info(
+                "writer connected to %s (%d devices, %d stations registered)",
+                mask_url(self._url), len(self._devices), len(self._stations),
+            )  # fmt: skip
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def _unknown_rejection(self, item: Item, result: Accepted) -> Rejected:
+        what = "device" if result.kind == "park" else "station"
+        return Rejected(
+            topic=result.topic,
+            payload=item.payload[: self._max_stored],
+            payload_size=len(item.payload),
+            reason=Reason.UNKNOWN_DEVICE,
+            detail=f"{what} {result.entity_id!r} is not registered and auto-registration is off",
+            received_at=result.received_at,
+        )
+
+    def build(self, conn: psycopg.Connection, items: Sequence[Item]) -> tuple[sql.BatchRows, list[Reason]]:
+        """The rows for `items`: registry check (one query, only for ids not cached), status merge."""
+        unknown_devices = {
+            r.entity_id for it in items if isinstance(r := it.result, Accepted) and r.kind == "park"
+        } - self._devices
+        unknown_stations = {
+            r.entity_id for it in items if isinstance(r := it.result, Accepted) and r.kind == "bs"
+        } - self._stations
+        if unknown_devices or unknown_stations:
+            found_devices, found_stations = sql.registered(conn, unknown_devices, unknown_stations)
+            self._devices |= found_devices
+            self._stations |= found_stations
+            unknown_devices -= found_devices
+            unknown_stations -= found_stations
+
+        rows = sql.BatchRows()
+        reasons: list[Reason] = []
+        telemetry_status: dict[tuple[str, str], tuple[str, datetime]] = {}
+        connection: dict[tuple[str, str], tuple[str, datetime]] = {}
+        new_device_metrics: dict[str, set[str]] = {}
+        for item in items:
+            result = item.result
+            if isinstance(result, Accepted) and (
+                (result.kind == "park" and result.entity_id in unknown_devices)
+                or (result.kind == "bs" and result.entity_id in unknown_stations)
+            ):
+                if not self._auto_register:
+                    result = self._unknown_rejection(item, result)
+                elif result.kind == "park":
+                    new_device_metrics.setdefault(result.entity_id, set()).update(result.metrics)
+            if isinstance(result, Rejected):
+                rows.rejected.append(_reject_row(result))
+                reasons.append(result.reason)
+                continue
+            if result.readings:
+                rows.readings.extend(result.readings)
+            if result.telemetry:
+                rows.telemetry.extend(result.telemetry)
+            update = result.status
+            if update is not None:
+                key: tuple[str, str] = (update.kind, update.entity_id)
+                if update.source == "telemetry":
+                    previous = telemetry_status.get(key)
+                    if previous is None or previous[1] < update.observed_at:
+                        telemetry_status[key] = (update.status, update.observed_at)
+                else:
+                    connection[key] = (update.status, update.observed_at)  # arrival order: last wins
+        for key in telemetry_status.keys() | connection.keys():
+            status = telemetry_status.get(key)
+            link = connection.get(key)
+            if status is not None:
+                rows.statuses.append((*key, status[0], link[0] if link else None, "telemetry", status[1]))
+            elif link is not None:
+                rows.statuses.append((*key, link[0], link[0], "status", link[1]))
+        if self._auto_register:
+            rows.new_devices = [(d, guess_device_kind(m)) for d, m in new_device_metrics.items()]
+            # a device first heard on its status topic has no metrics yet
+            rows.new_devices += [(d, "unknown") for d in unknown_devices - new_device_metrics.keys()]
+            rows.new_stations = sorted(unknown_stations)
+        return rows, reasons
+
+    def write(self, items: Sequence[Item]) -> WriteResult | None:
+        """Commit `items`; retry while the database is unreachable. None if stopped before commit."""
+        delay = 0.25
+        while True:
+            try:
+                conn = self._connection()
+                rows, reasons = self.build(conn, items)
+                started = time.perf_counter()
+                counts = sql.write_batch(conn, rows)
+                seconds = time.perf_counter() - started
+            except (psycopg.OperationalError, psycopg.InterfaceError, StorageError) as exc:
+                log.warning(
+                    "database write failed (%s); retrying in %.1f s, messages stay unacked", exc, delay
+                )
+                if self._on_db_error is not None:
+                    self._on_db_error()
+                self.close()
+                if self._stop.wait(delay):
+                    return None
+                delay = min(delay * 2, 10.0)
+                continue
+            except psycopg.Error as exc:
+                # The database refused the data itself (a constraint we did not foresee): find the
+                # message(s) responsible and keep them as rejections instead of retrying forever.
+                log.error("database refused a batch of %d messages: %s", len(items), exc)
+                if self._on_db_error is not None:
+                    self._on_db_error()
+                return self._write_split(items, exc)
+            if self._auto_register:
+                self._devices.update(d for d, _ in rows.new_devices)
+                self._stations.update(rows.new_stations)
+            return WriteResult(counts, reasons, seconds, len(rows.readings) + len(rows.telemetry))
+
+    def _write_split(self, items: Sequence[Item], error: psycopg.Error) -> WriteResult | None:
+        if len(items) == 1:
+            item = items[0]
+            result = item.result
+            rejected = Rejected(
+                topic=result.topic,
+                payload=item.payload[: self._max_stored],
+                payload_size=len(item.payload),
+                reason=Reason.INTERNAL_ERROR,
+                detail=f"database refused the rows: {error}"[:500],
+                received_at=result.received_at,
+            )
+            return self.write([Item(item.generation, item.mid, item.qos, item.payload, rejected)])
+        middle = len(items) // 2
+        first = self.write(items[:middle])
+        second = self.write(items[middle:])
+        if first is None or second is None:
+            return None
+        counts = sql.BatchCounts(
+            **{
+                name: getattr(first.counts, name) + getattr(second.counts, name)
+                for name in sql.BatchCounts.__dataclass_fields__
+            }
+        )
+        return WriteResult(
+            counts,
+            first.rejected + second.rejected,
+            first.seconds + second.seconds,
+            first.datapoints + second.datapoints,
+        )
