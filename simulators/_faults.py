@@ -153,8 +153,11 @@ class FaultInjector:
         for item in stream:
             while late and late[0][0] <= item.sim_time:
                 yield heapq.heappop(late)[2]
-            held = swapped.pop(item.source, None)
             kind = rng.choice(kinds) if rng.random() < rate else None
+            if kind == "out_of_order" and item.source in swapped:
+                kind = None  # one swap at a time per device
+            # a held reading is released only after a newer one of the same device has gone out
+            held = swapped.pop(item.source, None) if kind != "late" else None
             if kind == "drop":
                 yield Outgoing(item.topic, b"", item.source, item.sim_time, item.interval_s, "drop", "drop")
                 yield item
@@ -162,7 +165,7 @@ class FaultInjector:
                 seq += 1
                 release = item.sim_time + rng.uniform(5.0, 15.0) * item.interval_s
                 heapq.heappush(late, (release, seq, replace(item, fault="late")))
-            elif kind == "out_of_order" and held is None:
+            elif kind == "out_of_order":
                 swapped[item.source] = replace(item, fault="out_of_order")
             elif kind == "duplicate":
                 yield item
