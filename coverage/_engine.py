@@ -22,7 +22,7 @@ import itertools
 import math
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -57,8 +57,9 @@ I64 = NDArray[np.int64]
 
 _CHUNK_PAIRS = 1 << 18  # candidate pairs per evaluation chunk: arrays stay in cache, memory bounded
 _R = EARTH_RADIUS_M
-_LOG10_MIN_D = math.log10(MIN_DISTANCE_KM)
+_MIN_C2 = (MIN_DISTANCE_KM * 1000.0) ** 2  # Hata's distance clamp, as a squared chord in m^2
 _RAD2DEG2 = (180.0 / math.pi) ** 2
+_LOG_ARC = 1.0 / (24.0 * _R * _R * math.log(10.0))  # log10(1 + x) ~ x / ln 10 for x < 1e-5
 
 
 class CoverageError(ZhongduError, ValueError):
@@ -158,7 +159,7 @@ class _Frame:
 
 @dataclass
 class _Tiles:
-    """Cells of one grid sorted by (environment, tile row, tile column) for range queries."""
+    """A set of cells sorted by (environment, tile row, tile column), for range queries."""
 
     tile: float
     x0: float
@@ -170,8 +171,6 @@ class _Tiles:
     y: F64
     z: F64
     tile_start: I64  # (n_env * nrows * ncols + 1,) start of each tile in sorted order
-    lat: F64  # degrees, sorted order (exact haversine re-check at disk boundaries)
-    lng: F64
 
 
 @dataclass
@@ -180,6 +179,9 @@ class _Geometry:
     x: F64
     y: F64
     z: F64
+    lat: F64
+    lng: F64
+    env: I64
     env_present: tuple[int, ...]
     tiles: dict[float, _Tiles] = field(default_factory=dict)
 
@@ -190,43 +192,33 @@ def _geometry(grid: Grid) -> _Geometry:
         lat, lng = grid.latlng_deg()
         frame = _Frame.at(float(np.mean(lat)), float(np.mean(lng)))
         x, y, z = frame.apply(*_unit_vectors(lat, lng), scale=_R)
-        present = tuple(int(e) for e in np.unique(grid.environment))
-        geo = _Geometry(frame, x, y, z, present)
+        env = grid.environment.astype(np.int64)
+        present = tuple(int(e) for e in np.unique(env))
+        geo = _Geometry(frame, x, y, z, lat, lng, env, present)
         grid._cache["geometry"] = geo
     return geo
 
 
-def _tiles(grid: Grid, geo: _Geometry, tile: float) -> _Tiles:
-    t = geo.tiles.get(tile)
-    if t is not None:
-        return t
+def _build_tiles(geo: _Geometry, cells: I64 | None, tile: float) -> _Tiles:
+    """Tiles over all cells (cached per tile size) or over a subset (not cached)."""
+    if cells is None and tile in geo.tiles:
+        return geo.tiles[tile]
+    idx = np.arange(len(geo.x), dtype=np.int64) if cells is None else cells
     x0 = float(geo.x.min()) - 1.0
     y0 = float(geo.y.min()) - 1.0
     ncols = int((geo.x.max() - x0) // tile) + 1
     nrows = int((geo.y.max() - y0) // tile) + 1
-    col = ((geo.x - x0) // tile).astype(np.int64)
-    row = ((geo.y - y0) // tile).astype(np.int64)
-    env = grid.environment.astype(np.int64)
-    tile_id = (env * nrows + row) * ncols + col
-    order = np.argsort(tile_id, kind="stable").astype(np.int64)
+    xs, ys = geo.x[idx], geo.y[idx]
+    tile_id = (geo.env[idx] * nrows + ((ys - y0) // tile).astype(np.int64)) * ncols + (
+        (xs - x0) // tile
+    ).astype(np.int64)
+    o = np.argsort(tile_id, kind="stable")
     ntiles = len(ENVIRONMENTS) * nrows * ncols
-    tile_start = np.searchsorted(tile_id[order], np.arange(ntiles + 1)).astype(np.int64)
-    lat, lng = grid.latlng_deg()
-    t = _Tiles(
-        tile,
-        x0,
-        y0,
-        nrows,
-        ncols,
-        order,
-        geo.x[order],
-        geo.y[order],
-        geo.z[order],
-        tile_start,
-        lat[order],
-        lng[order],
-    )
-    geo.tiles[tile] = t
+    tile_start = np.searchsorted(tile_id[o], np.arange(ntiles + 1)).astype(np.int64)
+    order = idx[o]
+    t = _Tiles(tile, x0, y0, nrows, ncols, order, geo.x[order], geo.y[order], geo.z[order], tile_start)
+    if cells is None:
+        geo.tiles[tile] = t
     return t
 
 
@@ -241,11 +233,16 @@ class _Sectors:
     x: F64
     y: F64
     z: F64
-    bore: F64  # (n, 3) boresight direction in the tangent frame (unit)
-    side: F64  # (n, 3) perpendicular, to the right of the boresight
+    bx: F64  # boresight direction in the tangent frame (unit vector)
+    by: F64
+    bz: F64
+    sx: F64  # perpendicular to the boresight (unit vector)
+    sy: F64
+    sz: F64
     kgain: F64  # 12 (180/pi)^2 / bw^2: A = -min(kgain * theta_rad^2, 25); 0 for omni
     slope: F64  # Hata B (dB per decade of km)
-    margin: F64  # (n, n_env) P - K - threshold: covered iff margin - B log10 d + A >= 0
+    c2edge: F64  # (n, n_env) squared chord of the reach (disk: covered iff chord^2 <= this)
+    c2near: F64  # (n, n_env) the same with a safety margin (hata: candidates)
     offset: F64  # (n, n_env) P - K: RSRP = offset - B log10 d + A
     reach: F64  # (n, n_env) arc reach in metres (0 = covers nothing)
     lat: F64
@@ -264,8 +261,8 @@ def _sectors(geo: _Geometry, stations: Stations, rows: I64, model: str, threshol
     nx, ny, nz = geo.frame.apply(-np.sin(latr) * np.cos(lngr), -np.sin(latr) * np.sin(lngr), np.cos(latr))
     az = np.radians(np.nan_to_num(stations.azimuth_deg[rows], nan=0.0))
     sa, ca = np.sin(az), np.cos(az)
-    bore = np.stack([sa * ex + ca * nx, sa * ey + ca * ny, sa * ez + ca * nz], axis=1)
-    side = np.stack([ca * ex - sa * nx, ca * ey - sa * ny, ca * ez - sa * nz], axis=1)
+    bore = (sa * ex + ca * nx, sa * ey + ca * ny, sa * ez + ca * nz)
+    side = (ca * ex - sa * nx, ca * ey - sa * ny, ca * ez - sa * nz)
     bw = stations.beamwidth_deg[rows]
     omni = np.isnan(bw) | np.isnan(stations.azimuth_deg[rows])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -280,7 +277,6 @@ def _sectors(geo: _Geometry, stations: Stations, rows: I64, model: str, threshol
         k, b = hata_terms(f, hb, envs)
         p = reference_signal_dbm(stations.eirp_dbm[rows], stations.bandwidth_mhz[rows])[:, None]
         offset = p - k
-        margin = offset - threshold
         reach = max_reach_m(
             eirp_dbm=stations.eirp_dbm[rows][:, None],
             bandwidth_mhz=stations.bandwidth_mhz[rows][:, None],
@@ -304,25 +300,48 @@ def _sectors(geo: _Geometry, stations: Stations, rows: I64, model: str, threshol
                 "has no radius_m; the disk model needs a radius_m column with a value for every sector"
             )
         reach = np.repeat(radius[:, None], n_env, axis=1)
-        offset = margin = np.zeros((n, n_env))
+        offset = np.zeros((n, n_env))
         slope = np.zeros(n)
     else:
         raise CoverageError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
     mask = np.zeros(n_env, dtype=bool)
     mask[list(geo.env_present)] = True
     reach = np.where(mask[None, :], reach, 0.0)
-    return _Sectors(rows, x, y, z, bore, side, kgain, slope, margin, offset, reach, lat, lng, radius)
+    chord = 2.0 * _R * np.sin(reach / (2.0 * _R))
+    c2edge = chord * chord
+    c2near = (chord * (1.0 + 1e-9) + 1e-6) ** 2
+    return _Sectors(
+        rows=rows,
+        x=x,
+        y=y,
+        z=z,
+        bx=bore[0],
+        by=bore[1],
+        bz=bore[2],
+        sx=side[0],
+        sy=side[1],
+        sz=side[2],
+        kgain=kgain,
+        slope=slope,
+        c2edge=c2edge,
+        c2near=c2near,
+        offset=offset,
+        reach=reach,
+        lat=lat,
+        lng=lng,
+        radius=radius,
+    )
 
 
-def _tile_size(grid: Grid, sec: _Sectors) -> float:
-    """Tile side: about an eighth of the typical reach, at least two cell spacings (power of 2)."""
-    import h3
+def _take(sec: _Sectors, idx: I64) -> _Sectors:
+    """Constants of a subset of sectors."""
+    return _Sectors(**{f.name: getattr(sec, f.name)[idx] for f in fields(_Sectors)})
 
-    edge = float(h3.average_hexagon_edge_length(grid.resolution, unit="m"))
-    positive = sec.reach[sec.reach > 0]
-    typical = float(np.median(positive)) if len(positive) else edge
-    tile = max(2.0 * edge, typical / 8.0)
-    return float(2.0 ** round(math.log2(tile)))
+
+def _join(a: _Sectors, b: _Sectors) -> _Sectors:
+    return _Sectors(
+        **{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)]) for f in fields(_Sectors)}
+    )
 
 
 # ------------------------------------------------------------------------------ candidate expansion
@@ -369,39 +388,70 @@ def _queries(tiles: _Tiles, sec: _Sectors) -> _Queries:
     base = (e_idx[owner] * tiles.nrows + row) * tiles.ncols
     ok = col_hi >= col_lo
     lo = tiles.tile_start[base + np.minimum(col_lo, tiles.ncols - 1)]
-    hi = tiles.tile_start[base + col_hi + 1]
+    hi = tiles.tile_start[base + np.maximum(col_hi, 0) + 1]
     count = np.where(ok, hi - lo, 0)
     keep = count > 0
     return _Queries(s_idx[owner][keep], e_idx[owner][keep], lo[keep], count[keep])
 
 
-def _covered_pairs(
-    grid: Grid, stations: Stations, rows: I64, model: str, threshold: float
-) -> Iterator[tuple[I64, I64, F64]]:
-    """Yield chunks of (cell index, stations row, score) for every pair reaching the threshold.
+def _score(
+    geo: _Geometry,
+    sec: _Sectors,
+    model: str,
+    threshold: float,
+    s: I64,
+    cell: I64,
+    dx: F64,
+    dy: F64,
+    dz: F64,
+) -> tuple[I64, F64]:
+    """Indices of the pairs (sector s, cell) that reach the threshold, and their scores.
 
-    Score is the RSRP in dBm (`hata`) or minus the squared chord (`disk`: nearest serves best).
-    Pairs come out sector-major, in the order of `rows`.
+    Score: RSRP in dBm (`hata`), minus the squared chord (`disk`: the nearest sector serves).
     """
-    if len(rows) == 0:
+    c2 = dx * dx + dy * dy + dz * dz
+    se = s * len(ENVIRONMENTS) + geo.env[cell]
+    if model == "disk":
+        c2t = sec.c2edge.ravel()[se]
+        inside = c2 <= c2t
+        # pairs within a hair of the edge: decide with the haversine formula itself
+        edge = np.flatnonzero(np.abs(c2 - c2t) <= 1e-9 * c2t + 1e-9)
+        if len(edge):
+            d = great_circle_m(sec.lat[s[edge]], sec.lng[s[edge]], geo.lat[cell[edge]], geo.lng[cell[edge]])
+            inside[edge] = d <= sec.radius[s[edge]]
+        keep = np.flatnonzero(inside)
+        return keep, -c2[keep]
+    near = c2 <= sec.c2near.ravel()[se]
+    # log10(arc in km) from the chord: arc = c (1 + c^2 / 24 R^2) (exact to 1e-12 below 40 km);
+    # chords under 20 m get the 20 m loss
+    c2c = np.maximum(c2, _MIN_C2)
+    log_d = 0.5 * np.log10(c2c) + c2c * _LOG_ARC - 3.0
+    cos_t = dx * sec.bx[s] + dy * sec.by[s] + dz * sec.bz[s]
+    sin_t = dx * sec.sx[s] + dy * sec.sy[s] + dz * sec.sz[s]
+    theta = np.arctan2(np.abs(sin_t), cos_t)
+    rsrp = sec.offset.ravel()[se] - sec.slope[s] * log_d - np.minimum(sec.kgain[s] * (theta * theta), 25.0)
+    keep = np.flatnonzero(near & (rsrp >= threshold))
+    return keep, rsrp[keep]
+
+
+def _pairs(
+    geo: _Geometry, tiles: _Tiles, sec: _Sectors, model: str, threshold: float
+) -> Iterator[tuple[I64, I64, F64]]:
+    """Chunks of (cell index, sector index into `sec`, score) for every pair reaching the threshold.
+
+    Candidates are the cells of `tiles` in each sector's reach; they are evaluated in chunks of
+    about _CHUNK_PAIRS (bounded memory), sector-major in the order of `sec`.
+    """
+    if len(sec.rows) == 0 or len(tiles.order) == 0:
         return
-    geo = _geometry(grid)
-    sec = _sectors(geo, stations, rows, model, threshold)
-    tiles = _tiles(grid, geo, _tile_size(grid, sec))
     q = _queries(tiles, sec)
-    n_env = len(ENVIRONMENTS)
     if len(q.count) == 0:
         return
-    chord_reach = 2.0 * _R * np.sin(sec.reach / (2.0 * _R))  # chord of the arc reach
-    c2_reach = (chord_reach * (1.0 + 1e-9) + 1e-6) ** 2
-    c2_exact = chord_reach**2
     ends = np.cumsum(q.count)
-    # chunk boundaries between queries, about _CHUNK_PAIRS candidates each
     cuts = np.searchsorted(ends, np.arange(_CHUNK_PAIRS, int(ends[-1]), _CHUNK_PAIRS), side="left") + 1
     bounds = [0, *np.unique(cuts).tolist()]
     if bounds[-1] != len(q.count):
         bounds.append(len(q.count))
-    inv_24r2 = 1.0 / (24.0 * _R * _R)
     for a, b in itertools.pairwise(bounds):
         if b <= a:
             continue
@@ -409,37 +459,157 @@ def _covered_pairs(
         qi = qo + a
         pos = q.lo[qi] + off
         s = q.sector[qi]
-        dx = tiles.x[pos] - sec.x[s]
-        dy = tiles.y[pos] - sec.y[s]
-        dz = tiles.z[pos] - sec.z[s]
-        c2 = dx * dx + dy * dy + dz * dz
-        se = s * n_env + q.env[qi]
-        near = c2 <= c2_reach.ravel()[se]
-        if model == "disk":
-            c2t = c2_exact.ravel()[se]
-            inside = c2 <= c2t
-            # pairs within a hair of the edge: decide with the haversine formula itself
-            edge = near & (np.abs(c2 - c2t) <= 1e-9 * c2t + 1e-9)
-            if edge.any():
-                ei = np.flatnonzero(edge)
-                d = great_circle_m(sec.lat[s[ei]], sec.lng[s[ei]], tiles.lat[pos[ei]], tiles.lng[pos[ei]])
-                inside[ei] = d <= sec.radius[s[ei]]
-            keep = np.flatnonzero(inside)
-            yield tiles.order[pos[keep]], sec.rows[s[keep]], -c2[keep]
-            continue
-        keep = np.flatnonzero(near)
-        s, se, c2, dx, dy, dz = s[keep], se[keep], c2[keep], dx[keep], dy[keep], dz[keep]
-        pos = pos[keep]
-        # log10(arc km) from the chord: arc = c (1 + c^2 / 24 R^2) to 1e-12 below 40 km
-        log_d = np.maximum(0.5 * np.log10(c2) + np.log10(1.0 + c2 * inv_24r2) - 3.0, _LOG10_MIN_D)
-        base = sec.offset.ravel()[se] - sec.slope[s] * log_d
-        kg = sec.kgain[s]
-        cos_t = dx * sec.bore[s, 0] + dy * sec.bore[s, 1] + dz * sec.bore[s, 2]
-        sin_t = dx * sec.side[s, 0] + dy * sec.side[s, 1] + dz * sec.side[s, 2]
-        theta = np.arctan2(np.abs(sin_t), cos_t)
-        rsrp = base - np.minimum(kg * theta * theta, 25.0)
-        ok = np.flatnonzero(rsrp >= threshold)
-        yield tiles.order[pos[ok]], sec.rows[s[ok]], rsrp[ok]
+        cell = tiles.order[pos]
+        keep, score = _score(
+            geo,
+            sec,
+            model,
+            threshold,
+            s,
+            cell,
+            tiles.x[pos] - sec.x[s],
+            tiles.y[pos] - sec.y[s],
+            tiles.z[pos] - sec.z[s],
+        )
+        yield cell[keep], s[keep], score
+
+
+def _score_explicit(
+    geo: _Geometry, sec: _Sectors, model: str, threshold: float, s: I64, cell: I64
+) -> tuple[I64, F64]:
+    """Evaluate given (sector, cell) pairs: indices of those reaching the threshold, their scores."""
+    return _score(
+        geo,
+        sec,
+        model,
+        threshold,
+        s,
+        cell,
+        geo.x[cell] - sec.x[s],
+        geo.y[cell] - sec.y[s],
+        geo.z[cell] - sec.z[s],
+    )
+
+
+# ------------------------------------------------------------------------------ witness search
+
+
+@dataclass
+class _Sites:
+    """Sector positions grouped into sites, with a k-d tree on their tangent-plane coordinates."""
+
+    tree: Any  # scipy.spatial.cKDTree
+    start: I64  # site -> range in `members`
+    members: I64  # sector indices grouped by site
+
+
+def _sites(sec: _Sectors) -> _Sites:
+    from scipy.spatial import cKDTree
+
+    o = np.lexsort((sec.y, sec.x)).astype(np.int64)
+    xs, ys = sec.x[o], sec.y[o]
+    new = np.ones(len(o), dtype=bool)
+    new[1:] = (np.diff(xs) != 0) | (np.diff(ys) != 0)
+    start = np.append(np.flatnonzero(new), len(o)).astype(np.int64)
+    tree = cKDTree(np.column_stack([xs[new], ys[new]]) if len(o) else np.zeros((0, 2)))
+    return _Sites(tree, start, o)
+
+
+def _site_pairs(sites: _Sites, cell_local: I64, site: I64) -> tuple[I64, I64]:
+    """Expand (cell, site) pairs to (cell, sector) pairs."""
+    cnt = sites.start[site + 1] - sites.start[site]
+    owner, off = _expand(cnt)
+    return cell_local[owner], sites.members[sites.start[site[owner]] + off]
+
+
+def _witnesses(
+    geo: _Geometry,
+    sec: _Sectors,
+    sites: _Sites,
+    model: str,
+    threshold: float,
+    cells: I64,
+    active: NDArray[np.bool_],
+    *,
+    k: int = 2,
+    small: int = 4096,
+) -> I64:
+    """For each cell, one active sector (index into `sec`) reaching the threshold there, or -1.
+
+    Exact, but cheap where coverage is dense: first the sectors of the `k` nearest sites (which
+    cover almost every covered cell), then an exhaustive search for the cells still without one
+    (cell-centric with the k-d tree when they are few, else sector-centric over their tiles).
+    """
+    n = len(cells)
+    wit = np.full(n, -1, dtype=np.int64)
+    nsites = len(sites.start) - 1
+    if n == 0 or nsites == 0 or not active.any():
+        return wit
+    pts = np.column_stack([geo.x[cells], geo.y[cells]])
+    kk = min(k, nsites)
+    _, nn = sites.tree.query(pts, k=kk, workers=-1)
+    nn = np.asarray(nn, dtype=np.int64).reshape(n, kk)
+    cl, s = _site_pairs(sites, np.repeat(np.arange(n, dtype=np.int64), kk), nn.ravel())
+    on = active[s]
+    _record_witness(geo, sec, model, threshold, wit, cells, cl[on], s[on])
+    rest = np.flatnonzero(wit < 0)
+    if len(rest) == 0:
+        return wit
+    act = np.flatnonzero(active).astype(np.int64)
+    if len(rest) <= small:
+        # cell-centric: every site within the largest reach for the cell's environment
+        max_reach = sec.reach[act].max(axis=0) * (1.0 + 1e-9) + 1e-6
+        radius = max_reach[geo.env[cells[rest]]]
+        hits = sites.tree.query_ball_point(pts[rest], radius, return_sorted=False, workers=-1)
+        lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+        flat = np.fromiter((x for h in hits for x in h), dtype=np.int64, count=int(lens.sum()))
+        cl, s = _site_pairs(sites, np.repeat(rest, lens), flat)
+        on = active[s]
+        _record_witness(geo, sec, model, threshold, wit, cells, cl[on], s[on])
+        return wit
+    sub = _take(sec, act)
+    tiles = _build_tiles(geo, cells[rest], _tile_size(geo, sub))
+    local = np.full(len(geo.x), -1, dtype=np.int64)
+    local[cells] = np.arange(n)
+    for cell, si, _ in _pairs(geo, tiles, sub, model, threshold):
+        wit[local[cell]] = act[si]
+    return wit
+
+
+def _record_witness(
+    geo: _Geometry,
+    sec: _Sectors,
+    model: str,
+    threshold: float,
+    wit: I64,
+    cells: I64,
+    cl: I64,
+    s: I64,
+) -> None:
+    """Give cells without a witness the best covering sector among the pairs (cl, s), if any."""
+    keep, score = _score_explicit(geo, sec, model, threshold, s, cells[cl])
+    if len(keep) == 0:
+        return
+    cl, s = cl[keep], s[keep]
+    best = np.full(len(wit), -np.inf)
+    np.maximum.at(best, cl, score)
+    win = score == best[cl]
+    big = np.iinfo(np.int64).max
+    choice = np.full(len(wit), big, dtype=np.int64)
+    np.minimum.at(choice, cl[win], s[win])
+    fill = (wit < 0) & (choice < big)
+    wit[fill] = choice[fill]
+
+
+def _tile_size(geo: _Geometry, sec: _Sectors) -> float:
+    positive = sec.reach[sec.reach > 0]
+    spacing = float(np.sqrt((np.ptp(geo.x) * np.ptp(geo.y) + 1.0) / max(len(geo.x), 1)))
+    typical = float(np.median(positive)) if len(positive) else spacing
+    tile = max(2.0 * spacing, typical / 8.0, 1.0)
+    return float(2.0 ** round(math.log2(tile)))
+
+
+# ------------------------------------------------------------------------------------ full compute
 
 
 def _sector_rank(stations: Stations) -> I64:
@@ -469,18 +639,42 @@ def _check_args(grid: Grid, stations: Stations, model: str, threshold_dbm: float
     if not math.isfinite(threshold_dbm):
         raise CoverageError(f"threshold {threshold_dbm!r} dBm must be a finite number, e.g. -110")
     if not isinstance(grid, Grid) or not isinstance(stations, Stations):
-        raise CoverageError(
-            "compute_coverage needs a Grid and a Stations table (see load_grid, load_stations)"
-        )
+        raise CoverageError("needs a Grid and a Stations table (see load_grid, load_stations)")
 
 
-def _per_cell_arrays(
-    grid: Grid, stations: Stations, model: str, cells: I64, rows: I64, score: F64, rank: I64
+def _all_pairs(
+    grid: Grid, stations: Stations, rows: I64, model: str, threshold: float
+) -> tuple[I64, I64, F64]:
+    """Every (cell, row, score) reaching the threshold from the given rows, sector-major."""
+    geo = _geometry(grid)
+    sec = _sectors(geo, stations, rows, model, threshold)
+    parts: list[tuple[I64, I64, F64]] = []
+    if len(rows):
+        tiles = _build_tiles(geo, None, _tile_size(geo, sec))
+        parts = [(c, sec.rows[s], sc) for c, s, sc in _pairs(geo, tiles, sec, model, threshold)]
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
+
+
+def _per_cell(
+    grid: Grid, stations: Stations, rows: I64, model: str, threshold: float
 ) -> tuple[F64, I64, NDArray[np.bool_]]:
-    best, serving = _best_server(len(grid), cells, rows, score, rank)
+    """Best server per cell over the given rows: (best RSRP or NaN, serving row or -1, covered)."""
+    cells, srows, score = _all_pairs(grid, stations, rows, model, threshold)
+    best, serving = _best_server(len(grid), cells, srows, score, _sector_rank(stations))
     covered = serving >= 0
     rsrp = np.where(covered, best, np.nan) if model == "hata" else np.full(len(grid), np.nan)
     return rsrp, serving, covered
+
+
+def _serving_counts(stations: Stations, up: NDArray[np.bool_]) -> tuple[int, int]:
+    ids, inverse = stations.station_index()
+    return int(np.count_nonzero(np.bincount(inverse[up], minlength=len(ids)))), int(up.sum())
 
 
 def compute_coverage(
@@ -491,53 +685,37 @@ def compute_coverage(
     threshold_dbm: float = -110.0,
     per_cell: bool = False,
 ) -> CoverageResult:
-    """Covered population, city-wide and per district, from every `up` sector (DESIGN.md section 4)."""
+    """Covered population, city-wide and per district, from every `up` sector (DESIGN.md section 4).
+
+    Without `per_cell` the engine only needs one covering sector per cell (a witness: first the
+    nearest sites, then an exhaustive search for the rest); with it, every pair in reach is
+    evaluated for the best server.
+    """
     _check_args(grid, stations, model, threshold_dbm)
     rows = np.flatnonzero(stations.up).astype(np.int64)
-    covered = np.zeros(len(grid), dtype=bool)
-    parts: list[tuple[I64, I64, F64]] = []
-    for cells, srows, score in _covered_pairs(grid, stations, rows, model, threshold_dbm):
-        covered[cells] = True
-        if per_cell:
-            parts.append((cells, srows, score))
+    stations_serving, sectors_serving = _serving_counts(stations, stations.up)
+    if per_cell:
+        rsrp, serving, covered = _per_cell(grid, stations, rows, model, threshold_dbm)
+    else:
+        geo = _geometry(grid)
+        sec = _sectors(geo, stations, rows, model, threshold_dbm)
+        wit = _witnesses(
+            geo,
+            sec,
+            _sites(sec),
+            model,
+            threshold_dbm,
+            np.arange(len(grid), dtype=np.int64),
+            np.ones(len(rows), dtype=bool),
+        )
+        covered = wit >= 0
     total, cov, share, districts = _summarise(grid, covered)
-    ids, inverse = stations.station_index()
     result = CoverageResult(
-        total,
-        cov,
-        share,
-        districts,
-        stations_serving=int(np.count_nonzero(np.bincount(inverse[rows], minlength=len(ids)))),
-        sectors_serving=len(rows),
+        total, cov, share, districts, stations_serving=stations_serving, sectors_serving=sectors_serving
     )
     if per_cell:
-        c, r, s = _concat(parts)
-        result.best_rsrp_dbm, result.serving_row, result.covered = _per_cell_arrays(
-            grid, stations, model, c, r, s, _sector_rank(stations)
-        )
+        result.best_rsrp_dbm, result.serving_row, result.covered = rsrp, serving, covered
     return result
-
-
-def _concat(parts: list[tuple[I64, I64, F64]]) -> tuple[I64, I64, F64]:
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-    )
-
-
-def _csr(
-    n_rows: int, parts: list[tuple[I64, I64, F64]], row_base: int = 0
-) -> tuple[I64, NDArray[np.int32], F64]:
-    """(indptr, cells, score) per row from sector-major pairs; cells sorted within each row."""
-    cells, rows, score = _concat(parts)
-    order = np.lexsort((cells, rows))
-    cells, rows, score = cells[order], rows[order], score[order]
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows - row_base, minlength=n_rows), out=indptr[1:])
-    return indptr, cells.astype(np.int32), score
 
 
 def coverage_matrix(
@@ -547,32 +725,28 @@ def coverage_matrix(
     from scipy import sparse
 
     _check_args(grid, stations, model, threshold_dbm)
-    rows = np.arange(len(stations), dtype=np.int64)
-    indptr, cells, _ = _csr(len(stations), list(_covered_pairs(grid, stations, rows, model, threshold_dbm)))
+    cells, rows, _ = _all_pairs(
+        grid, stations, np.arange(len(stations), dtype=np.int64), model, threshold_dbm
+    )
+    order = np.lexsort((cells, rows))
+    indptr = np.zeros(len(stations) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(stations)), out=indptr[1:])
     data = np.ones(len(cells), dtype=bool)
-    return sparse.csr_array((data, cells, indptr), shape=(len(stations), len(grid)))
+    return sparse.csr_array((data, cells[order].astype(np.int32), indptr), shape=(len(stations), len(grid)))
 
 
 # ------------------------------------------------------------------------------ incremental engine
 
 
-@dataclass
-class _Block:
-    """Per-sector sparse reach of a contiguous run of rows (CSR)."""
-
-    start: int
-    indptr: I64
-    cells: NDArray[np.int32]
-    score: F64
-
-
 class CoverageEngine:
-    """Incremental what-if: switching sectors or adding some updates only their cells.
+    """Incremental what-if: switching sectors or adding some recomputes only the cells they touch.
 
-    Keeps every sector's covered cells and scores (CSR, status ignored) and, per cell, the number
-    of `up` sectors covering it. A toggle touches that sector's cells plus one `np.bincount` over
-    the grid for the district totals. Best servers per cell are recomputed only when asked for.
-    Thread-safe (one lock); methods return the new result.
+    Keeps, per cell, one `up` sector covering it (its witness) or -1. Switching a sector on
+    evaluates that sector alone and gives it the uncovered cells it reaches; switching it off
+    re-searches a witness only for the cells it was the witness of (nearest sites first, then an
+    exhaustive search for the few left). District totals: one `np.bincount`. Best servers per
+    cell (`result(per_cell=True)`) are recomputed only when asked for after a change.
+    Thread-safe (one lock); every operation returns the new result.
     """
 
     def __init__(
@@ -583,14 +757,26 @@ class CoverageEngine:
         self.model: Model = model
         self.threshold_dbm = float(threshold_dbm)
         self._lock = threading.RLock()
+        self._geo = _geometry(grid)
         self._stations = stations
         self._layout_up = stations.up.copy()
-        self._up = np.zeros(len(stations), dtype=bool)
-        self._blocks: list[_Block] = []
-        self._count = np.zeros(len(grid), dtype=np.int32)
-        self._per_cell: tuple[F64, I64, NDArray[np.bool_]] | None = None
+        self._up = stations.up.copy()
+        self._sec = _sectors(
+            self._geo, stations, np.arange(len(stations), dtype=np.int64), model, threshold_dbm
+        )
+        self._site_cache: _Sites | None = None
+        self._tiles = _build_tiles(self._geo, None, _tile_size(self._geo, self._sec))
+        self._per_cell_cache: tuple[F64, I64, NDArray[np.bool_]] | None = None
         self._sid_cache: tuple[NDArray[np.str_], NDArray[np.intp]] | None = None
-        self._append(stations)
+        self._wit = _witnesses(
+            self._geo,
+            self._sec,
+            self._sites,
+            model,
+            self.threshold_dbm,
+            np.arange(len(grid), dtype=np.int64),
+            self._up,
+        )
 
     # -- state
     @property
@@ -607,52 +793,49 @@ class CoverageEngine:
     @property
     def layout_up(self) -> NDArray[np.bool_]:
         """Each row's `up` flag as given by its stations table (what live coverage falls back to)."""
-        return self._layout_up.copy()
+        with self._lock:
+            return self._layout_up.copy()
 
-    def _append(self, stations: Stations) -> None:
-        start = len(self._up) - len(stations)
-        rows = np.arange(len(stations), dtype=np.int64)
-        parts = list(_covered_pairs(self.grid, stations, rows, self.model, self.threshold_dbm))
-        indptr, cells, score = _csr(len(stations), parts)
-        self._blocks.append(_Block(start, indptr, cells, score))
-        self._set_rows(np.arange(start, start + len(stations), dtype=np.int64), stations.up)
+    @property
+    def _sites(self) -> _Sites:
+        if self._site_cache is None:
+            self._site_cache = _sites(self._sec)
+        return self._site_cache
 
-    def _segments(self, rows: I64) -> NDArray[np.int32]:
-        """Covered cells of the given rows, concatenated (vectorised per block)."""
-        out: list[NDArray[np.int32]] = []
-        starts = [b.start for b in self._blocks]
-        block_of = np.searchsorted(np.asarray(starts), rows, side="right") - 1
-        for bi in np.unique(block_of).tolist():
-            blk = self._blocks[bi]
-            local = rows[block_of == bi] - blk.start
-            lo, hi = blk.indptr[local], blk.indptr[local + 1]
-            owner, off = _expand(hi - lo)
-            out.append(blk.cells[lo[owner] + off])
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
+    @property
+    def _station_ids(self) -> tuple[NDArray[np.str_], NDArray[np.intp]]:
+        cached = self._sid_cache
+        if cached is None or len(cached[1]) != len(self._stations):
+            cached = self._stations.station_index()
+            self._sid_cache = cached
+        return cached
 
     def _set_rows(self, rows: I64, up: NDArray[np.bool_]) -> None:
         change = self._up[rows] != up
         rows, up = rows[change], up[change]
         if len(rows) == 0:
             return
-        on = self._segments(rows[up])
-        off = self._segments(rows[~up])
-        n = len(self._count)
-        for cells, sign in ((on, 1), (off, -1)):
-            if len(cells) == 0:
-                continue
-            if len(cells) * 8 < n:
-                np.add.at(self._count, cells, sign)
-            else:
-                self._count += sign * np.bincount(cells, minlength=n).astype(np.int32)
-        self._up[rows] = up
-        self._per_cell = None
+        self._per_cell_cache = None
+        off, on = rows[~up], rows[up]
+        if len(off):
+            self._up[off] = False
+            lost = np.flatnonzero(np.isin(self._wit, off))
+            if len(lost):
+                self._wit[lost] = _witnesses(
+                    self._geo, self._sec, self._sites, self.model, self.threshold_dbm, lost, self._up
+                )
+        if len(on):
+            self._up[on] = True
+            sub = _take(self._sec, on)
+            for cell, s, _ in _pairs(self._geo, self._tiles, sub, self.model, self.threshold_dbm):
+                free = self._wit[cell] < 0
+                self._wit[cell[free]] = on[s[free]]
 
     # -- public operations
     def result(self, per_cell: bool = False) -> CoverageResult:
-        """The current result (per-cell arrays recomputed only after a change)."""
+        """The current result (per-cell best servers recomputed only after a change)."""
         with self._lock:
-            covered = self._count > 0
+            covered = self._wit >= 0
             total, cov, share, districts = _summarise(self.grid, covered)
             ids, inverse = self._station_ids
             up_rows = np.flatnonzero(self._up)
@@ -665,50 +848,32 @@ class CoverageEngine:
                 sectors_serving=len(up_rows),
             )
             if per_cell:
-                if self._per_cell is None:
-                    self._per_cell = self._compute_per_cell()
-                rsrp, serving, cov_cells = self._per_cell
-                res.best_rsrp_dbm, res.serving_row, res.covered = (
-                    rsrp.copy(),
-                    serving.copy(),
-                    cov_cells.copy(),
-                )
+                if self._per_cell_cache is None:
+                    self._per_cell_cache = _per_cell(
+                        self.grid, self._stations, up_rows.astype(np.int64), self.model, self.threshold_dbm
+                    )
+                rsrp, serving, cells = self._per_cell_cache
+                res.best_rsrp_dbm, res.serving_row, res.covered = rsrp.copy(), serving.copy(), cells.copy()
             return res
-
-    @property
-    def _station_ids(self) -> tuple[NDArray[np.str_], NDArray[np.intp]]:
-        cached = self._sid_cache
-        if cached is None or len(cached[1]) != len(self._stations):
-            cached = self._stations.station_index()
-            self._sid_cache = cached
-        return cached
-
-    def _compute_per_cell(self) -> tuple[F64, I64, NDArray[np.bool_]]:
-        parts: list[tuple[I64, I64, F64]] = []
-        for blk in self._blocks:
-            nrows = len(blk.indptr) - 1
-            rows = np.repeat(np.arange(blk.start, blk.start + nrows, dtype=np.int64), np.diff(blk.indptr))
-            keep = self._up[rows]
-            parts.append((blk.cells[keep].astype(np.int64), rows[keep], blk.score[keep]))
-        c, r, s = _concat(parts)
-        return _per_cell_arrays(self.grid, self._stations, self.model, c, r, s, _sector_rank(self._stations))
 
     def set_sector_up(self, row: int, up: bool) -> CoverageResult:
         """Switch one sector (row of `stations`) on or off."""
         with self._lock:
             if not 0 <= row < len(self._up):
                 raise CoverageError(f"row {row} is outside the {len(self._up)} sector rows")
-            self._set_rows(np.array([row], dtype=np.int64), np.array([up]))
+            self._set_rows(np.array([row], dtype=np.int64), np.array([bool(up)]))
             return self.result()
 
-    def set_rows_up(self, rows: NDArray[np.integer[Any]], up: NDArray[np.bool_]) -> CoverageResult:
-        """Set many sectors at once (one pass): `up[i]` for `rows[i]`."""
+    def set_rows_up(self, rows: NDArray[np.integer[Any]], up: NDArray[np.bool_] | bool) -> CoverageResult:
+        """Set many sectors at once: `up[i]` (or one flag for all) for `rows[i]`."""
         with self._lock:
-            r = np.asarray(rows, dtype=np.int64)
-            u = np.broadcast_to(np.asarray(up, dtype=bool), r.shape)
+            r = np.asarray(rows, dtype=np.int64).reshape(-1)
+            u = np.broadcast_to(np.asarray(up, dtype=bool), r.shape).copy()
             if len(r) and (r.min() < 0 or r.max() >= len(self._up)):
                 raise CoverageError(f"rows must be within 0..{len(self._up) - 1}")
-            self._set_rows(r, u.copy())
+            if len(np.unique(r)) != len(r):
+                raise CoverageError("rows must not repeat")
+            self._set_rows(r, u)
             return self.result()
 
     def rows_of_station(self, station_id: str) -> I64:
@@ -724,37 +889,31 @@ class CoverageEngine:
         """Switch all sectors of one station on or off."""
         with self._lock:
             rows = self.rows_of_station(station_id)
-            self._set_rows(rows, np.full(len(rows), up))
+            self._set_rows(rows, np.full(len(rows), bool(up)))
             return self.result()
 
     def add_sectors(self, stations: Stations) -> CoverageResult:
-        """Add rows (their `up` flags apply); only the new sectors' reach is computed."""
+        """Add rows (their `up` flags apply); only the new sectors are evaluated."""
         with self._lock:
             if len(stations) == 0:
                 return self.result()
+            start = len(self._up)
+            new = _sectors(
+                self._geo, stations, np.arange(len(stations), dtype=np.int64), self.model, self.threshold_dbm
+            )
+            new.rows = new.rows + start
+            self._sec = _join(self._sec, new)
+            self._site_cache = None
             self._stations = Stations.concat([self._stations, stations])
             self._layout_up = np.concatenate([self._layout_up, stations.up])
             self._up = np.concatenate([self._up, np.zeros(len(stations), dtype=bool)])
-            self._append(stations)
+            rows = np.arange(start, start + len(stations), dtype=np.int64)
+            self._set_rows(rows[stations.up], np.ones(int(stations.up.sum()), dtype=bool))
             return self.result()
 
-    def sector_cells(self, row: int) -> NDArray[np.int32]:
-        """Cells (grid indexes) the sector covers on its own, status ignored."""
+    def sector_cells(self, row: int) -> I64:
+        """Cells (grid indexes, sorted) the sector covers on its own, status ignored."""
         with self._lock:
-            return self._segments(np.array([row], dtype=np.int64)).copy()
-
-    def matrix(self) -> Any:
-        """The coverage matrix of all rows so far (as `coverage_matrix`, without recomputing)."""
-        from scipy import sparse
-
-        with self._lock:
-            indptr = [np.zeros(1, dtype=np.int64)]
-            total = 0
-            for blk in self._blocks:
-                indptr.append(blk.indptr[1:] + total)
-                total += int(blk.indptr[-1])
-            cells = np.concatenate([b.cells for b in self._blocks])
-            return sparse.csr_array(
-                (np.ones(len(cells), dtype=bool), cells, np.concatenate(indptr)),
-                shape=(len(self._up), len(self.grid)),
-            )
+            sub = _take(self._sec, np.array([row], dtype=np.int64))
+            parts = [c for c, _, _ in _pairs(self._geo, self._tiles, sub, self.model, self.threshold_dbm)]
+            return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)

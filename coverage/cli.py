@@ -1,10 +1,158 @@
-"""Sub-commands of the `coverage` part (registered by `zhongdu.cli`). Keep imports inside handlers."""
+"""`zhongdu coverage compute` and `zhongdu coverage bench` (registered by `zhongdu.cli`).
+
+`compute` reads a grid CSV and a stations CSV and prints the DESIGN.md section 5 JSON object
+(`--json`) or a table; `--per-cell out.csv` also writes best RSRP, serving sector and covered flag
+per cell. Progress goes to stderr, so stdout stays one JSON object. Imports inside handlers.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add this part's commands to the `zhongdu` parser."""
+    parser = subparsers.add_parser(
+        "coverage",
+        help="population covered by 4G sectors on an H3 grid (disk or Hata model)",
+        description="Coverage engine commands: `compute` from CSV files, `bench` against GIS baselines.",
+    )
+    sub = parser.add_subparsers(dest="coverage_command", metavar="SUBCOMMAND", required=True)
+    compute = sub.add_parser(
+        "compute",
+        help="covered population and share, city-wide and per district",
+        description=(
+            "Best-server coverage of every `up` sector over the grid's cells (DESIGN.md section 4). "
+            "Prints {population_total, population_covered, share, districts: [...]} with --json."
+        ),
+    )
+    compute.add_argument(
+        "--grid", type=Path, required=True, help="grid CSV: h3, district, population[, environment]"
+    )
+    compute.add_argument(
+        "--stations", type=Path, required=True, help="stations CSV, one row per sector (DESIGN.md section 4)"
+    )
+    compute.add_argument(
+        "--model", choices=("disk", "hata"), default="hata", help="propagation model (default hata)"
+    )
+    compute.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="RSRP threshold in dBm for hata (default: ZHONGDU_RSRP_THRESHOLD_DBM, -110)",
+    )
+    compute.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
+    compute.add_argument(
+        "--per-cell",
+        type=Path,
+        metavar="OUT.csv",
+        help="also write h3, best_rsrp_dbm, station_id, sector_id, covered",
+    )
+    compute.set_defaults(handler=_compute)
+
+    bench = sub.add_parser(
+        "bench",
+        help="time the engine against geopandas and h3.grid_disk baselines (prints ratios)",
+        description="Runs benchmarks/bench_coverage.py (see its --help); needs the repository checkout.",
+    )
+    bench.add_argument(
+        "args", nargs=argparse.REMAINDER, help="arguments for the benchmark, e.g. --resolutions 10"
+    )
+    bench.set_defaults(handler=_bench)
+
+
+def _progress(message: str) -> None:
+    print(f"zhongdu coverage: {message}", file=sys.stderr, flush=True)
+
+
+def _compute(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from zhongdu.coverage import compute_coverage, load_grid, load_stations
+
+    threshold = args.threshold
+    if threshold is None:
+        from zhongdu.settings import Settings
+
+        threshold = Settings().rsrp_threshold_dbm
+    t0 = time.perf_counter()
+    grid = load_grid(args.grid)
+    _progress(
+        f"grid {args.grid}: {len(grid):,} cells at resolution {grid.resolution} "
+        f"({time.perf_counter() - t0:.2f} s)"
+    )
+    t1 = time.perf_counter()
+    stations = load_stations(args.stations)
+    _progress(
+        f"stations {args.stations}: {len(stations):,} sector rows, {int(stations.up.sum()):,} up "
+        f"({time.perf_counter() - t1:.2f} s)"
+    )
+    t2 = time.perf_counter()
+    result = compute_coverage(
+        grid, stations, model=args.model, threshold_dbm=threshold, per_cell=args.per_cell is not None
+    )
+    _progress(f"{args.model} model: share {result.share:.4f} ({time.perf_counter() - t2:.2f} s)")
+    if args.per_cell is not None:
+        _write_per_cell(args.per_cell, grid, stations, result)
+        _progress(f"per-cell results written to {args.per_cell}")
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        print(f"{'district':<8} {'population':>12} {'covered':>12} {'share':>7}")
+        for d in result.districts:
+            print(f"{d.district:<8} {d.population:>12,.0f} {d.covered:>12,.0f} {d.share:>7.2%}")
+        print(
+            f"{'全市':<8} {result.population_total:>12,.0f} "
+            f"{result.population_covered:>12,.0f} {result.share:>7.2%}"
+        )
+    return 0
+
+
+def _write_per_cell(path: Path, grid: Any, stations: Any, result: Any) -> None:
+    import csv
+
+    import numpy as np
+
+    serving = result.serving_row
+    has = serving >= 0
+    sid = np.where(has, stations.station_id[np.maximum(serving, 0)], "")
+    sec = np.where(has, stations.sector_id[np.maximum(serving, 0)], "")
+    rsrp = ["" if np.isnan(x) else f"{x:.2f}" for x in result.best_rsrp_dbm.tolist()]
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["h3", "best_rsrp_dbm", "station_id", "sector_id", "covered"])
+        w.writerows(
+            zip(
+                (format(c, "x") for c in grid.cells.tolist()),
+                rsrp,
+                sid.tolist(),
+                sec.tolist(),
+                np.where(result.covered, "1", "0").tolist(),
+                strict=True,
+            )
+        )
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import runpy
+
+    from zhongdu.errors import ConfigError
+    from zhongdu.settings import REPO_ROOT
+
+    script = REPO_ROOT / "benchmarks" / "bench_coverage.py"
+    if not script.exists():
+        raise ConfigError(f"{script} not found: the benchmark runs from a repository checkout")
+    saved = sys.argv
+    sys.argv = [str(script), *args.args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    finally:
+        sys.argv = saved
+    return 0
