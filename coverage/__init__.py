@@ -11,6 +11,15 @@ from ._engine import (
     compute_coverage,
     coverage_matrix,
 )
+from ._grid_build import ENVIRONMENT_BY_DISTRICT, GridBuildError, build_grid
+from ._indicator import (
+    IndicatorError,
+    load_default_grid,
+    modelled_indicator_document,
+    modelled_indicator_series,
+    modelled_share,
+)
+from ._layout import LayoutError, generate_layout, layout_counts, station_counts
 from ._live import StationStatus, live_coverage, snapshot_record
 from ._models import (
     EARTH_RADIUS_M,
@@ -33,7 +42,7 @@ from ._types import (
     write_stations,
 )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by owner
     # engine (ENGINE helper)
     "EARTH_RADIUS_M",
     "ENVIRONMENTS",
@@ -61,4 +70,16 @@ __all__ = [
     "write_grid",
     "write_stations",
     # grid build, layouts, indicator series (DATA helper): add below
+    "ENVIRONMENT_BY_DISTRICT",
+    "GridBuildError",
+    "IndicatorError",
+    "LayoutError",
+    "build_grid",
+    "generate_layout",
+    "layout_counts",
+    "load_default_grid",
+    "modelled_indicator_document",
+    "modelled_indicator_series",
+    "modelled_share",
+    "station_counts",
 ]

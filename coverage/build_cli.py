@@ -3,8 +3,196 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 
+def _progress(quiet: bool) -> Any:
+    """A progress printer to stderr (stdout stays clean for data and JSON)."""
+    t0 = time.perf_counter()
+
+    def say(message: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - t0:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add this part's commands to the `zhongdu` parser."""
+    """Add this part's commands to the `zhongdu` parser: `grid`, `stations`, `indicator`."""
+    grid = subparsers.add_parser("grid", help="H3 population grid of Taichung's 29 districts")
+    grid_sub = grid.add_subparsers(dest="grid_command", metavar="ACTION", required=True)
+    build = grid_sub.add_parser(
+        "build",
+        help="build the population grid from the real inputs (ZHONGDU_SOURCE_DATA_DIR)",
+        description="H3 cells whose centres fall in each district; the district's official 2026-09 "
+        "population spread by the 2017 statistical areas; columns h3,district,population,environment.",
+    )
+    build.add_argument(
+        "--resolution", type=int, default=10, help="H3 resolution 7-12 (default 10, ~168k cells)"
+    )
+    build.add_argument("--out", type=Path, required=True, help="output CSV (.csv or .csv.gz)")
+    build.add_argument("--source-dir", type=Path, default=None, help="override ZHONGDU_SOURCE_DATA_DIR")
+    build.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    build.set_defaults(handler=_grid_build)
+    derive = grid_sub.add_parser(
+        "rebuild-data",
+        help="remake the shipped derived files in coverage/data (grid_res10.csv.gz, districts, 4G counts)",
+    )
+    derive.add_argument("--source-dir", type=Path, default=None, help="override ZHONGDU_SOURCE_DATA_DIR")
+    derive.add_argument("--out-dir", type=Path, default=None, help="default: the package's data folder")
+    derive.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    derive.set_defaults(handler=_grid_rebuild_data)
+
+    stations = subparsers.add_parser("stations", help="synthetic 4G station layouts from NCC counts")
+    st_sub = stations.add_subparsers(dest="stations_command", metavar="ACTION", required=True)
+    gen = st_sub.add_parser(
+        "generate",
+        help="place the NCC-counted 4G stations of a date, density following population",
+        description="Exactly the NCC count of 4G stations per district at --date, 3 sectors each "
+        "(65° beamwidth), bands 700-2600 MHz; seeded and nested (a later date extends an earlier one).",
+    )
+    gen.add_argument(
+        "--date", default="2022-11-30", help="NCC date YYYY-MM-DD or YYYY-MM (default 2022-11-30)"
+    )
+    gen.add_argument("--seed", type=int, default=2015, help="random seed (default 2015)")
+    gen.add_argument(
+        "--grid", type=Path, default=None, help="grid CSV (default: the shipped resolution-10 grid)"
+    )
+    gen.add_argument("--out", type=Path, required=True, help="output stations CSV")
+    gen.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    gen.set_defaults(handler=_stations_generate)
+    counts = st_sub.add_parser("counts", help="NCC 4G station counts per district at a date (shipped table)")
+    counts.add_argument("--date", default=None, help="NCC date YYYY-MM-DD or YYYY-MM (default: latest)")
+    counts.add_argument("--json", action="store_true", help="print one JSON object")
+    counts.set_defaults(handler=_stations_counts)
+
+    ind = subparsers.add_parser(
+        "indicator", help="the modelled 4G coverage indicator series (plan 2015-2018)"
+    )
+    ind_sub = ind.add_subparsers(dest="indicator_command", metavar="ACTION", required=True)
+    rebuild = ind_sub.add_parser(
+        "rebuild",
+        help="recompute the modelled series for every NCC date (coverage/data/indicator_4g_modelled.*)",
+        description="For each NCC date: the layout (same seed), hata coverage on the shipped grid; writes "
+        "CSV, JSON (with plan year-ends and threshold sensitivity) and a PNG plot.",
+    )
+    rebuild.add_argument("--seed", type=int, default=2015, help="layout seed (default 2015)")
+    rebuild.add_argument("--threshold", type=float, default=-110.0, help="RSRP threshold dBm (default -110)")
+    rebuild.add_argument(
+        "--grid", type=Path, default=None, help="grid CSV (default: the shipped resolution-10 grid)"
+    )
+    rebuild.add_argument("--out-dir", type=Path, default=None, help="default: the package's data folder")
+    rebuild.add_argument("--no-sensitivity", action="store_true", help="skip the extra thresholds")
+    rebuild.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    rebuild.set_defaults(handler=_indicator_rebuild)
+    show = ind_sub.add_parser("show", help="print the shipped series (plan year-ends first)")
+    show.add_argument("--json", action="store_true", help="print the whole JSON document")
+    show.set_defaults(handler=_indicator_show)
+
+
+def _grid_build(args: argparse.Namespace) -> int:
+    from ._grid_build import build_grid
+    from ._types import write_grid
+
+    say = _progress(args.quiet)
+    grid = build_grid(args.resolution, args.source_dir, progress=say)
+    write_grid(grid, args.out)
+    say(f"wrote {len(grid):,} cells, population {grid.population.sum():,.0f}, to {args.out}")
+    return 0
+
+
+def _grid_rebuild_data(args: argparse.Namespace) -> int:
+    from ._grid_build import build_grid
+    from ._layout import (
+        DATA_DIR,
+        DISTRICTS_FILE,
+        STATION_COUNTS_FILE,
+        build_station_counts_table,
+        write_districts_table,
+        write_station_counts_table,
+    )
+    from ._types import write_grid
+
+    say = _progress(args.quiet)
+    out: Path = args.out_dir or DATA_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    write_districts_table(args.source_dir, out / DISTRICTS_FILE)
+    write_station_counts_table(build_station_counts_table(args.source_dir), out / STATION_COUNTS_FILE)
+    say(f"wrote {out / DISTRICTS_FILE} and {out / STATION_COUNTS_FILE}")
+    grid = build_grid(10, args.source_dir, progress=say)
+    write_grid(grid, out / "grid_res10.csv.gz")
+    say(f"wrote {out / 'grid_res10.csv.gz'} ({len(grid):,} cells)")
+    return 0
+
+
+def _load_grid_arg(path: Path | None) -> Any:
+    from ._indicator import load_default_grid
+    from ._types import load_grid
+
+    return load_default_grid() if path is None else load_grid(path)
+
+
+def _stations_generate(args: argparse.Namespace) -> int:
+    from ._layout import generate_layout
+    from ._types import write_stations
+
+    say = _progress(args.quiet)
+    grid = _load_grid_arg(args.grid)
+    say(f"grid: {len(grid):,} cells at resolution {grid.resolution}")
+    stations = generate_layout(grid, date=args.date, seed=args.seed)
+    write_stations(stations, args.out)
+    n = len(set(stations.station_id.tolist()))
+    say(f"wrote {n:,} stations ({len(stations):,} sectors) to {args.out}")
+    return 0
+
+
+def _stations_counts(args: argparse.Namespace) -> int:
+    from ._layout import resolve_date, station_counts, unlabelled_station_count
+
+    date = resolve_date(args.date)
+    counts = station_counts(date)
+    extra = unlabelled_station_count(date)
+    if args.json:
+        print(json.dumps({"date": date, "unlabelled": extra, "districts": counts}, ensure_ascii=False))
+        return 0
+    print(f"{date}: {sum(counts.values()) + extra:,} 4G stations ({extra} without district)")
+    for name, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"  {name}\t{n:,}")
+    return 0
+
+
+def _indicator_rebuild(args: argparse.Namespace) -> int:
+    from ._indicator import compute_series, write_series
+    from ._layout import DATA_DIR
+
+    say = _progress(args.quiet)
+    grid = _load_grid_arg(args.grid)
+    doc = compute_series(
+        grid, seed=args.seed, threshold_dbm=args.threshold, sensitivity=not args.no_sensitivity, progress=say
+    )
+    for path in write_series(doc, args.out_dir or DATA_DIR):
+        say(f"wrote {path}")
+    for p in doc["plan_years"]:
+        print(
+            f"{p['year']} ({p['date']}): modelled {100 * p['share']:.2f}% vs target {100 * p['target']:.0f}%"
+        )
+    return 0
+
+
+def _indicator_show(args: argparse.Namespace) -> int:
+    from ._indicator import modelled_indicator_document
+
+    doc = modelled_indicator_document()
+    if args.json:
+        print(json.dumps(doc, ensure_ascii=False))
+        return 0
+    print(f"model {doc['model']}, threshold {doc['threshold_dbm']} dBm, seed {doc['seed']} (synthetic sites)")
+    for p in doc["plan_years"]:
+        print(f"{p['year']} ({p['date']}): {100 * p['share']:.2f}% vs target {100 * p['target']:.0f}%")
+    for r in doc["series"]:
+        print(f"{r['date']}\t{r['stations']:>6,}\t{100 * r['share']:.2f}%")
+    return 0

@@ -1,0 +1,355 @@
+"""Build the H3 population grid of Taichung's 29 districts from the real inputs in `../shared/data`.
+
+A district's cells are the H3 cells whose centres fall inside its polygon (h3's centre-containment
+polygon fill, holes and MultiPolygons included). Its official 2026-09 population is spread over
+them in proportion to the finest real surface found, the 17,218 smallest statistical areas
+(最小統計區) with their 2017-06 populations, then rescaled so that the district sums equal the
+official figures exactly. The source files are only read here; the repository keeps derived
+products (see `coverage/data/README.md`).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from zhongdu.errors import ZhongduError
+
+if TYPE_CHECKING:
+    from ._types import Grid
+
+log = logging.getLogger(__name__)
+
+MIN_RESOLUTION = 7
+MAX_RESOLUTION = 12
+
+DISTRICTS_FILE = "taichung_districts.geojson"
+POPULATION_FILE = "taichung_district_population.csv"
+AREAS_FILE = "taichung_statistical_areas_2017.geojson"
+AREA_POINTS_FILE = "taichung_statistical_areas_2017.csv"
+COUNTS_FILE = "taichung_base_station_counts.csv"
+
+ENVIRONMENT_CODES: dict[str, int] = {"urban": 0, "suburban": 1, "rural": 2}
+ENVIRONMENT_NAMES: tuple[str, ...] = ("urban", "suburban", "rural")
+
+# Environment of each district for the `hata` model (DESIGN.md section 4). Reasoning, with the
+# 2026-09 population per GIS km² (taichung_districts.geojson):
+# - urban: the old city core 中區 東區 西區 南區 北區 (11,000-19,000/km²) and the dense districts
+#   grown into it, 西屯區 南屯區 北屯區 (5,200-6,200/km²) and 大里區 (7,200/km², continuous with
+#   南區/東區). Rule: at least 5,000 people per km²; exactly these nine districts pass it.
+# - rural: the mountain and foothill districts east of the 大甲溪 fan, 和平區 (10/km², Central
+#   Range), 新社區 (270/km², river-terrace plateau), 東勢區 (430/km²) and 石岡區 (760/km²), where
+#   settlements are scattered among orchards and slopes.
+# - suburban: the remaining 16 districts of the plains and the coast (500-4,300/km²), among them
+#   豐原區 (3,900/km², as dense as 潭子區) and 太平區 (its west is dense, its east is hills; by
+#   district average 1,700/km²). 大安區 is flat open farmland; it stays suburban (the conservative
+#   choice: Hata's open-area correction would lower its path loss by about 20 dB).
+ENVIRONMENT_BY_DISTRICT: dict[str, str] = {
+    "中區": "urban", "東區": "urban", "西區": "urban", "南區": "urban", "北區": "urban",
+    "西屯區": "urban", "南屯區": "urban", "北屯區": "urban", "大里區": "urban",
+    "和平區": "rural", "新社區": "rural", "東勢區": "rural", "石岡區": "rural",
+    "豐原區": "suburban", "大甲區": "suburban", "清水區": "suburban", "沙鹿區": "suburban",
+    "梧棲區": "suburban", "后里區": "suburban", "神岡區": "suburban", "潭子區": "suburban",
+    "大雅區": "suburban", "外埔區": "suburban", "大安區": "suburban", "烏日區": "suburban",
+    "大肚區": "suburban", "龍井區": "suburban", "霧峰區": "suburban", "太平區": "suburban",
+}  # fmt: skip
+
+Progress = Callable[[str], None]
+
+
+class GridBuildError(ZhongduError, ValueError):
+    """The grid cannot be built: bad resolution, or missing/inconsistent source data."""
+
+
+@dataclass(frozen=True)
+class DistrictInfo:
+    """One district as the builder sees it (names sorted as in `Grid.districts`)."""
+
+    name_zh: str
+    name_en: str
+    code: str
+    population: int
+    environment: str
+
+
+def check_resolution(resolution: object) -> int:
+    """The resolution as an int in 7..12, or a `GridBuildError` naming the allowed range."""
+    if isinstance(resolution, bool) or not isinstance(resolution, int | np.integer):
+        raise GridBuildError(f"H3 resolution must be an integer 7-12, got {resolution!r}")
+    value = int(resolution)
+    if not MIN_RESOLUTION <= value <= MAX_RESOLUTION:
+        raise GridBuildError(
+            f"H3 resolution must be between {MIN_RESOLUTION} and {MAX_RESOLUTION} "
+            f"(res 10 has about 168,000 cells over Taichung), got {value}"
+        )
+    return value
+
+
+def source_dir_or_default(source_dir: Path | str | None) -> Path:
+    """`source_dir`, or `Settings().source_data_dir`; fails clearly when the inputs are not there."""
+    if source_dir is None:
+        from zhongdu.settings import Settings
+
+        source_dir = Settings().source_data_dir
+    path = Path(source_dir)
+    needed = (DISTRICTS_FILE, POPULATION_FILE, AREAS_FILE, AREA_POINTS_FILE, COUNTS_FILE)
+    missing = [name for name in needed if not (path / name).is_file()]
+    if missing:
+        raise GridBuildError(
+            f"source data directory {str(path)!r} lacks {', '.join(missing)}; set "
+            "ZHONGDU_SOURCE_DATA_DIR to the folder holding the real Taichung inputs (../shared/data)"
+        )
+    return path
+
+
+def read_districts(source_dir: Path) -> list[DistrictInfo]:
+    """The 29 districts with their official 2026-09 population, sorted by Chinese name."""
+    with (source_dir / POPULATION_FILE).open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    districts = []
+    for row in rows:
+        name = row["name_zh"]
+        if name not in ENVIRONMENT_BY_DISTRICT:
+            raise GridBuildError(f"district {name!r} in {POPULATION_FILE} has no environment in the table")
+        districts.append(
+            DistrictInfo(
+                name_zh=name,
+                name_en=row["name_en"],
+                code=row["district_code"],
+                population=int(row["population"]),
+                environment=ENVIRONMENT_BY_DISTRICT[name],
+            )
+        )
+    if len(districts) != len(ENVIRONMENT_BY_DISTRICT):
+        raise GridBuildError(f"{POPULATION_FILE} has {len(districts)} districts, expected 29")
+    return sorted(districts, key=lambda d: d.name_zh)
+
+
+def cell_centres(cells: NDArray[np.uint64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Latitude and longitude (degrees) of each cell centre.
+
+    h3-py has no array form of `cell_to_latlng`, so this is the one call per cell into h3's C
+    library (about 1 µs each; 0.2 s at resolution 10); everything downstream is whole-array.
+    """
+    import h3.api.basic_int as h3i
+
+    flat = np.fromiter(
+        (x for c in cells.tolist() for x in h3i.cell_to_latlng(c)), dtype=np.float64, count=2 * len(cells)
+    ).reshape(-1, 2)
+    return flat[:, 0].copy(), flat[:, 1].copy()
+
+
+def _local_xy(lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Equirectangular metres around Taichung (24.2° N); good enough for nearest-centre lookups."""
+    k = np.pi / 180.0 * 6_371_008.8
+    return np.column_stack((lon * k * np.cos(np.radians(24.2)), lat * k))
+
+
+def _area_weights(
+    cells: NDArray[np.uint64],
+    district_index: NDArray[np.int32],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    districts: list[DistrictInfo],
+    source_dir: Path,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Per-cell weights from the 2017 statistical areas, and which cells met no area.
+
+    Each area's population goes in equal parts to the cells whose centres fall inside it (same
+    district only); an area holding no centre gives its population to the cell of its own district
+    nearest to its representative point (the cell containing that point, up to H3's hexagon
+    distortion).
+    """
+    import geopandas as gpd
+    import pandas as pd
+    from scipy.spatial import cKDTree
+
+    areas = gpd.read_file(
+        source_dir / AREAS_FILE, columns=["codebase", "district_code", "population_2017_06"]
+    )
+    points = pd.read_csv(source_dir / AREA_POINTS_FILE, usecols=["codebase", "lon", "lat"])
+    points = points.set_index("codebase").reindex(areas["codebase"])
+    if points["lon"].isna().any():
+        raise GridBuildError(f"{AREA_POINTS_FILE} lacks representative points for some areas of {AREAS_FILE}")
+    code_to_index = {d.code: i for i, d in enumerate(districts)}
+    area_district = areas["district_code"].map(code_to_index)
+    if area_district.isna().any():
+        bad = sorted(set(areas.loc[area_district.isna(), "district_code"]))
+        raise GridBuildError(f"statistical areas name unknown district codes {bad}")
+    area_district_arr = area_district.to_numpy(dtype=np.int32)
+    area_pop = areas["population_2017_06"].to_numpy(dtype=np.float64)
+
+    centres = gpd.GeoDataFrame(
+        {"cell_row": np.arange(len(cells))}, geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326"
+    )
+    joined = gpd.sjoin(centres, areas[["geometry"]], how="inner", predicate="within")
+    cell_rows = joined["cell_row"].to_numpy()
+    area_rows = joined["index_right"].to_numpy()
+    # a centre on the shared edge of two areas: keep one; an area of another district: ignore
+    _, first = np.unique(cell_rows, return_index=True)
+    cell_rows, area_rows = cell_rows[first], area_rows[first]
+    same = area_district_arr[area_rows] == district_index[cell_rows]
+    cell_rows, area_rows = cell_rows[same], area_rows[same]
+
+    cells_per_area = np.bincount(area_rows, minlength=len(area_pop))
+    weights = np.zeros(len(cells), dtype=np.float64)
+    weights[cell_rows] = area_pop[area_rows] / cells_per_area[area_rows]
+    met_area = np.zeros(len(cells), dtype=np.bool_)
+    met_area[cell_rows] = True
+
+    orphan = (cells_per_area == 0) & (area_pop > 0)
+    if orphan.any():
+        xy_cells = _local_xy(lat, lon)
+        orphan_idx = np.flatnonzero(orphan)
+        orphan_xy = _local_xy(points["lat"].to_numpy()[orphan_idx], points["lon"].to_numpy()[orphan_idx])
+        for d in np.unique(area_district_arr[orphan_idx]):  # per district, vectorised inside
+            in_d = np.flatnonzero(district_index == d)
+            if len(in_d) == 0:
+                continue
+            sel = area_district_arr[orphan_idx] == d
+            _, nearest = cKDTree(xy_cells[in_d]).query(orphan_xy[sel])
+            np.add.at(weights, in_d[nearest], area_pop[orphan_idx[sel]])
+            met_area[in_d[nearest]] = True
+        log.debug("%d statistical areas held no cell centre", len(orphan_idx))
+    return weights, met_area
+
+
+def spread_population(
+    weights: NDArray[np.float64],
+    met_area: NDArray[np.bool_],
+    district_index: NDArray[np.int32],
+    official: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Scale per-cell weights so each district sums to its official population exactly.
+
+    Cells that met no statistical area get the district's mean weight per cell (uniform there); a
+    district whose weights are all zero is spread uniformly. A last correction puts the float
+    residual of each district on its largest cell, so the sums match to rounding (< 1e-6).
+    """
+    n = len(official)
+    counts = np.bincount(district_index, minlength=n).astype(np.float64)
+    if (counts == 0).any():
+        empty = np.flatnonzero(counts == 0)
+        raise GridBuildError(f"districts with no cell at this resolution: indexes {empty.tolist()}")
+    w = weights.astype(np.float64, copy=True)
+    mean_weight = np.bincount(district_index, weights=w, minlength=n) / counts
+    w[~met_area] = mean_weight[district_index[~met_area]]
+    total = np.bincount(district_index, weights=w, minlength=n)
+    zero = total <= 0
+    if zero.any():
+        w[zero[district_index]] = 1.0
+        total = np.bincount(district_index, weights=w, minlength=n)
+    population = w * (official / total)[district_index]
+    residual = official - np.bincount(district_index, weights=population, minlength=n)
+    order = np.lexsort((-population, district_index))
+    first = order[np.searchsorted(district_index[order], np.arange(n))]
+    population[first] += residual
+    return population
+
+
+def _cell_for_tiny_district(geometry: object, res: int, claimed: set[int]) -> np.uint64:
+    """The cell holding the district's representative point, or the nearest unclaimed neighbour."""
+    import h3.api.basic_int as h3i
+
+    point = geometry.representative_point()  # type: ignore[attr-defined]
+    home = h3i.latlng_to_cell(point.y, point.x, res)
+    ring = [
+        home,
+        *sorted(
+            set(h3i.grid_disk(home, 1)) - {home},
+            key=lambda c: h3i.great_circle_distance(h3i.cell_to_latlng(c), (point.y, point.x)),
+        ),
+    ]
+    for cell in ring:
+        if cell not in claimed:
+            return np.uint64(cell)
+    raise GridBuildError(f"no free cell near a tiny district at resolution {res}")
+
+
+def build_grid_arrays(
+    resolution: int = 10, source_dir: Path | str | None = None, progress: Progress | None = None
+) -> tuple[NDArray[np.uint64], NDArray[np.float64], NDArray[np.int32], list[DistrictInfo], NDArray[np.int8]]:
+    """Cells (sorted), population, district index, districts and environment codes."""
+    import geopandas as gpd
+    import h3.api.numpy_int as h3n
+
+    res = check_resolution(resolution)
+    src = source_dir_or_default(source_dir)
+    say = progress or (lambda _msg: None)
+    districts = read_districts(src)
+    shapes = gpd.read_file(src / DISTRICTS_FILE).set_index("name_zh")
+    missing = [d.name_zh for d in districts if d.name_zh not in shapes.index]
+    if missing:
+        raise GridBuildError(f"{DISTRICTS_FILE} lacks polygons for {missing}")
+
+    parts: list[NDArray[np.uint64]] = []
+    for i, d in enumerate(districts):  # one polygon fill per district
+        parts.append(np.asarray(h3n.geo_to_cells(shapes.geometry[d.name_zh], res), dtype=np.uint64))
+        say(f"polygon fill {i + 1}/{len(districts)}: {d.name_zh} {len(parts[-1]):,} cells")
+    claimed: set[int] = set()
+    for i, d in enumerate(districts):
+        if len(parts[i]) == 0:  # e.g. 中區 (0.94 km²) at resolution 7 (cells of 5.2 km²)
+            taken = _cell_for_tiny_district(shapes.geometry[d.name_zh], res, claimed)
+            claimed.add(int(taken))
+            parts = [p[p != taken] for p in parts]
+            parts[i] = np.array([taken], dtype=np.uint64)
+            log.warning(
+                "%s holds no cell centre at resolution %d: it takes the cell of its "
+                "representative point from its neighbour",
+                d.name_zh,
+                res,
+            )
+    cells = np.concatenate(parts)
+    district_index = np.repeat(np.arange(len(districts), dtype=np.int32), [len(p) for p in parts])
+    _, counts = np.unique(cells, return_counts=True)
+    if (counts > 1).any():  # centre containment should make this impossible; refuse rather than guess
+        raise GridBuildError(f"{int((counts > 1).sum())} cells fall in two districts at resolution {res}")
+    order = np.argsort(cells, kind="stable")
+    cells, district_index = cells[order], district_index[order]
+
+    say(f"cell centres for {len(cells):,} cells")
+    lat, lon = cell_centres(cells)
+    say("statistical areas: points in polygons")
+    weights, met_area = _area_weights(cells, district_index, lat, lon, districts, src)
+    official = np.array([d.population for d in districts], dtype=np.float64)
+    population = spread_population(weights, met_area, district_index, official)
+    env_lookup = np.array([ENVIRONMENT_CODES[d.environment] for d in districts], dtype=np.int8)
+    environment = env_lookup[district_index]
+    check_district_sums(population, district_index, official)
+    return cells, population, district_index, districts, environment
+
+
+def check_district_sums(
+    population: NDArray[np.float64], district_index: NDArray[np.int32], official: NDArray[np.float64]
+) -> None:
+    """Raise unless every district's grid sum equals its official population to 1e-6."""
+    sums = np.bincount(district_index, weights=population, minlength=len(official))
+    worst = float(np.max(np.abs(sums - official)))
+    if worst > 1e-6:
+        raise GridBuildError(f"grid district sums differ from the official figures by up to {worst}")
+
+
+def build_grid(
+    resolution: int = 10, source_dir: Path | None = None, progress: Progress | None = None
+) -> Grid:
+    """The population grid at `resolution` from the real inputs (see module docstring)."""
+    from ._types import Grid
+
+    cells, population, district_index, districts, environment = build_grid_arrays(
+        resolution, source_dir, progress
+    )
+    return Grid(
+        cells=cells,
+        population=population,
+        district_index=district_index,
+        districts=tuple(d.name_zh for d in districts),
+        environment=environment,
+        resolution=check_resolution(resolution),
+    )
