@@ -43,6 +43,7 @@ from zhongdu.simulators._environment import Environment
 from zhongdu.simulators._faults import FaultConfig, FaultInjector, Outgoing, skew_offsets
 from zhongdu.simulators._network import BrokerError, Link, Network
 from zhongdu.simulators._park import DeviceModel, ParkDevice, park_devices, senml_pack
+from zhongdu.simulators._rawmqtt import RawNetwork
 from zhongdu.simulators._stations import OutageSchedule, StationModel, StationSpec, load_layout, rfc3339
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class SimulationConfig:
     progress: TextIO | None = None  # where progress lines and the summary go (stderr in the CLI)
     progress_interval_s: float = 5.0
     qos: int = 1
+    engine: str = "paho"  # "raw": the minimal batched publisher (no wills, no reconnects, no `drop`)
 
     def __post_init__(self) -> None:
         if self.devices < 0:
@@ -96,6 +98,12 @@ class SimulationConfig:
             raise ConfigError("--station-interval must be positive")
         if self.start is not None and self.start.tzinfo is None:
             raise ConfigError("the start time needs a UTC offset, e.g. 2025-06-21T00:00:00Z")
+        if self.engine not in ("paho", "raw"):
+            raise ConfigError(f"--engine must be paho or raw, got {self.engine!r}")
+        if self.engine == "raw" and "drop" in self.faults.kinds:
+            raise ConfigError(
+                "the raw engine cannot cut connections: leave `drop` out of --faults or use paho"
+            )
         if not (self.park or self.stations):
             raise ConfigError("nothing to simulate: enable the park, the stations, or both")
 
@@ -282,7 +290,7 @@ class Simulation:
         n = len(plan.sources)
         pool = self.config.connections
         if pool is None:
-            pool = n if n <= PER_DEVICE_LIMIT else DEFAULT_POOL
+            pool = n if n <= PER_DEVICE_LIMIT and self.config.engine == "paho" else DEFAULT_POOL
         pool = min(pool, n)
         if pool == n:
             links = [
@@ -296,15 +304,18 @@ class Simulation:
             links[owner[i]].status_topics.append(src.status_topic)
         return links, owner
 
-    def _network(self, links: list[Link], plan: Plan) -> Network:
+    def _network(self, links: list[Link], plan: Plan) -> Network | RawNetwork:
         per_device = len(links) == len(plan.sources)
         inflight = 20 if per_device else 1000
         versions = {"5": [mqtt.MQTTv5], "3.1.1": [mqtt.MQTTv311], "auto": [mqtt.MQTTv5, mqtt.MQTTv311]}
         last_error: BrokerError | None = None
         for protocol in versions[self.config.mqtt_version]:
-            probe = Network(
-                self.config.url, [Link(f"zhongdu-sim-probe-{self._token}", None, [])], protocol=protocol
-            )
+            probe_link = [Link(f"zhongdu-sim-probe-{self._token}", None, [])]
+            probe: Network | RawNetwork
+            if self.config.engine == "raw":
+                probe = RawNetwork(self.config.url, probe_link, protocol=int(protocol), statuses=False)
+            else:
+                probe = Network(self.config.url, probe_link, protocol=protocol)
             try:
                 probe.connect_all(timeout=5.0)
             except BrokerError as exc:
@@ -315,6 +326,10 @@ class Simulation:
                 continue
             probe.close(timeout=2.0)
             self.stats.protocol = "5" if protocol == mqtt.MQTTv5 else "3.1.1"
+            if self.config.engine == "raw":
+                return RawNetwork(
+                    self.config.url, links, protocol=int(protocol), statuses=self.config.statuses
+                )
             return Network(
                 self.config.url,
                 links,
@@ -358,7 +373,7 @@ class Simulation:
     def _publish(
         self,
         messages: Iterator[Outgoing],
-        network: Network,
+        network: Network | RawNetwork,
         links: list[Link],
         owner: list[int],
         plan: Plan,
@@ -418,7 +433,7 @@ class Simulation:
             log.warning("%d messages still unacknowledged at the end", network.pending(stats.sent))
         stats.publish_s = time.monotonic() - mono0
 
-    def _progress(self, network: Network, elapsed: float) -> None:
+    def _progress(self, network: Network | RawNetwork, elapsed: float) -> None:
         stats = self.stats
         sim = f", simulated time {_iso(stats.last_time)}" if stats.last_time is not None else ""
         faults = sum(stats.faults.values())

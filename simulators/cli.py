@@ -10,6 +10,7 @@ examples:
   zhongdu simulate park --devices 200 --rate 100
   zhongdu simulate all --speed 120                  # replay the last day in 12 minutes, then run live
   zhongdu simulate park --devices 2000 --count 100000 --seed 7     # exactly 100,000 messages, then exit
+  zhongdu simulate park --devices 2000 --count 100000 --engine raw  # the same, fastest (for benchmarks)
   zhongdu simulate park --faults duplicate,malformed,late --fault-rate 0.05
   zhongdu simulate stations --stations stations.csv --outages 'TC-0001@2m+5m,TC-0002@10m+5m:degraded'
 
@@ -101,6 +102,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=int,
         help="share N connections instead of one per device (default: one per device up to 2000 entities)",
     )
+    sim.add_argument(
+        "--engine",
+        choices=("paho", "raw"),
+        default="paho",
+        help="paho (default: wills, reconnects) or raw (a minimal batched QoS 1 publisher, ~6x faster; "
+        "no wills, no `drop` faults), for benchmarks",
+    )
     sim.add_argument("--mqtt-version", choices=("auto", "5", "3.1.1"), default="auto", help="MQTT protocol")
     sim.add_argument("--id-prefix", default="", help="prefix for every device and station id")
     sim.add_argument("--no-status", action="store_true", help="no retained status topics or wills")
@@ -138,6 +146,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         mqtt_version=args.mqtt_version,
         id_prefix=args.id_prefix,
         statuses=not args.no_status,
+        engine=args.engine,
         progress=sys.stderr,
         progress_interval_s=1e9 if args.quiet else 5.0,
     )

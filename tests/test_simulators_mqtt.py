@@ -22,6 +22,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from zhongdu import services
+from zhongdu.errors import ConfigError
 from zhongdu.ingest import Accepted, Rejected, parse_message
 from zhongdu.settings import parse_mqtt_url
 from zhongdu.simulators import (
@@ -285,6 +286,48 @@ def test_live_mode_in_a_thread_stops_on_request(
     now = datetime.now(UTC)
     for topic, payload in sub.telemetry():
         assert isinstance(parse_message(topic, payload, received_at=now), Accepted)
+
+
+@pytest.mark.parametrize("version", ["5", "3.1.1"])
+def test_raw_engine_publishes_exactly_n(
+    tuned_broker: services.Service, collectors: list[Collector], version: str
+) -> None:
+    sub = Collector(tuned_broker.url, "")
+    collectors.append(sub)
+    config = SimulationConfig(
+        url=tuned_broker.url, devices=200, stations=False, count=5000, engine="raw", mqtt_version=version,
+        start=datetime.fromtimestamp((time.time() // 3600 - 3) * 3600, UTC), seed=5,
+    )  # fmt: skip
+    stats = run_simulation(config)
+    assert (stats.sent, stats.acked, stats.failed, stats.protocol) == (5000, 5000, 0, version)
+    assert _wait(lambda: len(sub.telemetry()) >= 5000 and len(sub.statuses()) >= 400)
+    time.sleep(0.3)
+    assert len(sub.telemetry()) == 5000
+    per_topic: dict[str, list[bytes]] = defaultdict(list)
+    for topic, payload in sub.telemetry():
+        per_topic[topic].append(payload)
+    expected: dict[str, list[bytes]] = defaultdict(list)
+    for item in generate_messages(config):
+        expected[item.topic].append(item.payload)
+    assert per_topic == expected
+
+
+def test_raw_engine_respects_the_machine_brokers_limits(
+    mqtt_url: str, prefix: str, collectors: list[Collector]
+) -> None:
+    sub = Collector(mqtt_url, prefix)
+    collectors.append(sub)
+    config = SimulationConfig(
+        url=mqtt_url, devices=20, stations=False, count=400, engine="raw", id_prefix=prefix
+    )
+    stats = run_simulation(config)
+    assert stats.acked == 400
+    assert _wait(lambda: len(sub.telemetry()) >= 400 and len(sub.statuses()) >= 40)
+
+
+def test_raw_engine_refuses_drop_faults() -> None:
+    with pytest.raises(ConfigError, match="raw engine"):
+        SimulationConfig(engine="raw", faults=FaultConfig(frozenset({"drop"}), 0.1))
 
 
 def test_pool_of_connections(tuned_broker: services.Service, collectors: list[Collector]) -> None:
