@@ -628,8 +628,8 @@ def _best_server(n_cells: int, cells: I64, rows: I64, score: F64, rank: I64) -> 
     big = np.iinfo(np.int64).max
     key = np.full(n_cells, big, dtype=np.int64)
     np.minimum.at(key, cells[win], rank[rows[win]])
-    row_of_rank = np.argsort(rank)
-    serving = np.where(key < big, row_of_rank[np.minimum(key, len(rank) - 1)], -1)
+    row_of_rank = np.append(np.argsort(rank), -1)  # the sentinel serves cells without a sector
+    serving = row_of_rank[np.minimum(key, len(rank))]
     return best, serving.astype(np.int64)
 
 

@@ -292,7 +292,7 @@ class Stations:
         stations.validate()
         return stations
 
-    def validate(self, where: str = "stations") -> None:
+    def validate(self, where: str = "stations", *, header_lines: int | None = None) -> None:
         """Raise `StationsError` for the first out-of-range value (vectorised checks)."""
         checks: list[tuple[str, NDArray[np.bool_], str]] = [
             ("lon", ~np.isfinite(self.lon) | (np.abs(self.lon) > 180), "a longitude in degrees (-180..180)"),
@@ -328,9 +328,10 @@ class Stations:
         for name, bad, fix in checks:
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                value = getattr(self, name)[i]
+                value = getattr(self, name)[i].item()
+                at = f"row {i + 1}" if header_lines is None else f"line {i + 1 + header_lines}"
                 raise StationsError(
-                    f"{where}: row {i + 1} (station {self.station_id[i]!s}, sector {self.sector_id[i]!s}) "
+                    f"{where}: {at} (station {self.station_id[i]!s}, sector {self.sector_id[i]!s}) "
                     f"has {name}={value!r}; expected {fix}"
                 )
 
@@ -574,7 +575,7 @@ def load_stations(path: str | Path) -> Stations:
         extra=extra,
         **floats,
     )
-    stations.validate(str(p))
+    stations.validate(str(p), header_lines=1)
     keys = list(zip(cols["station_id"], cols["sector_id"], strict=True))
     if len(set(keys)) != len(keys):
         seen: set[tuple[str, str]] = set()
