@@ -204,11 +204,11 @@ def _build_tiles(geo: _Geometry, cells: I64 | None, tile: float) -> _Tiles:
     if cells is None and tile in geo.tiles:
         return geo.tiles[tile]
     idx = np.arange(len(geo.x), dtype=np.int64) if cells is None else cells
-    x0 = float(geo.x.min()) - 1.0
-    y0 = float(geo.y.min()) - 1.0
-    ncols = int((geo.x.max() - x0) // tile) + 1
-    nrows = int((geo.y.max() - y0) // tile) + 1
     xs, ys = geo.x[idx], geo.y[idx]
+    x0 = float(xs.min()) - 1.0
+    y0 = float(ys.min()) - 1.0
+    ncols = int((xs.max() - x0) // tile) + 1
+    nrows = int((ys.max() - y0) // tile) + 1
     tile_id = (geo.env[idx] * nrows + ((ys - y0) // tile).astype(np.int64)) * ncols + (
         (xs - x0) // tile
     ).astype(np.int64)
@@ -531,14 +531,15 @@ def _witnesses(
     cells: I64,
     active: NDArray[np.bool_],
     *,
-    k: int = 2,
-    small: int = 4096,
+    k: int = 1,
+    few: int = 64,
 ) -> I64:
     """For each cell, one active sector (index into `sec`) reaching the threshold there, or -1.
 
-    Exact, but cheap where coverage is dense: first the sectors of the `k` nearest sites (which
-    cover almost every covered cell), then an exhaustive search for the cells still without one
-    (cell-centric with the k-d tree when they are few, else sector-centric over their tiles).
+    Exact, and cheap where coverage is dense: first the sectors of the `k` nearest sites, which
+    cover almost every covered cell; then an exhaustive search for the cells still without one:
+    cell-centric with the site k-d tree when they are `few`, else sector-centric over tiles of
+    just those cells, from the sectors whose reach touches one of them.
     """
     n = len(cells)
     wit = np.full(n, -1, dtype=np.int64)
@@ -556,21 +557,37 @@ def _witnesses(
     if len(rest) == 0:
         return wit
     act = np.flatnonzero(active).astype(np.int64)
-    if len(rest) <= small:
+    reach = sec.reach[act] * (1.0 + 1e-9) + 1e-6  # planar distance <= arc distance
+    if len(rest) <= few:
         # cell-centric: every site within the largest reach for the cell's environment
-        max_reach = sec.reach[act].max(axis=0) * (1.0 + 1e-9) + 1e-6
-        radius = max_reach[geo.env[cells[rest]]]
-        hits = sites.tree.query_ball_point(pts[rest], radius, return_sorted=False, workers=-1)
+        radius = reach.max(axis=0)[geo.env[cells[rest]]]
+        hits = sites.tree.query_ball_point(pts[rest], radius, return_sorted=False)
         lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
         flat = np.fromiter((x for h in hits for x in h), dtype=np.int64, count=int(lens.sum()))
         cl, s = _site_pairs(sites, np.repeat(rest, lens), flat)
         on = active[s]
         _record_witness(geo, sec, model, threshold, wit, cells, cl[on], s[on])
         return wit
+    from scipy.spatial import cKDTree
+
+    # sector-centric: only (sector, environment) pairs with one of these cells in reach count
+    touch = np.zeros(reach.shape, dtype=bool)
+    env_rest = geo.env[cells[rest]]
+    sector_pts = np.column_stack([sec.x[act], sec.y[act]])
+    for e in np.unique(env_rest).tolist():
+        tree = cKDTree(pts[rest[env_rest == e]])
+        touch[:, e] = (
+            np.asarray(tree.query_ball_point(sector_pts, reach[:, e], return_length=True, workers=-1)) > 0
+        )
+    keep = touch.any(axis=1)
+    if not keep.any():
+        return wit
+    act = act[keep]
     sub = _take(sec, act)
+    sub.reach[~touch[keep]] = 0.0  # no query where none of these cells is in reach
     tiles = _build_tiles(geo, cells[rest], _tile_size(geo, sub))
     local = np.full(len(geo.x), -1, dtype=np.int64)
-    local[cells] = np.arange(n)
+    local[cells[rest]] = rest
     for cell, si, _ in _pairs(geo, tiles, sub, model, threshold):
         wit[local[cell]] = act[si]
     return wit
@@ -586,19 +603,11 @@ def _record_witness(
     cl: I64,
     s: I64,
 ) -> None:
-    """Give cells without a witness the best covering sector among the pairs (cl, s), if any."""
-    keep, score = _score_explicit(geo, sec, model, threshold, s, cells[cl])
-    if len(keep) == 0:
-        return
+    """Give cells without a witness a covering sector among the pairs (cl, s), if there is one."""
+    keep, _ = _score_explicit(geo, sec, model, threshold, s, cells[cl])
     cl, s = cl[keep], s[keep]
-    best = np.full(len(wit), -np.inf)
-    np.maximum.at(best, cl, score)
-    win = score == best[cl]
-    big = np.iinfo(np.int64).max
-    choice = np.full(len(wit), big, dtype=np.int64)
-    np.minimum.at(choice, cl[win], s[win])
-    fill = (wit < 0) & (choice < big)
-    wit[fill] = choice[fill]
+    free = wit[cl] < 0
+    wit[cl[free]] = s[free]
 
 
 def _tile_size(geo: _Geometry, sec: _Sectors) -> float:
