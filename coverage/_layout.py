@@ -325,7 +325,7 @@ def _district_sites(
         beamwidth_deg=np.full(m, BEAMWIDTH_DEG),
         up=np.ones(m, dtype=np.bool_),
         radius_m=np.full(m, RADIUS_M[env]),
-        extra={"district": np.full(m, name, dtype=np.str_), "environment": np.full(m, env, dtype=np.str_)},
+        extra={"district": np.full(m, name), "environment": np.full(m, env)},
     )
 
 
