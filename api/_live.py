@@ -70,7 +70,7 @@ class LiveSnapshot:
     trigger: str
     summary: dict[str, Any]  # the body of GET /v1/coverage
     body: bytes  # `summary` serialised once
-    covered: NDArray[np.bool_]
+    covered: NDArray[np.bool_] | None  # per-cell arrays: filled on demand (`with_cells`)
     best_rsrp_dbm: NDArray[np.float64] | None
     serving: frozenset[str]
 
@@ -102,6 +102,8 @@ class LiveCoverage:
         self.snapshot: LiveSnapshot | None = None
         self.error: str | None = None
         self.ready = threading.Event()
+        self._cells_guard = threading.Lock()
+        self._cells_job: threading.Thread | None = None
 
     @property
     def model(self) -> str:
@@ -185,7 +187,11 @@ class LiveCoverage:
     def refresh(
         self, trigger: str, *, statuses: dict[str, tuple[str, datetime]] | None = None
     ) -> LiveSnapshot:
-        """Recompute from the latest statuses, store a snapshot record, publish the new snapshot."""
+        """Recompute from the latest statuses, publish the new snapshot, store its record.
+
+        Only the totals are computed here (milliseconds, incremental); per-cell best servers are
+        costly on the full city and are computed on demand by `with_cells`.
+        """
         from zhongdu.coverage import StationStatus, live_coverage, snapshot_record
 
         if statuses is None:
@@ -201,26 +207,18 @@ class LiveCoverage:
                 now=now,
                 silence_timeout_s=self._settings.station_silence_timeout_s,
             )
-            cells = engine.result(per_cell=True)
-            serving = self._serving(statuses, now)
-        record = snapshot_record(result, time=now, model=self.model, trigger=trigger)
+            record = snapshot_record(result, time=now, model=self.model, trigger=trigger)
+            snapshot = self._make_snapshot(record, result, self._serving(statuses, now), now, trigger)
+            self.snapshot = snapshot  # published under the lock: it always matches the engine state
+        self.error = None
         if self._pool is not None:
             with self._pool.connection() as conn:
                 storage.api.insert_coverage_snapshot(conn, record)
         self._last_stored = time.monotonic()
-        snapshot = self._make_snapshot(record, result, cells, serving, now, trigger)
-        self.snapshot = snapshot
-        self.error = None
         return snapshot
 
     def _make_snapshot(
-        self,
-        record: dict[str, Any],
-        result: Any,
-        cells: Any,
-        serving: frozenset[str],
-        now: datetime,
-        trigger: str,
+        self, record: dict[str, Any], result: Any, serving: frozenset[str], now: datetime, trigger: str
     ) -> LiveSnapshot:
         assert self._station_ids is not None
         summary = {
@@ -243,17 +241,50 @@ class LiveCoverage:
                 for d in result.districts
             ],
         }
-        covered = np.asarray(cells.covered, dtype=bool).copy()
-        rsrp = cells.best_rsrp_dbm
         return LiveSnapshot(
             computed_at=now,
             trigger=trigger,
             summary=summary,
             body=json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode(),
-            covered=covered,
-            best_rsrp_dbm=None if rsrp is None else np.asarray(rsrp, dtype=np.float64).copy(),
+            covered=None,
+            best_rsrp_dbm=None,
             serving=serving,
         )
+
+    def with_cells(self, wait_s: float) -> LiveSnapshot | None:
+        """The current snapshot with per-cell arrays, computing them in the background if needed.
+
+        Waits up to `wait_s` for the computation (instant on small grids; on the full city with
+        the hata model it takes long enough that the caller should answer "retry later").
+        """
+        current = self.snapshot
+        if current is not None and current.covered is not None:
+            return current
+        with self._cells_guard:
+            job = self._cells_job
+            if job is None or not job.is_alive():
+                job = threading.Thread(target=self._compute_cells, name="zhongdu-live-cells", daemon=True)
+                self._cells_job = job
+                job.start()
+        job.join(wait_s)
+        current = self.snapshot
+        return current if current is not None and current.covered is not None else None
+
+    def _compute_cells(self) -> None:
+        try:
+            with self._lock:  # no refresh in between: the engine state is the snapshot's
+                snapshot, engine = self.snapshot, self._engine
+                if snapshot is None or engine is None or snapshot.covered is not None:
+                    return
+                cells = engine.result(per_cell=True)
+                rsrp = cells.best_rsrp_dbm
+                self.snapshot = dataclasses.replace(
+                    snapshot,
+                    covered=np.asarray(cells.covered, dtype=bool).copy(),
+                    best_rsrp_dbm=None if rsrp is None else np.asarray(rsrp, dtype=np.float64).copy(),
+                )
+        except Exception:
+            log.exception("per-cell live coverage failed")
 
     # --- helpers for the other routes --------------------------------------------------------
 

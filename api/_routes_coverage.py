@@ -20,6 +20,7 @@ from zhongdu.api._params import time_range, unprocessable
 router = APIRouter(prefix="/v1/coverage", tags=["coverage"])
 
 MAX_CELLS = 20_000
+CELLS_WAIT_S = 20.0  # how long a cells request waits for per-cell arrays before a 503
 _NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "live coverage is still being computed or failed to start"}
 }
@@ -89,7 +90,7 @@ def get_cells(
     """H3 cell polygons of a district or a bounding box with population, best RSRP and covered flag."""
     import h3
 
-    live, snapshot = _live(state)
+    live, _ = _live(state)
     grid = live.grid
     assert grid is not None
     if (district is None) == (bbox is None):
@@ -110,6 +111,14 @@ def get_cells(
         unprocessable(
             f"{len(rows)} cells match, more than limit={limit} (at most {MAX_CELLS}); "
             "narrow the bbox or raise `limit`"
+        )
+    snapshot = live.with_cells(CELLS_WAIT_S)
+    if snapshot is None or snapshot.covered is None:
+        raise HTTPException(
+            503,
+            "per-cell coverage for the latest station status is being computed (minutes on the full city "
+            "with the hata model); retry shortly",
+            headers={"Retry-After": "30"},
         )
     rsrp = snapshot.best_rsrp_dbm
     features: list[dict[str, Any]] = []
