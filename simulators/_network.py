@@ -41,6 +41,7 @@ class Link:
     status_topics: list[str]  # retained `online` on every connect, `offline` on a clean stop
     client: mqtt.Client | None = None
     connected: bool = False
+    ever_connected: bool = False
     failed: str | None = None
     reconnect_at: float | None = None
     backoff: float = 0.5
@@ -102,6 +103,7 @@ class Network:
             link.failed = f"broker refused the connection: {rc}"
             return
         link.connected = True
+        link.ever_connected = True
         link.failed = None
         link.backoff = 0.5
         if self.statuses:
@@ -112,6 +114,9 @@ class Network:
 
     def _on_disconnect(self, client: mqtt.Client, link: Link, flags: Any, rc: ReasonCode, props: Any) -> None:
         link.connected = False
+        if not link.ever_connected and link.failed is None:
+            link.failed = f"the broker closed the connection before its CONNACK ({rc})"
+            return
         if not self.closing:
             link.reconnect_at = time.monotonic() + link.backoff
             link.backoff = min(10.0, link.backoff * 2)

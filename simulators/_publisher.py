@@ -457,3 +457,21 @@ def run_simulation(config: SimulationConfig, stop_event: threading.Event | None 
         threading.Thread(target=run_simulation, args=(cfg, stop), daemon=True).start()
     """
     return Simulation(config).run(stop_event)
+
+
+def demo_config(
+    url: str, *, mqtt5: bool = True, devices: int = 42, max_stations: int = 400
+) -> SimulationConfig:
+    """The gentle load `zhongdu demo` runs: the park and the sites nearest it, live, with outages.
+
+    About 1 park message and 7 station messages a second (capped at 50/s); the first readings
+    arrive within a second or two, and a cluster of sites goes down two minutes in.
+    """
+    return SimulationConfig(
+        url=url,
+        devices=devices,
+        max_stations=max_stations,
+        rate=50.0,
+        outages="auto",
+        mqtt_version="5" if mqtt5 else "3.1.1",
+    )

@@ -389,3 +389,19 @@ def test_default_start_keeps_fixed_count_runs_in_the_past() -> None:
     assert live.capped and abs(live.start - now) < 1.0
     replay = make_plan(SimulationConfig(devices=5, stations=False, speed=60.0), now=now)
     assert replay.capped and abs((now - replay.start) - timedelta(days=1).total_seconds()) < 1.0
+
+
+def test_scripted_outage_shows_in_the_station_telemetry(three_stations: Path) -> None:
+    config = _config(
+        stations_file=three_stations, park=False, count=60, outages="TC-0001@5m+10m,TC-0002@5m+10m:degraded"
+    )
+    start = config.start.timestamp() if config.start else 0.0
+    seen: dict[str, list[tuple[float, str]]] = {}
+    for item in generate_messages(config):
+        body = json.loads(item.payload)
+        seen.setdefault(item.topic.split("/")[3], []).append((item.sim_time - start, body["status"]))
+    for elapsed, status in seen["TC-0001"]:
+        assert status == ("down" if 300 <= elapsed < 900 else "up")
+    assert {s for e, s in seen["TC-0002"] if 300 <= e < 900} == {"degraded"}
+    assert {s for _, s in seen["TC-0000"]} == {"up"}
+    assert any(s == "down" for _, s in seen["TC-0001"]) and seen["TC-0001"][-1][1] == "up"

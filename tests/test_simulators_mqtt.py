@@ -30,6 +30,7 @@ from zhongdu.simulators import (
     BrokerError,
     FaultConfig,
     SimulationConfig,
+    demo_config,
     generate_messages,
     run_simulation,
 )
@@ -330,6 +331,15 @@ def test_raw_engine_refuses_drop_faults() -> None:
         SimulationConfig(engine="raw", faults=FaultConfig(frozenset({"drop"}), 0.1))
 
 
+def test_rate_paces_a_fixed_count_run(tuned_broker: services.Service) -> None:
+    stats = run_simulation(
+        SimulationConfig(url=tuned_broker.url, devices=20, stations=False, count=300, rate=500.0)
+    )
+    assert stats.acked == 300
+    assert 0.5 <= stats.publish_s < 5.0  # 300 messages at 500/s take at least 0.6 s
+    assert stats.rate <= 550.0
+
+
 def test_pool_of_connections(tuned_broker: services.Service, collectors: list[Collector]) -> None:
     sub = Collector(tuned_broker.url, "")
     collectors.append(sub)
@@ -386,3 +396,23 @@ def test_falls_back_to_mqtt_311_on_amqtt(collectors: list[Collector]) -> None:
         collectors.remove(sub)
     finally:
         broker.stop()
+
+
+def test_demo_config_shows_data_within_seconds(
+    tuned_broker: services.Service, collectors: list[Collector]
+) -> None:
+    sub = Collector(tuned_broker.url, "")
+    collectors.append(sub)
+    stop = threading.Event()
+    config = demo_config(tuned_broker.url, devices=14, max_stations=20)
+    thread = threading.Thread(target=run_simulation, args=(config, stop), daemon=True)
+    t0 = time.monotonic()
+    thread.start()
+    try:
+        assert _wait(lambda: any("/park/" in t for t, _ in sub.telemetry()), 30)
+        assert _wait(lambda: any("/bs/" in t for t, _ in sub.telemetry()), 30)
+        assert time.monotonic() - t0 < 15  # layout loading included
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
