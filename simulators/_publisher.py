@@ -283,6 +283,7 @@ class Simulation:
     def __init__(self, config: SimulationConfig) -> None:
         self.config = config
         self.stats = SimulationStats()
+        self._plan: Plan | None = None
         self._token = f"{os.getpid():x}{random.getrandbits(16):04x}"
 
     def _links(self, plan: Plan) -> tuple[list[Link], list[int]]:
@@ -344,7 +345,7 @@ class Simulation:
         cfg, stats = self.config, self.stats
         stop = stop_event or threading.Event()
         t0 = time.monotonic()
-        plan = make_plan(cfg)
+        plan = self._plan = make_plan(cfg)
         stats.devices, stats.stations, stats.layout_source = (
             len(plan.devices),
             len(plan.stations),
@@ -436,6 +437,12 @@ class Simulation:
     def _progress(self, network: Network | RawNetwork, elapsed: float) -> None:
         stats = self.stats
         sim = f", simulated time {_iso(stats.last_time)}" if stats.last_time is not None else ""
+        if self.config.count is None and stats.last_time is not None and self._plan is not None:
+            target = self._plan.start + elapsed * self.config.speed
+            if self._plan.capped:
+                target = min(target, time.time())
+            if target - stats.last_time > 60.0:  # the rate cap (or the machine) cannot keep up
+                sim += f" ({target - stats.last_time:,.0f} s behind; raise --rate or lower --speed)"
         faults = sum(stats.faults.values())
         assert self.config.progress is not None
         print(
