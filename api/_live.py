@@ -72,7 +72,7 @@ class LiveSnapshot:
     body: bytes  # `summary` serialised once
     covered: NDArray[np.bool_] | None  # per-cell arrays: filled on demand (`with_cells`)
     best_rsrp_dbm: NDArray[np.float64] | None
-    serving: frozenset[str]
+    serving: NDArray[np.bool_]  # per station id of the layout (sorted), serving now?
 
 
 class LiveCoverage:
@@ -95,6 +95,7 @@ class LiveCoverage:
         self._thread: threading.Thread | None = None
         self._engine: CoverageEngine | None = None
         self._station_ids: NDArray[np.str_] | None = None
+        self._layout_serving: NDArray[np.bool_] | None = None
         self._last_stored = float("-inf")
         self._centres: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self.grid: Grid | None = None
@@ -131,7 +132,12 @@ class LiveCoverage:
         )
         with self._lock:
             self.grid, self.stations, self._engine = grid, stations, engine
-            self._station_ids = np.unique(np.asarray(stations.station_id, dtype=str))
+            ids = np.asarray(stations.station_id, dtype=str)
+            self._station_ids = np.unique(ids)
+            # a station serves by layout when any of its sectors is `up` there
+            layout = np.zeros(len(self._station_ids), dtype=bool)
+            layout[np.searchsorted(self._station_ids, ids[np.asarray(stations.up, dtype=bool)])] = True
+            self._layout_serving = layout
 
     def _run(self) -> None:
         try:
@@ -157,28 +163,30 @@ class LiveCoverage:
         with self._pool.connection() as conn:
             return storage.api.station_statuses(conn)
 
-    def _serving(self, statuses: dict[str, tuple[str, datetime]], now: datetime) -> frozenset[str]:
-        """Stations that serve now: up/degraded and heard within the timeout; no status: layout flag."""
-        assert self.stations is not None and self._station_ids is not None
-        timeout = self._settings.station_silence_timeout_s
-        ids = np.asarray(self.stations.station_id, dtype=str)
-        layout_up = {str(s) for s in np.unique(ids[np.asarray(self.stations.up, dtype=bool)])}
-        serving = set()
-        for sid in self._station_ids.tolist():
-            status = statuses.get(sid)
-            if status is None:
-                if sid in layout_up:
-                    serving.add(sid)
-            elif status[0] in ("up", "degraded") and (now - status[1]).total_seconds() <= timeout:
-                serving.add(sid)
-        return frozenset(serving)
+    def _serving(self, statuses: dict[str, tuple[str, datetime]], now: datetime) -> NDArray[np.bool_]:
+        """Per station (sorted unique ids): serving now? Up/degraded and heard within the timeout;
+        a station without any status serves as its layout says (the engine's documented rule)."""
+        assert self._station_ids is not None and self._layout_serving is not None
+        serving = self._layout_serving.copy()
+        if statuses:
+            ids = self._station_ids
+            keys = np.fromiter(statuses.keys(), dtype=ids.dtype, count=len(statuses))
+            pos = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
+            known = ids[pos] == keys
+            timeout = self._settings.station_silence_timeout_s
+            values = statuses.values()
+            states = np.fromiter((st for st, _ in values), dtype=object, count=len(values))
+            seen = np.fromiter(((now - t).total_seconds() for _, t in values), dtype=float, count=len(values))
+            ok = np.isin(states, ["up", "degraded"]) & (seen <= timeout)
+            serving[pos[known]] = ok[known]
+        return serving
 
     def poll(self) -> LiveSnapshot | None:
         """Refresh when the serving set changed, or store a scheduled snapshot when one is due."""
         statuses = self._read_statuses()
         now = self._clock()
         current = self.snapshot
-        if current is None or self._serving(statuses, now) != current.serving:
+        if current is None or not np.array_equal(self._serving(statuses, now), current.serving):
             return self.refresh("status-change", statuses=statuses)
         if time.monotonic() - self._last_stored >= self._settings.coverage_snapshot_interval_s:
             return self.refresh("schedule", statuses=statuses)
@@ -218,7 +226,7 @@ class LiveCoverage:
         return snapshot
 
     def _make_snapshot(
-        self, record: dict[str, Any], result: Any, serving: frozenset[str], now: datetime, trigger: str
+        self, record: dict[str, Any], result: Any, serving: NDArray[np.bool_], now: datetime, trigger: str
     ) -> LiveSnapshot:
         assert self._station_ids is not None
         summary = {
@@ -226,7 +234,7 @@ class LiveCoverage:
             "threshold_dbm": self._settings.rsrp_threshold_dbm if self.model == "hata" else None,
             "computed_at": now.isoformat(),
             "trigger": trigger,
-            "stations_serving": int(record.get("stations_serving") or len(serving)),
+            "stations_serving": int(record.get("stations_serving") or np.count_nonzero(serving)),
             "stations_total": len(self._station_ids),
             "population_total": float(result.population_total),
             "population_covered": float(result.population_covered),
@@ -299,7 +307,10 @@ class LiveCoverage:
 
     def serving_stations(self) -> Stations:
         """The layout with `up` set to what serves now (the base of a scenario)."""
-        assert self.stations is not None
-        serving = self.snapshot.serving if self.snapshot is not None else frozenset()
-        up = np.isin(np.asarray(self.stations.station_id, dtype=str), np.array(sorted(serving), dtype=str))
+        assert self.stations is not None and self._station_ids is not None
+        snapshot = self.snapshot
+        if snapshot is None:
+            return self.stations
+        ids = np.asarray(self.stations.station_id, dtype=str)
+        up = snapshot.serving[np.searchsorted(self._station_ids, ids)]
         return dataclasses.replace(self.stations, up=up)
