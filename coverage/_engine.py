@@ -109,15 +109,52 @@ class CoverageResult:
         }
 
 
-def _summarise(grid: Grid, covered: NDArray[np.bool_]) -> tuple[float, float, float, list[DistrictCoverage]]:
-    """Totals per district with `np.bincount`; one code path so engine and full compute agree bit for bit."""
-    nd = len(grid.districts)
-    pop_d = np.bincount(grid.district_index, weights=grid.population, minlength=nd)
-    cov_d = np.bincount(grid.district_index, weights=np.where(covered, grid.population, 0.0), minlength=nd)
-    total = float(pop_d.sum())
-    cov = float(cov_d.sum())
+@dataclass
+class _Districts:
+    """Cells grouped by district (stable), so a district's sum is one contiguous `np.sum`."""
+
+    order: I64
+    bounds: I64  # district d's cells: order[bounds[d]:bounds[d + 1]]
+    population: F64  # population in that order
+    totals: F64  # population per district
+
+
+def _districts(grid: Grid) -> _Districts:
+    cached: _Districts | None = grid._cache.get("districts")
+    if cached is None:
+        order = np.argsort(grid.district_index, kind="stable").astype(np.int64)
+        bounds = np.searchsorted(grid.district_index[order], np.arange(len(grid.districts) + 1)).astype(
+            np.int64
+        )
+        pop = grid.population[order]
+        totals = np.array([np.sum(pop[bounds[d] : bounds[d + 1]]) for d in range(len(grid.districts))])
+        cached = _Districts(order, bounds, pop, totals)
+        grid._cache["districts"] = cached
+    return cached
+
+
+def _covered_by_district(grid: Grid, covered: NDArray[np.bool_], which: I64 | None = None) -> F64:
+    """Covered population of the given districts (all by default).
+
+    Each district is summed on its own, in a fixed order, so the incremental engine can redo just
+    the districts a change touched and still agree bit for bit with a full computation.
+    """
+    dd = _districts(grid)
+    idx = np.arange(len(grid.districts)) if which is None else which
+    out = np.zeros(len(idx))
+    for j, d in enumerate(idx.tolist()):
+        lo, hi = dd.bounds[d], dd.bounds[d + 1]
+        out[j] = np.sum(np.where(covered[dd.order[lo:hi]], dd.population[lo:hi], 0.0))
+    return out
+
+
+def _summarise(grid: Grid, cov_d: F64) -> tuple[float, float, float, list[DistrictCoverage]]:
+    """City and district totals from the covered population per district."""
+    pop_d = _districts(grid).totals
+    total = float(sum(pop_d.tolist()))
+    cov = float(sum(cov_d.tolist()))
     districts = [
-        DistrictCoverage(name, float(p), float(c), float(c / p) if p > 0 else 0.0)
+        DistrictCoverage(name, float(p), float(c), float(min(1.0, c / p)) if p > 0 else 0.0)
         for name, p, c in zip(grid.districts, pop_d.tolist(), cov_d.tolist(), strict=True)
     ]
     share = min(1.0, cov / total) if total > 0 else 0.0
@@ -718,7 +755,7 @@ def compute_coverage(
             np.ones(len(rows), dtype=bool),
         )
         covered = wit >= 0
-    total, cov, share, districts = _summarise(grid, covered)
+    total, cov, share, districts = _summarise(grid, _covered_by_district(grid, covered))
     result = CoverageResult(
         total, cov, share, districts, stations_serving=stations_serving, sectors_serving=sectors_serving
     )
@@ -786,6 +823,7 @@ class CoverageEngine:
             np.arange(len(grid), dtype=np.int64),
             self._up,
         )
+        self._cov_d = _covered_by_district(grid, self._wit >= 0)
 
     # -- state
     @property
@@ -826,26 +864,33 @@ class CoverageEngine:
             return
         self._per_cell_cache = None
         off, on = rows[~up], rows[up]
+        touched: list[I64] = []
         if len(off):
             self._up[off] = False
-            lost = np.flatnonzero(np.isin(self._wit, off))
+            hit = self._wit == off[0] if len(off) == 1 else np.isin(self._wit, off)
+            lost = np.flatnonzero(hit)
             if len(lost):
                 self._wit[lost] = _witnesses(
                     self._geo, self._sec, self._sites, self.model, self.threshold_dbm, lost, self._up
                 )
+                touched.append(lost[self._wit[lost] < 0])
         if len(on):
             self._up[on] = True
             sub = _take(self._sec, on)
             for cell, s, _ in _pairs(self._geo, self._tiles, sub, self.model, self.threshold_dbm):
                 free = self._wit[cell] < 0
                 self._wit[cell[free]] = on[s[free]]
+                touched.append(cell[free])
+        changed = np.concatenate(touched) if touched else np.zeros(0, dtype=np.int64)
+        if len(changed):
+            which = np.unique(self.grid.district_index[changed]).astype(np.int64)
+            self._cov_d[which] = _covered_by_district(self.grid, self._wit >= 0, which)
 
     # -- public operations
     def result(self, per_cell: bool = False) -> CoverageResult:
         """The current result (per-cell best servers recomputed only after a change)."""
         with self._lock:
-            covered = self._wit >= 0
-            total, cov, share, districts = _summarise(self.grid, covered)
+            total, cov, share, districts = _summarise(self.grid, self._cov_d)
             ids, inverse = self._station_ids
             up_rows = np.flatnonzero(self._up)
             res = CoverageResult(
