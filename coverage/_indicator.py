@@ -143,7 +143,11 @@ def compute_series(
                 f"sensitivity {date}: {entry['share_by_threshold_dbm']}, disk {entry['share_disk_model']:.4f}"
             )
         plan_years.append(entry)
+    curve = stations_needed_curve(grid, seed=seed, threshold_dbm=threshold_dbm) if sensitivity else []
+    if curve:
+        say(f"stations-needed curve: {[(c['stations'], round(c['share'], 4)) for c in curve]}")
     return {
+        "stations_needed": curve,
         "what": "modelled share of population covered by 4G base stations (基地台覆蓋人口數/本市總人口數)",
         "model": "hata",
         "threshold_dbm": threshold_dbm,
@@ -153,6 +157,39 @@ def compute_series(
         "series": rows,
         "plan_years": plan_years,
     }
+
+
+#: Fractions of a date's counted stations for the stations-needed curve.
+CURVE_FRACTIONS: tuple[float, ...] = (0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def stations_needed_curve(
+    grid: Grid,
+    *,
+    date: str = "2015-12-31",
+    seed: int = DEFAULT_SEED,
+    threshold_dbm: float = DEFAULT_THRESHOLD_DBM,
+    fractions: tuple[float, ...] = CURVE_FRACTIONS,
+) -> list[dict[str, Any]]:
+    """Share when only a fraction of `date`'s stations exist (each district's first sites).
+
+    The counted stations saturate the indicator, so this says how many stations, placed the same
+    way, the plan's targets would have needed in this model.
+    """
+    from ._engine import compute_coverage
+    from ._layout import layout_counts, layout_from_counts
+
+    full = layout_counts(grid, date)
+    out = []
+    for f in fractions:
+        counts = {k: round(v * f) for k, v in full.items()}
+        if sum(counts.values()) == 0:
+            continue
+        result = compute_coverage(
+            grid, layout_from_counts(grid, counts, seed=seed), threshold_dbm=threshold_dbm
+        )
+        out.append({"date": date, "fraction": f, "stations": sum(counts.values()), "share": result.share})
+    return out
 
 
 def write_series(doc: dict[str, Any], out_dir: Path = DATA_DIR) -> list[Path]:
@@ -206,7 +243,21 @@ def plot_series(doc: dict[str, Any], path: Path) -> Path | None:
 
     rows = doc["series"]
     x: Any = [dt.date.fromisoformat(r["date"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    curve = doc.get("stations_needed") or []
+    if curve:
+        fig, (ax, axc) = plt.subplots(
+            1, 2, figsize=(13, 4.8), dpi=110, gridspec_kw={"width_ratios": [2.2, 1]}
+        )
+        axc.semilogx([c["stations"] for c in curve], [100 * c["share"] for c in curve], marker="o")
+        for t in PLAN_TARGETS.values():
+            axc.axhline(100 * t, color="tab:red", lw=0.8, ls="--")
+        axc.set_xlabel(f"stations (first sites of the {curve[0]['date']} layout)")
+        axc.set_ylabel("population covered (%)")
+        axc.set_title("stations the targets need in this model", fontsize=9)
+        axc.grid(alpha=0.3, which="both")
+        axc.set_ylim(0, 102)
+    else:
+        fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
     ax.plot(
         x,
         [100 * r["share"] for r in rows],

@@ -189,3 +189,24 @@ def test_spread_population_sums_exactly(n_districts: int, seed: int, n_cells: in
     assert (pop >= 0).all()
     sums = np.bincount(district_index, weights=pop, minlength=n_districts)
     assert np.abs(sums - official).max() <= 1e-6
+
+
+def test_a_cell_claimed_by_two_districts_is_kept_once() -> None:
+    """h3 can fill a border cell for both neighbours (seen once at resolution 11): the owner keeps it."""
+    from shapely.geometry import box
+
+    from zhongdu.coverage._grid_build import DistrictInfo, _resolve_shared_cells
+
+    cell = h3.api.basic_int.latlng_to_cell(24.15, 120.65, 11)
+    lat, lng = h3.api.basic_int.cell_to_latlng(cell)
+    shapes = gpd.GeoDataFrame(
+        {"name_zh": ["甲區", "乙區"]},
+        geometry=[box(lng - 0.01, lat - 0.01, lng + 0.01, lat + 0.01), box(lng + 0.001, lat, lng + 0.02, lat + 0.01)],
+    ).set_index("name_zh")
+    infos = [DistrictInfo("乙區", "B", "2", 1, "urban"), DistrictInfo("甲區", "A", "1", 1, "urban")]
+    other = h3.api.basic_int.latlng_to_cell(24.2, 120.7, 11)
+    cells = np.array([cell, other, cell], dtype=np.uint64)
+    index = np.array([0, 0, 1], dtype=np.int32)  # 乙區 claims it first, but only 甲區 covers the centre
+    kept, kept_index = _resolve_shared_cells(cells, index, infos, shapes, 11)
+    assert sorted(kept.tolist()) == sorted([cell, other])
+    assert kept_index[kept == np.uint64(cell)].tolist() == [1]
