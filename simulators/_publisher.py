@@ -39,6 +39,7 @@ from typing import TextIO
 import paho.mqtt.client as mqtt
 
 from zhongdu.errors import ConfigError
+from zhongdu.settings import Settings
 from zhongdu.simulators._environment import Environment
 from zhongdu.simulators._faults import FaultConfig, FaultInjector, Outgoing, skew_offsets
 from zhongdu.simulators._network import BrokerError, Link, Network
@@ -62,6 +63,8 @@ class SimulationConfig:
     stations: bool = True
     devices: int = 60
     stations_file: Path | None = None
+    grid_path: Path | None = None  # for the generated layout (as the API: ZHONGDU_GRID_PATH)
+    h3_resolution: int = 10  # ... else the shipped grid at this resolution (ZHONGDU_H3_RESOLUTION)
     max_stations: int | None = None
     station_interval_s: float = 60.0
     rate: float | None = None  # messages/s cap; None = no cap
@@ -202,7 +205,12 @@ def make_plan(config: SimulationConfig, *, now: float | None = None) -> Plan:
     layout_source = ""
     if config.stations:
         stations, layout_source = load_layout(
-            config.stations_file, limit=config.max_stations, seed=config.seed, prefix=config.id_prefix
+            config.stations_file,
+            limit=config.max_stations,
+            seed=config.seed,
+            prefix=config.id_prefix,
+            grid_path=config.grid_path,
+            resolution=config.h3_resolution,
         )
     try:
         outages = OutageSchedule.parse(config.outages, stations, seed=config.seed, prefix=config.id_prefix)
@@ -467,15 +475,25 @@ def run_simulation(config: SimulationConfig, stop_event: threading.Event | None 
 
 
 def demo_config(
-    url: str, *, mqtt5: bool = True, devices: int = 42, max_stations: int = 400
+    url: str,
+    *,
+    mqtt5: bool = True,
+    devices: int = 42,
+    max_stations: int = 400,
+    settings: Settings | None = None,
 ) -> SimulationConfig:
     """The gentle load `zhongdu demo` runs: the park and the sites nearest it, live, with outages.
 
     About 1 park message and 7 station messages a second (capped at 50/s); the first readings
-    arrive within a second or two, and a cluster of sites goes down two minutes in.
+    arrive within a second or two, and a cluster of sites goes down two minutes in. With
+    `settings`, the stations come from the same layout as the API's (ZHONGDU_STATIONS_PATH, else
+    generated on ZHONGDU_GRID_PATH or the shipped grid at ZHONGDU_H3_RESOLUTION).
     """
     return SimulationConfig(
         url=url,
+        stations_file=settings.stations_path if settings else None,
+        grid_path=settings.grid_path if settings else None,
+        h3_resolution=settings.h3_resolution if settings else 10,
         devices=devices,
         max_stations=max_stations,
         rate=50.0,

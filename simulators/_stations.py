@@ -144,17 +144,30 @@ def synthetic_layout(n: int = 60, *, seed: int = 2015) -> list[StationSpec]:
 
 
 def load_layout(
-    path: Path | None = None, *, limit: int | None = None, seed: int = 2015, prefix: str = ""
+    path: Path | None = None,
+    *,
+    limit: int | None = None,
+    seed: int = 2015,
+    prefix: str = "",
+    grid_path: Path | None = None,
+    resolution: int = 10,
 ) -> tuple[list[StationSpec], str]:
-    """(stations, where they came from). `limit` keeps the sites nearest the Shuinan park."""
+    """(stations, where they came from). `limit` keeps the sites nearest the Shuinan park.
+
+    Without a file, the layout is the one the API's live coverage uses by default: the coverage
+    engine's `generate_layout` (its own default date and seed, so station ids match) on the grid
+    from `grid_path`, else the shipped grid at `resolution`. `seed` only shapes the synthetic
+    stand-in used when the coverage engine cannot provide a layout.
+    """
     if path is not None:
         stations, source = read_station_csv(path), f"file {path}"
     else:
         try:
             coverage = importlib.import_module("zhongdu.coverage")
-            grid = coverage.load_default_grid()
-            stations = _from_coverage_stations(coverage.generate_layout(grid, seed=seed))
-            source = "coverage engine layout (generate_layout on the default grid)"
+            grid = coverage.load_grid(grid_path) if grid_path else coverage.load_default_grid(resolution)
+            stations = _from_coverage_stations(coverage.generate_layout(grid))
+            where = grid_path or f"the shipped resolution-{resolution} grid"
+            source = f"coverage engine layout (generate_layout on {where})"
         except (ImportError, AttributeError, OSError, ZhongduError) as exc:
             stations = synthetic_layout(seed=seed)
             source = "synthetic layout of 60 sites around Shuinan"

@@ -86,7 +86,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     sim.add_argument(
         "--fault-rate", type=float, help="share of messages that get a fault (default 0.05 with --faults)"
     )
-    sim.add_argument("--stations", dest="stations_file", help="station layout CSV (DESIGN.md section 4)")
+    sim.add_argument(
+        "--stations",
+        dest="stations_file",
+        help="station layout CSV (DESIGN.md section 4); default ZHONGDU_STATIONS_PATH, else the coverage "
+        "engine's generated layout (the same one the API uses)",
+    )
     sim.add_argument("--max-stations", type=_nonnegative_int, help="only the N stations nearest Shuinan")
     sim.add_argument(
         "--station-interval", type=_positive_float, default=60.0, help="seconds between station reports (60)"
@@ -125,13 +130,17 @@ def run_simulate(args: argparse.Namespace) -> int:
     from zhongdu.settings import Settings
     from zhongdu.simulators import FaultConfig, SimulationConfig, run_simulation
 
-    url = args.url or Settings().mqtt_url or "mqtt://127.0.0.1:1883"
+    settings = Settings()
+    url = args.url or settings.mqtt_url or "mqtt://127.0.0.1:1883"
+    stations_file = Path(args.stations_file) if args.stations_file else settings.stations_path
     config = SimulationConfig(
         url=url,
         park=args.what in ("park", "all"),
         stations=args.what in ("stations", "all"),
         devices=args.devices,
-        stations_file=Path(args.stations_file) if args.stations_file else None,
+        stations_file=stations_file,
+        grid_path=settings.grid_path,
+        h3_resolution=settings.h3_resolution,
         max_stations=args.max_stations,
         station_interval_s=args.station_interval,
         rate=args.rate,

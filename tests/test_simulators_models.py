@@ -342,11 +342,21 @@ def test_station_csv_reader(three_stations: Path, tmp_path: Path) -> None:
     assert issubclass(LayoutError, ZhongduError) and issubclass(LayoutError, ValueError)
 
 
-def test_layout_limit_keeps_the_sites_nearest_shuinan() -> None:
-    stations, source = load_layout(None, limit=5, seed=1, prefix="x-")
-    assert len(stations) == 5
-    assert all(s.station_id.startswith("x-") for s in stations)
-    assert "nearest Shuinan" in source
+def test_layout_limit_keeps_the_sites_nearest_shuinan(three_stations: Path) -> None:
+    stations, source = load_layout(three_stations, limit=2, prefix="x-")
+    # TC-000k sits at (120.64k, 24.17k): TC-0002 and TC-0001 are nearest the park (120.6445, 24.179)
+    assert [s.station_id for s in stations] == ["x-TC-0001", "x-TC-0002"]
+    assert "2 sites nearest Shuinan" in source
+
+
+def test_generated_layout_is_the_one_the_api_uses() -> None:
+    from zhongdu import coverage
+
+    stations, source = load_layout(None, seed=12345)  # the simulation seed must not change the layout
+    expected = coverage.generate_layout(coverage.load_default_grid(10))
+    assert [s.station_id for s in stations] == list(dict.fromkeys(str(i) for i in expected.station_id))
+    assert sum(len(s.sectors) for s in stations) == len(expected)
+    assert "generate_layout" in source
 
 
 def test_auto_outages_take_clusters_down_and_bring_them_back() -> None:
