@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from zhongdu.api import _indicators as ind
 from zhongdu.api import state_of
+from zhongdu.settings import REPO_ROOT
 
 from ._api_fixtures import ADMIN_KEY, api_settings, make_key, running_app
 
@@ -82,7 +83,7 @@ def test_goal_weights_equal_the_sum_of_their_indicators() -> None:
 
 
 def test_formulas_are_transcribed_from_the_seed() -> None:
-    seed_path = resources.files("zhongdu").joinpath("..", "..", "shared", "seed")
+    seed_path = REPO_ROOT.parent / "shared" / "seed"
     items = {i["id"]: i for i in _catalogue()["indicators"]}
     for indicator_id, snippet in SEED_TEXT_SNIPPETS.items():
         assert snippet in items[indicator_id]["formula_zh"]
@@ -186,6 +187,19 @@ def test_current_year_4g_actual_is_live(client: Any) -> None:
     assert item["actual"]["source"] == "live"
     assert item["actual"]["value"] == pytest.approx(live["share"])
     assert item["target"] is None and item["attainment"] is None  # the plan has no target this year
+
+
+def test_past_4g_actuals_are_the_modelled_series(client: Any) -> None:
+    from zhongdu.coverage import modelled_indicator_series
+
+    series = modelled_indicator_series()
+    for year in (2015, 2016, 2017, 2018):
+        year_end = max((p for p in series if p["date"].startswith(str(year))), key=lambda p: p["date"])
+        item = {i["id"]: i for i in client.get("/v1/indicators", params={"year": year}).json()["items"]}["B7-2"]
+        assert item["actual"]["source"] == "modelled", year
+        assert item["actual"]["value"] == pytest.approx(year_end["share"])
+        assert item["attainment"] == pytest.approx(min(1.0, year_end["share"] / item["target"]))
+        assert year_end["date"] in item["actual"]["evidence"]
 
 
 def test_record_actuals_by_kind_and_score(client: Any) -> None:
