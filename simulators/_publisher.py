@@ -189,14 +189,6 @@ class Plan:
     layout_source: str
 
 
-def natural_rate(config: SimulationConfig, devices: int | None = None, stations: int = 0) -> float:
-    """Messages per simulated second the entities produce on their own schedules."""
-    devs = (
-        park_devices(config.devices if devices is None else devices, seed=config.seed) if config.park else []
-    )
-    return sum(1.0 / d.interval_s for d in devs) + stations / config.station_interval_s
-
-
 def make_plan(config: SimulationConfig, *, now: float | None = None) -> Plan:
     """Build the devices, stations and outage schedule, and fix the simulated start time."""
     env = Environment(config.seed)
@@ -241,7 +233,8 @@ def generate_messages(config: SimulationConfig, plan: Plan | None = None) -> Ite
     """The run's messages in publishing order: deterministic for a seed and a start time.
 
     Infinite unless `config.count` is set (then exactly `count` publish items, plus any `drop`
-    actions). Pure: no network, no wall clock (give `config.start` for repeatable times).
+    actions). Pure: no network, no wall clock (give `config.start` for repeatable times). A plan's
+    device models keep state (energy registers), so pass a given `plan` to one stream only.
     """
     plan = plan or make_plan(config)
     stream = _schedule(config, plan)
