@@ -3,17 +3,27 @@
 How it stays fast (no Python loop over cells or cell-sector pairs):
 
 1. Cell centres go once (per grid, cached) to 3-D coordinates in metres in a frame tangent to
-   the grid's centre: X east, Y north, Z up. Chord lengths are exact; X, Y is an orthographic
-   projection (a contraction: planar distance <= chord <= arc), so a disk of the arc reach in
-   the X-Y plane contains every cell a sector can reach.
-2. Cells are bucketed in square tiles (per environment, since the Hata corrections change the
-   reach), sorted by tile, with a dense `tile_start` table.
-3. Each sector's maximum reach comes from inverting the model at boresight (disk: `radius_m`).
-   For each sector and environment, one query per tile row crossing its reach disk gives a
-   contiguous range of sorted cells; ranges expand to candidate pairs with `np.repeat`.
-4. Candidate pairs are evaluated in fixed-size chunks (bounded memory): exact chord filter, then
-   RSRP with the sector pattern for the survivors; best server per cell with `np.maximum.at` and
-   a deterministic tie-break (lowest (station_id, sector_id) rank).
+   the grid's centre: X east, Y north, Z up. Chord lengths are exact (arc = chord (1 + c²/24R²));
+   X, Y is an orthographic projection (a contraction: planar distance <= chord <= arc), so a
+   disk of the arc reach in the X-Y plane contains every cell a sector can reach. Bearings are
+   the exact great-circle initial bearings (dot products with the sector's local east/north).
+2. Each sector's maximum reach per environment comes from inverting the model at boresight
+   (`max_reach_m`; disk: `radius_m`). Cells are bucketed in square tiles per environment, sorted
+   by tile; one query per (sector, environment, tile row) crossing the reach gives a contiguous
+   range of cells, and ranges expand to candidate pairs with `np.repeat`. Candidates are
+   evaluated in fixed-size chunks (bounded memory): exact chord filter, then RSRP.
+3. Coverage needs one covering sector per cell, not all of them (the 2022 layout has ~10^8 pairs
+   in reach at resolution 10). `_witnesses` first evaluates the sectors of each cell's nearest
+   site (k-d tree), which covers almost every covered cell, then searches exhaustively (step 2)
+   only for the cells left, from the (sector, environment) pairs with one of them in reach.
+   Exact: a cell without a witness has no covering sector.
+4. Per-cell output (`per_cell=True`, `coverage_matrix`) evaluates every pair in reach (step 2);
+   best server per cell with `np.maximum.at` and a deterministic tie-break (highest RSRP, then
+   the lowest (station_id, sector_id)), so results do not depend on row order.
+5. `CoverageEngine` keeps one witness per cell: switching a sector on evaluates it alone,
+   switching it off re-searches witnesses only for the cells it was the witness of; district
+   sums are redone only for the districts touched (each summed on its own, bit-equal to a full
+   computation).
 """
 
 from __future__ import annotations
@@ -666,19 +676,6 @@ def _sector_rank(stations: Stations) -> I64:
     return rank
 
 
-def _best_server(n_cells: int, cells: I64, rows: I64, score: F64, rank: I64) -> tuple[F64, I64]:
-    """Best score per cell and its row (highest score, then lowest rank); -inf / -1 where none."""
-    best = np.full(n_cells, -np.inf)
-    np.maximum.at(best, cells, score)
-    win = score == best[cells]
-    big = np.iinfo(np.int64).max
-    key = np.full(n_cells, big, dtype=np.int64)
-    np.minimum.at(key, cells[win], rank[rows[win]])
-    row_of_rank = np.append(np.argsort(rank), -1)  # the sentinel serves cells without a sector
-    serving = row_of_rank[np.minimum(key, len(rank))]
-    return best, serving.astype(np.int64)
-
-
 def _check_args(grid: Grid, stations: Stations, model: str, threshold_dbm: float) -> None:
     if model not in MODELS:
         raise CoverageError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
@@ -688,33 +685,43 @@ def _check_args(grid: Grid, stations: Stations, model: str, threshold_dbm: float
         raise CoverageError("needs a Grid and a Stations table (see load_grid, load_stations)")
 
 
-def _all_pairs(
+def _pair_chunks(
     grid: Grid, stations: Stations, rows: I64, model: str, threshold: float
-) -> tuple[I64, I64, F64]:
-    """Every (cell, row, score) reaching the threshold from the given rows, sector-major."""
+) -> Iterator[tuple[I64, I64, F64]]:
+    """Chunks of (cell, row, score) for every pair reaching the threshold from `rows`, sector-major."""
+    if len(rows) == 0:
+        return
     geo = _geometry(grid)
     sec = _sectors(geo, stations, rows, model, threshold)
-    parts: list[tuple[I64, I64, F64]] = []
-    if len(rows):
-        tiles = _build_tiles(geo, None, _tile_size(geo, sec))
-        parts = [(c, sec.rows[s], sc) for c, s, sc in _pairs(geo, tiles, sec, model, threshold)]
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-    )
+    tiles = _build_tiles(geo, None, _tile_size(geo, sec))
+    for c, s, sc in _pairs(geo, tiles, sec, model, threshold):
+        yield c, sec.rows[s], sc
 
 
 def _per_cell(
     grid: Grid, stations: Stations, rows: I64, model: str, threshold: float
 ) -> tuple[F64, I64, NDArray[np.bool_]]:
-    """Best server per cell over the given rows: (best RSRP or NaN, serving row or -1, covered)."""
-    cells, srows, score = _all_pairs(grid, stations, rows, model, threshold)
-    best, serving = _best_server(len(grid), cells, srows, score, _sector_rank(stations))
+    """Best server per cell over the given rows: (best RSRP or NaN, serving row or -1, covered).
+
+    Streams the pairs chunk by chunk with O(cells) state: the best score per cell and the lowest
+    rank among the sectors reaching it (reset where a chunk raises the best).
+    """
+    n = len(grid)
+    rank = _sector_rank(stations)
+    big = np.iinfo(np.int64).max
+    best = np.full(n, -np.inf)
+    key = np.full(n, big, dtype=np.int64)
+    for cells, srows, score in _pair_chunks(grid, stations, rows, model, threshold):
+        old = best[cells]
+        np.maximum.at(best, cells, score)
+        new = best[cells]
+        key[cells[new > old]] = big
+        win = score == new
+        np.minimum.at(key, cells[win], rank[srows[win]])
+    row_of_rank = np.append(np.argsort(rank), -1)  # the sentinel serves cells without a sector
+    serving = row_of_rank[np.minimum(key, len(rank))].astype(np.int64)
     covered = serving >= 0
-    rsrp = np.where(covered, best, np.nan) if model == "hata" else np.full(len(grid), np.nan)
+    rsrp = np.where(covered, best, np.nan) if model == "hata" else np.full(n, np.nan)
     return rsrp, serving, covered
 
 
@@ -771,9 +778,14 @@ def coverage_matrix(
     from scipy import sparse
 
     _check_args(grid, stations, model, threshold_dbm)
-    cells, rows, _ = _all_pairs(
-        grid, stations, np.arange(len(stations), dtype=np.int64), model, threshold_dbm
-    )
+    parts = [
+        (c.astype(np.int32), r.astype(np.int32))
+        for c, r, _ in _pair_chunks(
+            grid, stations, np.arange(len(stations), dtype=np.int64), model, threshold_dbm
+        )
+    ]
+    cells = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
+    rows = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
     order = np.lexsort((cells, rows))
     indptr = np.zeros(len(stations) + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=len(stations)), out=indptr[1:])
