@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -107,7 +107,7 @@ class LiveCoverage:
         self._cells_job: threading.Thread | None = None
 
     @property
-    def model(self) -> str:
+    def model(self) -> Literal["disk", "hata"]:
         return self._settings.coverage_model
 
     # --- lifecycle ---------------------------------------------------------------------------

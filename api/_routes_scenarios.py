@@ -43,11 +43,12 @@ def run_scenario(state: ApiState, scenario_id: str, request: dict[str, Any]) -> 
 
 def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]:
     """The placement of the request's candidates on top of the stations serving now."""
+    from zhongdu import coverage
     from zhongdu.coverage import Stations
 
-    try:
-        from zhongdu.coverage import plan
-    except ImportError:  # placement not re-exported by zhongdu.coverage yet
+    # `plan` is the placement API; until zhongdu.coverage re-exports it, take it from its module.
+    plan: Any = getattr(coverage, "plan", None)
+    if plan is None:
         from zhongdu.coverage._placement import plan
 
     live = state.live
@@ -88,7 +89,7 @@ def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]
         budget=budget,
         max_cost=max_cost,
     )
-    out = result.to_dict()
+    out: dict[str, Any] = result.to_dict()
     out.update(
         method="celf-greedy", model=model, base="stations serving at " + live.snapshot.computed_at.isoformat()
     )
