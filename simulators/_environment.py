@@ -111,9 +111,10 @@ class Environment:
         comps = self._phases.get(key)
         if comps is None:
             rng = random.Random(f"{self.seed}:smooth:{key}")
-            periods = (1.7, 4.3, 11.0, 29.0, 71.0)
+            # (period in hours, amplitude): slower components carry more of the variance, as in weather
+            parts = ((1.7, 0.2), (4.3, 0.35), (11.0, 0.6), (29.0, 0.75), (71.0, 0.75))
             comps = tuple(
-                (p * 3600.0 * rng.uniform(0.8, 1.25), rng.uniform(0, 2 * math.pi), 0.63) for p in periods
+                (p * 3600.0 * rng.uniform(0.8, 1.25), rng.uniform(0, 2 * math.pi), a) for p, a in parts
             )
             self._phases[key] = comps
         return sum(a * math.sin(2 * math.pi * t / p + ph) for p, ph, a in comps)

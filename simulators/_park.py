@@ -242,15 +242,14 @@ class DeviceModel:
         fast = self.params["rated_w"] >= 50e3
         weekend = is_weekend(midnight + 43200.0)
         n = r.randint(1, 3) if weekend else r.randint(3, 7 if fast else 4)
+        peaks = (8.7, 9.2, 12.5, 17.8, 19.5) if not weekend else (10.5, 14.0, 16.5)
+        arrivals = sorted(midnight + (r.choice(peaks) + r.gauss(0, 1.0)) % 24.0 * 3600.0 for _ in range(n))
         sessions: list[tuple[float, float]] = []
-        free_from = midnight
-        for _ in range(n):
-            peak = r.choice((8.7, 9.2, 12.5, 17.8, 19.5) if not weekend else (10.5, 14.0, 16.5))
-            start = max(free_from, midnight + (peak + r.gauss(0, 1.0)) % 24.0 * 3600.0)
+        for arrival in arrivals:  # a driver who finds the charger busy goes elsewhere
+            if sessions and arrival < sessions[-1][1] + 300.0:
+                continue
             minutes = r.uniform(20, 55) if fast else r.uniform(60, 240)
-            sessions.append((start, start + minutes * 60.0))
-            free_from = start + minutes * 60.0 + 300.0
-        sessions.sort()
+            sessions.append((arrival, arrival + minutes * 60.0))
         cache[day] = sessions
         return sessions
 
