@@ -57,8 +57,12 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _loads(payload: bytes) -> Any:
-    return json.loads(payload, parse_constant=_reject_constant)
+    # UTF-8 only (RFC 8259 section 8.1); a UnicodeDecodeError is a ValueError, so bad_json.
+    return _DECODER.decode(payload.decode("utf-8"))
 
 
 def split_topic(topic: str) -> tuple[EntityKind, str, str] | None:
@@ -136,8 +140,9 @@ def _parse(topic: str, payload: bytes, received_at: datetime, limits: Limits) ->
     now_s = received_at.timestamp()
     try:
         if leaf == "senml":
-            rows, _, metrics = resolve_pack(decoded, entity_id, now_s, limits.max_future_s, limits.max_age_s)
-            data_time = max(row[0] for row in rows)
+            rows, data_time, metrics = resolve_pack(
+                decoded, entity_id, now_s, limits.max_future_s, limits.max_age_s
+            )
             return Accepted(
                 topic=topic,
                 kind="park",

@@ -68,16 +68,31 @@ def _string(value: object, label: str, index: int) -> str:
     return value
 
 
+# metric -> (value kind: 0 number / 1 boolean / 2 string, unit, min, max): one dict look-up per record
+_SPECS: dict[str, tuple[int, str | None, float, float]] = {
+    name: (
+        1 if name in BOOLEAN_METRICS else 2 if name in STRING_METRICS else 0,
+        spec.unit,
+        spec.min if spec.min is not None else -math.inf,
+        spec.max if spec.max is not None else math.inf,
+    )
+    for name, spec in METRICS.items()
+}
+_BASE_LABELS = frozenset({"bn", "bt", "bu", "bv", "bs", "bver"})
+_VALUE_SET = frozenset(_VALUE_LABELS)
+
+
 def resolve_pack(
     pack: Any,
     device_id: str,
     now_s: float,
     max_future_s: float,
     max_age_s: float,
-) -> tuple[list[ReadingRow], float, set[str]]:
+) -> tuple[list[ReadingRow], datetime, set[str]]:
     """Resolve a decoded pack into reading rows; raise `SenmlReject` on the first problem.
 
-    Returns the rows, the latest resolved time (epoch seconds) and the set of metric names.
+    Returns the rows, the latest resolved time and the set of metric names. The loop is the
+    ingester's hot path (every datapoint passes here), hence the look-up tables and caches.
     """
     if not isinstance(pack, list):
         raise SenmlReject(Reason.BAD_SENML, f"a SenML pack is a JSON array, got {type(pack).__name__}")
@@ -91,39 +106,52 @@ def resolve_pack(
     version: int | None = None
     rows: list[ReadingRow] = []
     metrics: set[str] = set()
-    latest = -math.inf
+    latest_s = -math.inf
+    latest = _EPOCH
     short_prefix = device_id + ":"
     long_prefix = URN_PREFIX + short_prefix
     newest_allowed = now_s + max_future_s
     oldest_allowed = now_s - max_age_s
+    last_time_s = math.nan
+    last_time = _EPOCH
+    specs = _SPECS
     for index, record in enumerate(pack):
         if not isinstance(record, dict):
             raise SenmlReject(Reason.BAD_SENML, f"record {index} is not a JSON object")
-        for label in record:
-            if label not in _KNOWN_LABELS and label.endswith("_"):
-                raise SenmlReject(Reason.BAD_SENML, f"record {index}: must-understand label {label!r:.40}")
-        if "bver" in record:
-            bver = record["bver"]
-            if isinstance(bver, bool) or not isinstance(bver, int) or bver < 1:
-                raise SenmlReject(Reason.BAD_SENML, f"record {index}: bver must be a positive integer")
-            if bver > SENML_VERSION:
-                raise SenmlReject(Reason.BAD_SENML, f"record {index}: SenML version {bver} is not supported")
-            if version is not None and bver != version:
-                raise SenmlReject(Reason.BAD_SENML, f"record {index}: bver changes within the pack")
-            version = bver
-        if "bn" in record:
-            base_name = _string(record["bn"], "bn", index)
-        if "bt" in record:
-            base_time = _number(record["bt"], "bt", index)
-        if "bu" in record:
-            base_unit = _string(record["bu"], "bu", index)
-        if "bv" in record:
-            base_value = _number(record["bv"], "bv", index)
-        if "bs" in record:
-            base_sum = _number(record["bs"], "bs", index)
+        keys = record.keys()
+        if not keys <= _KNOWN_LABELS:
+            for label in keys - _KNOWN_LABELS:
+                if label.endswith("_"):
+                    raise SenmlReject(
+                        Reason.BAD_SENML, f"record {index}: must-understand label {label!r:.40}"
+                    )
+        if not keys.isdisjoint(_BASE_LABELS):
+            if "bver" in record:
+                bver = record["bver"]
+                if isinstance(bver, bool) or not isinstance(bver, int) or bver < 1:
+                    raise SenmlReject(Reason.BAD_SENML, f"record {index}: bver must be a positive integer")
+                if bver > SENML_VERSION:
+                    raise SenmlReject(
+                        Reason.BAD_SENML, f"record {index}: SenML version {bver} is not supported"
+                    )
+                if version is not None and bver != version:
+                    raise SenmlReject(Reason.BAD_SENML, f"record {index}: bver changes within the pack")
+                version = bver
+            if "bn" in record:
+                base_name = _string(record["bn"], "bn", index)
+            if "bt" in record:
+                base_time = _number(record["bt"], "bt", index)
+            if "bu" in record:
+                base_unit = _string(record["bu"], "bu", index)
+            if "bv" in record:
+                base_value = _number(record["bv"], "bv", index)
+            if "bs" in record:
+                base_sum = _number(record["bs"], "bs", index)
 
-        name = base_name + _string(record.get("n", ""), "n", index)
-        if name.startswith(long_prefix):
+        n = record.get("n", "")
+        if (base_name == long_prefix or base_name == short_prefix) and type(n) is str and n:
+            metric = n  # the usual pack: bn names the device, n the metric
+        elif (name := base_name + (n if type(n) is str else _string(n, "n", index))).startswith(long_prefix):
             metric = name[len(long_prefix) :]
         elif name.startswith(short_prefix):
             metric = name[len(short_prefix) :]
@@ -135,82 +163,128 @@ def resolve_pack(
                 f"record {index}: name {name!r:.80} is not '{URN_PREFIX}{device_id}:<metric>' "
                 f"or '{device_id}:<metric>' (device id from the topic)",
             )
-        spec = METRICS.get(metric)
+        spec = specs.get(metric)
         if spec is None:
+            name = base_name + n
             if not _NAME_RE.fullmatch(name):
                 raise SenmlReject(Reason.BAD_SENML, f"record {index}: invalid SenML name {name!r:.80}")
             raise SenmlReject(Reason.UNKNOWN_METRIC, f"record {index}: unknown metric {metric!r:.60}")
 
-        time_s = base_time + (_number(record["t"], "t", index) if "t" in record else 0.0)
+        if "t" in record:
+            t = record["t"]
+            time_s = base_time + (t if type(t) is float or type(t) is int else _number(t, "t", index))
+        else:
+            time_s = base_time
         if time_s < RELATIVE_TIME_LIMIT:
             time_s += now_s
         if time_s > newest_allowed:
+            if not math.isfinite(time_s):
+                raise SenmlReject(Reason.BAD_VALUE, f"record {index}: time is not finite")
             raise SenmlReject(
                 Reason.FUTURE_TIMESTAMP, f"record {index}: time is {time_s - now_s:.0f} s in the future"
             )
-        if time_s < oldest_allowed:
+        if not time_s >= oldest_allowed:
             raise SenmlReject(
                 Reason.STALE_TIMESTAMP, f"record {index}: time is {now_s - time_s:.0f} s in the past"
             )
 
-        present = [label for label in _VALUE_LABELS if label in record]
-        if len(present) > 1:
-            raise SenmlReject(Reason.BAD_SENML, f"record {index}: several values ({', '.join(present)})")
+        kind, spec_unit, lo, hi = spec
         unit = record["u"] if "u" in record else base_unit
-        value: float | None
         text: str | None = None
-        if metric in BOOLEAN_METRICS or metric in STRING_METRICS:
-            wanted = "vb" if metric in BOOLEAN_METRICS else "vs"
-            if present != [wanted]:
-                raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} needs a {wanted} value")
-            if unit is not None and unit != "":
-                raise SenmlReject(
-                    Reason.BAD_UNIT, f"record {index}: {metric} takes no unit, got {unit!r:.20}"
-                )
-            raw = record[wanted]
-            if wanted == "vb":
-                if not isinstance(raw, bool):
-                    raise SenmlReject(Reason.BAD_SENML, f"record {index}: vb must be true or false")
-                value = 1.0 if raw else 0.0
-            else:
-                if not isinstance(raw, str):
-                    raise SenmlReject(Reason.BAD_SENML, f"record {index}: vs must be a string")
-                allowed = STRING_VALUES.get(metric)
-                if len(raw) > MAX_STRING_VALUE or (allowed is not None and raw not in allowed):
-                    raise SenmlReject(
-                        Reason.OUT_OF_RANGE, f"record {index}: {metric} value {raw!r:.40} is not allowed"
-                    )
-                value, text = None, raw
-            unit = None
-        else:
-            if present == ["v"]:
-                value = base_value + _number(record["v"], "v", index)
-            elif not present and "s" in record:
-                value = base_sum + _number(record["s"], "s", index)
-            elif not present:
-                raise SenmlReject(Reason.BAD_SENML, f"record {index}: no value and no sum")
-            else:
-                raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} needs a numeric v value")
+        value: float | None
+        if kind == 0 and "v" in record and keys.isdisjoint(_OTHER_VALUES):
+            raw = record["v"]
+            if type(raw) is not float:
+                raw = _number(raw, "v", index)
+            value = base_value + raw if base_value else raw
             if unit is None:
-                unit = spec.unit
-            elif unit != spec.unit:
+                unit = spec_unit
+            elif unit != spec_unit:
                 if not isinstance(unit, str):
                     raise SenmlReject(Reason.BAD_SENML, f"record {index}: u must be a string")
                 raise SenmlReject(
-                    Reason.BAD_UNIT, f"record {index}: {metric} is in {spec.unit!r}, got {unit!r:.20}"
+                    Reason.BAD_UNIT, f"record {index}: {metric} is in {spec_unit!r}, got {unit!r:.20}"
                 )
-            if not math.isfinite(value):
-                raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} value is not finite")
-            if not (spec.min <= value <= spec.max):  # type: ignore[operator]
+            if not lo <= value <= hi:
+                if not math.isfinite(value):
+                    raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} value is not finite")
                 raise SenmlReject(
                     Reason.OUT_OF_RANGE,
-                    f"record {index}: {metric} = {value:g} outside [{spec.min:g}, {spec.max:g}] {spec.unit}",
+                    f"record {index}: {metric} = {value:g} outside [{lo:g}, {hi:g}] {spec_unit}",
                 )
-        if time_s > latest:
-            latest = time_s
+        else:
+            value, unit, text = _slow_value(record, index, metric, kind, spec, unit, base_value, base_sum)
+
+        if time_s != last_time_s:
+            last_time_s = time_s
+            last_time = _EPOCH + timedelta(seconds=time_s)
+        if time_s > latest_s:
+            latest_s = time_s
+            latest = last_time
         metrics.add(metric)
-        rows.append((_EPOCH + timedelta(seconds=time_s), device_id, metric, value, unit, text))
+        rows.append((last_time, device_id, metric, value, unit, text))
     return rows, latest, metrics
+
+
+_OTHER_VALUES = frozenset({"vs", "vb", "vd", "s"})
+
+
+def _slow_value(
+    record: dict[str, Any],
+    index: int,
+    metric: str,
+    kind: int,
+    spec: tuple[int, str | None, float, float],
+    unit: Any,
+    base_value: float,
+    base_sum: float,
+) -> tuple[float | None, str | None, str | None]:
+    """Every case but a plain numeric `v`: booleans, strings, sums, and the malformed."""
+    present = [label for label in _VALUE_LABELS if label in record]
+    if len(present) > 1:
+        raise SenmlReject(Reason.BAD_SENML, f"record {index}: several values ({', '.join(present)})")
+    _, spec_unit, lo, hi = spec
+    if kind:
+        wanted = "vb" if kind == 1 else "vs"
+        if present != [wanted]:
+            raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} needs a {wanted} value")
+        if unit is not None and unit != "":
+            detail = f"record {index}: {metric} takes no unit, got {unit!r:.20}"
+            raise SenmlReject(Reason.BAD_UNIT, detail)
+        raw = record[wanted]
+        if wanted == "vb":
+            if not isinstance(raw, bool):
+                raise SenmlReject(Reason.BAD_SENML, f"record {index}: vb must be true or false")
+            return (1.0 if raw else 0.0), None, None
+        if not isinstance(raw, str):
+            raise SenmlReject(Reason.BAD_SENML, f"record {index}: vs must be a string")
+        allowed = STRING_VALUES.get(metric)
+        if len(raw) > MAX_STRING_VALUE or (allowed is not None and raw not in allowed):
+            raise SenmlReject(
+                Reason.OUT_OF_RANGE, f"record {index}: {metric} value {raw!r:.40} is not allowed"
+            )
+        return None, None, raw
+    if present == ["v"]:
+        value = base_value + _number(record["v"], "v", index)
+    elif not present and "s" in record:
+        value = base_sum + _number(record["s"], "s", index)
+    elif not present:
+        raise SenmlReject(Reason.BAD_SENML, f"record {index}: no value and no sum")
+    else:
+        raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} needs a numeric v value")
+    if unit is None:
+        unit = spec_unit
+    elif unit != spec_unit:
+        if not isinstance(unit, str):
+            raise SenmlReject(Reason.BAD_SENML, f"record {index}: u must be a string")
+        raise SenmlReject(Reason.BAD_UNIT, f"record {index}: {metric} is in {spec_unit!r}, got {unit!r:.20}")
+    if not math.isfinite(value):
+        raise SenmlReject(Reason.BAD_VALUE, f"record {index}: {metric} value is not finite")
+    if not lo <= value <= hi:
+        raise SenmlReject(
+            Reason.OUT_OF_RANGE, f"record {index}: {metric} = {value:g} outside [{lo:g}, {hi:g}] {spec_unit}"
+        )
+    return value, unit, None
 
 
 def build_pack(

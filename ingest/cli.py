@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--workers", type=int, default=1, help="ingest workers in one shared-subscription group"
     )
     bench.add_argument("--publishers", type=int, default=4, help="mosquitto_pub processes (one device each)")
+    bench.add_argument("--batch-size", type=int, default=2000, help="rows per ingest batch")
     bench.add_argument("--json", action="store_true", help="print the results as one JSON object")
     bench.set_defaults(handler=_bench)
 

@@ -16,11 +16,15 @@ hypertables (including the PGlite test server).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 ReadingRow = tuple[datetime, str, str, float | None, str | None, str | None]
 TelemetryRow = tuple[datetime, str, str, str, float | None, int | None, float | None]
@@ -53,6 +57,104 @@ class BatchCounts:
     devices: int = 0
     stations: int = 0
 
+
+# -- binary arrays --------------------------------------------------------------------------------
+# psycopg dumps a list element by element in Python (~1.2 µs each); a batch of 20,000 readings has
+# 120,000 elements. These encoders build PostgreSQL's binary array format (array_send) in a few C
+# calls per column instead (measured ~5x faster), so the writer thread holds the GIL less and the
+# MQTT thread keeps up. The SQL is unchanged: `%b::timestamptz[]` receives a timestamptz[] value.
+
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_NULL = b"\xff\xff\xff\xff"
+_LEN4, _LEN8 = b"\x00\x00\x00\x04", b"\x00\x00\x00\x08"
+_I64 = struct.Struct(">q")
+_F64 = struct.Struct(">d")
+_I32 = struct.Struct(">i")
+
+
+class PgArray:
+    """A pre-encoded one-dimensional binary array (see `encode_*`)."""
+
+    __slots__ = ("data",)
+    oid = 0
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class TimestamptzArray(PgArray):
+    oid = 1185
+
+
+class Float8Array(PgArray):
+    oid = 1022
+
+
+class TextArray(PgArray):
+    oid = 1009
+
+
+class Int4Array(PgArray):
+    oid = 1007
+
+
+def _header(count: int, has_null: bool, element_oid: int) -> bytes:
+    if count == 0:
+        return struct.pack(">iii", 0, 0, element_oid)
+    return struct.pack(">iiiii", 1, int(has_null), element_oid, count, 1)
+
+
+def encode_timestamptz(values: Sequence[datetime]) -> TimestamptzArray:
+    """Aware datetimes (no NULLs) -> timestamptz[]; runs of equal times are converted once."""
+    micros: list[int] = []
+    last: datetime | None = None
+    last_us = 0
+    for value in values:
+        if value is not last and value != last:
+            delta = value - _PG_EPOCH
+            last_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+            last = value
+        micros.append(last_us)
+    body = struct.pack(">" + "iq" * len(micros), *[x for us in micros for x in (8, us)])
+    return TimestamptzArray(_header(len(micros), False, 1184) + body)
+
+
+def encode_float8(values: Sequence[float | None]) -> Float8Array:
+    if None not in values:
+        body = struct.pack(">" + "id" * len(values), *[x for v in values for x in (8, v)])
+        return Float8Array(_header(len(values), False, 701) + body)
+    parts = [_NULL if v is None else _LEN8 + _F64.pack(v) for v in values]
+    return Float8Array(_header(len(values), True, 701) + b"".join(parts))
+
+
+def encode_int4(values: Sequence[int | None]) -> Int4Array:
+    parts = [_NULL if v is None else _LEN4 + _I32.pack(v) for v in values]
+    return Int4Array(_header(len(values), None in values, 23) + b"".join(parts))
+
+
+def encode_text(values: Sequence[str | None]) -> TextArray:
+    """Strings -> text[]; repeated strings (device ids, metrics, units) are encoded once."""
+    cache: dict[str | None, bytes] = {None: _NULL}
+    parts = []
+    for value in values:
+        item = cache.get(value)
+        if item is None:
+            raw = value.encode()  # type: ignore[union-attr]
+            item = cache[value] = _I32.pack(len(raw)) + raw
+        parts.append(item)
+    return TextArray(_header(len(values), None in values, 25) + b"".join(parts))
+
+
+class _PgArrayDumper(Dumper):
+    format = Format.BINARY
+
+    def dump(self, obj: Any) -> bytes:
+        return bytes(obj.data)
+
+
+for _cls in (TimestamptzArray, Float8Array, TextArray, Int4Array):
+    _dumper = type(f"_{_cls.__name__}Dumper", (_PgArrayDumper,), {"oid": _cls.oid})
+    psycopg.adapters.register_dumper(_cls, _dumper)
 
 _READINGS = """readings_in AS (
     INSERT INTO readings (time, device_id, metric, value, unit, value_text)
@@ -108,36 +210,52 @@ _PARTS = (
 )
 
 
-def _columns(rows: Sequence[tuple[object, ...]], width: int) -> list[list[object]]:
-    """Transpose rows into one list per column (what `unnest` takes)."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+_Encoder = Callable[[Any], Any]
+_TS, _TXT, _F8, _I4 = encode_timestamptz, encode_text, encode_float8, encode_int4
+
+
+def _as_list(values: Sequence[Any]) -> list[Any]:
+    return list(values)
+
+
+_ENCODERS: dict[str, tuple[_Encoder, ...]] = {
+    "readings": (_TS, _TXT, _TXT, _F8, _TXT, _TXT),
+    "telemetry": (_TS, _TXT, _TXT, _TXT, _F8, _I4, _F8),
+    "statuses": (_TXT, _TXT, _TXT, _TXT, _TXT, _TS),
+    "rejected": (_TS, _TXT, _as_list, _I4, _TXT, _TXT),  # bytea[]: psycopg's own dumper
+    "devices": (_TXT, _TXT),
+    "stations": (_TXT,),
+}
 
 
 def batch_statement(rows: BatchRows) -> tuple[str, list[object], list[str]]:
     """The single SQL statement for `rows`, its parameters and the count columns it returns."""
-    present: list[tuple[str, str, str, list[list[object]]]] = []
-    if rows.readings:
-        present.append(("readings", *_PARTS[0][1:], _columns(rows.readings, 6)))
-    if rows.telemetry:
-        present.append(("telemetry", *_PARTS[1][1:], _columns(rows.telemetry, 7)))
-    if rows.statuses:
-        present.append(("statuses", *_PARTS[2][1:], _columns(rows.statuses, 6)))
-    if rows.rejected:
-        present.append(("rejected", *_PARTS[3][1:], _columns(rows.rejected, 6)))
-    if rows.new_devices:
-        present.append(("devices", *_PARTS[4][1:], _columns(rows.new_devices, 2)))
-    if rows.new_stations:
-        present.append(("stations", *_PARTS[5][1:], [list(rows.new_stations)]))
-    if not present:
+    sources: dict[str, Sequence[tuple[Any, ...]]] = {
+        "readings": rows.readings,
+        "telemetry": rows.telemetry,
+        "statuses": rows.statuses,
+        "rejected": rows.rejected,
+        "devices": rows.new_devices,
+        "stations": [(s,) for s in rows.new_stations],
+    }
+    ctes: list[str] = []
+    counts: list[str] = []
+    names: list[str] = []
+    params: list[object] = []
+    for name, cte, fragment in _PARTS:
+        data = sources[name]
+        if not data:
+            continue
+        ctes.append(fragment)
+        counts.append(f"(SELECT count(*) FROM {cte})")  # noqa: S608
+        names.append(name)
+        columns = zip(*data, strict=True)
+        params.extend(encode(column) for encode, column in zip(_ENCODERS[name], columns, strict=True))
+    if not ctes:
         return "", [], []
-    ctes = ",\n".join(part[2] for part in present)
-    counts = ", ".join(f"(SELECT count(*) FROM {part[1]})" for part in present)  # noqa: S608
-    params: list[object] = [column for part in present for column in part[3]]
     # Composed only from the fixed fragments above; the data travels as parameters.
-    query = f"WITH {ctes}\nSELECT {counts}"
-    return query, params, [part[0] for part in present]
+    query = "WITH " + ",\n".join(ctes) + "\nSELECT " + ", ".join(counts)
+    return query, params, names
 
 
 def write_batch(conn: psycopg.Connection, rows: BatchRows) -> BatchCounts:
@@ -212,3 +330,17 @@ def rejected_counts(conn: psycopg.Connection) -> dict[str, int]:
     rows = conn.execute("SELECT reason, count(*) FROM rejected_messages GROUP BY reason").fetchall()
     conn.commit()
     return {str(r[0]): int(r[1]) for r in rows}
+
+
+def write_rows_naive(conn: psycopg.Connection, readings: Sequence[ReadingRow]) -> int:
+    """Row by row, one INSERT per row, then commit: the benchmark's baseline, not for production."""
+    inserted = 0
+    for row in readings:
+        cur = conn.execute(
+            "INSERT INTO readings (time, device_id, metric, value, unit, value_text)"
+            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            row,
+        )
+        inserted += cur.rowcount
+    conn.commit()
+    return inserted

@@ -1,0 +1,473 @@
+"""`zhongdu ingest bench`: sustained SenML through a tuned Mosquitto into PostgreSQL, vs row by row.
+
+Everything runs on this machine, in one run: a private Mosquitto with the project's tuned config,
+a fresh database, the ingester (in this process), and a paced load generator in another process
+that feeds lines to `mosquitto_pub -l` (C publishers, QoS 1, one per simulated device) so that
+Python publishing is not the bottleneck. Each pack carries `--records` datapoints stamped with the
+time it was generated, so commit time minus data time is the publish-to-commit latency.
+
+Phases: (1) full load at `--rate` msg/s for `--seconds`, then wait until every message is
+committed and check that the database holds exactly messages x records rows (zero loss);
+(2) half load, for latency; (3) the naive baseline: a subscriber that inserts row by row and
+commits per message, fed at full load for `--naive-seconds`, throughput over that window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+import psycopg
+from prometheus_client import CollectorRegistry
+from psycopg import sql
+
+from zhongdu import services, storage
+from zhongdu.errors import ServiceError
+from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._metrics_catalogue import METRICS
+from zhongdu.ingest._parse import parse_message
+from zhongdu.ingest._types import Accepted
+from zhongdu.ingest._worker import CommitInfo, Ingester
+from zhongdu.settings import Settings, parse_mqtt_url
+
+BENCH_METRICS = (
+    "pm1", "pm2_5", "pm10", "o3", "no2", "co", "co2", "temperature", "humidity", "pressure",
+    "wind_speed", "battery",
+)  # fmt: skip
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+# -- load generator (runs in its own process: `python -m zhongdu.ingest._bench pace ...`) ----------
+
+
+def _value_pool(records: int, size: int = 997, seed: int = 8428) -> list[str]:
+    """Pre-formatted record lists (all but bn/bt) with in-range, varying values."""
+    rng = np.random.default_rng(seed)
+    pool = []
+    for _ in range(size):
+        parts = []
+        for metric in BENCH_METRICS[:records]:
+            spec = METRICS[metric]
+            assert spec.min is not None and spec.max is not None
+            lo = max(spec.min, 0.0)
+            hi = min(spec.max, lo + 1000.0)
+            value = round(float(rng.uniform(lo, hi)), 2)
+            parts.append(f'"n":"{metric}","u":"{spec.unit}","v":{value}}}')
+        pool.append(",{".join(parts))
+    return pool
+
+
+def pace(argv: list[str]) -> int:
+    """Feed `count` packs at `rate`/s round-robin to one `mosquitto_pub -l` per device."""
+    p = argparse.ArgumentParser(prog="pace")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--rate", type=float, required=True)
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--records", type=int, required=True)
+    p.add_argument("--devices", type=int, required=True)
+    p.add_argument("--prefix", required=True)
+    args = p.parse_args(argv)
+    pool = _value_pool(args.records)
+    devices = [f"{args.prefix}-{i}" for i in range(args.devices)]
+    procs = [
+        subprocess.Popen(
+            [
+                "mosquitto_pub",
+                "-h",
+                args.host,
+                "-p",
+                str(args.port),
+                "-q",
+                "1",
+                "-M",
+                "1000",
+                "-V",
+                "5",
+                "-i",
+                f"{device}-pub",
+                "-t",
+                f"zhongdu/v1/park/{device}/senml",
+                "-l",
+            ],
+            stdin=subprocess.PIPE,
+        )
+        for device in devices
+    ]
+    heads = [f'[{{"bn":"urn:dev:zhongdu:{d}:","bt":' for d in devices]
+    last = [0] * len(devices)  # integer microseconds: formatted floats could collide
+    started = time.time()
+    sent = 0
+    while sent < args.count:
+        now = time.time()
+        due = min(args.count, int((now - started) * args.rate) + 1)
+        while sent < due:
+            k = sent % len(devices)
+            bt = max(int(now * 1e6), last[k] + 1)  # strictly increasing per device: unique natural keys
+            last[k] = bt
+            line = f"{heads[k]}{bt // 1_000_000}.{bt % 1_000_000:06d},{pool[sent % len(pool)]}]\n"
+            stdin = procs[k].stdin
+            assert stdin is not None
+            stdin.write(line.encode())
+            sent += 1
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.flush()
+        time.sleep(0.002)
+    finished = time.time()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.close()
+    for proc in procs:
+        proc.wait(120)
+    print(json.dumps({"sent": sent, "started": started, "finished": finished}), flush=True)
+    return 0
+
+
+def _start_pacer(
+    broker: str, rate: float, count: int, records: int, devices: int, prefix: str
+) -> subprocess.Popen[str]:
+    host, port, _, _ = parse_mqtt_url(broker)
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "zhongdu.ingest._bench", "pace", "--host", host, "--port", str(port),
+            "--rate", str(rate), "--count", str(count), "--records", str(records),
+            "--devices", str(devices), "--prefix", prefix,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _pacer_result(proc: subprocess.Popen[str]) -> dict[str, float]:
+    out, _ = proc.communicate(timeout=600)
+    if proc.returncode != 0:
+        raise ServiceError(f"the load generator failed (exit {proc.returncode})")
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+# -- measurement -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Collector:
+    lags: list[float] = field(default_factory=list)
+    committed: int = 0
+    datapoints: int = 0
+    last_commit: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, info: CommitInfo) -> None:
+        lags = [info.committed_at - t.timestamp() for t in info.data_times]
+        with self.lock:
+            self.lags.extend(lags)
+            self.committed += info.messages
+            self.datapoints += info.datapoints
+            self.last_commit = info.committed_at
+
+    def reset(self) -> None:
+        with self.lock:
+            self.lags.clear()
+            self.committed = self.datapoints = 0
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return float("nan"), float("nan")
+    p50, p99 = np.percentile(np.asarray(values), [50, 99])
+    return float(p50), float(p99)
+
+
+class _ExtraWorkers:
+    """Further ingest workers as `zhongdu ingest` processes in the same shared-subscription group."""
+
+    def __init__(self, count: int, db: str, broker: str, group: str, batch_size: int) -> None:
+        self.ports = [services.free_port() for _ in range(count)]
+        self.procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "zhongdu.cli",
+                    "ingest",
+                    "--database-url",
+                    db,
+                    "--mqtt-url",
+                    broker,
+                    "--client-id",
+                    f"bench-ingest-{k + 2}",
+                    "--group",
+                    group,
+                    "--mqtt-protocol",
+                    "5",
+                    "--metrics-port",
+                    str(port),
+                    "--auto-register",
+                    "--batch-size",
+                    str(batch_size),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for k, port in enumerate(self.ports)
+        ]
+
+    def committed(self) -> int:
+        """Messages committed by the extra workers, scraped from their Prometheus endpoints."""
+        total = 0
+        for port in self.ports:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                    text = response.read().decode()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("zhongdu_ingest_messages_committed_total "):
+                    total += int(float(line.split()[1]))
+        return total
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            while time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                        if b"zhongdu_ingest_broker_connected 1.0" in r.read():
+                            break
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            else:
+                raise ServiceError("an extra ingest worker did not connect")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _ingester_phase(
+    ingester: Ingester, collector: _Collector, broker: str, db: str, *,
+    rate: float, seconds: float, records: int, devices: int, prefix: str, extra: _ExtraWorkers | None,
+) -> dict[str, Any]:  # fmt: skip
+    count = int(rate * seconds)
+    collector.reset()
+
+    def committed_now() -> int:
+        return ingester.stats.committed + (extra.committed() if extra else 0)
+
+    base = committed_now()
+    pacer = _start_pacer(broker, rate, count, records, devices, prefix)
+    result = _pacer_result(pacer)
+    deadline = time.monotonic() + 180
+    last_commit = time.time()
+    while (done := committed_now() - base) < result["sent"] and time.monotonic() < deadline:
+        time.sleep(0.02 if extra is None else 0.1)
+    last_commit = collector.last_commit if extra is None else time.time()
+    committed = done
+    with collector.lock:
+        lags = list(collector.lags)
+    with psycopg.connect(db) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM readings WHERE device_id LIKE %s", (f"{prefix}-%",)
+        ).fetchone()
+        rejected = conn.execute("SELECT count(*) FROM rejected_messages").fetchone()
+    rows = int(row[0]) if row else -1
+    elapsed = last_commit - result["started"]
+    p50, p99 = _percentiles(lags)
+    expected = int(result["sent"]) * records
+    return {
+        "offered_msgs_per_s": rate,
+        "messages": int(result["sent"]),
+        "committed_messages": committed,
+        "seconds": round(elapsed, 3),
+        "msgs_per_s": round(committed / elapsed, 1) if elapsed > 0 else 0.0,
+        "datapoints_per_s": round(rows / elapsed, 1) if elapsed > 0 else 0.0,
+        "latency_p50_s": round(p50, 4),
+        "latency_p99_s": round(p99, 4),
+        "latency_sample": len(lags),
+        "rows_expected": expected,
+        "rows_in_database": rows,
+        "rejected": int(rejected[0]) if rejected else -1,
+        "lost": expected - rows,
+    }
+
+
+def _naive_phase(
+    broker: str, db: str, *, rate: float, seconds: float, records: int, devices: int
+) -> dict[str, Any]:
+    """A subscriber that inserts row by row and commits per message (paho acks after the callback)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    host, port, _, _ = parse_mqtt_url(broker)
+    conn = psycopg.connect(db)
+    done = {"messages": 0, "rows": 0}
+    times: list[float] = []
+
+    def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        result = parse_message(message.topic, bytes(message.payload), received_at=datetime.now(UTC))
+        if isinstance(result, Accepted):
+            done["rows"] += storage.telemetry.write_rows_naive(conn, result.readings)
+        done["messages"] += 1
+        times.append(time.time())
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"naive-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+    )
+    client.on_message = on_message
+    client.connect(host, port)
+    client.subscribe("zhongdu/v1/park/+/senml", qos=1)
+    client.loop_start()
+    time.sleep(0.5)
+    pacer = _start_pacer(broker, rate, int(rate * seconds), records, devices, f"naive{uuid.uuid4().hex[:4]}")
+    started = time.time()
+    time.sleep(seconds)
+    window_end = time.time()
+    pacer.kill()
+    pacer.wait()
+    client.disconnect()
+    client.loop_stop()
+    conn.close()
+    warm = started + 1.0
+    in_window = sum(1 for t in times if warm <= t <= window_end)
+    msgs_per_s = in_window / (window_end - warm)
+    return {
+        "offered_msgs_per_s": rate,
+        "msgs_per_s": round(msgs_per_s, 1),
+        "datapoints_per_s": round(msgs_per_s * records, 1),
+    }
+
+
+def _fresh_database(server: str) -> str:
+    name = f"zhongdu_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    with storage.connect(url) as conn:
+        storage.migrate(conn, timescale=False)
+    return url
+
+
+def _drop_database(server: str, url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name))))
+
+
+def run(
+    *, server: str, rate: float, seconds: float, records: int, half_seconds: float,
+    naive_seconds: float, publishers: int, workers: int = 1, batch_size: int = 2000, log: Any = print,
+) -> dict[str, Any]:  # fmt: skip
+    """All three phases; returns the results as a dict."""
+    if shutil.which("mosquitto_pub") is None:
+        raise ServiceError("the benchmark needs mosquitto_pub (the mosquitto-clients package)")
+    if not 1 <= records <= len(BENCH_METRICS):
+        raise ServiceError(f"--records must be 1..{len(BENCH_METRICS)}")
+    workdir = Path(tempfile.mkdtemp(prefix="zhongdu-bench-"))
+    broker = services.start_mosquitto(workdir / "mosquitto")
+    db = _fresh_database(server)
+    results: dict[str, Any] = {"records_per_message": records, "publishers": publishers, "workers": workers}
+    extra: _ExtraWorkers | None = None
+    try:
+        group = f"bench{uuid.uuid4().hex[:6]}"
+        settings = Settings(
+            database_url=db, mqtt_url=broker.url, auto_register=True, mqtt_share_group=group,
+            ingest_batch_size=batch_size,
+        )  # fmt: skip
+        collector = _Collector()
+        ingester = Ingester(
+            settings, client_id="bench-ingest", mqtt5=True, migrate=False,
+            metrics=IngestMetrics(CollectorRegistry()), on_commit=collector,
+        )  # fmt: skip
+        ingester.start()
+        if not ingester.wait_connected():
+            raise ServiceError("the ingester did not connect to the benchmark broker")
+        if workers > 1:
+            extra = _ExtraWorkers(workers - 1, db, broker.url, group, batch_size)
+            extra.wait_ready()
+        time.sleep(0.5)
+        log(f"full load: {rate:.0f} msg/s x {records} datapoints for {seconds:.0f} s ...")
+        results["full"] = _ingester_phase(
+            ingester, collector, broker.url, db, rate=rate, seconds=seconds, records=records,
+            devices=publishers, prefix="full", extra=extra,
+        )  # fmt: skip
+        log(f"  {results['full']}")
+        log(f"half load: {rate / 2:.0f} msg/s for {half_seconds:.0f} s ...")
+        results["half"] = _ingester_phase(
+            ingester, collector, broker.url, db, rate=rate / 2, seconds=half_seconds, records=records,
+            devices=publishers, prefix="half", extra=extra,
+        )  # fmt: skip
+        log(f"  {results['half']}")
+        ingester.stop()
+        if extra is not None:
+            extra.stop()
+            extra = None
+        log(
+            f"naive baseline (row by row, commit per message): {rate:.0f} msg/s for {naive_seconds:.0f} s ..."
+        )
+        results["naive"] = _naive_phase(
+            broker.url, db, rate=rate, seconds=naive_seconds, records=records, devices=publishers
+        )
+        log(f"  {results['naive']}")
+    finally:
+        if extra is not None:
+            extra.stop()
+        broker.stop()
+        _drop_database(server, db)
+        shutil.rmtree(workdir, ignore_errors=True)
+    full, naive = results["full"], results["naive"]
+    results["ratio_vs_naive"] = (
+        round(full["msgs_per_s"] / naive["msgs_per_s"], 1) if naive["msgs_per_s"] else None
+    )
+    results["zero_loss"] = full["lost"] == 0 and results["half"]["lost"] == 0
+    return results
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `zhongdu ingest bench`."""
+    server = args.bench_database_url or Settings().database_url or DEFAULT_SERVER
+    quiet = bool(args.json)
+    results = run(
+        server=server, rate=args.rate, seconds=args.seconds, records=args.records,
+        half_seconds=args.half_seconds, naive_seconds=args.naive_seconds, publishers=args.publishers,
+        workers=args.workers, batch_size=args.batch_size, log=(lambda *_: None) if quiet else print,
+    )  # fmt: skip
+    if quiet:
+        print(json.dumps(results))
+        return 0
+    full, half, naive = results["full"], results["half"], results["naive"]
+    print()
+    print(f"{'':28}{'msgs/s':>10}{'datapoints/s':>14}{'p50 s':>9}{'p99 s':>9}{'lost':>7}")
+    for label, r in (("ingester, full load", full), ("ingester, half load", half)):
+        print(
+            f"{label:28}{r['msgs_per_s']:>10.0f}{r['datapoints_per_s']:>14.0f}"
+            f"{r['latency_p50_s']:>9.3f}{r['latency_p99_s']:>9.3f}{r['lost']:>7}"
+        )
+    print(f"{'naive row-by-row':28}{naive['msgs_per_s']:>10.0f}{naive['datapoints_per_s']:>14.0f}")
+    print(f"ratio vs naive: {results['ratio_vs_naive']}x   zero loss: {results['zero_loss']}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "pace":
+        raise SystemExit(pace(sys.argv[2:]))
+    raise SystemExit("usage: python -m zhongdu.ingest._bench pace ...  (or `zhongdu ingest bench`)")

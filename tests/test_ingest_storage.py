@@ -1,0 +1,80 @@
+"""The ingestion SQL: binary array encoders round-trip through PostgreSQL; batch statement semantics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zhongdu import storage
+from zhongdu.storage import telemetry as sql
+
+pytestmark = pytest.mark.postgres
+
+times = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC))
+floats = st.floats(allow_nan=False, allow_infinity=False) | st.none()
+texts = st.text(max_size=20).filter(lambda s: "\x00" not in s) | st.none()
+
+
+@pytest.fixture(scope="module")
+def conn(pg_migrated: str) -> Iterator[psycopg.Connection]:
+    with storage.connect(pg_migrated, autocommit=True) as connection:
+        yield connection
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ts=st.lists(times, max_size=30),
+    fs=st.lists(floats, max_size=30),
+    ss=st.lists(texts, max_size=30),
+    ns=st.lists(st.integers(-(2**31), 2**31 - 1) | st.none(), max_size=30),
+)
+def test_binary_arrays_round_trip(
+    conn: psycopg.Connection,
+    ts: list[datetime],
+    fs: list[float | None],
+    ss: list[str | None],
+    ns: list[int | None],
+) -> None:
+    row = conn.execute(
+        "SELECT %b::timestamptz[], %b::float8[], %b::text[], %b::int4[]",
+        (sql.encode_timestamptz(ts), sql.encode_float8(fs), sql.encode_text(ss), sql.encode_int4(ns)),
+    ).fetchone()
+    assert row is not None
+    assert [t.astimezone(UTC) for t in row[0]] == ts
+    assert row[1] == fs and row[2] == ss and row[3] == ns
+
+
+def test_batch_is_idempotent_and_status_keeps_the_newest(conn: psycopg.Connection) -> None:
+    now = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+    rows = sql.BatchRows(
+        readings=[
+            (now, "a-1", "pm2_5", 1.5, "ug/m3", None),
+            (now, "a-1", "charger_status", None, None, "charging"),
+        ],
+        telemetry=[(now, "S-1", "", "up", None, None, None), (now, "S-1", "1", "up", 0.5, 3, None)],
+        statuses=[("bs", "S-1", "up", "online", "telemetry", now)],
+        rejected=[(now, "x", b"\x00\xff", 2, "bad_topic", "")],
+        new_devices=[("a-1", "air")],
+        new_stations=["S-1"],
+    )
+    conn.autocommit = False
+    try:
+        first = sql.write_batch(conn, rows)
+        second = sql.write_batch(conn, rows)
+        older = sql.BatchRows(statuses=[("bs", "S-1", "down", None, "telemetry", now - timedelta(minutes=1))])
+        sql.write_batch(conn, older)
+        status = conn.execute("SELECT status, connection, observed_at FROM entity_status").fetchone()
+        payload = conn.execute("SELECT payload FROM rejected_messages").fetchall()
+        conn.commit()
+    finally:
+        conn.autocommit = True
+    assert first == sql.BatchCounts(readings=2, telemetry=2, statuses=1, rejected=1, devices=1, stations=1)
+    assert (second.readings, second.telemetry, second.devices, second.stations) == (0, 0, 0, 0)
+    assert second.rejected == 1  # rejects have no natural key: each delivery is kept
+    assert status == ("up", "online", now)  # the older "down" report did not win
+    assert payload == [(b"\x00\xff",), (b"\x00\xff",)]
