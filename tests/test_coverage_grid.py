@@ -143,6 +143,7 @@ def test_missing_source_dir_fails_clearly(tmp_path: Path) -> None:
         build_grid(8, tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_grid_build_writes_the_designed_csv(tmp_path: Path, source: Path) -> None:
     out = tmp_path / "grid.csv"
     proc = subprocess.run(
