@@ -1,10 +1,21 @@
 """HTTP API (FastAPI) for the operations center, planners and the planning commission.
 
-`create_app(settings)` builds the app (served by `zhongdu api` and by `zhongdu demo`);
+`create_app(settings)` builds the app (served by `zhongdu api`); `start_api(settings)` serves it
+in a background thread (for `zhongdu demo`) and returns a handle with `.url`, `.admin_key`, `.stop()`;
 `create_api_key` makes a key (stored hashed, returned once).
 """
 
 from zhongdu.api._app import create_app, state_of
 from zhongdu.api._security import ROLES, Principal, create_api_key
+from zhongdu.api._serve import RunningApi, start_api, with_bootstrap_key
 
-__all__ = ["ROLES", "Principal", "create_api_key", "create_app", "state_of"]
+__all__ = [
+    "ROLES",
+    "Principal",
+    "RunningApi",
+    "create_api_key",
+    "create_app",
+    "start_api",
+    "state_of",
+    "with_bootstrap_key",
+]

@@ -40,11 +40,12 @@ def _database(settings: Any) -> tuple[Any, Any]:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from zhongdu.api import create_app
+    from zhongdu.api import create_app, with_bootstrap_key
     from zhongdu.settings import Settings, mask_url
 
     settings = Settings()
     settings.require_production_safe()
+    settings, key = with_bootstrap_key(settings)
     settings, database = _database(settings)
     host = args.host or settings.api_host
     port = args.port or settings.api_port
@@ -52,6 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(
             f"Zhongdu API on http://{host}:{port} (docs at /docs), database {mask_url(settings.database_url)}"
         )
+        if key:
+            print(f"bootstrap admin key of this process (set ZHONGDU_ADMIN_API_KEY to choose one): {key}")
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
     finally:
         database.stop()

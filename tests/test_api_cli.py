@@ -74,6 +74,30 @@ def test_serve_the_city(pg_migrated: str, mqtt_url: str, tmp_path: Path) -> None
         assert status == 200, f"last status {status}; log: {log.read_text()[-2000:]}"
         assert body["stations_total"] > 10_000 and len(body["districts"]) == 29 and 0.5 < body["share"] <= 1
         assert _get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        assert "bootstrap admin key of this process" in log.read_text()
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+@pytest.mark.mqtt
+def test_start_api_in_a_thread_with_a_bootstrap_key(pg_migrated: str, mqtt_url: str) -> None:
+    """What `zhongdu demo` uses: a served app, a generated admin key, a clean stop."""
+    from zhongdu.api import start_api
+
+    from ._api_fixtures import api_settings, small_city, wait_for
+
+    settings = api_settings(pg_migrated, mqtt_url, admin_api_key=None)
+    running = start_api(settings, port=services.free_port(), layout=small_city)
+    try:
+        assert running.admin_key and running.admin_key.startswith("local-admin-")
+        assert wait_for(lambda: _get(f"{running.url}/v1/coverage")[0] == 200, 60)
+        request = urllib.request.Request(
+            f"{running.url}/v1/admin/keys", data=json.dumps({"name": "demo", "role": "viewer"}).encode(),
+            headers={"X-API-Key": running.admin_key, "Content-Type": "application/json"}, method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 201 and json.loads(answer.read())["key"].startswith("zd_")
+    finally:
+        running.stop()
+    assert not running.thread.is_alive()

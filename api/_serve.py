@@ -1,0 +1,71 @@
+"""Run the API under uvicorn in a background thread (for `zhongdu demo` and tests).
+
+`start_api(settings)` returns once the server accepts connections; `.stop()` shuts it down (the
+app's lifespan then closes its pool and threads). In local mode without `ZHONGDU_ADMIN_API_KEY` a
+random bootstrap admin key is made for this process and returned, for the caller to print.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import SecretStr
+
+from zhongdu.api._app import create_app
+from zhongdu.api._live import LayoutFactory
+from zhongdu.errors import ServiceError
+from zhongdu.settings import Settings
+
+
+def with_bootstrap_key(settings: Settings) -> tuple[Settings, str | None]:
+    """Settings with an admin key: the configured one, or (local mode only) a fresh random one."""
+    if settings.admin_api_key is not None:
+        return settings, None
+    if settings.env == "production":
+        raise ServiceError("production mode needs ZHONGDU_ADMIN_API_KEY")
+    key = f"local-admin-{secrets.token_urlsafe(24)}"
+    return settings.model_copy(update={"admin_api_key": SecretStr(key)}), key
+
+
+@dataclass
+class RunningApi:
+    url: str
+    admin_key: str | None  # the generated bootstrap key, None when one was configured
+    server: Any
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+def start_api(
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    layout: LayoutFactory | None = None,
+    timeout: float = 60.0,
+) -> RunningApi:
+    """Serve `create_app(settings)` on host:port (default: the settings') in a daemon thread."""
+    import uvicorn
+
+    settings, key = with_bootstrap_key(settings)
+    host = host or settings.api_host
+    port = port or settings.api_port
+    app = create_app(settings, layout=layout)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="zhongdu-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise ServiceError(f"the API did not start on {host}:{port} (port taken? database unreachable?)")
+        time.sleep(0.05)
+    return RunningApi(url=f"http://{host}:{port}", admin_key=key, server=server, thread=thread)
