@@ -211,3 +211,15 @@ def test_a_cell_claimed_by_two_districts_is_kept_once() -> None:
     kept, kept_index = _resolve_shared_cells(cells, index, infos, shapes, 11)
     assert sorted(kept.tolist()) == sorted([cell, other])
     assert kept_index[kept == np.uint64(cell)].tolist() == [1]
+
+
+def test_fast_fill_equals_h3_polygon_fill(districts: gpd.GeoDataFrame) -> None:
+    """The fast path (coarse fill, children, shapely centre test) gives exactly h3's cells."""
+    from zhongdu.coverage._grid_build import fill_district
+
+    for geom in districts.geometry:
+        h3_cells = fill_district(geom, 9, fast=False)
+        assert np.array_equal(fill_district(geom, 9, fast=True), h3_cells)
+    small = districts.set_index("name_zh").geometry
+    for name in ("中區", "東區", "大安區"):
+        assert np.array_equal(fill_district(small[name], 10, fast=True), fill_district(small[name], 10, fast=False))
