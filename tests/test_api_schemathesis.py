@@ -61,33 +61,37 @@ def api_schema(base_url: str) -> Any:
     return schemathesis.openapi.from_url(f"{base_url}/openapi.json", config=config)
 
 
+def _explore(operation: Any, mode: GenerationMode, failures: list[str]) -> None:
+    """Up to MAX_EXAMPLES generated requests for one operation; 5xx answers are collected."""
+    label = f"{operation.label} [{mode.value}]"
+
+    @hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+                         suppress_health_check=list(hypothesis.HealthCheck),
+                         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: Any) -> None:
+        try:
+            case.call_and_validate(checks=[not_a_server_error], headers={"X-API-Key": ADMIN_KEY})
+        except AssertionError as exc:
+            failures.append(f"{label}: {str(exc)[:600]}")
+        except Exception as exc:  # a transport error is a finding too
+            failures.append(f"{label}: {type(exc).__name__}: {str(exc)[:600]}")
+
+    try:
+        run()
+    except hypothesis.errors.Unsatisfiable:
+        assert mode is GenerationMode.NEGATIVE  # nothing to break, e.g. /healthz has no input
+
+
 # schemathesis 4 draws from `random` inside its strategies, which Hypothesis now flags.
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 def test_no_server_errors(api_schema: Any) -> None:
     """Every operation, positive and negative inputs: no 5xx (schemathesis' pytest plugin does not
     support pytest 9 yet, so operations are driven through its Python API and Hypothesis directly)."""
     failures: list[str] = []
-    operations = 0
-    for result in api_schema.get_all_operations():
-        operation = result.ok()
-        operations += 1
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-                                 suppress_health_check=list(hypothesis.HealthCheck),
-                                 phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
-            @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-            def run(case: Any) -> None:
-                try:
-                    case.call_and_validate(checks=[not_a_server_error], headers={"X-API-Key": ADMIN_KEY})
-                except AssertionError as exc:
-                    failures.append(f"{operation.label} [{mode.value}]: {str(exc)[:600]}")
-                except Exception as exc:  # noqa: BLE001 - a transport error is a finding too
-                    failures.append(f"{operation.label} [{mode.value}]: {type(exc).__name__}: {str(exc)[:600]}")
-
-            try:
-                run()
-            except hypothesis.errors.Unsatisfiable:
-                assert mode is GenerationMode.NEGATIVE  # nothing to break, e.g. /healthz has no input
-    assert operations >= 15
+            _explore(operation, mode, failures)
+    assert len(operations) >= 15
     assert not failures, "\n".join(failures[:10])
