@@ -38,6 +38,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from zhongdu import storage
 from zhongdu.errors import ConfigError
+from zhongdu.ingest import _paho_speedups
 from zhongdu.ingest._metrics import IngestMetrics, default_metrics
 from zhongdu.ingest._parse import Limits, parse_message
 from zhongdu.ingest._types import Accepted, IngestError
@@ -50,7 +51,7 @@ SESSION_EXPIRY_S = 7 * 86_400
 KEEPALIVE_S = 30
 TOPIC_FILTER = "zhongdu/v1/#"
 STATUS_FILTER = "zhongdu/v1/+/+/status"
-SUB_SHARED, SUB_STATUS = 1, 2
+SUB_STATUS = 2  # subscription identifier of the plain status subscription
 
 
 @dataclass
@@ -126,6 +127,7 @@ class Ingester:
         metrics: IngestMetrics | None = None,
         on_commit: Callable[[CommitInfo], None] | None = None,
         session_expiry_s: int = SESSION_EXPIRY_S,
+        speedups: bool = True,
     ) -> None:
         self.settings = settings
         self.database_url = database_url or settings.database_url
@@ -143,6 +145,7 @@ class Ingester:
         self.metrics = metrics or default_metrics()
         self._on_commit = on_commit
         self._session_expiry_s = session_expiry_s
+        self._speedups = speedups
         self.limits = Limits.from_settings(settings)
         self.stats = IngestStats()
         self._stats_lock = threading.Lock()
@@ -168,6 +171,8 @@ class Ingester:
 
     def start(self) -> None:
         """Migrate the schema, connect to the broker and start the writer thread."""
+        if self._speedups:
+            _paho_speedups.install()
         if self._migrate:
             with storage.connect(self.database_url, schema=self.schema) as conn:  # type: ignore[arg-type]
                 storage.migrate(conn)
@@ -248,15 +253,12 @@ class Ingester:
         self._connected.set()
         group = self.settings.mqtt_share_group
         if self.protocol == "5":
-            # Subscription identifiers tell the two apart: the plain status subscription is only
-            # there for the retained values sent on subscribing; its live copies are dropped.
-            for topic_filter, ident in (
-                (f"$share/{group}/{TOPIC_FILTER}", SUB_SHARED),
-                (STATUS_FILTER, SUB_STATUS),
-            ):
-                properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
-                properties.SubscriptionIdentifier = ident
-                client.subscribe(topic_filter, options=SubscribeOptions(qos=1), properties=properties)
+            # Only the plain status subscription carries an identifier: the shared one (all the
+            # traffic) then has no properties to decode, and the two copies can be told apart.
+            client.subscribe(f"$share/{group}/{TOPIC_FILTER}", options=SubscribeOptions(qos=1))
+            properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+            properties.SubscriptionIdentifier = SUB_STATUS
+            client.subscribe(STATUS_FILTER, options=SubscribeOptions(qos=1), properties=properties)
         else:
             client.subscribe(TOPIC_FILTER, qos=1)
         log.info("connected to the broker (session present: %s)", getattr(flags, "session_present", "?"))
@@ -272,15 +274,14 @@ class Ingester:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
-        idents = getattr(message.properties, "SubscriptionIdentifier", None)
-        if idents is not None and not (
-            (SUB_SHARED in idents and not message.retain) or (SUB_STATUS in idents and message.retain)
-        ):
-            # Live messages come through the shared subscription, retained values (sent on
-            # subscribing) through the plain status one; any other copy is a duplicate to drop.
-            if message.qos:
-                _client.ack(message.mid, message.qos)
-            return
+        if message.properties is not None:  # MQTT v5: two subscriptions, keep one copy of each
+            from_status_sub = hasattr(message.properties, "SubscriptionIdentifier")
+            if message.retain != from_status_sub:
+                # Live messages count through the shared subscription, retained values (sent on
+                # subscribing) through the plain status one; any other copy is a duplicate.
+                if message.qos:
+                    _client.ack(message.mid, message.qos)
+                return
         try:
             topic = message.topic
         except UnicodeDecodeError:

@@ -343,3 +343,31 @@ def test_in_range_values_from_the_catalogue_are_accepted(kind: str, fraction: fl
             values[metric] = min(spec.max, spec.min + fraction * (spec.max - spec.min))
     result = accepted(f"zhongdu/v1/park/{kind}-1/senml", build_pack(f"{kind}-1", values, time_s=T0 - age))
     assert len(result.readings) == len(values)
+
+
+# --- the paho-mqtt speed-up ----------------------------------------------------------------------
+
+
+def test_fast_properties_decode_like_paho() -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from zhongdu.ingest._paho_speedups import FastProperties
+
+    full = Properties(PacketTypes.PUBLISH)
+    full.PayloadFormatIndicator = 1
+    full.MessageExpiryInterval = 60
+    full.ContentType = "application/senml+json"
+    full.ResponseTopic = "zhongdu/v1/reply"
+    full.CorrelationData = b"\x01\x02"
+    full.UserProperty = [("site", "shuinan"), ("k", "v")]
+    full.SubscriptionIdentifier = 2
+    for buffer in (b"\x00", full.pack(), b"\x02\x0b\x01"):
+        ours, theirs = FastProperties(PacketTypes.PUBLISH), Properties(PacketTypes.PUBLISH)
+        a, used_a = ours.unpack(buffer)
+        b, used_b = theirs.unpack(buffer)
+        assert used_a == used_b and str(a) == str(b) and a.json() == b.json()
+        assert hasattr(a, "SubscriptionIdentifier") == hasattr(b, "SubscriptionIdentifier")
+        ours.clear()
+        theirs.clear()
+        assert str(ours) == str(theirs) and ours.isEmpty()
