@@ -548,6 +548,7 @@ class _Sites:
     tree: Any  # scipy.spatial.cKDTree
     start: I64  # site -> range in `members`
     members: I64  # sector indices grouped by site
+    indexed: int  # sectors 0..indexed-1 are in the tree; later ones (added) are searched directly
 
 
 def _sites(sec: _Sectors) -> _Sites:
@@ -559,7 +560,7 @@ def _sites(sec: _Sectors) -> _Sites:
     new[1:] = (np.diff(xs) != 0) | (np.diff(ys) != 0)
     start = np.append(np.flatnonzero(new), len(o)).astype(np.int64)
     tree = cKDTree(np.column_stack([xs[new], ys[new]]) if len(o) else np.zeros((0, 2)))
-    return _Sites(tree, start, o)
+    return _Sites(tree, start, o, len(o))
 
 
 def _site_pairs(sites: _Sites, cell_local: I64, site: I64) -> tuple[I64, I64]:
@@ -612,6 +613,10 @@ def _witnesses(
         lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
         flat = np.fromiter((x for h in hits for x in h), dtype=np.int64, count=int(lens.sum()))
         cl, s = _site_pairs(sites, np.repeat(rest, lens), flat)
+        added = np.arange(sites.indexed, len(active), dtype=np.int64)  # sectors added since the tree
+        if len(added):
+            cl = np.concatenate([cl, np.repeat(rest, len(added))])
+            s = np.concatenate([s, np.tile(added, len(rest))])
         on = active[s]
         _record_witness(geo, sec, model, threshold, wit, cells, cl[on], s[on])
         return wit
@@ -825,7 +830,8 @@ class CoverageEngine:
         self._site_cache: _Sites | None = None
         self._tiles = _build_tiles(self._geo, None, _tile_size(self._geo, self._sec))
         self._per_cell_cache: tuple[F64, I64, NDArray[np.bool_]] | None = None
-        self._sid_cache: tuple[NDArray[np.str_], NDArray[np.intp]] | None = None
+        self._station_code: dict[str, int] = {}
+        self._codes = self._encode(stations.station_id)
         self._wit = _witnesses(
             self._geo,
             self._sec,
@@ -861,13 +867,12 @@ class CoverageEngine:
             self._site_cache = _sites(self._sec)
         return self._site_cache
 
-    @property
-    def _station_ids(self) -> tuple[NDArray[np.str_], NDArray[np.intp]]:
-        cached = self._sid_cache
-        if cached is None or len(cached[1]) != len(self._stations):
-            cached = self._stations.station_index()
-            self._sid_cache = cached
-        return cached
+    def _encode(self, ids: NDArray[np.str_]) -> I64:
+        """Integer code per row's station (new stations get new codes): O(rows added)."""
+        code = self._station_code
+        return np.fromiter(
+            (code.setdefault(x, len(code)) for x in ids.tolist()), dtype=np.int64, count=len(ids)
+        )
 
     def _set_rows(self, rows: I64, up: NDArray[np.bool_]) -> None:
         change = self._up[rows] != up
@@ -903,14 +908,14 @@ class CoverageEngine:
         """The current result (per-cell best servers recomputed only after a change)."""
         with self._lock:
             total, cov, share, districts = _summarise(self.grid, self._cov_d)
-            ids, inverse = self._station_ids
             up_rows = np.flatnonzero(self._up)
+            serving = np.bincount(self._codes[up_rows], minlength=len(self._station_code))
             res = CoverageResult(
                 total,
                 cov,
                 share,
                 districts,
-                stations_serving=int(np.count_nonzero(np.bincount(inverse[up_rows], minlength=len(ids)))),
+                stations_serving=int(np.count_nonzero(serving)),
                 sectors_serving=len(up_rows),
             )
             if per_cell:
@@ -945,11 +950,10 @@ class CoverageEngine:
     def rows_of_station(self, station_id: str) -> I64:
         """Rows (sectors) of one station; CoverageError if unknown."""
         with self._lock:
-            ids, inverse = self._station_ids
-            i = int(np.searchsorted(ids, station_id))
-            if i >= len(ids) or ids[i] != station_id:
+            code = self._station_code.get(station_id)
+            if code is None:
                 raise CoverageError(f"unknown station_id {station_id!r}")
-            return np.flatnonzero(inverse == i).astype(np.int64)
+            return np.flatnonzero(self._codes == code).astype(np.int64)
 
     def set_station_up(self, station_id: str, up: bool) -> CoverageResult:
         """Switch all sectors of one station on or off."""
@@ -969,7 +973,9 @@ class CoverageEngine:
             )
             new.rows = new.rows + start
             self._sec = _join(self._sec, new)
-            self._site_cache = None
+            self._codes = np.concatenate([self._codes, self._encode(stations.station_id)])
+            if self._site_cache is not None and len(self._sec.rows) > 1.1 * self._site_cache.indexed + 64:
+                self._site_cache = None  # many sectors added: re-index the sites
             self._stations = Stations.concat([self._stations, stations])
             self._layout_up = np.concatenate([self._layout_up, stations.up])
             self._up = np.concatenate([self._up, np.zeros(len(stations), dtype=bool)])

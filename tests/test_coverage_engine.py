@@ -254,3 +254,24 @@ def test_snapshot_record_matches_table_columns() -> None:
     assert rec["stations_serving"] == 10
     assert 0.0 <= rec["share"] <= 1.0
     assert {d["district"] for d in rec["districts"]} == set(GRID.districts)
+
+
+def test_added_sector_can_take_over_cells_it_was_added_for() -> None:
+    """Cells losing their witness find one among sectors added after the engine indexed its sites."""
+    lat, lng = GRID.latlng_deg()
+    c = len(GRID) // 2
+    base = Stations.from_columns(station_id=["A"], lon=[lng[c]], lat=[lat[c]], radius_m=400.0)
+    engine = CoverageEngine(GRID, base, model="disk")
+    before = engine.set_sector_up(0, False)
+    assert before.population_covered == 0.0
+    engine.set_sector_up(0, True)
+    added = Stations.from_columns(station_id=["B"], lon=[lng[c] + 0.0005], lat=[lat[c]], radius_m=400.0)
+    engine.add_sectors(added)
+    got = engine.set_station_up("A", False)  # few cells lose A: the cell-centric search must see B
+    want = compute_coverage(
+        GRID, _replace_up(Stations.concat([base, added]), np.array([False, True])), model="disk"
+    )
+    assert got.to_dict() == want.to_dict()
+    assert got.population_covered > 0.0
+    assert engine.rows_of_station("B").tolist() == [1]
+    assert got.stations_serving == 1
