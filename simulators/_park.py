@@ -325,12 +325,14 @@ class DeviceModel:
 @functools.cache
 def _kind_table(kind: str) -> tuple[tuple[str, bool, float, float], ...]:
     """(metric, numeric, min, max) for each metric of a device kind, from the ingester's catalogue."""
-    rows = []
+    rows: list[tuple[str, bool, float, float]] = []
     for metric in DEVICE_KINDS[kind]:
         spec = METRICS[metric]
         numeric = value_type(metric) == "v"
-        rows.append((metric, numeric, spec.min if numeric else 0.0, spec.max if numeric else 0.0))
-    return tuple(rows)  # type: ignore[arg-type]
+        lo = float(spec.min) if numeric and spec.min is not None else 0.0
+        hi = float(spec.max) if numeric and spec.max is not None else 0.0
+        rows.append((metric, numeric, lo, hi))
+    return tuple(rows)
 
 
 @functools.cache
