@@ -124,7 +124,7 @@ def generate_candidates(
         radius_m=defaults.radius_m,
         extra={
             "cost": np.full(n * k, defaults.cost),
-            "kind": np.full(n * k, defaults.kind, dtype=np.str_),
+            "kind": np.repeat(np.array([defaults.kind], dtype=np.str_), n * k),
             "uncovered_population": np.repeat(uncovered[keep], k),
         },
     )

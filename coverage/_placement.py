@@ -220,58 +220,61 @@ def _scale_exponent(largest_sum: float) -> int:
 
 @dataclass
 class _State:
-    """Mutable greedy state over the cells the candidates could still add (uncovered, populated)."""
+    """Mutable greedy state: site -> cell CSR over the pairs that can still add people."""
 
     indptr: NDArray[np.int64]
-    indices: NDArray[np.int64]  # column ids into the compressed cell set
-    cells: NDArray[np.int64]  # compressed id -> original cell id
-    weight: NDArray[np.float64]  # quantised population of each compressed cell, 0 once covered
-    district: NDArray[np.int32]  # district of each compressed cell
+    indices: NDArray[np.integer[Any]]  # cell ids
+    weight: NDArray[np.float64]  # quantised population per cell, 0 once covered (or empty)
+    district: NDArray[np.int32]  # district of each cell
     exponent: int  # weight = rint(population * 2**exponent)
 
-    def site_cells(self, site: int) -> NDArray[np.int64]:
+    def site_cells(self, site: int) -> NDArray[np.integer[Any]]:
         return self.indices[self.indptr[site] : self.indptr[site + 1]]
 
     def gains_all(self) -> NDArray[np.float64]:
-        csum = np.zeros(len(self.indices) + 1)
-        np.cumsum(self.weight[self.indices], out=csum[1:])
-        return csum[self.indptr[1:]] - csum[self.indptr[:-1]]
+        return _row_sums(self.weight[self.indices], self.indptr)
 
     def gain_one(self, site: int) -> float:
         return float(self.weight[self.site_cells(site)].sum())
 
 
-def _compress(problem: PlacementProblem) -> _State:
-    """Drop cells that are already covered or empty, so each gain touches only cells that can change."""
+def _row_sums(values: NDArray[np.float64], indptr: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Sum of each CSR row's values, by `np.add.reduceat` over the non-empty rows only.
+
+    Empty rows have zero length, so each non-empty row's segment ends where the next one starts.
+    """
+    out = np.zeros(len(indptr) - 1)
+    nonempty = indptr[1:] > indptr[:-1]
+    if nonempty.any():
+        out[nonempty] = np.add.reduceat(values, indptr[:-1][nonempty])
+    return out
+
+
+def _prepare(problem: PlacementProblem) -> _State:
+    """Weights with covered cells zeroed; pairs on such cells are dropped when they are the majority.
+
+    Dropping costs a pass over every pair, so it only pays when it shrinks the arrays a lot.
+    """
     keep = ~problem.covered & (problem.population > 0)
-    remap = np.full(len(keep), -1, dtype=np.int64)
-    cells = np.flatnonzero(keep).astype(np.int64)
-    remap[cells] = np.arange(len(cells))
     m = problem.sites
-    indices = remap[m.indices]
-    live = indices >= 0
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[live]
-    counts = np.bincount(rows, minlength=m.shape[0])
-    indptr = np.zeros(m.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    indices = indices[live]
-    pop = problem.population[cells]
-    # gains_all's running sum adds every (site, cell) pair once: it bounds all partial sums.
-    exponent = _scale_exponent(max(float(problem.population.sum()), float(pop[indices].sum())))
+    indptr = np.asarray(m.indptr, dtype=np.int64)
+    indices = m.indices
+    live = keep[indices]
+    n_live = int(np.count_nonzero(live))
+    if n_live < len(indices) // 2:
+        positions = np.flatnonzero(live)
+        indptr = np.searchsorted(positions, indptr).astype(np.int64)  # live pairs before each row
+        indices = indices[positions]
+    pop = np.where(keep, problem.population, 0.0)
+    # Every sum the greedy forms (one site, one district, the city) is at most the total population.
+    exponent = _scale_exponent(float(problem.population.sum()))
     return _State(
         indptr=indptr,
         indices=indices,
-        cells=cells,
         weight=np.rint(np.ldexp(pop, exponent)),
-        district=problem.district_index[cells],
+        district=problem.district_index,
         exponent=exponent,
     )
-
-
-@dataclass
-class _Outcome:
-    order: list[int] = field(default_factory=list)
-    phase: list[Literal["district_min", "city"]] = field(default_factory=list)
 
 
 def _select(
@@ -389,7 +392,7 @@ def _greedy_run(
     lazy: bool,
     strategy: str,
 ) -> PlacementResult:
-    state = _compress(problem)
+    state = _prepare(problem)
     n_sites, n_districts = problem.n_sites, len(problem.districts)
     cost = problem.cost if strategy == "cost_benefit" else np.ones(n_sites)
     pop = problem.population
@@ -416,9 +419,8 @@ def _greedy_run(
     def apply(site: int, phase: Literal["district_min", "city"]) -> None:
         nonlocal covered_pop, spent
         local = state.site_cells(site)
-        new = local[state.weight[local] > 0]
-        state.weight[new] = 0.0
-        full = state.cells[new]
+        full = local[state.weight[local] > 0]
+        state.weight[full] = 0.0
         gain = float(pop[full].sum())
         covered_pop += gain
         district_cov[:] += _wsum(problem.district_index[full], weights=pop[full], minlength=n_districts)

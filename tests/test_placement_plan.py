@@ -1,0 +1,251 @@
+"""`plan()` on real grids and station tables, the lattice candidate generator and `zhongdu plan` (subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h3
+import numpy as np
+import pytest
+from scipy import sparse
+
+from zhongdu.coverage import (
+    Grid,
+    Stations,
+    compute_coverage,
+    load_stations,
+    write_grid,
+    write_stations,
+)
+from zhongdu.coverage._candidates import cell_to_parent, generate_candidates
+from zhongdu.coverage._placement import PlacementError, PlacementProblem, build_problem, greedy, plan
+
+CENTRE = (24.1630, 120.6480)  # Taichung City Hall, 西屯區
+EARTH_R = 6_371_008.8
+
+
+def _grid(seed: int = 5, k: int = 14) -> Grid:
+    """Resolution-9 hexagon of cells around City Hall; west half 西屯區, east half 北屯區."""
+    rng = np.random.default_rng(seed)
+    centre = h3.latlng_to_cell(*CENTRE, 9)
+    cells = np.array(sorted(h3.str_to_int(c) for c in h3.grid_disk(centre, k)), dtype=np.uint64)
+    lng = np.array([h3.cell_to_latlng(h3.int_to_str(int(c)))[1] for c in cells])
+    pop = rng.lognormal(4.0, 1.0, len(cells))
+    pop[rng.random(len(cells)) < 0.1] = 0.0
+    district = np.where(lng < CENTRE[1], "西屯區", "北屯區")
+    return Grid.from_arrays(cells, pop, district)
+
+
+def _stations(
+    rng: np.random.Generator,
+    prefix: str,
+    n: int,
+    *,
+    sectors: int = 1,
+    up_share: float = 1.0,
+    radius: float = 700.0,
+    cost: bool = False,
+) -> Stations:
+    lat = CENTRE[0] + rng.uniform(-0.03, 0.03, n)
+    lon = CENTRE[1] + rng.uniform(-0.03, 0.03, n)
+    extra = {}
+    if cost:
+        extra = {
+            "cost": np.repeat(np.rint(rng.uniform(1, 4, n)), sectors),
+            "kind": np.repeat(rng.choice(["public_building", "public_land"], n), sectors),
+        }
+    # Sectors of one site sit a few hundred metres apart here so that their union matters.
+    return Stations.from_columns(
+        station_id=np.repeat([f"{prefix}{i}" for i in range(n)], sectors),
+        sector_id=np.tile(np.arange(sectors).astype(str), n),
+        lon=np.repeat(lon, sectors) + np.tile(np.arange(sectors) * 0.004, n),
+        lat=np.repeat(lat, sectors),
+        radius_m=np.repeat(radius * rng.uniform(0.6, 1.4, n), sectors),
+        up=rng.random(n * sectors) < up_share,
+        extra=extra,
+    )
+
+
+def _haversine_reach(grid: Grid, st: Stations) -> np.ndarray:
+    lat, lng = np.radians(grid.latlng_deg()[0]), np.radians(grid.latlng_deg()[1])
+    slat, slng = np.radians(st.lat)[:, None], np.radians(st.lon)[:, None]
+    a = np.sin((lat - slat) / 2) ** 2 + np.cos(slat) * np.cos(lat) * np.sin((lng - slng) / 2) ** 2
+    dist = 2 * EARTH_R * np.arcsin(np.sqrt(a))
+    return dist <= st.radius_m[:, None]
+
+
+def test_plan_matches_an_independent_disk_problem() -> None:
+    rng = np.random.default_rng(1)
+    grid = _grid()
+    existing = _stations(rng, "E", 6, up_share=0.6)
+    candidates = _stations(rng, "C", 25, sectors=2, cost=True)
+    result = plan(grid, existing, candidates, model="disk", budget=6)
+
+    reach_e = _haversine_reach(grid, existing)
+    covered = reach_e[existing.up].any(axis=0)
+    reach_c = _haversine_reach(grid, candidates)
+    sites = reach_c.reshape(25, 2, -1).any(axis=1)  # union of each site's two sectors
+    manual = PlacementProblem(
+        site_ids=tuple(f"C{i}" for i in range(25)),
+        sites=sparse.csr_array(sites),
+        population=grid.population,
+        covered=covered,
+        district_index=grid.district_index,
+        districts=grid.districts,
+        cost=candidates.extra["cost"][::2].astype(float),
+        kind=tuple(candidates.extra["kind"][::2].tolist()),
+    )
+    expected = greedy(manual, budget=6)
+    assert [p.station_id for p in result.picks] == [p.station_id for p in expected.picks]
+    assert result.share_before == pytest.approx(expected.share_before)
+    assert result.share_after == pytest.approx(expected.share_after)
+    assert result.share_before == pytest.approx(compute_coverage(grid, existing, model="disk").share)
+    assert len(result.picks) == 6 and {p.kind for p in result.picks} <= {"public_building", "public_land"}
+
+
+def test_existing_coverage_counts_only_up_rows_under_hata() -> None:
+    rng = np.random.default_rng(2)
+    grid = _grid()
+    existing = _stations(rng, "E", 5, sectors=3, up_share=0.5)
+    candidates = _stations(rng, "C", 10, sectors=3)
+    problem = build_problem(grid, existing, candidates, model="hata", threshold_dbm=-100.0)
+    per_cell = compute_coverage(grid, existing, model="hata", threshold_dbm=-100.0, per_cell=True)
+    assert per_cell.covered is not None
+    assert np.array_equal(problem.covered, per_cell.covered)
+    result = plan(grid, existing, candidates, model="hata", threshold_dbm=-100.0, target=0.999)
+    # Adding every picked site through the engine reproduces the greedy's final share.
+    picked = np.isin(candidates.station_id, [p.station_id for p in result.picks])
+    both = Stations.concat([existing, candidates.take(picked)])
+    assert compute_coverage(grid, both, model="hata", threshold_dbm=-100.0).share == pytest.approx(
+        result.share_after
+    )
+
+
+def test_plan_rejects_clashing_ids_and_missing_goal() -> None:
+    rng = np.random.default_rng(3)
+    grid = _grid()
+    existing = _stations(rng, "S", 3)
+    with pytest.raises(PlacementError, match="already used"):
+        plan(grid, existing, _stations(rng, "S", 3), model="disk", budget=1)
+    with pytest.raises(PlacementError, match="budget"):
+        plan(grid, existing, _stations(rng, "C", 3), model="disk")
+
+
+def test_sector_rows_of_one_site_must_agree_on_cost() -> None:
+    rng = np.random.default_rng(4)
+    grid = _grid()
+    cand = _stations(rng, "C", 2, sectors=2, cost=True)
+    cost = cand.extra["cost"].copy()
+    cost[1] += 1.0
+    fields = (
+        "station_id",
+        "sector_id",
+        "lon",
+        "lat",
+        "height_m",
+        "eirp_dbm",
+        "frequency_mhz",
+        "bandwidth_mhz",
+        "azimuth_deg",
+        "beamwidth_deg",
+        "up",
+        "radius_m",
+    )
+    bad = Stations(
+        **{name: getattr(cand, name) for name in fields},  # the two rows of C0 disagree
+        extra={"cost": cost, "kind": cand.extra["kind"]},
+    )
+    with pytest.raises(PlacementError, match=r"C0.*cost"):
+        plan(grid, _stations(rng, "E", 1), bad, model="disk", budget=1)
+
+
+def test_generated_candidates_sit_on_the_lattice_over_uncovered_people() -> None:
+    rng = np.random.default_rng(6)
+    grid = _grid()
+    existing = _stations(rng, "E", 4, radius=900.0)
+    cands = generate_candidates(grid, existing, model="disk", resolution=7, min_population=50.0)
+    ids = np.unique(cands.station_id)
+    assert len(cands) == 3 * len(ids)
+    assert set(cands.extra["kind"].tolist()) == {"public_land"} and set(cands.extra["cost"].tolist()) == {1.0}
+    assert sorted(set(cands.azimuth_deg.tolist())) == [0.0, 120.0, 240.0]
+    covered = build_problem(grid, existing, cands, model="disk").covered
+    parents = cell_to_parent(grid.cells, 7)
+    for sid in ids.tolist():
+        res, hexid = sid[1:].split("-")
+        assert res == "7"
+        inside = parents == np.uint64(int(hexid, 16))
+        assert grid.population[inside & ~covered].sum() >= 50.0
+        lat, lng = h3.cell_to_latlng(hexid)
+        row = np.flatnonzero(cands.station_id == sid)[0]
+        assert (cands.lat[row], cands.lon[row]) == pytest.approx((lat, lng))
+    # The uncovered population column orders the sites, largest first.
+    first_rows = cands.extra["uncovered_population"][::3]
+    assert np.all(np.diff(first_rows) <= 0)
+    limited = generate_candidates(grid, existing, model="disk", resolution=8, limit=5)
+    assert len(np.unique(limited.station_id)) == 5
+    with pytest.raises(PlacementError, match="coarser"):
+        generate_candidates(grid, existing, model="disk", resolution=9)
+
+
+def _zhongdu(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zhongdu.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_plan_json_has_the_design_keys(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    grid = _grid()
+    existing = _stations(rng, "E", 5)
+    write_grid(grid, tmp_path / "grid.csv")
+    write_stations(existing, tmp_path / "stations.csv")
+    out = _zhongdu(
+        "plan",
+        "candidates",
+        "--grid",
+        str(tmp_path / "grid.csv"),
+        "--stations",
+        str(tmp_path / "stations.csv"),
+        "--model",
+        "disk",
+        "--resolution",
+        "8",
+        "--out",
+        str(tmp_path / "cand.csv"),
+    )
+    assert out.returncode == 0, out.stderr
+    candidates = load_stations(tmp_path / "cand.csv")
+    common = [
+        "--grid",
+        str(tmp_path / "grid.csv"),
+        "--stations",
+        str(tmp_path / "stations.csv"),
+        "--candidates",
+        str(tmp_path / "cand.csv"),
+        "--model",
+        "disk",
+    ]
+    out = _zhongdu("plan", *common, "--budget", "4", "--district-min", "北屯區=0.5", "--json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert list(got)[:4] == ["share_before", "share_after", "target_reached", "picks"]
+    assert all(list(p)[:3] == ["station_id", "gain", "share"] for p in got["picks"])
+    expected = plan(
+        grid, existing, candidates, model="disk", budget=4, district_min={"北屯區": 0.5}
+    ).to_dict()
+    assert got == json.loads(json.dumps(expected))
+    assert len(got["picks"]) == 4 and got["picks"][-1]["share"] == got["share_after"]
+
+    out = _zhongdu("plan", *common, "--target", "0.2", "--json")
+    got = json.loads(out.stdout)
+    assert out.returncode == 0 and got["target_reached"] is (got["share_after"] >= 0.2)
+
+    out = _zhongdu("plan", *common, "--json")
+    assert out.returncode == 2 and "--target" in out.stderr
+    out = _zhongdu("plan", *common, "--budget", "2", "--district-min", "nowhere", "--json")
+    assert out.returncode == 2 and "DISTRICT=SHARE" in out.stderr
+    out = _zhongdu("plan", *common, "--target", "0.9", "--budget", "2")
+    assert out.returncode == 2  # argparse: mutually exclusive
