@@ -3,6 +3,7 @@
 The whole public API is re-exported here (see `__all__`); modules starting with `_` are private.
 """
 
+from ._candidates import CandidateDefaults, generate_candidates
 from ._engine import (
     CoverageEngine,
     CoverageError,
@@ -21,6 +22,7 @@ from ._indicator import (
 )
 from ._layout import LayoutError, generate_layout, layout_counts, station_counts
 from ._live import StationStatus, live_coverage, snapshot_record
+from ._mclp import MCLPResult, solve_mclp
 from ._models import (
     EARTH_RADIUS_M,
     great_circle_m,
@@ -28,6 +30,15 @@ from ._models import (
     max_reach_m,
     rsrp_dbm,
     sector_gain_db,
+)
+from ._placement import (
+    PlacementError,
+    PlacementPick,
+    PlacementProblem,
+    PlacementResult,
+    build_problem,
+    greedy,
+    plan,
 )
 from ._types import (
     ENVIRONMENTS,
@@ -82,4 +93,16 @@ __all__ = [  # noqa: RUF022 - grouped by owner
     "modelled_indicator_series",
     "modelled_share",
     "station_counts",
+    # scenario placement (PLACEMENT helper)
+    "CandidateDefaults",
+    "MCLPResult",
+    "PlacementError",
+    "PlacementPick",
+    "PlacementProblem",
+    "PlacementResult",
+    "build_problem",
+    "generate_candidates",
+    "greedy",
+    "plan",
+    "solve_mclp",
 ]
