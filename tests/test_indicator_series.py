@@ -66,12 +66,16 @@ def test_series_matches_a_recomputation(grid: Grid, date: str) -> None:
     shipped = next(r for r in doc["series"] if r["date"] == date)
     stations = generate_layout(grid, date=date, seed=doc["seed"])
     result = compute_coverage(grid, stations, model="hata", threshold_dbm=doc["threshold_dbm"])
-    assert result.population_covered == pytest.approx(shipped["population_covered"], rel=1e-9, abs=1e-6)
-    assert result.share == pytest.approx(shipped["share"], rel=1e-9)
+    # Same layout, same engine: equal up to a few border cells whose RSRP sits on the threshold
+    # (about 17 people each), should the engine's float evaluation order change.
+    hint = "the shipped series is stale: run `zhongdu indicator rebuild`"
+    assert result.population_covered == pytest.approx(shipped["population_covered"], abs=60.0), hint
+    assert result.share == pytest.approx(shipped["share"], abs=2e-5), hint
     again = indicator_at(grid, date, seed=doc["seed"])
+    assert again["stations"] == shipped["stations"] and again["sectors"] == shipped["sectors"]
     assert [d["covered"] for d in again["districts"]] == pytest.approx(
-        [d["covered"] for d in shipped["districts"]], rel=1e-9, abs=1e-6
-    )
+        [d["covered"] for d in shipped["districts"]], abs=60.0
+    ), hint
 
 
 def test_monotone_where_every_district_grows(grid: Grid) -> None:
