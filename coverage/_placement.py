@@ -40,7 +40,7 @@ from scipy import sparse
 from zhongdu.errors import ZhongduError
 
 if TYPE_CHECKING:
-    from zhongdu.coverage._types import Grid, Stations
+    from ._types import Grid, Stations
 
 __all__ = [
     "PlacementError",
@@ -580,7 +580,7 @@ def build_problem(
     threshold_dbm: float = -110.0,
 ) -> PlacementProblem:
     """Coverage of the existing `up` sectors and of every candidate site, from the engine's sparse reach."""
-    from zhongdu.coverage._engine import coverage_matrix
+    from ._engine import coverage_matrix
 
     if len(candidates) == 0:
         raise PlacementError("the candidates file has no rows")

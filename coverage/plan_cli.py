@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from zhongdu.coverage._types import Grid
+    from ._types import Grid
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -84,22 +84,14 @@ def _common(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def _grid(path: Path | None) -> Grid:
-    from zhongdu.coverage._types import load_grid
+    from ._indicator import load_default_grid
+    from ._types import load_grid
 
-    if path is not None:
-        return load_grid(path)
-    try:
-        from zhongdu.coverage import load_default_grid  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        from zhongdu.coverage._placement import PlacementError
-
-        raise PlacementError("no shipped default grid in this build; pass --grid grid.csv") from None
-    grid: Grid = load_default_grid()
-    return grid
+    return load_grid(path) if path is not None else load_default_grid()
 
 
 def _district_minima(items: list[str]) -> dict[str, float]:
-    from zhongdu.coverage._placement import PlacementError
+    from ._placement import PlacementError
 
     minima: dict[str, float] = {}
     for item in items:
@@ -116,8 +108,8 @@ def _district_minima(items: list[str]) -> dict[str, float]:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from zhongdu.coverage._placement import PlacementError, plan
-    from zhongdu.coverage._types import load_stations
+    from ._placement import PlacementError, plan
+    from ._types import load_stations
 
     if args.stations is None or args.candidates is None:
         raise PlacementError("zhongdu plan needs --stations and --candidates (and --target or --budget)")
@@ -156,8 +148,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _candidates(args: argparse.Namespace) -> int:
-    from zhongdu.coverage._candidates import generate_candidates
-    from zhongdu.coverage._types import load_stations, write_stations
+    from ._candidates import generate_candidates
+    from ._types import load_stations, write_stations
 
     candidates = generate_candidates(
         _grid(args.grid),
