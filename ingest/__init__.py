@@ -1,8 +1,11 @@
 """Ingestion: MQTT telemetry from the park and the base stations into the database.
 
-Pure parts (no I/O): the metric catalogue (`METRICS`, `DEVICE_KINDS`) and `parse_message`, which
-turns any MQTT message into an `Accepted` (rows to write) or a `Rejected` (with a stable `Reason`).
+Pure parts (no I/O): the metric catalogue (`METRICS`, `DEVICE_KINDS`), `build_pack` and
+`parse_message`, which turns any MQTT message into an `Accepted` (rows to write) or a `Rejected`
+(with a stable `Reason`). The worker: `Ingester` (start/stop) and `run_ingester(settings, stop_event)`.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from zhongdu.ingest._metrics_catalogue import (
     BOOLEAN_METRICS,
@@ -18,6 +21,21 @@ from zhongdu.ingest._parse import DEFAULT_LIMITS, TOPIC_ROOT, Limits, parse_mess
 from zhongdu.ingest._senml import SENML_VERSION, URN_PREFIX, build_pack
 from zhongdu.ingest._types import Accepted, IngestError, Reason, Rejected, StatusUpdate
 
+if TYPE_CHECKING:
+    from zhongdu.ingest._worker import CommitInfo, Ingester, IngestStats, broker_accepts_mqtt5, run_ingester
+
+_WORKER_NAMES = frozenset({"CommitInfo", "Ingester", "IngestStats", "broker_accepts_mqtt5", "run_ingester"})
+
+
+def __getattr__(name: str) -> Any:
+    """The worker (paho-mqtt, psycopg) loads on first use: the catalogue and parser stay light."""
+    if name in _WORKER_NAMES:
+        from zhongdu.ingest import _worker
+
+        return getattr(_worker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BOOLEAN_METRICS",
     "DEFAULT_LIMITS",
@@ -29,15 +47,20 @@ __all__ = [
     "TOPIC_ROOT",
     "URN_PREFIX",
     "Accepted",
+    "CommitInfo",
     "IngestError",
+    "IngestStats",
+    "Ingester",
     "Limits",
     "MetricSpec",
     "Reason",
     "Rejected",
     "StatusUpdate",
+    "broker_accepts_mqtt5",
     "build_pack",
     "guess_device_kind",
     "parse_message",
+    "run_ingester",
     "split_topic",
     "value_type",
 ]

@@ -15,10 +15,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from paho.mqtt import _packet
+from paho.mqtt import _packet as _packet_module
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+_packet: Any = _packet_module  # paho's decoder module (its `Properties` is not re-exported)
 _ORIGINAL = _packet.Properties
 _TEMPLATE = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
 _PRIVATE = frozenset({"packetType", "types", "names", "properties"})
@@ -53,10 +54,10 @@ def install() -> bool:
             getattr(_TEMPLATE, "properties", None), dict
         ):
             return False
-        _packet.Properties = FastProperties  # type: ignore[misc]
+        _packet.Properties = FastProperties
         return True
 
 
 def uninstall() -> None:
     with _lock:
-        _packet.Properties = _ORIGINAL  # type: ignore[misc]
+        _packet.Properties = _ORIGINAL

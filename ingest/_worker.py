@@ -389,3 +389,12 @@ def default_client_id(settings: Settings, index: int | None = None) -> str:
     """`<mqtt_client_id>-<host>[-<index>]`: stable across restarts, distinct per worker."""
     base = f"{settings.mqtt_client_id}-{socket.gethostname()}"
     return base if index is None else f"{base}-{index}"
+
+
+def run_ingester(settings: Settings, stop_event: threading.Event, **options: Any) -> None:
+    """Run one ingest worker until `stop_event` is set (for a thread in `zhongdu demo`).
+
+    `options` go to `Ingester` (e.g. `database_url=`, `mqtt_url=`, `mqtt5=service.mqtt5`,
+    `client_id=`). Raises `IngestError` if the writer dies; input never stops it.
+    """
+    Ingester(settings, **options).run(stop_event)

@@ -271,6 +271,7 @@ def test_two_workers_split_a_shared_subscription(
             worker.stop()
 
 
+@pytest.mark.slow
 def test_falls_back_to_mqtt311_on_a_broker_without_v5(clean_db: str, wait_until: Wait) -> None:
     broker = services.start_amqtt()
     try:
