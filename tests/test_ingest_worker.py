@@ -308,3 +308,40 @@ def test_machine_broker_end_to_end(clean_db: str, mqtt_url: str, wait_until: Wai
         )
     finally:
         ingester.stop()
+
+
+def test_slow_database_slows_intake_instead_of_growing_memory(
+    clean_db: str, tuned_broker: services.Service, wait_until: Wait
+) -> None:
+    settings = Settings(
+        database_url=clean_db,
+        mqtt_url=tuned_broker.url,
+        auto_register=True,
+        mqtt_share_group=f"g{uuid.uuid4().hex[:8]}",
+        ingest_max_inflight=100,  # the broker may send at most 100 unacknowledged messages
+        ingest_batch_interval_ms=20,
+    )
+    ingester = Ingester(
+        settings, client_id=f"bp-{uuid.uuid4().hex[:6]}", metrics=IngestMetrics(CollectorRegistry())
+    )
+    ingester.start()
+    stream = senml_stream(10, 2000, time.time() - 1200, prefix="bp")
+    try:
+        assert ingester.wait_connected()
+        with psycopg.connect(clean_db) as blocker:
+            blocker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")  # the database stalls
+            with publisher(tuned_broker.url, "pub-bp") as client:
+                publish_all(client, stream, rate=4000)
+            depth = []
+            for _ in range(40):  # 2 s with the database stalled
+                depth.append(ingester._queue.qsize())
+                time.sleep(0.05)
+            held = ingester.stats.received
+            assert held <= 100  # the rest waits in the broker, not in our memory
+            assert max(depth) <= 100 and ingester.stats.committed == 0
+            blocker.rollback()  # the database is back
+        assert wait_until(
+            lambda: scalar(clean_db, "SELECT count(*) FROM readings") == 3 * len(stream), timeout=60
+        )
+    finally:
+        ingester.stop()
