@@ -72,7 +72,8 @@ def _compute(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from zhongdu.coverage import compute_coverage, load_grid, load_stations
+    from ._engine import compute_coverage
+    from ._types import load_grid, load_stations
 
     threshold = args.threshold
     if threshold is None:
