@@ -20,10 +20,10 @@ refuses v5 (the embedded amqtt broker): then run a single worker.
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +51,7 @@ SESSION_EXPIRY_S = 7 * 86_400
 KEEPALIVE_S = 30
 TOPIC_FILTER = "zhongdu/v1/#"
 STATUS_FILTER = "zhongdu/v1/+/+/status"
+POLL_S = 0.002  # the writer polls the inbox: no per-message lock or wake-up in the network thread
 SUB_STATUS = 2  # subscription identifier of the plain status subscription
 
 
@@ -149,7 +150,10 @@ class Ingester:
         self.limits = Limits.from_settings(settings)
         self.stats = IngestStats()
         self._stats_lock = threading.Lock()
-        self._queue: queue.Queue[Item] = queue.Queue(maxsize=settings.ingest_max_inflight + 1000)
+        # A deque, not queue.Queue: appends and pops are atomic without a Python lock, so the
+        # network thread never waits on a mutex the writer holds (a lock convoy measured here).
+        self._inbox: deque[Item] = deque()
+        self._inbox_limit = settings.ingest_max_inflight + 1000
         self._stopping = threading.Event()
         self._writer_done = threading.Event()
         self._generation = 0
@@ -291,42 +295,40 @@ class Ingester:
         kind = result.kind if isinstance(result, Accepted) else "other"
         self._received[kind].inc()
         self.stats.received += 1  # only this thread writes it
-        item = Item(self._generation, message.mid, message.qos, payload, result)
-        while True:
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                if self._stopping.is_set():
-                    return
+        # Bounded: the broker sends at most receive_maximum unacknowledged messages, so this only
+        # waits for QoS 0 floods or brokers without the limit (then TCP pushes back on the sender).
+        while len(self._inbox) >= self._inbox_limit and not self._stopping.is_set():
+            time.sleep(POLL_S)
+        self._inbox.append(Item(self._generation, message.mid, message.qos, payload, result))
 
     # -- writer thread -----------------------------------------------------------------------------
 
     def _collect(self) -> list[Item]:
         """Up to `ingest_batch_size` rows, waiting at most the batch interval after the first item."""
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        items = [first]
-        rows = max(1, _rows(first))
+        inbox = self._inbox
+        idle_until = time.monotonic() + 0.2
+        while not inbox:
+            if time.monotonic() > idle_until:
+                return []
+            time.sleep(POLL_S)
+        items: list[Item] = []
+        rows = 0
         limit = self.settings.ingest_batch_size
         deadline = time.monotonic() + self.settings.ingest_batch_interval_ms / 1000
-        while rows < limit:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
-            except queue.Empty:
-                break
-            items.append(item)
-            rows += max(1, _rows(item))
-        return items
+        while True:
+            while inbox and rows < limit:
+                item = inbox.popleft()
+                items.append(item)
+                rows += max(1, _rows(item))
+            if rows >= limit or time.monotonic() >= deadline:
+                return items
+            time.sleep(POLL_S)
 
     def _writer_loop(self) -> None:
         try:
             while True:
                 items = self._collect()
-                self.metrics.queue_depth.set(self._queue.qsize())
+                self.metrics.queue_depth.set(len(self._inbox))
                 if not items:
                     if self._stopping.is_set():
                         return

@@ -334,7 +334,7 @@ def test_slow_database_slows_intake_instead_of_growing_memory(
                 publish_all(client, stream, rate=4000)
             depth = []
             for _ in range(40):  # 2 s with the database stalled
-                depth.append(ingester._queue.qsize())
+                depth.append(len(ingester._inbox))
                 time.sleep(0.05)
             held = ingester.stats.received
             assert held <= 100  # the rest waits in the broker, not in our memory
