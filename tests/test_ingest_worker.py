@@ -345,3 +345,26 @@ def test_slow_database_slows_intake_instead_of_growing_memory(
         )
     finally:
         ingester.stop()
+
+
+def test_committed_messages_are_acknowledged_and_not_redelivered(
+    clean_db: str, tuned_broker: services.Service, wait_until: Wait
+) -> None:
+    client_id, group = f"ack-{uuid.uuid4().hex[:6]}", f"g{uuid.uuid4().hex[:8]}"
+    first = make_ingester(clean_db, tuned_broker.url, client_id=client_id, group=group)
+    first.start()
+    try:
+        assert first.wait_connected()
+        with publisher(tuned_broker.url, "pub-ack") as client:
+            publish_all(client, senml_stream(5, 500, time.time() - 300, prefix="ack"), rate=2000)
+        assert wait_until(lambda: first.stats.committed >= 500)
+    finally:
+        first.stop()
+    again = make_ingester(clean_db, tuned_broker.url, client_id=client_id, group=group)  # same session
+    again.start()
+    try:
+        assert again.wait_connected()
+        assert wait_until(lambda: again.stats.received > 0, timeout=1.5) is False  # nothing came back
+    finally:
+        again.stop()
+    assert scalar(clean_db, "SELECT count(*) FROM readings") == 1500
