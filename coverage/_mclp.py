@@ -34,6 +34,7 @@ class MCLPResult:
     covered_population: float  # including cells the existing stations cover
     share: float
     optimal: bool  # False when the time limit stopped HiGHS first (the incumbent is then reported)
+    upper_bound: float  # HiGHS's proven bound on the covered population (= covered_population if optimal)
     mip_gap: float
     seconds: float
     n_demand_rows: int  # rows after merging identical covering sets
@@ -72,8 +73,13 @@ def solve_mclp(
     *,
     max_cost: float | None = None,
     time_limit: float | None = None,
+    mip_rel_gap: float = 0.0,
 ) -> MCLPResult:
-    """Choose at most `p` sites (and at most `max_cost` in total) covering the most population."""
+    """Choose at most `p` sites (and at most `max_cost` in total) covering the most population.
+
+    With a `time_limit` HiGHS may stop early: `optimal` is then False, the incumbent is reported and
+    `upper_bound` still bounds the optimum, so `greedy / upper_bound` is a proven quality floor.
+    """
     if p < 0:
         raise PlacementError(f"p must be a non-negative number of sites, got {p}")
     started = time.perf_counter()
@@ -89,7 +95,7 @@ def solve_mclp(
         spend = np.concatenate([problem.cost, np.zeros(n_rows)])
         constraints.append(optimize.LinearConstraint(spend[None, :], -np.inf, float(max_cost)))
     integrality = np.concatenate([np.ones(n_sites), np.zeros(n_rows)])
-    options: dict[str, float | bool] = {"disp": False, "mip_rel_gap": 0.0}
+    options: dict[str, float | bool] = {"disp": False, "mip_rel_gap": float(mip_rel_gap)}
     if time_limit is not None:
         options["time_limit"] = float(time_limit)
     res = optimize.milp(
@@ -108,12 +114,18 @@ def solve_mclp(
     covered[sparse.csr_array(chosen).indices] = True
     covered_pop = float(problem.population[covered].sum())
     total = problem.population_total
+    before = float(problem.population[problem.covered].sum())
+    bound = getattr(res, "mip_dual_bound", None)
+    upper = (
+        covered_pop if bound is None or not np.isfinite(bound) else max(covered_pop, before - float(bound))
+    )
     return MCLPResult(
         selected=selected,
         site_ids=tuple(problem.site_ids[i] for i in selected),
         covered_population=covered_pop,
         share=covered_pop / total if total > 0 else 0.0,
         optimal=res.status == 0,
+        upper_bound=covered_pop if res.status == 0 else upper,
         mip_gap=float(getattr(res, "mip_gap", 0.0) or 0.0),
         seconds=time.perf_counter() - started,
         n_demand_rows=n_rows,

@@ -278,3 +278,12 @@ def test_greedy_matches_a_naive_dense_reference(seed: int) -> None:
         covered |= reach[best]
     for lazy in (True, False):
         assert _ids(greedy(problem, budget=10, lazy=lazy)) == order
+
+
+def test_exact_upper_bound_brackets_the_optimum() -> None:
+    problem = random_problem(21, n_cells=1500, n_sites=80, radius=0.12)
+    exact = solve_mclp(problem, 6)
+    assert exact.optimal and exact.upper_bound == exact.covered_population
+    rushed = solve_mclp(problem, 6, time_limit=0.05)
+    assert rushed.covered_population <= exact.covered_population + 1e-6
+    assert rushed.upper_bound >= exact.covered_population - 1e-6

@@ -249,3 +249,16 @@ def test_cli_plan_json_has_the_design_keys(tmp_path: Path) -> None:
     assert out.returncode == 2 and "DISTRICT=SHARE" in out.stderr
     out = _zhongdu("plan", *common, "--target", "0.9", "--budget", "2")
     assert out.returncode == 2  # argparse: mutually exclusive
+
+
+def test_hata_plan_on_generated_candidates_reaches_a_feasible_target() -> None:
+    # Lattice candidates sit exactly on cell centres (distance 0 to that cell): the model must cope.
+    rng = np.random.default_rng(1)
+    grid = _grid()
+    existing = _stations(rng, "E", 3, sectors=3)
+    cands = generate_candidates(grid, existing, model="hata", resolution=8)
+    result = plan(grid, existing, cands, model="hata", target=0.99)
+    assert result.target_feasible and result.target_reached
+    assert result.share_before < 0.5 < 0.99 <= result.share_after
+    assert len(result.picks) < len(np.unique(cands.station_id))  # it stops once the target is met
+    assert result.to_dict()["picks"][0]["kind"] == "public_land"
