@@ -13,6 +13,7 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 
@@ -120,7 +121,8 @@ class Grid:
     ) -> Grid:
         """Build a grid from per-cell arrays (district names per cell; environment codes or names)."""
         cell_arr = np.asarray(cells, dtype=np.uint64)
-        districts, index = _categories([str(d) for d in np.asarray(district).tolist()])
+        names = district if isinstance(district, list) else [str(d) for d in np.asarray(district).tolist()]
+        districts, index = _categories(names)
         env = _environment_codes(environment, len(cell_arr))
         res = _check_cells(cell_arr, "cells")
         pop = np.asarray(population, dtype=np.float64)
@@ -147,22 +149,25 @@ class Grid:
 
 
 def _environment_codes(environment: ArrayLike | None, n: int) -> NDArray[np.int8]:
+    """Codes 0/1/2 from names (`urban`, `suburban`, `rural`; empty = urban) or from codes."""
     if environment is None:
         return np.zeros(n, dtype=np.int8)
-    env = np.asarray(environment)
-    if env.dtype.kind in "US":
-        lookup = {name: code for code, name in enumerate(ENVIRONMENTS)}
-        values, inverse = _categories(env.tolist())
-        codes = []
-        for v in values:
-            key = v.strip().lower() or "urban"
-            if key not in lookup:
-                raise GridError(
-                    f"environment {v!r} is not one of {', '.join(ENVIRONMENTS)} (or empty = urban)"
-                )
-            codes.append(lookup[key])
-        return np.asarray(codes, dtype=np.int8)[inverse].reshape(n)
-    return env.astype(np.int8)
+    if isinstance(environment, list) and (not environment or isinstance(environment[0], str)):
+        names: list[str] = environment
+    else:
+        env = np.asarray(environment)
+        if env.dtype.kind not in "US":
+            return env.astype(np.int8)
+        names = env.tolist()
+    lookup = {name: code for code, name in enumerate(ENVIRONMENTS)}
+    values, inverse = _categories(names)
+    codes = []
+    for v in values:
+        key = v.strip().lower() or "urban"
+        if key not in lookup:
+            raise GridError(f"environment {v!r} is not one of {', '.join(ENVIRONMENTS)} (or empty = urban)")
+        codes.append(lookup[key])
+    return np.asarray(codes, dtype=np.int8)[inverse].reshape(n)
 
 
 def _categories(values: list[str]) -> tuple[tuple[str, ...], NDArray[np.int64]]:
@@ -464,8 +469,9 @@ def _floats(
 ) -> NDArray[np.float64]:
     try:
         if blank_nan:
-            return np.array([v or "nan" for v in values], dtype=np.float64) if values else np.zeros(0)
-        return np.array(values, dtype=np.float64) if values else np.zeros(0)
+            values = [v or "nan" for v in values]
+        # map(float) then fromiter: ~10x faster than np.array(list of str, dtype=float)
+        return np.fromiter(map(float, values), dtype=np.float64, count=len(values))
     except ValueError:
         for i, v in enumerate(values):
             try:
@@ -487,7 +493,7 @@ def load_grid(path: str | Path) -> Grid:
             f"[, environment] (found: {', '.join(header)}). Make one with `zhongdu grid build`."
         )
     try:
-        cells = np.array([int(v, 16) for v in cols["h3"]], dtype=np.uint64)
+        cells = np.fromiter(map(int, cols["h3"], repeat(16)), dtype=np.uint64, count=len(cols["h3"]))
     except (ValueError, OverflowError):
         for i, v in enumerate(cols["h3"]):
             try:
@@ -506,7 +512,7 @@ def load_grid(path: str | Path) -> Grid:
     empty = [i for i, d in enumerate(cols["district"]) if not d]
     if empty:
         raise GridError(f"{p}: line {empty[0] + 2}: empty district name; every cell needs its district")
-    env = np.asarray(cols["environment"], dtype=np.str_) if "environment" in header else None
+    env = cols["environment"] if "environment" in header else None
     try:
         return Grid.from_arrays(cells, pop, cols["district"], env)
     except GridError as exc:
