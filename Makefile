@@ -25,9 +25,16 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed $(TS_DIR)/node_modules/.installed
 	$(BIN)/pytest
 
+# mypy cannot see the editable install's folder mapping (coverage/ -> zhongdu.coverage), so it
+# checks a tree of links laid out as the installed package is.
+TYPECHECK_TREE := build/typecheck
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy zhongdu coverage ingest api simulators
+	rm -rf $(TYPECHECK_TREE) && mkdir -p $(TYPECHECK_TREE)/zhongdu
+	for f in zhongdu/*; do ln -s ../../../$$f $(TYPECHECK_TREE)/zhongdu/; done
+	for p in coverage ingest api simulators; do ln -s ../../../$$p $(TYPECHECK_TREE)/zhongdu/$$p; done
+	ln -s ../../../infra/migrations $(TYPECHECK_TREE)/zhongdu/migrations
+	cd $(TYPECHECK_TREE) && MYPYPATH=. ../../$(BIN)/mypy --config-file ../../pyproject.toml -p zhongdu
 
 check: lint test
 
