@@ -43,13 +43,7 @@ def run_scenario(state: ApiState, scenario_id: str, request: dict[str, Any]) -> 
 
 def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]:
     """The placement of the request's candidates on top of the stations serving now."""
-    from zhongdu import coverage
-    from zhongdu.coverage import Stations
-
-    # `plan` is the placement API; until zhongdu.coverage re-exports it, take it from its module.
-    plan: Any = getattr(coverage, "plan", None)
-    if plan is None:
-        from zhongdu.coverage._placement import plan
+    from zhongdu.coverage import Stations, plan
 
     live = state.live
     if live is None or not live.ready.wait(timeout=600) or live.grid is None or live.snapshot is None:
