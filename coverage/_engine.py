@@ -95,6 +95,8 @@ class CoverageResult:
     Per cell (`per_cell=True`): `best_rsrp_dbm` is the best RSRP among sectors reaching the
     threshold (NaN where none does, and always NaN for `disk`), `serving_row` the row of the
     serving sector in the stations table (-1 none; for `disk` the nearest covering sector).
+    `covered` (bool per cell) comes with every result of `compute_coverage` and
+    `CoverageEngine.result`: it is cheap, unlike the best servers.
     """
 
     population_total: float
@@ -810,10 +812,16 @@ def compute_coverage(
         covered = wit >= 0
     total, cov, share, districts = _summarise(grid, _covered_by_district(grid, covered))
     result = CoverageResult(
-        total, cov, share, districts, stations_serving=stations_serving, sectors_serving=sectors_serving
+        total,
+        cov,
+        share,
+        districts,
+        covered=covered,
+        stations_serving=stations_serving,
+        sectors_serving=sectors_serving,
     )
     if per_cell:
-        result.best_rsrp_dbm, result.serving_row, result.covered = rsrp, serving, covered
+        result.best_rsrp_dbm, result.serving_row = rsrp, serving
     return result
 
 
@@ -959,6 +967,7 @@ class CoverageEngine:
                 stations_serving=int(np.count_nonzero(serving)),
                 sectors_serving=len(up_rows),
             )
+            res.covered = self._wit >= 0
             if per_cell:
                 if self._per_cell_cache is None:
                     self._per_cell_cache = _per_cell(

@@ -50,6 +50,8 @@ def test_disk_equals_brute_force(seed: int) -> None:
     # without per-cell output the witness search gives the same set
     fast = compute_coverage(GRID, st, model="disk")
     assert fast.to_dict() == res.to_dict()
+    assert fast.covered is not None and fast.serving_row is None
+    np.testing.assert_array_equal(fast.covered, covered)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -65,7 +67,10 @@ def test_hata_equals_brute_force_best_server(seed: int) -> None:
     assert np.isnan(res.best_rsrp_dbm[~covered]).all()
     np.testing.assert_array_equal(res.serving_row[covered], rsrp.argmax(axis=1)[covered])
     assert (res.serving_row[~covered] == -1).all()
-    assert compute_coverage(GRID, st, model="hata").to_dict() == res.to_dict()
+    fast = compute_coverage(GRID, st, model="hata")
+    assert fast.to_dict() == res.to_dict()
+    assert fast.covered is not None
+    np.testing.assert_array_equal(fast.covered, covered)
 
 
 def test_district_totals_and_json_shape() -> None:
@@ -170,6 +175,8 @@ def test_incremental_engine_equals_full_recompute(model: str) -> None:
         want = compute_coverage(GRID, _replace_up(table, up), model=model)  # type: ignore[arg-type]
         assert got.to_dict() == want.to_dict(), step
         assert got.stations_serving == want.stations_serving
+        assert got.covered is not None and want.covered is not None
+        np.testing.assert_array_equal(got.covered, want.covered)
     np.testing.assert_array_equal(engine.up, up)
     full = compute_coverage(GRID, _replace_up(table, up), model=model, per_cell=True)  # type: ignore[arg-type]
     mine = engine.result(per_cell=True)
