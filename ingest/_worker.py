@@ -38,7 +38,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from zhongdu import storage
-from zhongdu.errors import ConfigError
+from zhongdu.errors import ConfigError, StorageError
 from zhongdu.ingest import _paho_speedups
 from zhongdu.ingest._metrics import IngestMetrics, default_metrics
 from zhongdu.ingest._parse import Limits, parse_message
@@ -175,15 +175,32 @@ class Ingester:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Migrate the schema, connect to the broker and start the writer thread."""
+    def start(self, retry_until: threading.Event | None = None) -> bool:
+        """Migrate the schema, connect to the broker and start the writer thread.
+
+        With `retry_until`, a database or broker that does not answer yet is retried with backoff
+        until it does (True) or the event is set (False); without it the error is raised.
+        """
         if self._speedups:
             _paho_speedups.install()
-        if self._migrate:
-            with storage.connect(self.database_url, schema=self.schema) as conn:  # type: ignore[arg-type]
-                storage.migrate(conn)
         host, port, username, password = parse_mqtt_url(self.mqtt_url)  # type: ignore[arg-type]
-        use_v5 = self._mqtt5 if self._mqtt5 is not None else broker_accepts_mqtt5(host, port)
+        use_v5 = self._mqtt5
+        delay = 1.0
+        while True:
+            try:
+                if self._migrate:
+                    with storage.connect(self.database_url, schema=self.schema) as conn:  # type: ignore[arg-type]
+                        storage.migrate(conn)
+                if use_v5 is None:
+                    use_v5 = broker_accepts_mqtt5(host, port)
+                break
+            except (StorageError, IngestError) as exc:
+                if retry_until is None:
+                    raise
+                log.warning("%s; retrying in %.0f s", exc, delay)
+                if retry_until.wait(delay):
+                    return False
+                delay = min(delay * 2, 30.0)
         self.protocol = "5" if use_v5 else "3.1.1"
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -220,6 +237,7 @@ class Ingester:
             mask_url(self.mqtt_url), self.protocol, self.client_id, self.settings.mqtt_share_group,
             mask_url(self.database_url),
         )  # fmt: skip
+        return True
 
     def wait_connected(self, timeout: float = 15.0) -> bool:
         return self._connected.wait(timeout)
@@ -235,8 +253,9 @@ class Ingester:
         self._writer.close()
 
     def run(self, stop_event: threading.Event) -> None:
-        """Run until `stop_event` is set (for a thread or the CLI)."""
-        self.start()
+        """Run until `stop_event` is set (for a thread or the CLI); waits for servers to answer."""
+        if not self.start(retry_until=stop_event):
+            return
         try:
             while not stop_event.wait(0.5):
                 if self._writer_done.is_set():
