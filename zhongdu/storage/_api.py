@@ -40,6 +40,7 @@ def _one(conn: Conn, query: str | sql.Composed, params: Sequence[Any] = ()) -> R
 
 # --- registry and latest telemetry -------------------------------------------------------------
 
+
 def count_stations(conn: Conn) -> int:
     row = conn.execute("SELECT count(*) FROM stations").fetchone()
     return int(row[0]) if row else 0
@@ -90,9 +91,17 @@ def get_station(conn: Conn, station_id: str) -> Row | None:
 
 
 def station_statuses(conn: Conn) -> dict[str, tuple[str, datetime]]:
-    """Latest (status, observed_at) of every base station that ever reported."""
+    """Latest (status, observed_at) of every base station that ever reported.
+
+    A station known only from its retained status topic has no radio status yet: `online` says
+    nothing about serving and is left out; `offline` (its will fired) counts as `down`.
+    """
     rows = conn.execute(
-        "SELECT entity_id, status, observed_at FROM entity_status WHERE kind = 'bs'"
+        """SELECT entity_id,
+                  CASE WHEN source = 'telemetry' THEN status ELSE 'down' END,
+                  observed_at
+           FROM entity_status
+           WHERE kind = 'bs' AND (source = 'telemetry' OR connection = 'offline')"""
     ).fetchall()
     return {str(r[0]): (str(r[1]), r[2]) for r in rows}
 
@@ -163,6 +172,7 @@ def insert_device(
 
 # --- bucketed history ------------------------------------------------------------------------
 
+
 def device_history(
     conn: Conn, device_id: str, metric: str, *, start: datetime, end: datetime, bucket: Bucket
 ) -> list[Row]:
@@ -205,6 +215,7 @@ def station_history(
 
 # --- coverage snapshots ------------------------------------------------------------------------
 
+
 def insert_coverage_snapshot(conn: Conn, record: Mapping[str, Any]) -> None:
     """Store one snapshot (keys as the table's columns); a second one at the same instant is ignored."""
     conn.execute(
@@ -213,8 +224,13 @@ def insert_coverage_snapshot(conn: Conn, record: Mapping[str, Any]) -> None:
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (model, time) DO NOTHING""",
         (
-            record["time"], record["model"], record["trigger"], record["population_total"],
-            record["population_covered"], record["share"], record.get("stations_serving"),
+            record["time"],
+            record["model"],
+            record["trigger"],
+            record["population_total"],
+            record["population_covered"],
+            record["share"],
+            record.get("stations_serving"),
             Jsonb(list(record.get("districts", []))),
         ),
     )
@@ -290,6 +306,7 @@ def count_scenarios(conn: Conn) -> int:
 
 
 # --- plan indicators ---------------------------------------------------------------------------
+
 
 def list_plans(conn: Conn) -> list[Row]:
     """Every loaded plan with the span of years its targets cover."""
@@ -379,6 +396,7 @@ def list_indicator_actuals(
 
 
 # --- API keys ----------------------------------------------------------------------------------
+
 
 def insert_api_key(conn: Conn, *, key_id: str, key_hash: str, name: str, role: str) -> Row:
     row = _one(
