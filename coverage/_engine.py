@@ -387,7 +387,8 @@ def _sectors(geo: _Geometry, stations: Stations, rows: I64, model: str, threshol
         raise CoverageError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
     mask = np.zeros(n_env, dtype=bool)
     mask[list(geo.env_present)] = True
-    reach = np.where(mask[None, :], reach, 0.0)
+    # no reach beyond the antipode (keeps the chord of the reach monotone: c = 2R sin(reach / 2R))
+    reach = np.where(mask[None, :], np.minimum(reach, math.pi * _R), 0.0)
     chord = 2.0 * _R * np.sin(reach / (2.0 * _R))
     c2edge = chord * chord
     c2near = (chord * (1.0 + 1e-9) + 1e-6) ** 2

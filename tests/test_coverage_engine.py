@@ -282,3 +282,12 @@ def test_added_sector_can_take_over_cells_it_was_added_for() -> None:
     assert got.population_covered > 0.0
     assert engine.rows_of_station("B").tolist() == [1]
     assert got.stations_serving == 1
+
+
+@pytest.mark.parametrize("threshold", [-390.9, -250.0, -600.0])
+def test_huge_reach_is_capped_at_the_antipode(threshold: float) -> None:
+    """A threshold so low that the reach exceeds half the Earth still covers every cell."""
+    lat, lng = GRID.latlng_deg()
+    st = Stations.from_columns(station_id=["a"], lon=[lng[0]], lat=[lat[0]])
+    assert compute_coverage(GRID, st, threshold_dbm=threshold).share == 1.0
+    assert compute_coverage(GRID, st, threshold_dbm=threshold, per_cell=True).share == 1.0
