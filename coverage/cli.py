@@ -149,7 +149,10 @@ def _bench(args: argparse.Namespace) -> int:
     if not script.exists():
         raise ConfigError(f"{script} not found: the benchmark runs from a repository checkout")
     saved = sys.argv
-    sys.argv = [str(script), *args.args]
+    rest = list(args.args)
+    if rest[:1] == ["--"]:
+        rest = rest[1:]
+    sys.argv = [str(script), *rest]
     try:
         runpy.run_path(str(script), run_name="__main__")
     except SystemExit as exc:
