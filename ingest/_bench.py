@@ -197,7 +197,7 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
 class _ExtraWorkers:
     """Further ingest workers as `zhongdu ingest` processes in the same shared-subscription group."""
 
-    def __init__(self, count: int, db: str, broker: str, group: str, batch_size: int) -> None:
+    def __init__(self, count: int, db: str, broker: str, group: str, batch_size: int, writers: int) -> None:
         self.ports = [services.free_port() for _ in range(count)]
         self.procs = [
             subprocess.Popen(
@@ -221,6 +221,8 @@ class _ExtraWorkers:
                     "--auto-register",
                     "--batch-size",
                     str(batch_size),
+                    "--writers",
+                    str(writers),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -385,7 +387,8 @@ def _drop_database(server: str, url: str) -> None:
 
 def run(
     *, server: str, rate: float, seconds: float, records: int, half_seconds: float,
-    naive_seconds: float, publishers: int, workers: int = 1, batch_size: int = 2000, log: Any = print,
+    naive_seconds: float, publishers: int, workers: int = 1, batch_size: int = 2000, writers: int = 1,
+    log: Any = print,
 ) -> dict[str, Any]:  # fmt: skip
     """All three phases; returns the results as a dict."""
     if shutil.which("mosquitto_pub") is None:
@@ -395,7 +398,9 @@ def run(
     workdir = Path(tempfile.mkdtemp(prefix="zhongdu-bench-"))
     broker = services.start_mosquitto(workdir / "mosquitto")
     db = _fresh_database(server)
-    results: dict[str, Any] = {"records_per_message": records, "publishers": publishers, "workers": workers}
+    results: dict[str, Any] = {
+        "records_per_message": records, "publishers": publishers, "workers": workers, "writers": writers,
+    }  # fmt: skip
     extra: _ExtraWorkers | None = None
     try:
         group = f"bench{uuid.uuid4().hex[:6]}"
@@ -406,13 +411,13 @@ def run(
         collector = _Collector()
         ingester = Ingester(
             settings, client_id="bench-ingest", mqtt5=True, migrate=False,
-            metrics=IngestMetrics(CollectorRegistry()), on_commit=collector,
+            metrics=IngestMetrics(CollectorRegistry()), on_commit=collector, writers=writers,
         )  # fmt: skip
         ingester.start()
         if not ingester.wait_connected():
             raise ServiceError("the ingester did not connect to the benchmark broker")
         if workers > 1:
-            extra = _ExtraWorkers(workers - 1, db, broker.url, group, batch_size)
+            extra = _ExtraWorkers(workers - 1, db, broker.url, group, batch_size, writers)
             extra.wait_ready()
         time.sleep(0.5)
         log(f"full load: {rate:.0f} msg/s x {records} datapoints for {seconds:.0f} s ...")
@@ -459,7 +464,8 @@ def main(args: argparse.Namespace) -> int:
     results = run(
         server=server, rate=args.rate, seconds=args.seconds, records=args.records,
         half_seconds=args.half_seconds, naive_seconds=args.naive_seconds, publishers=args.publishers,
-        workers=args.workers, batch_size=args.batch_size, log=(lambda *_: None) if quiet else print,
+        workers=args.workers, batch_size=args.batch_size, writers=args.bench_writers,
+        log=(lambda *_: None) if quiet else print,
     )  # fmt: skip
     if quiet:
         print(json.dumps(results))

@@ -130,6 +130,7 @@ class Ingester:
         on_commit: Callable[[CommitInfo], None] | None = None,
         session_expiry_s: int = SESSION_EXPIRY_S,
         speedups: bool = True,
+        writers: int = 1,
     ) -> None:
         self.settings = settings
         self.database_url = database_url or settings.database_url
@@ -161,15 +162,20 @@ class Ingester:
         self._ack_lock = threading.Lock()
         self._connected = threading.Event()
         self._client: mqtt.Client | None = None
-        self._writer_thread: threading.Thread | None = None
-        self._writer = Writer(
-            self.database_url,
-            schema=schema,
-            auto_register=settings.auto_register,
-            max_stored_payload=self.limits.max_stored_payload,
-            stop=self._stopping,
-            on_db_error=self.metrics.db_errors.inc,
-        )
+        self._writer_threads: list[threading.Thread] = []
+        if writers < 1:
+            raise ConfigError(f"writers must be at least 1, got {writers}")
+        self._writers = [
+            Writer(
+                self.database_url,
+                schema=schema,
+                auto_register=settings.auto_register,
+                max_stored_payload=self.limits.max_stored_payload,
+                stop=self._stopping,
+                on_db_error=self.metrics.db_errors.inc,
+            )
+            for _ in range(writers)
+        ]
         self._received = {k: self.metrics.messages.labels(k) for k in ("park", "bs", "other")}
         self.protocol: str = "unknown"
 
@@ -222,8 +228,12 @@ class Ingester:
             properties.SessionExpiryInterval = self._session_expiry_s
             properties.ReceiveMaximum = min(65_535, self.settings.ingest_max_inflight)
         self._client = client
-        self._writer_thread = threading.Thread(target=self._writer_loop, name="ingest-writer", daemon=True)
-        self._writer_thread.start()
+        self._writer_threads = [
+            threading.Thread(target=self._writer_loop, args=(writer,), name=f"ingest-writer-{k}", daemon=True)
+            for k, writer in enumerate(self._writers)
+        ]
+        for thread in self._writer_threads:
+            thread.start()
         client.connect_async(
             host,
             port,
@@ -245,12 +255,14 @@ class Ingester:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking messages, commit and ack what was taken, disconnect."""
         self._stopping.set()
-        if self._writer_thread is not None:
-            self._writer_thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._writer_threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
-        self._writer.close()
+        for writer in self._writers:
+            writer.close()
 
     def run(self, stop_event: threading.Event) -> None:
         """Run until `stop_event` is set (for a thread or the CLI); waits for servers to answer."""
@@ -340,15 +352,18 @@ class Ingester:
         limit = self.settings.ingest_batch_size
         deadline = time.monotonic() + self.settings.ingest_batch_interval_ms / 1000
         while True:
-            while inbox and rows < limit:
-                item = inbox.popleft()
+            while rows < limit:
+                try:
+                    item = inbox.popleft()  # atomic: several writer threads may take turns
+                except IndexError:
+                    break
                 items.append(item)
                 rows += max(1, _rows(item))
             if rows >= limit or time.monotonic() >= deadline:
                 return items
             time.sleep(POLL_S)
 
-    def _writer_loop(self) -> None:
+    def _writer_loop(self, writer: Writer) -> None:
         try:
             while True:
                 items = self._collect()
@@ -357,7 +372,7 @@ class Ingester:
                     if self._stopping.is_set():
                         return
                     continue
-                if not self._commit(items):
+                if not self._commit(writer, items):
                     return  # stopped while the database was unreachable: nothing acked
         except Exception:
             log.exception("the ingest writer failed")
@@ -365,8 +380,8 @@ class Ingester:
         finally:
             self._writer_done.set()
 
-    def _commit(self, items: list[Item]) -> bool:
-        result = self._writer.write(items)
+    def _commit(self, writer: Writer, items: list[Item]) -> bool:
+        result = writer.write(items)
         if result is None:
             return False
         committed_at = time.time()

@@ -163,10 +163,12 @@ class Writer:
                 rows.statuses.append((*key, status[0], link[0] if link else None, "telemetry", status[1]))
             elif link is not None:
                 rows.statuses.append((*key, link[0], link[0], "status", link[1]))
+        # One lock order for every batch: concurrent writers then cannot deadlock on these rows.
+        rows.statuses.sort(key=lambda row: (row[0], row[1]))
         if self._auto_register:
-            rows.new_devices = [(d, guess_device_kind(m)) for d, m in new_device_metrics.items()]
+            rows.new_devices = [(d, guess_device_kind(m)) for d, m in sorted(new_device_metrics.items())]
             # a device first heard on its status topic has no metrics yet
-            rows.new_devices += [(d, "unknown") for d in unknown_devices - new_device_metrics.keys()]
+            rows.new_devices += [(d, "unknown") for d in sorted(unknown_devices - new_device_metrics.keys())]
             rows.new_stations = sorted(unknown_stations)
         return rows, reasons
 

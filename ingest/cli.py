@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="longest wait to fill a batch (ZHONGDU_INGEST_BATCH_INTERVAL_MS)",
     )
     parser.add_argument("--schema", help="database schema to write into (default: the search path)")
+    parser.add_argument(
+        "--writers", type=int, default=1, help="database connections writing batches in parallel (default 1)"
+    )
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     parser.add_argument("--auto-register", action="store_true", default=None, help="register unknown devices")
     parser.set_defaults(handler=_run)
@@ -61,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     bench.add_argument("--publishers", type=int, default=4, help="mosquitto_pub processes (one device each)")
     bench.add_argument("--batch-size", type=int, default=2000, help="rows per ingest batch")
+    bench.add_argument(
+        "--writers", dest="bench_writers", type=int, default=1, help="writer connections per worker"
+    )
     bench.add_argument("--json", action="store_true", help="print the results as one JSON object")
     bench.set_defaults(handler=_bench)
 
@@ -94,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         schema=args.schema,
         client_id=args.client_id or default_client_id(settings),
         mqtt5=protocol,
+        writers=args.writers,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -224,7 +224,7 @@ def test_newer_status_wins_and_connection_follows_the_status_topic(
 def test_database_connection_lost_mid_stream_loses_nothing(
     clean_db: str, tuned_broker: services.Service, wait_until: Wait
 ) -> None:
-    ingester = make_ingester(clean_db, tuned_broker.url)
+    ingester = make_ingester(clean_db, tuned_broker.url, writers=2)  # two connections, both killed
     ingester.start()
     stream = senml_stream(20, 3000, time.time() - 600, prefix="dbd")
     try:
