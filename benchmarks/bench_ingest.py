@@ -1,6 +1,6 @@
 """Ingestion benchmark: the same as `zhongdu ingest bench` (see `zhongdu ingest bench --help`).
 
-    .venv/bin/python benchmarks/bench_ingest.py --rate 5000 --seconds 20 --workers 2
+Example: `.venv/bin/python benchmarks/bench_ingest.py --rate 5000 --seconds 20 --workers 2`
 """
 
 from __future__ import annotations
