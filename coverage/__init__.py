@@ -1,9 +1,13 @@
 """Coverage engine: H3 population grid, propagation models, coverage, placement (pure: no DB, no network).
 
 The whole public API is re-exported here (see `__all__`); modules starting with `_` are private.
+The placement names load on first use (PEP 562 `__getattr__`): they pull in SciPy's optimisers,
+which every `zhongdu` command would otherwise pay for at start-up (about 0.5 s).
 """
 
-from ._candidates import CandidateDefaults, generate_candidates
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._engine import (
     CoverageEngine,
     CoverageError,
@@ -22,7 +26,6 @@ from ._indicator import (
 )
 from ._layout import LayoutError, generate_layout, layout_counts, station_counts
 from ._live import StationStatus, live_coverage, snapshot_record
-from ._mclp import MCLPResult, solve_mclp
 from ._models import (
     EARTH_RADIUS_M,
     great_circle_m,
@@ -30,15 +33,6 @@ from ._models import (
     max_reach_m,
     rsrp_dbm,
     sector_gain_db,
-)
-from ._placement import (
-    PlacementError,
-    PlacementPick,
-    PlacementProblem,
-    PlacementResult,
-    build_problem,
-    greedy,
-    plan,
 )
 from ._types import (
     ENVIRONMENTS,
@@ -52,6 +46,44 @@ from ._types import (
     write_grid,
     write_stations,
 )
+
+if TYPE_CHECKING:
+    from ._candidates import CandidateDefaults, generate_candidates
+    from ._mclp import MCLPResult, solve_mclp
+    from ._placement import (
+        PlacementError,
+        PlacementPick,
+        PlacementProblem,
+        PlacementResult,
+        build_problem,
+        greedy,
+        plan,
+    )
+
+_LAZY: dict[str, str] = {
+    "CandidateDefaults": "._candidates",
+    "generate_candidates": "._candidates",
+    "MCLPResult": "._mclp",
+    "solve_mclp": "._mclp",
+    "PlacementError": "._placement",
+    "PlacementPick": "._placement",
+    "PlacementProblem": "._placement",
+    "PlacementResult": "._placement",
+    "build_problem": "._placement",
+    "greedy": "._placement",
+    "plan": "._placement",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a lazily exported name's module on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [  # noqa: RUF022 - grouped by owner
     # engine (ENGINE helper)
