@@ -112,6 +112,7 @@ def create_app(
         schema = settings.database_schema
 
         def configure(conn: psycopg.Connection[Any]) -> None:
+            storage.prepare_connection(conn)
             if schema:
                 storage.set_search_path(conn, schema)
 

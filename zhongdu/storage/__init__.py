@@ -6,7 +6,7 @@ Works on TimescaleDB (hypertables, continuous aggregates, policies) and on plain
 
 from zhongdu.storage import _api as api
 from zhongdu.storage import _telemetry as telemetry
-from zhongdu.storage._connect import connect, has_timescale, set_search_path
+from zhongdu.storage._connect import connect, has_timescale, prepare_connection, set_search_path
 from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "discover",
     "has_timescale",
     "migrate",
+    "prepare_connection",
     "set_search_path",
     "telemetry",
 ]

@@ -32,9 +32,26 @@ def connect(url: str, *, schema: str | None = None, autocommit: bool = False) ->
                 raise StorageError(f"cannot connect to {mask_url(url)}: {exc}".strip()) from exc
             time.sleep(0.05 * 2**attempt)
     assert conn is not None
+    prepare_connection(conn)
     if schema:
         set_search_path(conn, schema)
     return conn
+
+
+def prepare_connection(conn: psycopg.Connection) -> None:
+    """Adapt a new connection to its server; pools call this from their `configure` hook.
+
+    The TimescaleDB test server (PGlite, PostgreSQL compiled to WebAssembly) runs every client
+    connection in ONE backend session, so statements psycopg prepared on a closed connection
+    outlive it and collide with the next connection's (`_pg3_0 already exists`). There, automatic
+    preparing is switched off and leftovers are dropped; real servers keep prepared statements.
+    """
+    row = conn.execute("SELECT version()").fetchone()
+    if row is not None and "emscripten" in str(row[0]).lower():
+        conn.prepare_threshold = None
+        conn.execute("DEALLOCATE ALL")
+    if not conn.autocommit:
+        conn.commit()
 
 
 def set_search_path(conn: psycopg.Connection, schema: str) -> None:
