@@ -291,3 +291,29 @@ def test_huge_reach_is_capped_at_the_antipode(threshold: float) -> None:
     st = Stations.from_columns(station_id=["a"], lon=[lng[0]], lat=[lat[0]])
     assert compute_coverage(GRID, st, threshold_dbm=threshold).share == 1.0
     assert compute_coverage(GRID, st, threshold_dbm=threshold, per_cell=True).share == 1.0
+
+
+@pytest.mark.slow
+def test_shipped_grid_disk_equals_brute_force_and_hata_is_consistent() -> None:
+    """On the shipped resolution-10 Taichung grid: disk against brute force, hata fast vs per-cell path."""
+    from zhongdu.coverage import generate_layout, load_default_grid
+
+    grid = load_default_grid()
+    layout = generate_layout(grid, date="2015-12-31")
+    rows = np.random.default_rng(7).choice(len(layout), 60, replace=False)
+    st = layout.take(rows)
+    lat, lng = grid.latlng_deg()
+    p1, l1 = np.radians(st.lat)[None, :], np.radians(st.lon)[None, :]
+    p2, l2 = np.radians(lat)[:, None], np.radians(lng)[:, None]
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin((l2 - l1) / 2) ** 2
+    d = 2 * 6_371_008.8 * np.arctan2(np.sqrt(a), np.sqrt(1 - a))
+    covered = (d <= st.radius_m[None, :]).any(axis=1)
+    disk = compute_coverage(grid, st, model="disk")
+    assert disk.covered is not None
+    np.testing.assert_array_equal(disk.covered, covered)
+    fast = compute_coverage(grid, layout, model="hata")
+    full = compute_coverage(grid, layout.take(np.arange(0, len(layout), 7)), model="hata", per_cell=True)
+    sparse_fast = compute_coverage(grid, layout.take(np.arange(0, len(layout), 7)), model="hata")
+    assert sparse_fast.to_dict() == full.to_dict()
+    assert 0.0 < full.share <= fast.share <= 1.0
+    assert fast.population_total == pytest.approx(float(grid.population.sum()))
