@@ -287,3 +287,21 @@ def test_exact_upper_bound_brackets_the_optimum() -> None:
     rushed = solve_mclp(problem, 6, time_limit=0.05)
     assert rushed.covered_population <= exact.covered_population + 1e-6
     assert rushed.upper_bound >= exact.covered_population - 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("date", "picks"), [("2014-06-30", 15), ("2014-12-31", 10)])
+def test_greedy_within_two_percent_on_taichung(date: str, picks: int) -> None:
+    # The shipped grid, a seeded layout of the regulator's counts, lattice candidates, the disk model.
+    from zhongdu.coverage import build_problem, generate_candidates, generate_layout, load_default_grid
+
+    grid = load_default_grid()
+    existing = generate_layout(grid, date=date)
+    candidates = generate_candidates(grid, existing, model="disk", resolution=8, limit=300)
+    problem = build_problem(grid, existing, candidates, model="disk")
+    result = greedy(problem, budget=picks)
+    exact = solve_mclp(problem, picks, time_limit=60)
+    # Against HiGHS's proven bound, so the check holds even if the time limit stops it.
+    assert result.covered_after >= 0.98 * exact.upper_bound
+    assert result.covered_after <= exact.upper_bound + 1e-6
+    assert len(result.picks) == picks
