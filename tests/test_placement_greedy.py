@@ -305,3 +305,37 @@ def test_greedy_within_two_percent_on_taichung(date: str, picks: int) -> None:
     assert result.covered_after >= 0.98 * exact.upper_bound
     assert result.covered_after <= exact.upper_bound + 1e-6
     assert len(result.picks) == picks
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    costs=st.booleans(),
+    budget=st.none() | st.integers(0, 12),
+    max_cost=st.none() | st.floats(0.0, 30.0),
+    target=st.none() | st.floats(0.0, 1.0),
+    minimum=st.none() | st.tuples(st.integers(0, 3), st.floats(0.0, 1.0)),
+)
+def test_lazy_equals_plain_for_any_goal(
+    seed: int,
+    costs: bool,
+    budget: int | None,
+    max_cost: float | None,
+    target: float | None,
+    minimum: tuple[int, float] | None,
+) -> None:
+    problem = random_problem(seed, n_cells=200, n_sites=25, costs=costs)
+    if budget is None and max_cost is None and target is None:
+        budget = 5
+    minima = {f"D{minimum[0]}": minimum[1]} if minimum else None
+    kwargs = {"budget": budget, "max_cost": max_cost, "target": target, "district_min": minima}
+    lazy = greedy(problem, lazy=True, **kwargs)
+    plain = greedy(problem, lazy=False, **kwargs)
+    assert _ids(lazy) == _ids(plain)
+    assert lazy.to_dict() == plain.to_dict()
+    if budget is not None:
+        assert len(lazy.picks) <= budget
+    if max_cost is not None:
+        assert lazy.total_cost <= max_cost + 1e-9
+    if target is not None and lazy.target_feasible and budget is None and max_cost is None and not minima:
+        assert lazy.target_reached
