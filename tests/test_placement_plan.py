@@ -273,12 +273,30 @@ def test_cli_plan_defaults_to_the_shipped_taichung_grid(tmp_path: Path) -> None:
     cands = generate_candidates(grid, existing, model="disk", resolution=7, limit=40)
     write_stations(existing, tmp_path / "stations.csv")
     write_stations(cands, tmp_path / "cand.csv")
-    out = _zhongdu("plan", "--stations", str(tmp_path / "stations.csv"), "--candidates", str(tmp_path / "cand.csv"),
-                   "--model", "disk", "--budget", "5", "--district-min", "和平區=0.5", "--json")
+    out = _zhongdu(
+        "plan",
+        "--stations",
+        str(tmp_path / "stations.csv"),
+        "--candidates",
+        str(tmp_path / "cand.csv"),
+        "--model",
+        "disk",
+        "--budget",
+        "5",
+        "--district-min",
+        "和平區=0.5",
+        "--json",
+    )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
-    expected = plan(grid, existing, load_stations(tmp_path / "cand.csv"), model="disk", budget=5,
-                    district_min={"和平區": 0.5})
+    expected = plan(
+        grid,
+        existing,
+        load_stations(tmp_path / "cand.csv"),
+        model="disk",
+        budget=5,
+        district_min={"和平區": 0.5},
+    )
     assert got == json.loads(json.dumps(expected.to_dict()))
     assert len(got["picks"]) == 5 and len(got["districts_after"]) == 29
     assert got["share_after"] > got["share_before"]
