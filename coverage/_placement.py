@@ -10,7 +10,7 @@ site only when its stale upper bound reaches the top of a heap, which is valid b
 only shrink as coverage grows.
 
 Determinism: decisions use population quantised to integer units held in float64 (a power-of-two
-scale keeps every partial sum below 2**50, where float addition of integers is exact), so plain and
+scale keeps every partial sum below 2**52, where float addition of integers is exact), so plain and
 lazy greedy compute bit-identical gains in any summation order and break ties the same way: the
 highest gain (per unit cost when costs differ), then the lowest site index (file order). Reported
 gains and shares use the unquantised populations.
