@@ -77,6 +77,9 @@ class Writer:
         self._on_db_error = on_db_error
         self._conn: psycopg.Connection | None = None
         self._devices: set[str] = set()
+        # devices this writer auto-registered before knowing their kind (first heard on the status
+        # topic); their first readings name the kind
+        self._kind_unknown: set[str] = set()
         self._stations: set[str] = set()
 
     # -- connection ------------------------------------------------------------------------------
@@ -139,6 +142,8 @@ class Writer:
                     result = self._unknown_rejection(item, result)
                 elif result.kind == "park":
                     new_device_metrics.setdefault(result.entity_id, set()).update(result.metrics)
+            elif isinstance(result, Accepted) and result.metrics and result.entity_id in self._kind_unknown:
+                new_device_metrics.setdefault(result.entity_id, set()).update(result.metrics)
             if isinstance(result, Rejected):
                 rows.rejected.append(_reject_row(result))
                 reasons.append(result.reason)
@@ -202,6 +207,8 @@ class Writer:
                 return self._write_split(items, exc)
             if self._auto_register:
                 self._devices.update(d for d, _ in rows.new_devices)
+                self._kind_unknown.update(d for d, kind in rows.new_devices if kind == "unknown")
+                self._kind_unknown.difference_update(d for d, kind in rows.new_devices if kind != "unknown")
                 self._stations.update(rows.new_stations)
             return WriteResult(counts, reasons, seconds, len(rows.readings) + len(rows.telemetry))
 

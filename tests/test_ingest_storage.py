@@ -78,3 +78,21 @@ def test_batch_is_idempotent_and_status_keeps_the_newest(conn: psycopg.Connectio
     assert second.rejected == 1  # rejects have no natural key: each delivery is kept
     assert status == ("up", "online", now)  # the older "down" report did not win
     assert payload == [(b"\x00\xff",), (b"\x00\xff",)]
+
+
+@pytest.mark.postgres
+def test_auto_registered_unknown_kind_is_named_by_readings(pg_migrated: str) -> None:
+    """A device auto-registered as `unknown` takes the kind its readings show; a known kind stays."""
+    from zhongdu import storage
+
+    with storage.connect(pg_migrated) as conn:
+        storage.telemetry.register_device(conn, "kind-later", "unknown")
+        storage.telemetry.register_device(conn, "kind-fixed", "meter")
+        rows = storage.telemetry.BatchRows()
+        rows.new_devices = [("kind-later", "air"), ("kind-fixed", "air")]
+        storage.telemetry.write_batch(conn, rows)
+        conn.commit()
+        kinds = dict(
+            conn.execute("SELECT device_id, kind FROM devices WHERE device_id LIKE 'kind-%'").fetchall()
+        )
+    assert kinds == {"kind-later": "air", "kind-fixed": "meter"}

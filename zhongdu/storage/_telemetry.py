@@ -193,7 +193,9 @@ _REJECTED = """rejected_in AS (
 _DEVICES = """devices_in AS (
     INSERT INTO devices (device_id, kind, auto_registered)
     SELECT d, k, true FROM unnest(%b::text[], %b::text[]) AS u (d, k)
-    ON CONFLICT DO NOTHING RETURNING 1)"""
+    ON CONFLICT (device_id) DO UPDATE SET kind = EXCLUDED.kind
+        WHERE devices.kind = 'unknown' AND EXCLUDED.kind <> 'unknown'
+    RETURNING 1)"""
 
 _STATIONS = """stations_in AS (
     INSERT INTO stations (station_id, auto_registered)
