@@ -70,8 +70,6 @@ class LiveSnapshot:
     trigger: str
     summary: dict[str, Any]  # the body of GET /v1/coverage
     body: bytes  # `summary` serialised once
-    covered: NDArray[np.bool_] | None  # per-cell arrays: filled on demand (`with_cells`)
-    best_rsrp_dbm: NDArray[np.float64] | None
     serving: NDArray[np.bool_]  # per station id of the layout (sorted), serving now?
 
 
@@ -103,8 +101,6 @@ class LiveCoverage:
         self.snapshot: LiveSnapshot | None = None
         self.error: str | None = None
         self.ready = threading.Event()
-        self._cells_guard = threading.Lock()
-        self._cells_job: threading.Thread | None = None
 
     @property
     def model(self) -> Literal["disk", "hata"]:
@@ -198,7 +194,7 @@ class LiveCoverage:
         """Recompute from the latest statuses, publish the new snapshot, store its record.
 
         Only the totals are computed here (milliseconds, incremental); per-cell best servers are
-        costly on the full city and are computed on demand by `with_cells`.
+        computed per request for the cells asked for (`cells_detail`).
         """
         from zhongdu.coverage import StationStatus, live_coverage, snapshot_record
 
@@ -254,45 +250,29 @@ class LiveCoverage:
             trigger=trigger,
             summary=summary,
             body=json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode(),
-            covered=None,
-            best_rsrp_dbm=None,
             serving=serving,
         )
 
-    def with_cells(self, wait_s: float) -> LiveSnapshot | None:
-        """The current snapshot with per-cell arrays, computing them in the background if needed.
+    def cells_detail(self, rows: NDArray[np.intp]) -> tuple[NDArray[np.bool_], NDArray[np.float64] | None]:
+        """(covered, best RSRP dBm) of the grid cells `rows` under the stations serving now.
 
-        Waits up to `wait_s` for the computation (instant on small grids; on the full city with
-        the hata model it takes long enough that the caller should answer "retry later").
+        Computed on the sub-grid alone: the engine evaluates only sector-cell pairs in reach of
+        these cells (a district of ~3,000 cells against the whole city takes under a second),
+        where best servers for the whole city would take minutes.
         """
-        current = self.snapshot
-        if current is not None and current.covered is not None:
-            return current
-        with self._cells_guard:
-            job = self._cells_job
-            if job is None or not job.is_alive():
-                job = threading.Thread(target=self._compute_cells, name="zhongdu-live-cells", daemon=True)
-                self._cells_job = job
-                job.start()
-        job.join(wait_s)
-        current = self.snapshot
-        return current if current is not None and current.covered is not None else None
+        from zhongdu.coverage import compute_coverage
 
-    def _compute_cells(self) -> None:
-        try:
-            with self._lock:  # no refresh in between: the engine state is the snapshot's
-                snapshot, engine = self.snapshot, self._engine
-                if snapshot is None or engine is None or snapshot.covered is not None:
-                    return
-                cells = engine.result(per_cell=True)
-                rsrp = cells.best_rsrp_dbm
-                self.snapshot = dataclasses.replace(
-                    snapshot,
-                    covered=np.asarray(cells.covered, dtype=bool).copy(),
-                    best_rsrp_dbm=None if rsrp is None else np.asarray(rsrp, dtype=np.float64).copy(),
-                )
-        except Exception:
-            log.exception("per-cell live coverage failed")
+        assert self.grid is not None
+        result = compute_coverage(
+            self.grid.take(rows),
+            self.serving_stations(),
+            model=self.model,
+            threshold_dbm=self._settings.rsrp_threshold_dbm,
+            per_cell=True,
+        )
+        assert result.covered is not None
+        rsrp = None if self.model == "disk" or result.best_rsrp_dbm is None else result.best_rsrp_dbm
+        return np.asarray(result.covered, dtype=bool), rsrp
 
     # --- helpers for the other routes --------------------------------------------------------
 

@@ -20,7 +20,6 @@ from zhongdu.api._params import time_range, unprocessable
 router = APIRouter(prefix="/v1/coverage", tags=["coverage"])
 
 MAX_CELLS = 20_000
-CELLS_WAIT_S = 20.0  # how long a cells request waits for per-cell arrays before a 503
 _NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "live coverage is still being computed or failed to start"}
 }
@@ -90,7 +89,7 @@ def get_cells(
     """H3 cell polygons of a district or a bounding box with population, best RSRP and covered flag."""
     import h3
 
-    live, _ = _live(state)
+    live, snapshot = _live(state)
     grid = live.grid
     assert grid is not None
     if (district is None) == (bbox is None):
@@ -112,21 +111,13 @@ def get_cells(
             f"{len(rows)} cells match, more than limit={limit} (at most {MAX_CELLS}); "
             "narrow the bbox or raise `limit`"
         )
-    snapshot = live.with_cells(CELLS_WAIT_S)
-    if snapshot is None or snapshot.covered is None:
-        raise HTTPException(
-            503,
-            "per-cell coverage for the latest station status is being computed (minutes on the full city "
-            "with the hata model); retry shortly",
-            headers={"Retry-After": "30"},
-        )
-    rsrp = snapshot.best_rsrp_dbm
+    covered, rsrp = live.cells_detail(rows)
     features: list[dict[str, Any]] = []
-    for row in rows.tolist():
+    for i, row in enumerate(rows.tolist()):
         cell = h3.int_to_str(int(grid.cells[row]))
         ring = [[lng_, lat_] for lat_, lng_ in h3.cell_to_boundary(cell)]
         ring.append(ring[0])
-        best = None if rsrp is None else float(rsrp[row])
+        best = None if rsrp is None else float(rsrp[i])
         features.append(
             {
                 "type": "Feature",
@@ -137,7 +128,7 @@ def get_cells(
                     "district": grid.districts[int(grid.district_index[row])],
                     "population": float(grid.population[row]),
                     "best_rsrp_dbm": best if best is not None and math.isfinite(best) else None,
-                    "covered": bool(snapshot.covered[row]),
+                    "covered": bool(covered[i]),
                 },
             }
         )

@@ -139,6 +139,25 @@ class Grid:
             resolution=res,
         )
 
+    def take(self, rows: ArrayLike) -> Grid:
+        """The cells selected by an index array or boolean mask (same district table), e.g. to
+        compute per-cell detail for one district without evaluating the whole city."""
+        idx = np.asarray(rows)
+        if idx.dtype == np.bool_:
+            idx = np.flatnonzero(idx)
+        sub = Grid(
+            cells=self.cells[idx],
+            population=self.population[idx],
+            district_index=self.district_index[idx],
+            districts=self.districts,
+            environment=self.environment[idx],
+            resolution=self.resolution,
+        )
+        cached = self._cache.get("latlng")
+        if cached is not None:
+            sub._cache["latlng"] = (cached[0][idx], cached[1][idx])
+        return sub
+
     def latlng_deg(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Cell centres (lat, lng) in degrees, computed with h3 once per grid and cached."""
         cached = self._cache.get("latlng")
