@@ -75,7 +75,7 @@ def generate_candidates(
     """
     import h3
 
-    from ._engine import coverage_matrix
+    from ._placement import existing_covered
     from ._types import Stations as StationsT
 
     if not 0 <= resolution < grid.resolution:
@@ -84,13 +84,7 @@ def generate_candidates(
         )
     if limit is not None and limit < 1:
         raise PlacementError(f"limit must be at least 1, got {limit}")
-    covered = np.zeros(len(grid.population), dtype=bool)
-    up_rows = np.flatnonzero(np.asarray(stations.up, dtype=bool))
-    if len(up_rows):
-        from scipy import sparse
-
-        reach = coverage_matrix(grid, stations.take(up_rows), model=model, threshold_dbm=threshold_dbm)
-        covered[sparse.csr_array(reach).indices] = True
+    covered = existing_covered(grid, stations, model=model, threshold_dbm=threshold_dbm)
     open_cells = ~covered & (grid.population > 0)
     parents, inverse = np.unique(cell_to_parent(grid.cells[open_cells], resolution), return_inverse=True)
     uncovered = np.bincount(inverse.ravel(), weights=grid.population[open_cells], minlength=len(parents))
