@@ -4,10 +4,42 @@ Works on TimescaleDB (hypertables, continuous aggregates, policies) and on plain
 (same tables, views instead of aggregates), detected at migration time.
 """
 
-from zhongdu.storage import _api as api
-from zhongdu.storage import _telemetry as telemetry
-from zhongdu.storage._connect import connect, has_timescale, prepare_connection, set_search_path
-from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
+from typing import TYPE_CHECKING
+
+from zhongdu._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from zhongdu.storage import _api as api
+    from zhongdu.storage import _telemetry as telemetry
+    from zhongdu.storage._connect import connect, has_timescale, prepare_connection, set_search_path
+    from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
+
+# Loaded on first use, so that `zhongdu --help` (which imports `zhongdu.storage.cli`) stays fast.
+_getattr, __dir__ = lazy_exports(
+    __name__,
+    {
+        "connect": "._connect",
+        "has_timescale": "._connect",
+        "prepare_connection": "._connect",
+        "set_search_path": "._connect",
+        "Migration": "._migrate",
+        "applied_versions": "._migrate",
+        "discover": "._migrate",
+        "migrate": "._migrate",
+    },
+)
+_MODULES = {"api": "zhongdu.storage._api", "telemetry": "zhongdu.storage._telemetry"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _MODULES:
+        import importlib
+
+        module = importlib.import_module(_MODULES[name])
+        globals()[name] = module
+        return module
+    return _getattr(name)
+
 
 __all__ = [
     "Migration",
