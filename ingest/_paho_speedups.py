@@ -15,7 +15,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import paho.mqtt.client as mqtt
 from paho.mqtt import _packet as _packet_module
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -61,3 +63,85 @@ def install() -> bool:
 def uninstall() -> None:
     with _lock:
         _packet.Properties = _ORIGINAL
+
+
+class _BufferedSocket:
+    """A TCP socket that reads up to 64 KiB per `recv` and serves paho's small reads from that.
+
+    paho reads every packet with three `recv` calls (1 byte, remaining length, body) and then goes
+    back to `select` and its housekeeping: four system calls and a loop turn per message. This
+    wrapper reports its unread bytes through `pending()` (the hook paho already uses for TLS), so
+    paho keeps reading without waiting in `select`; everything else is the wrapped socket's.
+    """
+
+    __slots__ = ("_buf", "_pos", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        pos = self._pos
+        if pos >= len(self._buf):
+            data: bytes = self._sock.recv(max(bufsize, RECV_BYTES))  # BlockingIOError passes through
+            if len(data) <= bufsize:
+                return data  # b"" (connection closed) included
+            self._buf, pos = data, 0
+        end = pos + bufsize
+        self._pos = end
+        return self._buf[pos:end]
+
+    def pending(self) -> int:
+        return len(self._buf) - self._pos
+
+    def fileno(self) -> int:
+        return int(self._sock.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+RECV_BYTES = 65_536
+MAX_PACKETS_PER_READ = 256  # then paho's loop turns once (acks out, keepalive) before reading on
+
+
+class FastClient(mqtt.Client):
+    """paho's `Client` with buffered reads, several packets per loop turn and a direct `on_message`.
+
+    Same protocol behaviour: only how bytes are fetched from the socket and how often paho's loop
+    goes through `select` change. TLS and websocket connections keep paho's own reads.
+    """
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        if self._ssl or self._transport == "websockets":
+            return sock
+        return _BufferedSocket(sock)
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        for _ in range(MAX_PACKETS_PER_READ):
+            sock = self._sock
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or sock is None or not isinstance(sock, _BufferedSocket):
+                break
+            if not sock.pending():
+                break
+            rc = super().loop_read(max_packets)
+        return rc
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        root = self._on_message_filtered._root
+        if root._children or root._content is not None:  # per-topic callbacks: paho's dispatch
+            super()._handle_on_message(message)
+            return
+        on_message = self.on_message
+        if on_message is None:
+            return
+        with self._in_callback_mutex:
+            try:
+                on_message(self, self._userdata, message)
+            except Exception as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise

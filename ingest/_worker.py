@@ -209,7 +209,8 @@ class Ingester:
                     return False
                 delay = min(delay * 2, 30.0)
         self.protocol = "5" if use_v5 else "3.1.1"
-        client = mqtt.Client(
+        client_class = _paho_speedups.FastClient if self._speedups else mqtt.Client
+        client = client_class(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv5 if use_v5 else mqtt.MQTTv311,
