@@ -86,7 +86,9 @@ class Writer:
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = storage.connect(self._url, schema=self._schema)
+            # autocommit: each batch is one statement, hence one transaction, committed before
+            # `write_batch` returns (no BEGIN/COMMIT round trips)
+            self._conn = storage.connect(self._url, schema=self._schema, autocommit=True)
             self._devices, self._stations = sql.load_registry(self._conn)
             log.info(
                 "writer connected to %s (%d devices, %d stations registered)",

@@ -263,6 +263,9 @@ def batch_statement(rows: BatchRows) -> tuple[str, list[object], list[str]]:
 def write_batch(conn: psycopg.Connection, rows: BatchRows) -> BatchCounts:
     """Write `rows` in one statement and commit; return what was newly inserted.
 
+    On an autocommit connection the statement commits by itself (one round trip); otherwise it
+    runs in a transaction committed here.
+
     On any error the transaction is rolled back and the error raised: the caller keeps the batch
     (and its messages unacknowledged) and retries.
     """
@@ -270,8 +273,14 @@ def write_batch(conn: psycopg.Connection, rows: BatchRows) -> BatchCounts:
     if not query:
         return BatchCounts()
     try:
-        with conn.transaction():
+        if conn.autocommit:
+            # One statement is its own transaction: the server commits it before it reports the
+            # statement done (ReadyForQuery), and `execute` returns only then. Saves the BEGIN and
+            # COMMIT round trips of an explicit transaction.
             row = conn.execute(query.encode(), params).fetchone()
+        else:
+            with conn.transaction():
+                row = conn.execute(query.encode(), params).fetchone()
     except BaseException:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.rollback()
@@ -309,12 +318,21 @@ def registered(
     return found_devices, found_stations
 
 
-def register_device(conn: psycopg.Connection, device_id: str, kind: str, *, name: str | None = None) -> None:
+def register_device(
+    conn: psycopg.Connection,
+    device_id: str,
+    kind: str,
+    *,
+    name: str | None = None,
+    lon: float | None = None,
+    lat: float | None = None,
+) -> None:
     """Add a device to the registry (for tests and operators; the ingester auto-registers in batch)."""
     with conn.transaction():
         conn.execute(
-            "INSERT INTO devices (device_id, kind, name) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            (device_id, kind, name),
+            "INSERT INTO devices (device_id, kind, name, lon, lat) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (device_id, kind, name, lon, lat),
         )
 
 
