@@ -11,6 +11,7 @@ from zhongdu._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from zhongdu.api._app import create_app, state_of
+    from zhongdu.api._live import default_layout
     from zhongdu.api._security import ROLES, Principal, create_api_key
     from zhongdu.api._serve import RunningApi, start_api, with_bootstrap_key
 
@@ -20,6 +21,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "create_app": "._app",
         "state_of": "._app",
+        "default_layout": "._live",
         "ROLES": "._security",
         "Principal": "._security",
         "create_api_key": "._security",
@@ -35,6 +37,7 @@ __all__ = [
     "RunningApi",
     "create_api_key",
     "create_app",
+    "default_layout",
     "start_api",
     "state_of",
     "with_bootstrap_key",

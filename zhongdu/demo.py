@@ -59,15 +59,24 @@ class _Threads:
             thread.join(timeout)
 
 
-def _register_simulated(database_url: str, plan: Any) -> None:
-    """Put the simulated devices and stations in the registry, with their kinds, before they talk."""
+def _register(database_url: str, plan: Any, layout: Any) -> tuple[int, int]:
+    """Put the park devices (with kinds and places) and the whole station layout (sites and
+    sectors, the same the API's live coverage uses) in the registry before anything talks."""
     from zhongdu import storage
+    from zhongdu.coverage import STATION_COLUMNS
 
+    columns: dict[str, Any] = {name: getattr(layout, name) for name in STATION_COLUMNS if name != "status"}
+    columns["radius_m"] = layout.radius_m
+    if "district" in layout.extra:
+        columns["district"] = layout.extra["district"]
     with storage.connect(database_url) as conn:
         for device in plan.devices:
-            storage.telemetry.register_device(conn, device.device_id, device.kind, name=device.name)
-        for station in plan.stations:
+            storage.telemetry.register_device(
+                conn, device.device_id, device.kind, name=device.name, lon=device.lon, lat=device.lat
+            )
+        for station in plan.stations:  # a stations file may name sites outside the layout
             storage.telemetry.register_station(conn, station.station_id)
+        return storage.register_layout(conn, columns)
 
 
 def _stored_counts(database_url: str) -> tuple[int, int]:
@@ -85,7 +94,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import httpx
 
     from zhongdu import services, storage
-    from zhongdu.api import start_api
+    from zhongdu.api import default_layout, start_api
     from zhongdu.ingest import run_ingester
     from zhongdu.settings import Settings, mask_url
     from zhongdu.simulators import demo_config, make_plan, run_simulation
@@ -107,16 +116,22 @@ def run_demo(args: argparse.Namespace) -> int:
 
         sim_config = demo_config(broker.url, mqtt5=broker.mqtt5, settings=settings)
         plan = make_plan(sim_config)
-        _register_simulated(database.url, plan)
+        layout = default_layout(settings)
+        _grid, stations = layout()
+        sites_added, sectors_added = _register(database.url, plan, stations)
 
         parts.start("ingester", lambda stop: run_ingester(settings, stop, mqtt5=broker.mqtt5))
-        api = start_api(settings, port=args.port)
+        api = start_api(settings, port=args.port, layout=lambda: (_grid, stations))
         parts.start("simulators", lambda stop: run_simulation(sim_config, stop))
 
         print("Zhongdu demo is up:")
         print(f"  database   : {mask_url(database.url)}  [{database.detail or 'configured'}; {flavour}]")
         print(f"               migrations applied now: {len(applied)}")
         print(f"  broker     : {broker.url}  [{broker.detail or 'configured'}]")
+        print(
+            f"  registry   : the 4G layout, {len(stations)} sectors"
+            f" ({sites_added} sites and {sectors_added} sectors added now)"
+        )
         print(f"  simulators : {len(plan.devices)} park devices, {len(plan.stations)} base stations")
         print(f"  API        : {api.url}/docs   (OpenAPI {api.url}/openapi.json, metrics {api.url}/metrics)")
         print(f"  coverage   : {api.url}/v1/coverage")

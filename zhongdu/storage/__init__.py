@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from zhongdu.storage import _telemetry as telemetry
     from zhongdu.storage._connect import connect, has_timescale, prepare_connection, set_search_path
     from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
+    from zhongdu.storage._registry import register_layout
 
 # Loaded on first use, so that `zhongdu --help` (which imports `zhongdu.storage.cli`) stays fast.
 _getattr, __dir__ = lazy_exports(
@@ -26,6 +27,7 @@ _getattr, __dir__ = lazy_exports(
         "applied_versions": "._migrate",
         "discover": "._migrate",
         "migrate": "._migrate",
+        "register_layout": "._registry",
     },
 )
 _MODULES = {"api": "zhongdu.storage._api", "telemetry": "zhongdu.storage._telemetry"}
@@ -50,6 +52,7 @@ __all__ = [
     "has_timescale",
     "migrate",
     "prepare_connection",
+    "register_layout",
     "set_search_path",
     "telemetry",
 ]
