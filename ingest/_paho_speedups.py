@@ -18,6 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt import _packet as _packet_module
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -95,6 +96,30 @@ class _BufferedSocket:
     def pending(self) -> int:
         return len(self._buf) - self._pos
 
+    def take_publish(self) -> tuple[int, bytearray] | None:
+        """(first byte, rest) of a PUBLISH packet held whole in the buffer, else None (nothing taken)."""
+        buf, pos = self._buf, self._pos
+        size = len(buf)
+        if size - pos < 2 or buf[pos] & 0xF0 != _PUBLISH:
+            return None
+        length = 0
+        shift = 0
+        index = pos + 1
+        while True:
+            if index >= size or index - pos > 4:
+                return None  # incomplete, or a length paho itself must refuse
+            byte = buf[index]
+            index += 1
+            length |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+        end = index + length
+        if end > size:
+            return None
+        self._pos = end
+        return buf[pos], bytearray(buf[index:end])  # paho's own type for a packet body
+
     def fileno(self) -> int:
         return int(self._sock.fileno())
 
@@ -103,6 +128,7 @@ class _BufferedSocket:
 
 
 RECV_BYTES = 65_536
+_PUBLISH = 0x30
 MAX_PACKETS_PER_READ = 256  # then paho's loop turns once (acks out, keepalive) before reading on
 
 
@@ -118,6 +144,36 @@ class FastClient(mqtt.Client):
         if self._ssl or self._transport == "websockets":
             return sock
         return _BufferedSocket(sock)
+
+    def _packet_read(self) -> MQTTErrorCode:
+        """A PUBLISH already whole in the buffer is handled at once; anything else by paho."""
+        sock = self._sock
+        if type(sock) is _BufferedSocket and self._in_packet["command"] == 0:
+            taken = sock.take_publish()
+            if taken is not None:
+                in_packet = self._in_packet
+                in_packet["command"], in_packet["packet"] = taken
+                in_packet["remaining_length"] = len(taken[1])
+                in_packet["have_remaining"] = 1
+                try:
+                    rc = self._packet_handle()
+                except MalformedPacket as exc:
+                    self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+                    rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+                self._in_packet = {
+                    "command": 0,
+                    "have_remaining": 0,
+                    "remaining_count": [],
+                    "remaining_mult": 1,
+                    "remaining_length": 0,
+                    "packet": bytearray(b""),
+                    "to_process": 0,
+                    "pos": 0,
+                }
+                with self._msgtime_mutex:
+                    self._last_bytes_received = mqtt.time_func()
+                return rc
+        return super()._packet_read()
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
         rc = super().loop_read(max_packets)
