@@ -161,7 +161,8 @@ class Ingester:
         self._writer_done = threading.Event()
         self._generation = 0  # bumped on every connect and disconnect; acks never cross one
         self._ack_lock = threading.Lock()
-        self._connected = threading.Event()
+        self._connected = threading.Event()  # connected AND every subscription acknowledged
+        self._pending_subscriptions: set[int] = set()
         self._client: mqtt.Client | None = None
         self._writer_threads: list[threading.Thread] = []
         if writers < 1:
@@ -223,6 +224,7 @@ class Ingester:
             client.username_pw_set(username, password)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         properties = None
         if use_v5:
@@ -290,18 +292,40 @@ class Ingester:
         with self._stats_lock:
             self.stats.connects += 1
         self.metrics.connected.set(1)
-        self._connected.set()
         group = self.settings.mqtt_share_group
+        # `wait_connected` returns once the broker has acknowledged every subscription: before
+        # that, a new session's messages would not be queued for this worker.
         if self.protocol == "5":
             # Only the plain status subscription carries an identifier: the shared one (all the
             # traffic) then has no properties to decode, and the two copies can be told apart.
-            client.subscribe(f"$share/{group}/{TOPIC_FILTER}", options=SubscribeOptions(qos=1))
+            _, shared = client.subscribe(f"$share/{group}/{TOPIC_FILTER}", options=SubscribeOptions(qos=1))
             properties = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
             properties.SubscriptionIdentifier = SUB_STATUS
-            client.subscribe(STATUS_FILTER, options=SubscribeOptions(qos=1), properties=properties)
+            _, status = client.subscribe(
+                STATUS_FILTER, options=SubscribeOptions(qos=1), properties=properties
+            )
+            mids = {mid for mid in (shared, status) if mid is not None}
         else:
-            client.subscribe(TOPIC_FILTER, qos=1)
+            _, mid = client.subscribe(TOPIC_FILTER, qos=1)
+            mids = {mid} if mid is not None else set()
+        with self._stats_lock:
+            self._pending_subscriptions = mids
+        if not mids:
+            self._connected.set()
         log.info("connected to the broker (session present: %s)", getattr(flags, "session_present", "?"))
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[ReasonCode], _props: Any
+    ) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            log.error("broker refused a subscription: %s", ", ".join(str(r) for r in refused))
+            return
+        with self._stats_lock:
+            self._pending_subscriptions.discard(mid)
+            done = not self._pending_subscriptions
+        if done:
+            self._connected.set()
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
