@@ -397,20 +397,8 @@ class Stations:
         return ids, inverse.reshape(-1)
 
 
-_ARRAY_FIELDS: tuple[str, ...] = (
-    "station_id",
-    "sector_id",
-    "lon",
-    "lat",
-    "height_m",
-    "eirp_dbm",
-    "frequency_mhz",
-    "bandwidth_mhz",
-    "azimuth_deg",
-    "beamwidth_deg",
-    "up",
-    "radius_m",
-)
+# The array fields of `Stations`: the file's columns with `status` read as the `up` flag.
+_ARRAY_FIELDS: tuple[str, ...] = (*(c for c in STATION_COLUMNS if c != "status"), "up", "radius_m")
 
 
 def _empty_stations() -> Stations:
