@@ -21,20 +21,14 @@ from zhongdu.ingest._worker import Ingester
 from zhongdu.settings import Settings
 from zhongdu.simulators import FaultConfig, SimulationConfig, generate_messages, run_simulation
 
+from ._simulators_fixtures import write_stations_csv
+
 pytestmark = [pytest.mark.mqtt, pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture
 def stations_csv(tmp_path: Path) -> Path:
-    path = tmp_path / "stations.csv"
-    rows = [
-        "station_id,sector_id,lon,lat,height_m,eirp_dbm,frequency_mhz,bandwidth_mhz,azimuth_deg,beamwidth_deg,status"
-    ]
-    for s in range(4):
-        for sector, az in enumerate((0, 120, 240), start=1):
-            rows.append(f"E2E-{s:04d},{sector},120.6{s},24.1{s},30,60,1800,20,{az},65,up")
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    return write_stations_csv(tmp_path / "stations.csv", "E2E-")
 
 
 def _count(url: str, sql: str) -> int:
