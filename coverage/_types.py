@@ -52,16 +52,7 @@ STATION_COLUMNS: tuple[str, ...] = (
     "beamwidth_deg",
     "status",
 )
-_FLOAT_COLUMNS: tuple[str, ...] = (
-    "lon",
-    "lat",
-    "height_m",
-    "eirp_dbm",
-    "frequency_mhz",
-    "bandwidth_mhz",
-    "azimuth_deg",
-    "beamwidth_deg",
-)
+_FLOAT_COLUMNS: tuple[str, ...] = STATION_COLUMNS[2:-1]  # lon … beamwidth_deg
 # H3 index layout: bits 59-62 mode (1 = cell), bits 52-55 resolution.
 _H3_MODE_SHIFT = np.uint64(59)
 _H3_RES_SHIFT = np.uint64(52)
