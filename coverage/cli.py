@@ -76,7 +76,7 @@ def _compute(args: argparse.Namespace) -> int:
     from ._types import load_grid, load_stations
 
     threshold = args.threshold
-    if threshold is None:
+    if threshold is None and args.model == "hata":  # disk ignores it; settings cost 0.1 s to import
         from zhongdu.settings import Settings
 
         threshold = Settings().rsrp_threshold_dbm
@@ -94,7 +94,11 @@ def _compute(args: argparse.Namespace) -> int:
     )
     t2 = time.perf_counter()
     result = compute_coverage(
-        grid, stations, model=args.model, threshold_dbm=threshold, per_cell=args.per_cell is not None
+        grid,
+        stations,
+        model=args.model,
+        threshold_dbm=-110.0 if threshold is None else threshold,
+        per_cell=args.per_cell is not None,
     )
     _progress(f"{args.model} model: share {result.share:.4f} ({time.perf_counter() - t2:.2f} s)")
     if args.per_cell is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import subprocess
 import sys
@@ -61,6 +62,38 @@ def test_grid_without_environment_is_urban(tmp_path: Path) -> None:
     )
     g = load_grid(p)
     assert g.environment.tolist() == [0, 0] and g.population.tolist() == [1.5, 2.0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "h3,district,population\r\n8a4ba0410007fff,東勢區,1.5\r\n8a4ba041000ffff,東勢區,2\r\n",
+        "\ufeffh3,district,population\n8a4ba0410007fff,東勢區,1.5\n8a4ba041000ffff,東勢區,2",
+        "h3,district,population\n8a4ba0410007fff,東勢區,1.5\n\n8a4ba041000ffff,東勢區,2\n\n",
+        'h3,district,population\n8a4ba0410007fff,"東勢區",1.5\n8a4ba041000ffff,東勢區,2\n',
+        "h3, district, population\n8a4ba0410007fff, 東勢區, 1.5\n8a4ba041000ffff,東勢區 ,2\n",
+    ],
+    ids=["crlf", "bom-no-final-newline", "blank-lines", "quoted", "spaces"],
+)
+@pytest.mark.parametrize("gz", [False, True])
+def test_grid_file_shapes_read_alike(tmp_path: Path, text: str, gz: bool) -> None:
+    """The fast split path and the csv/per-line fallbacks give the same table."""
+    p = tmp_path / ("g.csv.gz" if gz else "g.csv")
+    data = text.encode("utf-8")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    g = load_grid(p)
+    assert [format(c, "x") for c in g.cells.tolist()] == ["8a4ba0410007fff", "8a4ba041000ffff"]
+    assert g.population.tolist() == [1.5, 2.0] and list(g.districts) == ["東勢區"]
+
+
+def test_grid_rows_whose_comma_errors_cancel_out_are_refused(tmp_path: Path) -> None:
+    """One row short of a field and one with an extra field: the total count alone would pass."""
+    p = tmp_path / "g.csv"
+    p.write_text(
+        "h3,district,population\n8a4ba0410007fff,東勢區\n8a4ba041000ffff,東勢區,2,9\n", encoding="utf-8"
+    )
+    with pytest.raises(GridError, match="data row 1 has 2 fields but the header has 3"):
+        load_grid(p)
 
 
 @pytest.mark.parametrize(
