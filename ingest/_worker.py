@@ -19,6 +19,7 @@ refuses v5 (the embedded amqtt broker): then run a single worker.
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import struct
@@ -191,6 +192,7 @@ class Ingester:
         """
         if self._speedups:
             _paho_speedups.install()
+            tune_gc()
         host, port, username, password = parse_mqtt_url(self.mqtt_url)  # type: ignore[arg-type]
         use_v5 = self._mqtt5
         delay = 1.0
@@ -470,6 +472,23 @@ def send_acks(client: mqtt.Client, mids: list[int]) -> None:
 def _rows(item: Item) -> int:
     result = item.result
     return result.datapoints if isinstance(result, Accepted) else 1
+
+
+GC_THRESHOLDS = (50_000, 20, 50)
+
+
+def tune_gc() -> None:
+    """Collect the young generation every 50,000 allocations instead of 700 (process-wide).
+
+    Every message leaves a few dozen container objects (rows, tuples, results) alive in the inbox
+    until its batch commits, so CPython's default thresholds run a collection every ~20 messages
+    and a full one over the whole inbox every few hundred: 4 of ~25 µs of parsing per message,
+    measured on the benchmark packs. Objects alive at start-up are frozen out of the collector.
+    Memory stays bounded: the inbox is, and the thresholds only delay collecting cycles.
+    """
+    if gc.get_threshold()[0] < GC_THRESHOLDS[0]:
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
 
 
 def default_client_id(settings: Settings, index: int | None = None) -> str:
