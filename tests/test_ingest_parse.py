@@ -133,6 +133,12 @@ def test_build_pack_round_trips() -> None:
         (b"[1, 2", Reason.BAD_JSON),
         (b'[{"n": "air-001:pm2_5", "v": NaN}]', Reason.BAD_JSON),
         (b"[" * 50_000, Reason.BAD_JSON),
+        (b'[{"n": "air-001:pm2_5", "v": Infinity}]', Reason.BAD_JSON),
+        (b'[{"n": "air-001:pm2_5", "v": -Infinity}]', Reason.BAD_JSON),
+        (b'[{"n": "air-001:pm2_5", "v": 1}] trailing', Reason.BAD_JSON),
+        (b'[{"n": "air-001:pm2_5", "v": 1, "vs": "\\ud800"}]', Reason.BAD_JSON),  # lone surrogate
+        (b'[{"n": "air-001:pm2_5", "v": 1' + b"0" * 30 + b"}]", Reason.OUT_OF_RANGE),  # a float
+        (b'[{"n": "air-001:pm2_5", "v": 1}]\x00', Reason.BAD_JSON),
         ({"n": "air-001:pm2_5", "v": 1}, Reason.BAD_SENML),  # a record, not a pack
         ([], Reason.BAD_SENML),
         ([1], Reason.BAD_SENML),
@@ -371,3 +377,84 @@ def test_fast_properties_decode_like_paho() -> None:
         ours.clear()
         theirs.clear()
         assert str(ours) == str(theirs) and ours.isEmpty()
+
+
+def _publish_body(topic: bytes, qos: int, mid: int, props: bytes | None, payload: bytes) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic
+    if qos:
+        body += mid.to_bytes(2, "big")
+    return body + (props if props is not None else b"") + payload
+
+
+def _lean_vs_paho(protocol: int, header: int, body: bytes) -> None:
+    """The lean decoder gives paho's message, or declines (None) and leaves it to paho."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt import _packet
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.exception import MalformedPacket
+
+    from zhongdu.ingest import _paho_speedups
+
+    assert _paho_speedups.install()
+    client = _paho_speedups.FastClient(CallbackAPIVersion.VERSION2, protocol=protocol)
+    framed = b"\x00junk" + body + b"next packet"  # the body sits inside a larger receive buffer
+    ours = client._lean_publish(header, framed, 5, 5 + len(body))
+    try:
+        theirs = _packet.decode_publish(header, bytearray(body), protocol)
+    except MalformedPacket:
+        assert ours is None
+        return
+    if ours is None:  # declined: only for what paho's decoder must handle itself
+        assert (header & 0x06) == 4 or not theirs.topic or (
+            protocol == mqtt.MQTTv5 and not theirs.properties.isEmpty()
+        ) or len(body) < 2
+        return
+    assert (ours._topic, ours.mid, ours.qos, ours.dup, ours.retain) == (
+        theirs.topic, theirs.mid, theirs.qos, theirs.dup, theirs.retain
+    )
+    assert type(ours._topic) is bytes
+    assert ours.payload == theirs.payload and type(ours.payload) is bytes
+    if protocol == mqtt.MQTTv5:
+        assert ours.properties is not None and ours.properties.isEmpty()
+        assert not hasattr(ours.properties, "SubscriptionIdentifier")
+    else:
+        assert ours.properties is None
+
+
+@pytest.mark.parametrize("protocol", [5, 4])
+@pytest.mark.parametrize(
+    ("header", "qos", "props"),
+    [(0x30, 0, b"\x00"), (0x32, 1, b"\x00"), (0x3B, 1, b"\x00"), (0x31, 0, b"\x00"),
+     (0x34, 2, b"\x00"), (0x32, 1, b"\x02\x0b\x02"), (0x32, 1, b"\x05\x02\x00\x00\x00\x3c")],
+)  # fmt: skip
+def test_lean_publish_decoder_matches_paho(protocol: int, header: int, qos: int, props: bytes) -> None:
+    topic = "zhongdu/v1/park/air-001/senml".encode()
+    payload = b'[{"bn":"urn:dev:zhongdu:air-001:","n":"pm2_5","v":12}]'
+    _lean_vs_paho(protocol, header, _publish_body(topic, qos, 513, props if protocol == 5 else None, payload))
+    _lean_vs_paho(protocol, header, _publish_body(b"", qos, 7, props if protocol == 5 else None, payload))
+    _lean_vs_paho(protocol, header, _publish_body(topic, qos, 65_535, props if protocol == 5 else None, b""))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from([5, 4]), st.integers(0x30, 0x3F), st.binary(max_size=40))
+def test_lean_publish_decoder_on_any_bytes(protocol: int, header: int, body: bytes) -> None:
+    _lean_vs_paho(protocol, header, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([5, 4]),
+    st.integers(0x30, 0x3F),
+    st.binary(max_size=12),
+    st.integers(0, 65_535),
+    st.one_of(st.just(b"\x00"), st.binary(max_size=6)),
+    st.binary(max_size=30),
+    st.integers(0, 3),
+)
+def test_lean_publish_decoder_on_well_framed_packets(
+    protocol: int, header: int, topic: bytes, mid: int, props: bytes, payload: bytes, cut: int
+) -> None:
+    """Packets built field by field (any topic bytes, any properties), sometimes truncated."""
+    qos = min((header & 0x06) >> 1, 1)
+    body = _publish_body(topic, qos, mid, props if protocol == 5 else None, payload)
+    _lean_vs_paho(protocol, header, body[: len(body) - cut] if cut else body)
