@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
@@ -70,6 +71,7 @@ _LEN4, _LEN8 = b"\x00\x00\x00\x04", b"\x00\x00\x00\x08"
 _I64 = struct.Struct(">q")
 _F64 = struct.Struct(">d")
 _I32 = struct.Struct(">i")
+_F8_ELEMENT = np.dtype([("length", ">i4"), ("value", ">f8")])  # one float8[] element, packed
 
 
 class PgArray:
@@ -105,24 +107,22 @@ def _header(count: int, has_null: bool, element_oid: int) -> bytes:
 
 
 def encode_timestamptz(values: Sequence[datetime]) -> TimestamptzArray:
-    """Aware datetimes (no NULLs) -> timestamptz[]; runs of equal times are converted once."""
-    micros: list[int] = []
-    last: datetime | None = None
-    last_us = 0
-    for value in values:
-        if value is not last and value != last:
-            delta = value - _PG_EPOCH
-            last_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-            last = value
-        micros.append(last_us)
-    body = struct.pack(">" + "iq" * len(micros), *[x for us in micros for x in (8, us)])
-    return TimestamptzArray(_header(len(micros), False, 1184) + body)
+    """Aware datetimes (no NULLs) -> timestamptz[]; each distinct time is converted once."""
+    items = {value: _LEN8 + _I64.pack(_micros(value)) for value in set(values)}
+    return TimestamptzArray(_header(len(values), False, 1184) + b"".join(map(items.__getitem__, values)))
+
+
+def _micros(value: datetime) -> int:
+    delta = value - _PG_EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def encode_float8(values: Sequence[float | None]) -> Float8Array:
     if None not in values:
-        body = struct.pack(">" + "id" * len(values), *[x for v in values for x in (8, v)])
-        return Float8Array(_header(len(values), False, 701) + body)
+        body = np.empty(len(values), dtype=_F8_ELEMENT)
+        body["length"] = 8
+        body["value"] = values
+        return Float8Array(_header(len(values), False, 701) + body.tobytes())
     parts = [_NULL if v is None else _LEN8 + _F64.pack(v) for v in values]
     return Float8Array(_header(len(values), True, 701) + b"".join(parts))
 
@@ -133,16 +133,15 @@ def encode_int4(values: Sequence[int | None]) -> Int4Array:
 
 
 def encode_text(values: Sequence[str | None]) -> TextArray:
-    """Strings -> text[]; repeated strings (device ids, metrics, units) are encoded once."""
-    cache: dict[str | None, bytes] = {None: _NULL}
-    parts = []
-    for value in values:
-        item = cache.get(value)
-        if item is None:
-            raw = value.encode()  # type: ignore[union-attr]
-            item = cache[value] = _I32.pack(len(raw)) + raw
-        parts.append(item)
-    return TextArray(_header(len(values), None in values, 25) + b"".join(parts))
+    """Strings -> text[]; each distinct string (device ids, metrics, units) is encoded once."""
+    items: dict[str | None, bytes] = {}
+    for value in set(values):
+        if value is None:
+            items[None] = _NULL
+        else:
+            raw = value.encode()
+            items[value] = _I32.pack(len(raw)) + raw
+    return TextArray(_header(len(values), None in items, 25) + b"".join(map(items.__getitem__, values)))
 
 
 class _PgArrayDumper(Dumper):
