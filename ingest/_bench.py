@@ -277,6 +277,7 @@ def _ingester_phase(
 ) -> dict[str, Any]:  # fmt: skip
     count = int(rate * seconds)
     collector.reset()
+    _empty_readings(db)
 
     def committed_now() -> int:
         return ingester.stats.committed + (extra.committed() if extra else 0)
@@ -326,6 +327,17 @@ def _ingester_phase(
     }
 
 
+def _empty_readings(db: str) -> None:
+    """Every phase starts from an empty readings table, so the phases' order does not favour one.
+
+    Index depth and cache misses grow with the table: run after the others on 1.5 million rows,
+    the capacity phase measured ~7 % slower than on an empty table.
+    """
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("TRUNCATE readings")
+        conn.execute("CHECKPOINT")
+
+
 def _naive_phase(
     broker: str, db: str, *, rate: float, seconds: float, records: int, devices: int
 ) -> dict[str, Any]:
@@ -334,6 +346,7 @@ def _naive_phase(
     from paho.mqtt.enums import CallbackAPIVersion
 
     host, port, _, _ = parse_mqtt_url(broker)
+    _empty_readings(db)
     conn = psycopg.connect(db)
     done = {"messages": 0, "rows": 0}
     times: list[float] = []
