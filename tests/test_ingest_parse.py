@@ -428,7 +428,7 @@ def _lean_vs_paho(protocol: int, header: int, body: bytes) -> None:
      (0x34, 2, b"\x00"), (0x32, 1, b"\x02\x0b\x02"), (0x32, 1, b"\x05\x02\x00\x00\x00\x3c")],
 )  # fmt: skip
 def test_lean_publish_decoder_matches_paho(protocol: int, header: int, qos: int, props: bytes) -> None:
-    topic = "zhongdu/v1/park/air-001/senml".encode()
+    topic = b"zhongdu/v1/park/air-001/senml"
     payload = b'[{"bn":"urn:dev:zhongdu:air-001:","n":"pm2_5","v":12}]'
     _lean_vs_paho(protocol, header, _publish_body(topic, qos, 513, props if protocol == 5 else None, payload))
     _lean_vs_paho(protocol, header, _publish_body(b"", qos, 7, props if protocol == 5 else None, payload))
