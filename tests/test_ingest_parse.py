@@ -404,13 +404,22 @@ def _lean_vs_paho(protocol: int, header: int, body: bytes) -> None:
     except MalformedPacket:
         assert ours is None
         return
-    if ours is None:  # declined: only for what paho's decoder must handle itself
-        assert (header & 0x06) == 4 or not theirs.topic or (
-            protocol == mqtt.MQTTv5 and not theirs.properties.isEmpty()
-        ) or len(body) < 2
+    qos = (header & 0x06) >> 1
+    props_at = 2 + len(theirs.topic) + (2 if qos else 0)  # where the v5 property length sits
+    common = (
+        qos < 2
+        and bool(theirs.topic)
+        and (protocol != mqtt.MQTTv5 or (props_at < len(body) and body[props_at] == 0))
+    )  # QoS 0/1, a topic, no properties: the packets the lean path exists for
+    if ours is None:  # declining is always safe (paho decodes), but not for the common packets
+        assert not common
         return
     assert (ours._topic, ours.mid, ours.qos, ours.dup, ours.retain) == (
-        theirs.topic, theirs.mid, theirs.qos, theirs.dup, theirs.retain
+        theirs.topic,
+        theirs.mid,
+        theirs.qos,
+        theirs.dup,
+        theirs.retain,
     )
     assert type(ours._topic) is bytes
     assert ours.payload == theirs.payload and type(ours.payload) is bytes
