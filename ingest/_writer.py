@@ -56,6 +56,9 @@ def _reject_row(result: Rejected) -> sql.RejectRow:
     )
 
 
+IDEMPOTENT_AFTER_DUPLICATE_S = 30.0
+
+
 class Writer:
     """Turns batches of `Item`s into committed rows. Used from a single thread."""
 
@@ -76,6 +79,10 @@ class Writer:
         self._stop = stop or threading.Event()
         self._on_db_error = on_db_error
         self._conn: psycopg.Connection | None = None
+        # Batches are written optimistically (no ON CONFLICT) except for a while after one met a
+        # duplicate: redeliveries come in bursts (a whole session's unacknowledged messages).
+        self._idempotent_until = 0.0
+        self.duplicate_batches = 0  # batches that met rows already stored (redeliveries)
         self._devices: set[str] = set()
         # devices this writer auto-registered before knowing their kind (first heard on the status
         # topic); their first readings name the kind
@@ -187,7 +194,7 @@ class Writer:
                 conn = self._connection()
                 rows, reasons = self.build(conn, items)
                 started = time.perf_counter()
-                counts = sql.write_batch(conn, rows)
+                counts = self._write_rows(conn, rows)
                 seconds = time.perf_counter() - started
             except (psycopg.OperationalError, psycopg.InterfaceError, StorageError) as exc:
                 log.warning(
@@ -213,6 +220,17 @@ class Writer:
                 self._kind_unknown.difference_update(d for d, kind in rows.new_devices if kind != "unknown")
                 self._stations.update(rows.new_stations)
             return WriteResult(counts, reasons, seconds, len(rows.readings) + len(rows.telemetry))
+
+    def _write_rows(self, conn: psycopg.Connection, rows: sql.BatchRows) -> sql.BatchCounts:
+        """One statement, without ON CONFLICT unless duplicates were met lately (see `write_batch`)."""
+        if time.monotonic() >= self._idempotent_until:
+            try:
+                return sql.write_batch(conn, rows, optimistic=True)
+            except psycopg.errors.UniqueViolation:
+                # rows already stored: a redelivery; nothing was written, write idempotently
+                self.duplicate_batches += 1
+                self._idempotent_until = time.monotonic() + IDEMPOTENT_AFTER_DUPLICATE_S
+        return sql.write_batch(conn, rows)
 
     def _write_split(self, items: Sequence[Item], error: psycopg.Error) -> WriteResult | None:
         if len(items) == 1:

@@ -68,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     bench.add_argument(
         "--capacity-rate",
         type=float,
-        default=15_000.0,
+        default=20_000.0,
         help="messages/s offered in the capacity phase, above what the ingester takes (0 skips it)",
     )
     bench.add_argument("--capacity-seconds", type=float, default=20.0, help="length of the capacity stream")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -96,3 +97,49 @@ def test_auto_registered_unknown_kind_is_named_by_readings(pg_migrated: str) -> 
             conn.execute("SELECT device_id, kind FROM devices WHERE device_id LIKE 'kind-%'").fetchall()
         )
     assert kinds == {"kind-later": "air", "kind-fixed": "meter"}
+
+
+def test_optimistic_batch_refuses_duplicates_and_writes_nothing(conn: psycopg.Connection) -> None:
+    """Without ON CONFLICT a stored row makes the whole statement fail: no half-written batch."""
+    now = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+    first = sql.BatchRows(readings=[(now, "o-1", "pm2_5", 1.0, "ug/m3", None)])
+    assert sql.write_batch(conn, first, optimistic=True).readings == 1
+    again = sql.BatchRows(
+        readings=[(now + timedelta(seconds=1), "o-1", "pm2_5", 2.0, "ug/m3", None), *first.readings],
+        telemetry=[(now, "S-9", "", "up", None, None, None)],
+        statuses=[("park", "o-1", "online", None, "telemetry", now)],
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        sql.write_batch(conn, again, optimistic=True)
+    stored = conn.execute("SELECT count(*) FROM readings WHERE device_id = 'o-1'").fetchone()
+    assert stored == (1,)  # the new reading of the failed statement is not there either
+    assert conn.execute("SELECT count(*) FROM station_telemetry WHERE station_id = 'S-9'").fetchone() == (0,)
+    counts = sql.write_batch(conn, again)  # idempotent: the new rows only
+    assert (counts.readings, counts.telemetry, counts.statuses) == (1, 1, 1)
+
+
+def test_writer_falls_back_on_a_redelivery_and_stays_idempotent_a_while(pg_migrated: str) -> None:
+    from zhongdu.ingest._parse import parse_message
+    from zhongdu.ingest._senml import build_pack
+    from zhongdu.ingest._writer import Item, Writer
+
+    now = datetime.now(UTC)
+
+    def item(mid: int, device: str, value: float) -> Item:
+        topic = f"zhongdu/v1/park/{device}/senml"
+        payload = json.dumps(build_pack(device, {"pm2_5": value}, time_s=now.timestamp() - mid)).encode()
+        return Item(0, mid, 1, payload, parse_message(topic, payload, received_at=now))
+
+    writer = Writer(pg_migrated, auto_register=True)
+    try:
+        assert writer.write([item(1, "w-1", 5.0)]) is not None
+        assert writer.duplicate_batches == 0
+        redelivered = writer.write([item(1, "w-1", 5.0), item(2, "w-1", 6.0)])  # mid 1 again
+        assert redelivered is not None and redelivered.counts.readings == 1
+        assert writer.duplicate_batches == 1
+        fresh = writer.write([item(3, "w-1", 7.0)])  # right after: idempotent mode, no new failure
+        assert fresh is not None and fresh.counts.readings == 1 and writer.duplicate_batches == 1
+    finally:
+        writer.close()
+    with psycopg.connect(pg_migrated) as check:
+        assert check.execute("SELECT count(*) FROM readings WHERE device_id = 'w-1'").fetchone() == (3,)

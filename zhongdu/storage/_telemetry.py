@@ -155,17 +155,19 @@ for _cls in (TimestamptzArray, Float8Array, TextArray, Int4Array):
     _dumper = type(f"_{_cls.__name__}Dumper", (_PgArrayDumper,), {"oid": _cls.oid})
     psycopg.adapters.register_dumper(_cls, _dumper)
 
+# Readings and telemetry take `{conflict}`: "ON CONFLICT DO NOTHING" (idempotent), or nothing
+# for an optimistic write (see `write_batch`).
 _READINGS = """readings_in AS (
     INSERT INTO readings (time, device_id, metric, value, unit, value_text)
     SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::float8[], %b::text[], %b::text[])
-    ON CONFLICT DO NOTHING RETURNING 1)"""
+    {conflict} RETURNING 1)"""
 
 _TELEMETRY = """telemetry_in AS (
     INSERT INTO station_telemetry
         (time, station_id, sector_id, status, prb_utilisation, active_users, tx_power_dbm)
     SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::float8[],
                          %b::int4[], %b::float8[])
-    ON CONFLICT DO NOTHING RETURNING 1)"""
+    {conflict} RETURNING 1)"""
 
 _STATUS = """status_in AS (
     INSERT INTO entity_status AS e (kind, entity_id, status, connection, source, observed_at)
@@ -229,8 +231,12 @@ _ENCODERS: dict[str, tuple[_Encoder, ...]] = {
 }
 
 
-def batch_statement(rows: BatchRows) -> tuple[str, list[object], list[str]]:
-    """The single SQL statement for `rows`, its parameters and the count columns it returns."""
+def batch_statement(rows: BatchRows, *, optimistic: bool = False) -> tuple[str, list[object], list[str]]:
+    """The single SQL statement for `rows`, its parameters and the count columns it returns.
+
+    `optimistic` leaves out ON CONFLICT for readings and telemetry (see `write_batch`).
+    """
+    conflict = "" if optimistic else "ON CONFLICT DO NOTHING"
     sources: dict[str, Sequence[tuple[Any, ...]]] = {
         "readings": rows.readings,
         "telemetry": rows.telemetry,
@@ -247,7 +253,7 @@ def batch_statement(rows: BatchRows) -> tuple[str, list[object], list[str]]:
         data = sources[name]
         if not data:
             continue
-        ctes.append(fragment)
+        ctes.append(fragment.replace("{conflict}", conflict))
         counts.append(f"(SELECT count(*) FROM {cte})")  # noqa: S608
         names.append(name)
         columns = zip(*data, strict=True)
@@ -259,16 +265,22 @@ def batch_statement(rows: BatchRows) -> tuple[str, list[object], list[str]]:
     return query, params, names
 
 
-def write_batch(conn: psycopg.Connection, rows: BatchRows) -> BatchCounts:
+def write_batch(conn: psycopg.Connection, rows: BatchRows, *, optimistic: bool = False) -> BatchCounts:
     """Write `rows` in one statement and commit; return what was newly inserted.
 
     On an autocommit connection the statement commits by itself (one round trip); otherwise it
     runs in a transaction committed here.
 
+    `optimistic=True` inserts readings and telemetry without ON CONFLICT: PostgreSQL's speculative
+    insertion searches the primary key twice and costs ~40 % of the server's CPU per row
+    (3.7 vs 6.2 µs measured here). Duplicates come only from redeliveries (a crash or reconnect
+    before the acknowledgement); one then raises `UniqueViolation`, nothing is written, and the
+    caller writes the batch again idempotently (`optimistic=False`).
+
     On any error the transaction is rolled back and the error raised: the caller keeps the batch
     (and its messages unacknowledged) and retries.
     """
-    query, params, names = batch_statement(rows)
+    query, params, names = batch_statement(rows, optimistic=optimistic)
     if not query:
         return BatchCounts()
     try:
