@@ -93,12 +93,9 @@ def _compute(args: argparse.Namespace) -> int:
         f"({time.perf_counter() - t1:.2f} s)"
     )
     t2 = time.perf_counter()
+    thresholds = {} if threshold is None else {"threshold_dbm": threshold}  # disk: the engine's default
     result = compute_coverage(
-        grid,
-        stations,
-        model=args.model,
-        threshold_dbm=-110.0 if threshold is None else threshold,
-        per_cell=args.per_cell is not None,
+        grid, stations, model=args.model, per_cell=args.per_cell is not None, **thresholds
     )
     _progress(f"{args.model} model: share {result.share:.4f} ({time.perf_counter() - t2:.2f} s)")
     if args.per_cell is not None:
