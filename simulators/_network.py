@@ -48,7 +48,31 @@ class Link:
     status_mids: set[int] = field(default_factory=set)
 
 
-class Network:
+class AckCounting:
+    """What both engines share: telemetry PUBACKs counted, and `flush` serving `poll` until all came.
+
+    Engines count `acked` / `failed` as PUBACKs arrive and implement `poll(timeout)`.
+    """
+
+    acked: int  # telemetry PUBACKs
+    failed: int  # telemetry PUBACKs with a failure reason code
+
+    def poll(self, timeout: float) -> None:
+        raise NotImplementedError
+
+    def pending(self, sent: int) -> int:
+        """Telemetry messages handed to the engine but not yet acknowledged by the broker."""
+        return sent - self.acked - self.failed
+
+    def flush(self, sent: int, timeout: float) -> bool:
+        """Serve the sockets until every telemetry message is acknowledged (True) or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while self.pending(sent) > 0 and time.monotonic() < deadline:
+            self.poll(0.02)
+        return self.pending(sent) <= 0
+
+
+class Network(AckCounting):
     """A set of links to one broker, served by `poll()` from the caller's thread."""
 
     def __init__(
@@ -231,17 +255,6 @@ class Network:
             except OSError:
                 pass
         link.connected = False
-
-    def pending(self, sent: int) -> int:
-        """Telemetry messages handed to paho but not yet acknowledged by the broker."""
-        return sent - self.acked - self.failed
-
-    def flush(self, sent: int, timeout: float) -> bool:
-        """Serve the sockets until every telemetry message is acknowledged (True) or `timeout` passes."""
-        deadline = time.monotonic() + timeout
-        while self.pending(sent) > 0 and time.monotonic() < deadline:
-            self.poll(0.02)
-        return self.pending(sent) <= 0
 
     def close(self, timeout: float = 10.0) -> None:
         """Publish retained `offline` for every status topic, then disconnect cleanly."""

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from zhongdu.settings import parse_mqtt_url
-from zhongdu.simulators._network import OFFLINE, ONLINE, BrokerError, Link
+from zhongdu.simulators._network import OFFLINE, ONLINE, AckCounting, BrokerError, Link
 
 
 def _varint(n: int) -> bytes:
@@ -49,7 +49,7 @@ class _Conn:
     last_io: float = field(default_factory=time.monotonic)
 
 
-class RawNetwork:
+class RawNetwork(AckCounting):
     """Same interface as `Network` (connect_all, publish, poll, pending, flush, close), faster and simpler."""
 
     def __init__(
@@ -273,15 +273,6 @@ class RawNetwork:
 
     def drop(self, link: Link) -> None:
         raise BrokerError("the raw engine does not cut connections; use the default engine for `drop` faults")
-
-    def pending(self, sent: int) -> int:
-        return sent - self.acked - self.failed
-
-    def flush(self, sent: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.pending(sent) > 0 and time.monotonic() < deadline:
-            self.poll(0.02)
-        return self.pending(sent) <= 0
 
     def close(self, timeout: float = 10.0) -> None:
         try:
