@@ -2,7 +2,7 @@
 
 Run: `python benchmarks/bench_coverage.py` (or `zhongdu coverage bench -- ARGS`); `--help` for options.
 
-- Grid: the DATA helper's `build_grid(R)` from ../shared/data when it works, else a stand-in built
+- Grid: the DATA helper's `build_grid(R)` from the shipped inputs when it works, else a stand-in built
   here (h3 polygon fill of the district polygons, each district's population spread uniformly).
 - Stations: `generate_layout(grid)` (NCC counts of 2022-11, 15,788 sites x 3 sectors) when present,
   else a seeded population-weighted stand-in; then a seeded sample of whole sites down to about
@@ -45,13 +45,14 @@ def log(msg: str) -> None:
 
 
 def source_dir() -> Path:
-    env = os.environ.get("ZHONGDU_SOURCE_DATA_DIR")
-    return Path(env) if env else HERE.parent.parent.parent / "shared" / "data"
+    """The real inputs: the shipped copy (coverage/data/source) unless ZHONGDU_SOURCE_DATA_DIR is set."""
+    from zhongdu.coverage._grid_build import source_dir_or_default
+
+    return source_dir_or_default(None)
 
 
 def standin_grid(res: int) -> Any:
     """h3 polygon fill of each district, population uniform per district; first district wins a cell."""
-    import geopandas as gpd
     import h3
 
     from zhongdu.coverage import Grid
@@ -60,7 +61,9 @@ def standin_grid(res: int) -> Any:
         from zhongdu.coverage._grid_build import ENVIRONMENT_BY_DISTRICT as envs
     except ImportError:
         envs = {}
-    gdf = gpd.read_file(source_dir() / "taichung_districts.geojson")
+    from zhongdu.coverage._grid_build import read_source_geojson
+
+    gdf = read_source_geojson(source_dir(), "taichung_districts.geojson")
     seen: set[int] = set()
     cells: list[int] = []
     names: list[str] = []

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_placement.py [--resolution 10] [--candidates 5000] [--picks 200]
 
 1. Taichung at `--resolution` (the shipped default grid when the data helper's `load_default_grid`
-   exists, else built from ../shared/data), existing stations from `generate_layout(grid, date=...)`
+   exists, else built from the shipped inputs), existing stations from `generate_layout(grid, date=...)`
    (or, when that is absent, a seeded stand-in: population-weighted tri-sector sites, documented in
    `standin_layout`), `--candidates` lattice candidates (`generate_candidates`, resolution 9,
    the most uncovered lattice cells first). CELF greedy choosing `--picks` sites, timed, with the
@@ -30,7 +30,7 @@ def _grid(resolution: int) -> Any:
 
         return load_default_grid(resolution)
     except (ImportError, Exception) as exc:  # fall back to building from the shared data
-        print(f"(default grid unavailable: {exc!s:.80}; building from ../shared/data)")
+        print(f"(default grid unavailable: {exc!s:.80}; building from the shipped inputs)")
         from zhongdu.coverage._grid_build import build_grid
 
         return build_grid(resolution)

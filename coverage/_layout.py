@@ -1,6 +1,6 @@
 """Synthetic 4G station layouts for Taichung from the regulator's (NCC) per-district counts.
 
-No public list of Taichung's site positions exists (see `../shared/data/README.md`), only the
+No public list of Taichung's site positions exists (see `data/source/README.md`), only the
 number of 4G base stations per district and date. A layout places exactly that many stations in
 each district, at positions drawn with density proportional to the grid's population there, and
 gives each one documented antenna parameters. It is a model, not a map of the real network.
@@ -29,6 +29,7 @@ from ._grid_build import (
     COUNTS_FILE,
     ENVIRONMENT_BY_DISTRICT,
     GridBuildError,
+    open_source_text,
     read_districts,
     source_dir_or_default,
 )
@@ -96,7 +97,7 @@ def build_station_counts_table(source_dir: Path | str | None = None) -> list[dic
     districts = read_districts(src)
     names = [d.name_zh for d in districts]
     table: dict[str, dict[str, int]] = {}
-    with (src / COUNTS_FILE).open(encoding="utf-8", newline="") as fh:
+    with open_source_text(src, COUNTS_FILE) as fh:
         for row in csv.DictReader(fh):
             if row["technology"] != "4G":
                 continue

@@ -46,6 +46,26 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     derive.add_argument("--out-dir", type=Path, default=None, help="default: the package's data folder")
     derive.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     derive.set_defaults(handler=_grid_rebuild_data)
+    check = grid_sub.add_parser(
+        "check-sources",
+        help="verify the shipped Taichung inputs (coverage/data/source) against their manifest",
+        description="Each shipped file must decompress and have the rows and SHA-256 its manifest "
+        "records; with --originals, each original must pack to the same content. Exit 1 on a problem.",
+    )
+    check.add_argument("--source-dir", type=Path, default=None, help="default: the shipped copy")
+    check.add_argument("--originals", type=Path, default=None, help="folder of the original files to compare")
+    check.set_defaults(handler=_grid_check_sources)
+    pack = grid_sub.add_parser(
+        "pack-sources",
+        help="remake the shipped inputs (coverage/data/source) from the original files",
+        description="Gzip each input under its own name + .gz, dropping the columns no code reads, "
+        "and write manifest.json (rows, SHA-256). Reproducible: the same originals give the same bytes.",
+    )
+    pack.add_argument(
+        "--from", dest="originals", type=Path, required=True, help="folder of the original files"
+    )
+    pack.add_argument("--out-dir", type=Path, default=None, help="default: the shipped copy's folder")
+    pack.set_defaults(handler=_grid_pack_sources)
 
     stations = subparsers.add_parser("stations", help="synthetic 4G station layouts from NCC counts")
     st_sub = stations.add_subparsers(dest="stations_command", metavar="ACTION", required=True)
@@ -126,6 +146,33 @@ def _grid_rebuild_data(args: argparse.Namespace) -> int:
     grid = build_grid(10, args.source_dir, progress=say)
     write_grid(grid, out / "grid_res10.csv.gz")
     say(f"wrote {out / 'grid_res10.csv.gz'} ({len(grid):,} cells)")
+    return 0
+
+
+def _grid_check_sources(args: argparse.Namespace) -> int:
+    from ._grid_build import SHIPPED_SOURCE_DIR
+    from ._sources import MANIFEST_FILE, check_sources
+
+    source_dir: Path = args.source_dir or SHIPPED_SOURCE_DIR
+    problems = check_sources(source_dir, args.originals)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    against = f", and the originals in {args.originals} pack to them" if args.originals else ""
+    print(f"{source_dir}: every file matches {MANIFEST_FILE}{against}")
+    return 0
+
+
+def _grid_pack_sources(args: argparse.Namespace) -> int:
+    from ._grid_build import SHIPPED_SOURCE_DIR
+    from ._sources import pack_sources
+
+    out: Path = args.out_dir or SHIPPED_SOURCE_DIR
+    packed = pack_sources(args.originals, out)
+    for p in packed:
+        print(f"{p.name}\t{p.rows:>6,} rows\t{p.bytes_packed / 1e6:6.3f} MB")
+    print(f"total {sum(p.bytes_packed for p in packed) / 1e6:.2f} MB in {out}")
     return 0
 
 

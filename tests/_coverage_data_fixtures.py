@@ -1,36 +1,32 @@
-"""Shared helpers for the DATA tests (grid build, layouts, indicator series): the real inputs."""
+"""Shared helpers for the DATA tests (grid build, layouts, indicator series): the real inputs.
+
+They come from the copy shipped in `coverage/data/source/` (or `ZHONGDU_SOURCE_DATA_DIR`), read
+here with the plain `csv` module, independently of the builders' readers.
+"""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-import pytest
-
-from zhongdu.settings import Settings
+from zhongdu.coverage._grid_build import open_source_text, source_dir_or_default
 
 
-def shared_data_dir() -> Path:
-    """The real Taichung inputs; fails (never skips) with the fix when they are missing."""
-    path = Settings().source_data_dir
-    if not (path / "taichung_districts.geojson").is_file():
-        pytest.fail(
-            f"the shared Taichung data are not at {path}; set ZHONGDU_SOURCE_DATA_DIR to the folder "
-            "with taichung_districts.geojson etc. (../shared/data next to the repository)"
-        )
-    return path
+def source_data_dir() -> Path:
+    """The real Taichung inputs: the shipped copy unless `ZHONGDU_SOURCE_DATA_DIR` overrides it."""
+    return source_dir_or_default(None)
 
 
 def official_population(source: Path) -> dict[str, int]:
     """2026-09 population per district straight from the source CSV (independent of the builder)."""
-    with (source / "taichung_district_population.csv").open(encoding="utf-8", newline="") as fh:
+    with open_source_text(source, "taichung_district_population.csv") as fh:
         return {r["name_zh"]: int(r["population"]) for r in csv.DictReader(fh)}
 
 
 def ncc_4g_counts(source: Path) -> dict[str, dict[str, int]]:
     """date -> district (or '(未標示區)') -> 4G stations, read straight from the NCC file."""
     out: dict[str, dict[str, int]] = {}
-    with (source / "taichung_base_station_counts.csv").open(encoding="utf-8", newline="") as fh:
+    with open_source_text(source, "taichung_base_station_counts.csv") as fh:
         for r in csv.DictReader(fh):
             if r["technology"] != "4G":
                 continue

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from zhongdu.api import _indicators as ind
 from zhongdu.api import state_of
-from zhongdu.settings import REPO_ROOT
 
 from ._api_fixtures import ADMIN_KEY, api_settings, make_key, running_app
 
@@ -83,15 +82,11 @@ def test_goal_weights_equal_the_sum_of_their_indicators() -> None:
 
 
 def test_formulas_are_transcribed_from_the_seed() -> None:
-    seed_path = REPO_ROOT.parent / "shared" / "seed"
+    # The snippets were copied from the plan's text (../shared/seed on the development machine);
+    # the test reads nothing outside the repository, so it runs the same on a fresh clone.
     items = {i["id"]: i for i in _catalogue()["indicators"]}
     for indicator_id, snippet in SEED_TEXT_SNIPPETS.items():
         assert snippet in items[indicator_id]["formula_zh"]
-    seed_file = seed_path / "taichung_rdec_midterm_plan_104-107.txt"
-    if seed_file.is_file():  # the seed lives beside the repository on the development machine
-        text = seed_file.read_text("utf-8")
-        for item in items.values():
-            assert item["name_zh"].replace(" ", "")[:8] in text.replace(" ", "").replace("\n", ""), item["id"]
 
 
 # --- arithmetic --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests._coverage_data_fixtures import official_population, shared_data_dir
+from tests._coverage_data_fixtures import official_population, source_data_dir
 from zhongdu.coverage import (
     ENVIRONMENT_BY_DISTRICT,
     ENVIRONMENTS,
@@ -27,12 +27,12 @@ from zhongdu.coverage import (
     load_default_grid,
     load_grid,
 )
-from zhongdu.coverage._grid_build import check_resolution, spread_population
+from zhongdu.coverage._grid_build import check_resolution, read_source_geojson, source_file, spread_population
 
 
 @pytest.fixture(scope="module")
 def source() -> Path:
-    return shared_data_dir()
+    return source_data_dir()
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def grid9(source: Path) -> Grid:
 
 @pytest.fixture(scope="module")
 def districts(source: Path) -> gpd.GeoDataFrame:
-    return gpd.read_file(source / "taichung_districts.geojson")
+    return read_source_geojson(source, "taichung_districts.geojson")
 
 
 def _district_sums(grid: Grid) -> dict[str, float]:
@@ -101,7 +101,7 @@ def test_no_cell_in_two_districts_and_polygon_fill_is_complete(grid9: Grid, dist
 
 def test_population_follows_the_statistical_areas(grid9: Grid, source: Path) -> None:
     """Aggregated to resolution-6 parents, grid and 2017 areas agree closely (r > 0.97)."""
-    areas = pd.read_csv(source / "taichung_statistical_areas_2017.csv")
+    areas = pd.read_csv(source_file(source, "taichung_statistical_areas_2017.csv"))
     area_parent = np.array(
         [h3.api.basic_int.latlng_to_cell(a, b, 6) for a, b in zip(areas["lat"], areas["lon"], strict=True)],
         dtype=np.uint64,

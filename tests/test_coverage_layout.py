@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests._coverage_data_fixtures import ncc_4g_counts, shared_data_dir
+from tests._coverage_data_fixtures import ncc_4g_counts, source_data_dir
 from zhongdu.coverage import (
     Grid,
     LayoutError,
@@ -45,7 +45,7 @@ def grid() -> Grid:
 
 @pytest.fixture(scope="module")
 def ncc() -> dict[str, dict[str, int]]:
-    return ncc_4g_counts(shared_data_dir())
+    return ncc_4g_counts(source_data_dir())
 
 
 def _per_district(stations: Stations) -> dict[str, int]:

@@ -6,6 +6,7 @@ sub-processes can set the environment first.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -29,6 +30,17 @@ def mask_url(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def shipped_source_dir() -> Path:
+    """The Taichung inputs shipped with the package (`coverage/data/source`, installed or editable).
+
+    Found without importing `zhongdu.coverage` (NumPy and friends): only its location is needed.
+    """
+    spec = importlib.util.find_spec("zhongdu.coverage")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    base = Path(locations[0]) if locations else REPO_ROOT / "coverage"
+    return base / "data" / "source"
+
+
 class Settings(BaseSettings):
     """Every setting of every part. Unset URLs mean "start an embedded service" (see `demo`)."""
 
@@ -44,8 +56,9 @@ class Settings(BaseSettings):
         description="where embedded services keep their files",
     )
     source_data_dir: Path = Field(
-        REPO_ROOT.parent / "shared" / "data",
-        description="the real Taichung inputs (boundaries, population, station counts)",
+        default_factory=lambda: shipped_source_dir(),
+        description="the real Taichung inputs (boundaries, population, station counts), plain or "
+        "gzipped; default: the copy shipped in the package (coverage/data/source)",
     )
 
     # ingestion
