@@ -1,12 +1,18 @@
 """SenML JSON (RFC 8428) packs from park devices, resolved and checked against the catalogue.
 
-Naming convention (documented in the README): the resolved name `bn + n` is
-`urn:dev:zhongdu:<device_id>:<metric>` or the short form `<device_id>:<metric>`; the device id
-must be the one in the topic `zhongdu/v1/park/<device_id>/senml`. Typical pack:
+Names (DESIGN.md section 2, README "SenML names"): the topic `zhongdu/v1/park/<device_id>/senml`
+names the device. The metric is the part of the resolved name `bn + n` after its last `:` or `/`
+(catalogue metrics contain neither). What comes before it, if anything, is the name's device part:
+- no device part (`temperature`, with or without a `bt`/`bu`-only base): the topic's device;
+- a device part must end with the topic's device id as a whole segment: `air-001:`, `air-001/`,
+  `urn:dev:zhongdu:air-001:`, `urn:dev:mac:0024befffe804ff1:` (on topic `.../0024befffe804ff1/...`);
+  any other device part (`air-002:`, a MAC URN on a topic naming another id) is `device_mismatch`.
+Typical packs, as the simulators and as off-the-shelf libraries write them:
 
     [{"bn": "urn:dev:zhongdu:air-001:", "bt": 1767225600, "bu": "ug/m3", "n": "pm2_5", "v": 12.5},
      {"n": "pm10", "v": 20.1},
      {"n": "temperature", "u": "Cel", "v": 24.3, "t": -60}]
+    [{"n": "temperature", "u": "Cel", "v": 24.3}, {"n": "humidity", "u": "%RH", "v": 61}]
 
 Resolution per RFC 8428 section 4: base fields (`bn`, `bt`, `bu`, `bv`, `bs`, `bver`) apply to
 their record and every later one until changed; time = `bt + t`, and a resolved time below 2**28
@@ -23,6 +29,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from zhongdu.ingest._metrics_catalogue import BOOLEAN_METRICS, METRICS, STRING_METRICS, STRING_VALUES
@@ -149,26 +156,18 @@ def resolve_pack(
                 base_sum = _number(record["bs"], "bs", index)
 
         n = record.get("n", "")
-        if (base_name == long_prefix or base_name == short_prefix) and type(n) is str and n:
-            metric = n  # the usual pack: bn names the device, n the metric
-        elif (name := base_name + (n if type(n) is str else _string(n, "n", index))).startswith(long_prefix):
-            metric = name[len(long_prefix) :]
-        elif name.startswith(short_prefix):
-            metric = name[len(short_prefix) :]
+        if type(n) is not str:
+            n = _string(n, "n", index)
+        # The usual packs, one look-up: no bn (bare names) or a bn naming the topic's device.
+        named_here = not base_name or base_name == long_prefix or base_name == short_prefix
+        spec = specs.get(n) if named_here else None
+        if spec is not None:
+            metric = n
         else:
-            if not name or not _NAME_RE.fullmatch(name):
-                raise SenmlReject(Reason.BAD_SENML, f"record {index}: invalid SenML name {name!r:.80}")
-            raise SenmlReject(
-                Reason.DEVICE_MISMATCH,
-                f"record {index}: name {name!r:.80} is not '{URN_PREFIX}{device_id}:<metric>' "
-                f"or '{device_id}:<metric>' (device id from the topic)",
-            )
-        spec = specs.get(metric)
-        if spec is None:
-            name = base_name + n
-            if not _NAME_RE.fullmatch(name):
-                raise SenmlReject(Reason.BAD_SENML, f"record {index}: invalid SenML name {name!r:.80}")
-            raise SenmlReject(Reason.UNKNOWN_METRIC, f"record {index}: unknown metric {metric!r:.60}")
+            metric, reason, detail = _resolve_name(base_name + n, device_id)
+            if reason is not None:
+                raise SenmlReject(reason, f"record {index}: {detail}")
+            spec = specs[metric]
 
         if "t" in record:
             t = record["t"]
@@ -227,6 +226,32 @@ def resolve_pack(
 
 
 _OTHER_VALUES = frozenset({"vs", "vb", "vd", "s"})
+
+
+@lru_cache(maxsize=4096)
+def _resolve_name(name: str, device_id: str) -> tuple[str, Reason | None, str]:
+    """(metric, None, "") when `name` is a metric of the topic's device, else ("", reason, detail).
+
+    The metric is what follows the last `:` or `/`; a device part before it must end with the
+    topic's device id as a whole segment (device ids may themselves contain `:`). Cached: a device
+    sends the same few names in every pack.
+    """
+    if not _NAME_RE.fullmatch(name):
+        return "", Reason.BAD_SENML, f"invalid SenML name {name!r:.80}"
+    cut = max(name.rfind(":"), name.rfind("/"))
+    metric = name[cut + 1 :]
+    if metric not in _SPECS:
+        return "", Reason.UNKNOWN_METRIC, f"unknown metric {metric!r:.60} (name {name!r:.80})"
+    if cut < 0:
+        return metric, None, ""
+    device_part = name[:cut]
+    if device_part == device_id or device_part.endswith((":" + device_id, "/" + device_id)):
+        return metric, None, ""
+    claimed = device_part[max(device_part.rfind(":"), device_part.rfind("/")) + 1 :]
+    return "", Reason.DEVICE_MISMATCH, (
+        f"name {name!r:.80} carries device id {claimed!r:.64} but the topic names {device_id!r}; "
+        f"send bare metric names ({metric!r}) or names ending in '{device_id}:{metric}'"
+    )
 
 
 def _slow_value(

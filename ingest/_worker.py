@@ -314,7 +314,15 @@ class Ingester:
             self._pending_subscriptions = mids
         if not mids:
             self._connected.set()
-        log.info("connected to the broker (session present: %s)", getattr(flags, "session_present", "?"))
+        present = getattr(flags, "session_present", "?")
+        log.info("connected to the broker (session present: %s)", present)
+        if present is True and self.stats.connects == 1:
+            log.info(
+                "resumed the MQTT session of client id %r: messages queued for it while no worker "
+                "held it are delivered now, into %s; a client id names a session, so give each "
+                "worker of each database its own",
+                self.client_id, mask_url(self.database_url),
+            )  # fmt: skip
 
     def _on_subscribe(
         self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[ReasonCode], _props: Any

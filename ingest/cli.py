@@ -15,15 +15,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             "Subscribe to zhongdu/v1/# (MQTT v5 shared subscription $share/<group>/..., persistent "
             "session, QoS 1; MQTT 3.1.1 where the broker refuses v5), validate SenML and base-station "
             "telemetry, write batches idempotently and acknowledge after commit. Settings: "
-            "ZHONGDU_DATABASE_URL, ZHONGDU_MQTT_URL, ZHONGDU_AUTO_REGISTER, ZHONGDU_INGEST_*."
+            "ZHONGDU_DATABASE_URL, ZHONGDU_MQTT_URL, ZHONGDU_AUTO_REGISTER, ZHONGDU_INGEST_*. "
+            "The client id names a persistent MQTT session (7-day expiry) that outlives the process: "
+            "the broker keeps queuing this worker's share of the messages while it is stopped and "
+            "hands them to whichever process next connects with the same id, whatever database that "
+            "process writes to. So restart a worker with its own id, give every worker (and every "
+            "database) a distinct id, and retire an id for good only by letting its session expire."
         ),
     )
     parser.add_argument("--database-url", help="default: ZHONGDU_DATABASE_URL")
     parser.add_argument("--mqtt-url", help="default: ZHONGDU_MQTT_URL")
     parser.add_argument(
         "--client-id",
-        help="MQTT client id; keep it stable across restarts (the persistent session) and distinct per "
-        "worker (default: ZHONGDU_MQTT_CLIENT_ID-<hostname>)",
+        help="MQTT client id = the name of this worker's persistent session: keep it stable across "
+        "restarts, distinct per worker and per database (default: ZHONGDU_MQTT_CLIENT_ID-<hostname>)",
     )
     parser.add_argument("--group", help="shared-subscription group (default: ZHONGDU_MQTT_SHARE_GROUP)")
     parser.add_argument(

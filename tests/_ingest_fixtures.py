@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -21,10 +22,12 @@ def host_port(url: str) -> tuple[str, int]:
 
 
 @contextmanager
-def publisher(url: str, client_id: str, *, mqtt5: bool = True) -> Iterator[mqtt.Client]:
+def publisher(url: str, name: str, *, mqtt5: bool = True) -> Iterator[mqtt.Client]:
+    """A connected QoS 1 publisher. Its client id is `name` plus a random suffix: a client id names
+    an MQTT session, and parallel test runs (or another helper's) must never share one."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=client_id,
+        client_id=f"{name}-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv311,
     )
     client.max_inflight_messages_set(200)

@@ -117,6 +117,69 @@ def test_base_value_base_sum_booleans_strings() -> None:
     }
 
 
+# --- SenML names as real devices and libraries write them (DESIGN.md section 2) -----------------------
+
+
+def _stored(topic: str, pack: object) -> list[tuple[object, ...]]:
+    return [(r[0], r[1], r[2], r[3], r[4]) for r in accepted(topic, pack).readings]
+
+
+def test_bare_names_are_the_topics_device() -> None:
+    pack = [{"n": "temperature", "u": "Cel", "v": 24.3}, {"n": "humidity", "u": "%RH", "v": 61}]
+    assert _stored(PARK, pack) == [
+        (NOW, "air-001", "temperature", 24.3, "Cel"),
+        (NOW, "air-001", "humidity", 61.0, "%RH"),
+    ]
+    # the same values under another device's topic belong to that device
+    assert {r[1] for r in _stored("zhongdu/v1/park/wx-9/senml", pack)} == {"wx-9"}
+
+
+def test_bt_with_relative_t_and_bver_without_bn() -> None:
+    pack = [
+        {"bver": 10, "bt": T0 - 120, "bu": "ug/m3", "n": "pm2_5", "v": 10.0, "t": 0},
+        {"n": "pm2_5", "v": 11.0, "t": 60},
+        {"n": "pm2_5", "v": 12.0, "t": 120},
+        {"n": "pm10", "v": 20.0, "t": 120},
+    ]
+    assert _stored(PARK, pack) == [
+        (NOW - timedelta(seconds=120), "air-001", "pm2_5", 10.0, "ug/m3"),
+        (NOW - timedelta(seconds=60), "air-001", "pm2_5", 11.0, "ug/m3"),
+        (NOW, "air-001", "pm2_5", 12.0, "ug/m3"),
+        (NOW, "air-001", "pm10", 20.0, "ug/m3"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("topic_id", "bn", "n"),
+    [
+        ("air-001", "urn:dev:zhongdu:air-001:", "pm2_5"),  # the project's own convention
+        ("air-001", "air-001:", "pm2_5"),
+        ("air-001", "air-001/", "pm2_5"),  # a path-style base name
+        ("air-001", "", "air-001:pm2_5"),
+        ("air-001", "", "air-001/pm2_5"),
+        ("air-001", "zhongdu/park/air-001/", "pm2_5"),  # the id ends the device part
+        ("0024befffe804ff1", "urn:dev:mac:0024befffe804ff1:", "pm2_5"),  # RFC 8428 / RFC 9039 forms
+        ("10e2073a01080063", "urn:dev:ow:10e2073a01080063:", "pm2_5"),
+        ("a:b", "urn:dev:zhongdu:a:b:", "pm2_5"),  # ids may contain ':'
+        ("air-001", "urn:dev:zhongdu:air-001:pm", "2_5"),  # bn + n is what counts
+    ],
+)
+def test_names_carrying_the_topics_device_id(topic_id: str, bn: str, n: str) -> None:
+    record: dict[str, object] = {"n": n, "v": 12.5}
+    if bn:
+        record["bn"] = bn
+    assert _stored(f"zhongdu/v1/park/{topic_id}/senml", [record]) == [(NOW, topic_id, "pm2_5", 12.5, "ug/m3")]
+
+
+def test_a_mismatch_says_which_id_the_name_carries() -> None:
+    result = parse(PARK, [{"bn": "urn:dev:mac:0024befffe804ff1:", "n": "temperature", "v": 20}])
+    assert isinstance(result, Rejected) and result.reason == Reason.DEVICE_MISMATCH
+    assert "'0024befffe804ff1'" in result.detail and "'air-001'" in result.detail
+    # a later bn re-bases the rest of the pack: one foreign record rejects the whole pack
+    pack = [{"n": "pm10", "v": 1}, {"bn": "air-002:", "n": "pm10", "v": 2}]
+    assert reason(PARK, pack) == Reason.DEVICE_MISMATCH
+
+
 def test_build_pack_round_trips() -> None:
     values = {"power_active": -1200.5, "voltage": 229.9, "door_open": False, "charger_status": "faulted"}
     result = accepted("zhongdu/v1/park/m-1/senml", build_pack("m-1", values, time_s=T0 - 1))
@@ -150,7 +213,16 @@ def test_build_pack_round_trips() -> None:
         ([{"n": "air-001:pm2_5", "v": 1, "foo_": 1}], Reason.BAD_SENML),  # must-understand label
         ([{"n": "air-001:pm2_5", "v": 1, "t": "now"}], Reason.BAD_SENML),
         ([{"n": "other-9:pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),
-        ([{"n": "pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),  # no device prefix
+        ([{"bn": "air-002/", "n": "pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),
+        ([{"bn": "urn:dev:mac:0024befffe804ff1:", "n": "pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),
+        ([{"bn": "urn:dev:zhongdu:air-001:", "n": "air-002:pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),
+        ([{"n": "site/air-001/x/pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),  # the id must end the part
+        ([{"n": "xair-001:pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),  # ... as a whole segment
+        ([{"n": "pm 2.5", "v": 1}], Reason.BAD_SENML),  # RFC 8428 name characters only
+        ([{"bn": "air-001:", "n": 5, "v": 1}], Reason.BAD_SENML),
+        ([{"n": "", "v": 1}], Reason.BAD_SENML),
+        ([{"n": "3303/0/5700", "v": 1}], Reason.UNKNOWN_METRIC),  # LwM2M paths are not our metrics
+        ([{"bn": "air-001", "n": "pm2_5", "v": 1}], Reason.UNKNOWN_METRIC),  # 'air-001pm2_5': no separator
         ([{"n": "air-001:pm3", "v": 1}], Reason.UNKNOWN_METRIC),
         ([{"n": "air-001:pm2_5", "v": 1, "u": "kg/m3"}], Reason.BAD_UNIT),
         ([{"bu": "Cel", "n": "air-001:pm2_5", "v": 1}], Reason.BAD_UNIT),

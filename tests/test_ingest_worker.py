@@ -246,6 +246,55 @@ def test_database_connection_lost_mid_stream_loses_nothing(
         ingester.stop()
 
 
+def test_packs_as_real_devices_write_them_are_stored(
+    clean_db: str, tuned_broker: services.Service, wait_until: Wait
+) -> None:
+    """Bare names, a path-style bn, bt with relative t, bver and a MAC URN base name, through the
+    broker into the database; a MAC URN naming another device than the topic is rejected."""
+    now = int(time.time())
+    wx, mac = "wx-1", "0024befffe804ff1"
+    packs = [
+        (wx, [{"n": "temperature", "u": "Cel", "v": 24.3}, {"n": "humidity", "u": "%RH", "v": 61}]),
+        (wx, [{"bn": f"{wx}/", "n": "pressure", "u": "hPa", "v": 1013.2}, {"n": "wind_speed", "v": 3.4}]),
+        (wx, [{"bt": now - 300, "n": "temperature", "v": 23.1, "t": -60},
+              {"n": "temperature", "v": 23.4, "t": 0}, {"n": "rain", "u": "mm", "v": 0.2, "t": 0}]),
+        (mac, [{"bver": 10, "bn": f"urn:dev:mac:{mac}:", "bt": now - 5, "n": "temperature", "u": "Cel", "v": 22}]),
+        (wx, [{"bn": f"urn:dev:mac:{mac}:", "n": "temperature", "v": 22}]),  # another device's name
+    ]  # fmt: skip
+    ingester = make_ingester(clean_db, tuned_broker.url)  # auto-registers the two devices
+    ingester.start()
+    try:
+        assert ingester.wait_connected()
+        messages = [(f"zhongdu/v1/park/{d}/senml", json.dumps(p).encode()) for d, p in packs]
+        with publisher(tuned_broker.url, "pub-real") as client:
+            publish_all(client, messages)
+        assert wait_until(lambda: ingester.stats.committed >= len(messages), timeout=30)
+    finally:
+        ingester.stop()
+    with psycopg.connect(clean_db) as conn:
+        rows = conn.execute(
+            "SELECT device_id, metric, value, unit, extract(epoch FROM time)::bigint FROM readings"
+        ).fetchall()
+        rejected = conn.execute("SELECT reason, topic, detail FROM rejected_messages").fetchall()
+    assert len(rows) == 8
+    assert sorted((d, m, v, u) for d, m, v, u, _ in rows) == [
+        (mac, "temperature", 22.0, "Cel"),
+        (wx, "humidity", 61.0, "%RH"),
+        (wx, "pressure", 1013.2, "hPa"),
+        (wx, "rain", 0.2, "mm"),
+        (wx, "temperature", 23.1, "Cel"),
+        (wx, "temperature", 23.4, "Cel"),
+        (wx, "temperature", 24.3, "Cel"),
+        (wx, "wind_speed", 3.4, "m/s"),
+    ]
+    times = {(m, v): t for _, m, v, _, t in rows}
+    assert times[("temperature", 23.1)] == now - 360 and times[("temperature", 23.4)] == now - 300
+    assert times[("temperature", 22.0)] == now - 5
+    assert abs(times[("temperature", 24.3)] - now) <= 60  # no time: the time of receipt
+    assert len(rejected) == 1 and rejected[0][:2] == ("device_mismatch", f"zhongdu/v1/park/{wx}/senml")
+    assert mac in rejected[0][2]
+
+
 def test_two_workers_split_a_shared_subscription(
     clean_db: str, tuned_broker: services.Service, wait_until: Wait
 ) -> None:
@@ -348,7 +397,7 @@ def test_slow_database_slows_intake_instead_of_growing_memory(
 
 
 def test_committed_messages_are_acknowledged_and_not_redelivered(
-    clean_db: str, tuned_broker: services.Service, wait_until: Wait
+    clean_db: str, tuned_broker: services.Service, wait_until: Wait, caplog: pytest.LogCaptureFixture
 ) -> None:
     client_id, group = f"ack-{uuid.uuid4().hex[:6]}", f"g{uuid.uuid4().hex[:8]}"
     first = make_ingester(clean_db, tuned_broker.url, client_id=client_id, group=group)
@@ -360,6 +409,7 @@ def test_committed_messages_are_acknowledged_and_not_redelivered(
         assert wait_until(lambda: first.stats.committed >= 500)
     finally:
         first.stop()
+    caplog.set_level("INFO", logger="zhongdu.ingest._worker")
     again = make_ingester(clean_db, tuned_broker.url, client_id=client_id, group=group)  # same session
     again.start()
     try:
@@ -367,4 +417,18 @@ def test_committed_messages_are_acknowledged_and_not_redelivered(
         assert wait_until(lambda: again.stats.received > 0, timeout=1.5) is False  # nothing came back
     finally:
         again.stop()
+    assert f"resumed the MQTT session of client id '{client_id}'" in caplog.text  # the user is told
     assert scalar(clean_db, "SELECT count(*) FROM readings") == 1500
+
+
+def test_ingest_help_says_the_client_id_names_a_session() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "zhongdu.cli", "ingest", "--help"], capture_output=True, text=True, timeout=60
+    )
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 0
+    assert "The client id names a persistent MQTT session" in text
+    assert "distinct per worker and per database" in text
