@@ -40,7 +40,7 @@ POPULATION_FILE = "taichung_district_population.csv"
 AREAS_FILE = "taichung_statistical_areas_2017.geojson"
 AREA_POINTS_FILE = "taichung_statistical_areas_2017.csv"
 COUNTS_FILE = "taichung_base_station_counts.csv"
-OPERATOR_COUNTS_FILE = "taichung_base_station_counts_by_operator.csv"
+OPERATOR_SOURCE_FILE = "taichung_base_station_counts_by_operator.csv"
 #: The shipped copy of the inputs (the default of `ZHONGDU_SOURCE_DATA_DIR`), each file gzipped.
 SHIPPED_SOURCE_DIR = Path(__file__).resolve().parent / "data" / "source"
 #: What `source_dir_or_default` insists on: the grid builder's and the layouts' inputs.

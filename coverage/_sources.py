@@ -25,7 +25,7 @@ from ._grid_build import (
     AREAS_FILE,
     COUNTS_FILE,
     DISTRICTS_FILE,
-    OPERATOR_COUNTS_FILE,
+    OPERATOR_SOURCE_FILE,
     POPULATION_FILE,
     SHIPPED_SOURCE_DIR,
     GridBuildError,
@@ -42,7 +42,7 @@ SHIPPED_COLUMNS: dict[str, tuple[str, ...] | None] = {
     AREAS_FILE: ("codebase", "district_code", "population_2017_06"),
     AREA_POINTS_FILE: ("codebase", "district_code", "lon", "lat", "area_km2", "population_2017_06"),
     COUNTS_FILE: ("name_zh", "name_en", "district_code", "as_of_date", "technology", "base_stations"),
-    OPERATOR_COUNTS_FILE: ("city_zh", "as_of_date", "operator", "technology", "base_stations"),
+    OPERATOR_SOURCE_FILE: ("city_zh", "as_of_date", "operator", "technology", "base_stations"),
 }
 
 
