@@ -164,7 +164,9 @@ def resolve_pack(
         if spec is not None:
             metric = n
         else:
-            metric, reason, detail = _resolve_name(base_name + n, device_id)
+            name = base_name + n
+            resolve = _resolve_name_cached if len(name) <= _CACHED_NAME_LENGTH else _resolve_name
+            metric, reason, detail = resolve(name, device_id)
             if reason is not None:
                 raise SenmlReject(reason, f"record {index}: {detail}")
             spec = specs[metric]
@@ -228,13 +230,11 @@ def resolve_pack(
 _OTHER_VALUES = frozenset({"vs", "vb", "vd", "s"})
 
 
-@lru_cache(maxsize=4096)
 def _resolve_name(name: str, device_id: str) -> tuple[str, Reason | None, str]:
     """(metric, None, "") when `name` is a metric of the topic's device, else ("", reason, detail).
 
     The metric is what follows the last `:` or `/`; a device part before it must end with the
-    topic's device id as a whole segment (device ids may themselves contain `:`). Cached: a device
-    sends the same few names in every pack.
+    topic's device id as a whole segment (device ids may themselves contain `:`).
     """
     if not _NAME_RE.fullmatch(name):
         return "", Reason.BAD_SENML, f"invalid SenML name {name!r:.80}"
@@ -252,6 +252,12 @@ def _resolve_name(name: str, device_id: str) -> tuple[str, Reason | None, str]:
         f"name {name!r:.80} carries device id {claimed!r:.64} but the topic names {device_id!r}; "
         f"send bare metric names ({metric!r}) or names ending in '{device_id}:{metric}'"
     )
+
+
+# A device sends the same few names in every pack, so resolutions are cached; only names up to
+# this length, so that a flood of long unique names cannot grow the cache beyond ~2 MB.
+_CACHED_NAME_LENGTH = 160
+_resolve_name_cached = lru_cache(maxsize=4096)(_resolve_name)
 
 
 def _slow_value(

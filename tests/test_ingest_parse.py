@@ -162,6 +162,7 @@ def test_bt_with_relative_t_and_bver_without_bn() -> None:
         ("10e2073a01080063", "urn:dev:ow:10e2073a01080063:", "pm2_5"),
         ("a:b", "urn:dev:zhongdu:a:b:", "pm2_5"),  # ids may contain ':'
         ("air-001", "urn:dev:zhongdu:air-001:pm", "2_5"),  # bn + n is what counts
+        ("air-001", "site/" + "s" * 200 + "/air-001/", "pm2_5"),  # a long name: resolved, not cached
     ],
 )
 def test_names_carrying_the_topics_device_id(topic_id: str, bn: str, n: str) -> None:
@@ -218,6 +219,7 @@ def test_build_pack_round_trips() -> None:
         ([{"bn": "urn:dev:zhongdu:air-001:", "n": "air-002:pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),
         ([{"n": "site/air-001/x/pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),  # the id must end the part
         ([{"n": "xair-001:pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),  # ... as a whole segment
+        ([{"n": "s" * 300 + ":pm2_5", "v": 1}], Reason.DEVICE_MISMATCH),  # long names too
         ([{"n": "pm 2.5", "v": 1}], Reason.BAD_SENML),  # RFC 8428 name characters only
         ([{"bn": "air-001:", "n": 5, "v": 1}], Reason.BAD_SENML),
         ([{"n": "", "v": 1}], Reason.BAD_SENML),
