@@ -214,7 +214,7 @@ class _ExtraWorkers:
                     "--mqtt-url",
                     broker,
                     "--client-id",
-                    f"bench-ingest-{k + 2}",
+                    f"bench-ingest-{group}-{k + 2}",
                     "--group",
                     group,
                     "--mqtt-protocol",
@@ -435,7 +435,7 @@ def run(
         )  # fmt: skip
         collector = _Collector()
         ingester = Ingester(
-            settings, client_id="bench-ingest", mqtt5=True, migrate=False,
+            settings, client_id=f"bench-ingest-{group}", mqtt5=True, migrate=False,
             metrics=IngestMetrics(CollectorRegistry()), on_commit=collector, writers=writers,
         )  # fmt: skip
         ingester.start()
