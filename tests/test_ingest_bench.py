@@ -28,7 +28,7 @@ def test_small_run_has_every_phase_and_loses_nothing(pg_server_url: str) -> None
     before = _bench_databases(pg_server_url)
     logged: list[str] = []
     results = _bench.run(
-        server=pg_server_url, rate=300, seconds=1.5, records=3, half_seconds=1, naive_seconds=1.5,
+        server=pg_server_url, rate=300, seconds=1.5, records=3, half_seconds=1, naive_seconds=3,
         publishers=1, workers=2, capacity_rate=600, capacity_seconds=1.5, log=logged.append,
     )  # fmt: skip
     for phase, rate in (("full", 300), ("half", 150), ("capacity", 600)):
