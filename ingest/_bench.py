@@ -376,7 +376,12 @@ def _naive_phase(
     client.loop_start()
     time.sleep(0.5)
     pacer = _start_pacer(broker, rate, int(rate * seconds), records, devices, f"naive{uuid.uuid4().hex[:4]}")
-    started = time.time()
+    # The clock starts at the first delivery: the load generator is a Python process whose start-up
+    # took several seconds on a loaded machine, longer than a short run's whole window.
+    deadline = time.time() + 60.0
+    while not times and time.time() < deadline and pacer.poll() is None:
+        time.sleep(0.01)
+    started = times[0] if times else time.time()
     time.sleep(seconds)
     window_end = time.time()
     pacer.kill()
@@ -384,9 +389,7 @@ def _naive_phase(
     client.disconnect()
     client.loop_stop()
     conn.close()
-    # Warm-up: the first second, counted from the first delivery, not from the pacer's start (on
-    # a loaded machine the publisher process can take most of a short window to get going).
-    warm = max(started, times[0] if times else started) + 1.0
+    warm = started + 1.0
     in_window = sum(1 for t in times if warm <= t <= window_end)
     msgs_per_s = in_window / (window_end - warm) if window_end > warm else 0.0
     return {
