@@ -115,7 +115,7 @@ def max_reach_m(
     frequency_mhz: ArrayLike,
     height_m: ArrayLike,
     environment: ArrayLike,
-    threshold_dbm: float,
+    threshold_dbm: ArrayLike,
 ) -> F64:
     """Largest distance (m) at which RSRP at boresight still reaches the threshold; 0 if nowhere.
 
