@@ -1,8 +1,8 @@
 """The `capacity` criterion: a cell counts as served only if its serving sector is not overloaded.
 
-A first, documented model (coverage/data/README.md): each covered cell is served by one sector
-(its best server with per-cell output, else the engine's witness: a covering sector of the
-nearest site). A sector's busy-hour load is
+A first, documented model (coverage/data/README.md): each covered cell is served by one sector:
+of the nearest site that covers it (the engine's witness search), the covering sector whose
+boresight points closest to the cell. A sector's busy-hour load is
 
     load = activity x subscriber_share x (population of the cells it serves)
            / (users_per_mhz x bandwidth_mhz)

@@ -855,7 +855,8 @@ def compute_coverage(
     nearest sites, then an exhaustive search for the rest); with it, every pair in reach is
     evaluated for the best server. `criterion`: `outdoor` (DESIGN.md), `indoor` (building loss
     of `_indoor` added), `capacity` (outdoor, and the serving sector under its load limit,
-    `_capacity`; the serving sector is the best server with `per_cell`, else the witness).
+    `_capacity`; the serving sector: of the nearest site covering the cell, the covering sector
+    pointing closest to it).
     """
     _check_args(grid, stations, model, threshold_dbm, criterion)
     indoor = criterion == "indoor"
@@ -863,7 +864,7 @@ def compute_coverage(
     stations_serving, sectors_serving = _serving_counts(stations, stations.up)
     if per_cell:
         rsrp, serving, covered = _per_cell(grid, stations, rows, model, threshold_dbm, indoor)
-    else:
+    if not per_cell or criterion == "capacity":
         geo = _geometry(grid)
         sec = _sectors(geo, stations, rows, model, threshold_dbm, indoor)
         sites = _sites(sec)
@@ -877,11 +878,11 @@ def compute_coverage(
             np.ones(len(rows), dtype=bool),
         )
         covered = wit >= 0
-        if criterion == "capacity":
-            wit = _aimed(geo, sec, sites, model, threshold_dbm, wit)
-        serving = np.where(covered, rows[np.maximum(wit, 0)], -1)
     if criterion == "capacity":
-        covered = capacity_served(grid, stations, serving, capacity or CapacityParams())
+        # served by the covering sector of the nearest covering site that points closest to the cell
+        wit = _aimed(geo, sec, sites, model, threshold_dbm, wit)
+        load_server = np.where(wit >= 0, rows[np.maximum(wit, 0)], -1)
+        covered = capacity_served(grid, stations, load_server, capacity or CapacityParams())
         if per_cell:
             rsrp = np.where(covered, rsrp, np.nan)
             serving = np.where(covered, serving, -1)

@@ -5,8 +5,9 @@ per district and operator. The layout needs both margins: `operator_district_cou
 district's count among the operators in proportion to their city-wide shares at that date, with
 an integer rounding that keeps both margins exact (every district's count and every operator's
 city count): floors of the proportional quotas, then the remaining units row by row (largest
-deficit first) to the operators with the largest remaining city deficit (ties: larger fractional
-part, then operator order). Deterministic; documented in coverage/data/README.md.
+deficit first), each to the operator with the largest fractional part among those whose city
+count is not yet reached (ties: larger remaining city deficit, then operator order).
+Deterministic; documented in coverage/data/README.md.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def operator_district_counts(
     col_left = cols - out.sum(axis=0)
     for d in np.lexsort((np.arange(len(rows)), -row_left)).tolist():
         for _ in range(int(row_left[d])):
-            pick = int(np.lexsort((np.arange(len(ops)), -frac[d], -col_left))[0])
+            open_ = col_left > 0
+            pick = int(np.lexsort((np.arange(len(ops)), -col_left, -frac[d], ~open_))[0])
             out[d, pick] += 1
             col_left[pick] -= 1
             frac[d, pick] = -1.0  # a second unit to the same cell only when nothing else is left
