@@ -252,37 +252,31 @@ def _geometry(grid: Grid) -> _Geometry:
         x, y, z = frame.apply(*_unit_vectors(lat, lng), scale=_R)
         env = grid.environment.astype(np.int64)
         present = tuple(int(e) for e in np.unique(env))
-        probe, px, py = _probes(grid, frame)
+        probe, px, py = _probes(grid, x, y)
         geo = _Geometry(frame, x, y, z, lat, lng, env, present, probe, px, py)
         grid._cache["geometry"] = geo
     return geo
 
 
-def _probes(grid: Grid, frame: _Frame) -> tuple[I64, F64, F64]:
+def _probes(grid: Grid, cx: F64, cy: F64) -> tuple[I64, F64, F64]:
     """Each cell's H3 ancestor at resolution 9 (at most two levels up; bit arithmetic on the
     index) and the ancestors' centres.
 
     A nearest-site query per ancestor (7 or 49 cells) instead of per cell is several times
     cheaper and finds almost the same witnesses (the exhaustive step catches the rest).
     """
-    import h3
-
     # ancestors about the size of a resolution-9 cell (174 m edge), at most two levels up
     p = min(grid.resolution, max(9, grid.resolution - 2))
     if p == grid.resolution:
-        lat, lng = grid.latlng_deg()
-        x, y, _ = frame.apply(*_unit_vectors(lat, lng), scale=_R)
-        return np.arange(len(grid), dtype=np.int64), x, y
+        return np.arange(len(grid), dtype=np.int64), cx, cy
     digits = np.uint64((1 << (3 * (15 - p))) - 1)  # unused digits below resolution p are 7 (0b111)
     parent = ((grid.cells | digits) & ~np.uint64(0xF << 52)) | np.uint64(p << 52)
-    uniq, inverse = np.unique(parent, return_inverse=True)
-    flat = np.fromiter(
-        (v for c in uniq.tolist() for v in h3.api.basic_int.cell_to_latlng(c)),
-        dtype=np.float64,
-        count=2 * len(uniq),
-    ).reshape(-1, 2)
-    x, y, _ = frame.apply(*_unit_vectors(flat[:, 0], flat[:, 1]), scale=_R)
-    return inverse.reshape(-1).astype(np.int64), x, y
+    _, inverse = np.unique(parent, return_inverse=True)
+    inverse = inverse.reshape(-1).astype(np.int64)
+    # the probe is the mean of the ancestor's children in the grid (near its centre; any point
+    # works, the exhaustive step keeps the search exact): no h3 call per ancestor
+    count = np.bincount(inverse).astype(np.float64)
+    return inverse, np.bincount(inverse, weights=cx) / count, np.bincount(inverse, weights=cy) / count
 
 
 def _build_tiles(geo: _Geometry, cells: I64 | None, tile: float) -> _Tiles:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import subprocess
@@ -144,14 +145,18 @@ def test_capacity_serves_a_sector_only_below_its_load_limit() -> None:
         need = served_people[s] / 20.0
         for factor, ok in ((1.0001, True), (0.9999, False)):
             params = CapacityParams(activity=1.0, users_per_mhz=need * factor)
-            res = compute_coverage(grid, st, model="disk", criterion="capacity", capacity=params, per_cell=True)
+            res = compute_coverage(
+                grid, st, model="disk", criterion="capacity", capacity=params, per_cell=True
+            )
             assert res.covered is not None
             assert bool(res.covered[base.covered & (aimed == s)].all()) is ok
             for other in range(3):
                 load = served_people[other] / (20.0 * need * factor)
                 assert bool(res.covered[base.covered & (aimed == other)].all()) is bool(load < 1.0)
     # the witness path (no per-cell output) serves through the sector pointing at the cell
-    fast = compute_coverage(grid, st, model="disk", criterion="capacity", capacity=CapacityParams(activity=1e-6))
+    fast = compute_coverage(
+        grid, st, model="disk", criterion="capacity", capacity=CapacityParams(activity=1e-6)
+    )
     assert fast.share == base.share
     tight = CapacityParams(activity=1.0, users_per_mhz=served_people.min() / 20.0 * 0.5)
     assert compute_coverage(grid, st, model="disk", criterion="capacity", capacity=tight).share == 0.0
@@ -167,7 +172,7 @@ def test_capacity_on_the_city_layout_stays_below_outdoor_and_falls_with_activity
         compute_coverage(grid, st, criterion="capacity", capacity=CapacityParams(activity=a)).share
         for a in (0.02, 0.05, 0.1, 0.2)
     ]
-    assert outdoor >= shares[0] and all(b <= a for a, b in zip(shares, shares[1:], strict=False))
+    assert outdoor >= shares[0] and all(b <= a for a, b in itertools.pairwise(shares))
     assert shares[-1] < shares[0]
 
 
@@ -227,7 +232,9 @@ def test_each_operator_any_and_every_major() -> None:
     assert set(out) == {"any", "every_major", *OPERATORS}
     assert out["any"].to_dict() == compute_coverage(grid, st, criterion="indoor").to_dict()
     every = np.logical_and.reduce([out[c].covered for c in MAJOR_OPERATORS])
-    assert out["every_major"].population_covered == pytest.approx(float(grid.population[every].sum()), rel=1e-9)
+    assert out["every_major"].population_covered == pytest.approx(
+        float(grid.population[every].sum()), rel=1e-9
+    )
     assert out["every_major"].share <= min(out[c].share for c in MAJOR_OPERATORS)
     assert all(out[c].share <= out["any"].share for c in OPERATORS)
     one = compute_by_operator(grid, st, operator="TWM", criterion="indoor")
@@ -269,10 +276,15 @@ def test_cli_criterion_and_operator(tmp_path: Path) -> None:
     assert each["every_major"]["share"] <= min(each[c]["share"] for c in ("CHT", "TWM", "FET"))
     one = json.loads(_run(*common, "--operator", "twm").stdout)
     assert one["operator"] == "TWM" and one["share"] == each_share(grid, st, "TWM")
-    cap = json.loads(_run(*common, "--criterion", "capacity", "--activity", "0.5", "--users-per-mhz", "1").stdout)
-    assert cap["share"] == compute_coverage(
-        grid, st, criterion="capacity", capacity=CapacityParams(activity=0.5, users_per_mhz=1.0)
-    ).share
+    cap = json.loads(
+        _run(*common, "--criterion", "capacity", "--activity", "0.5", "--users-per-mhz", "1").stdout
+    )
+    assert (
+        cap["share"]
+        == compute_coverage(
+            grid, st, criterion="capacity", capacity=CapacityParams(activity=0.5, users_per_mhz=1.0)
+        ).share
+    )
     bad = _run(*common, "--operator", "NOPE")
     assert bad.returncode != 0 and "unknown operator" in bad.stderr
     bad = _run(*common, "--criterion", "capacity", "--activity", "3")
