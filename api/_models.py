@@ -87,6 +87,12 @@ class CoverageOut(BaseModel):
     population_covered: float
     share: float
     districts: list[DistrictShareOut]
+    criterion: str | None = Field(default=None, description="absent for the default (outdoor)")
+    operator: str | None = Field(default=None, description="absent for the default (any operator)")
+    by_operator: dict[str, dict[str, float]] | None = Field(default=None, description="operator=each")
+    every_major: dict[str, float] | None = Field(
+        default=None, description="operator=each: covered by every major operator (CHT, TWM, FET)"
+    )
 
 
 class CellPropertiesOut(BaseModel):

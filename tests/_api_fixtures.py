@@ -39,6 +39,7 @@ def small_city(seed: int = 7) -> tuple[Grid, Stations]:
         lon=[CENTRE[1] - 0.01, CENTRE[1] + 0.01, CENTRE[1] + 0.5],
         lat=[CENTRE[0], CENTRE[0], CENTRE[0]],
         radius_m=[900.0, 900.0, 500.0],
+        extra={"operator": np.array(["CHT", "TWM", "FET"])},
     )
     return grid, stations
 
@@ -72,7 +73,8 @@ def running_app(settings: Settings, *, live: bool = True) -> Iterator[TestClient
 
 def make_key(client: TestClient, role: str, name: str | None = None) -> str:
     answer = client.post(
-        "/v1/admin/keys", json={"name": name or f"{role}-{time.monotonic_ns()}", "role": role},
+        "/v1/admin/keys",
+        json={"name": name or f"{role}-{time.monotonic_ns()}", "role": role},
         headers={"X-API-Key": ADMIN_KEY},
     )
     assert answer.status_code == 201, answer.text
