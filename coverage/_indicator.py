@@ -311,14 +311,15 @@ def plot_series(doc: dict[str, Any], path: Path) -> Path | None:
         marker=".",
         label=f"outdoor, any operator (hata, {doc['threshold_dbm']:g} dBm)",
     )
-    labels = {
-        "indoor": "indoor (3GPP O2I loss), any operator",
-        "capacity": "outdoor within sector capacity",
-        "indoor_every_major": "indoor, by every major operator (CHT, TWM, FET)",
+    labels = {  # colours away from the targets' red
+        "indoor": ("indoor (3GPP O2I loss), any operator", "tab:orange"),
+        "capacity": ("outdoor within sector capacity", "tab:green"),
+        "indoor_every_major": ("indoor, by every major operator (CHT, TWM, FET)", "tab:purple"),
     }
-    for key, label in labels.items():
+    for key, (label, colour) in labels.items():
         if all("by_criterion" in r for r in rows):
-            ax.plot(x, [100 * r["by_criterion"][key] for r in rows], marker=".", markersize=3, label=label)
+            values = [100 * r["by_criterion"][key] for r in rows]
+            ax.plot(x, values, marker=".", markersize=3, color=colour, label=label)
     for p in doc["plan_years"]:
         d: Any = dt.date.fromisoformat(p["date"])
         ax.plot([d], [100 * p["target"]], marker="_", markersize=18, color="tab:red")
