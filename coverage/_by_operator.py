@@ -5,7 +5,11 @@ indicator as computed so far) overstates what each person gets. The stations tab
 operator runs each sector in its optional `operator` column (the generated layouts fill it).
 `each` computes every operator on its own, `any`, and the share covered by every major operator
 (CHT, TWM, FET: those left after the 2023-2024 mergers) at once: the cells all three cover.
-For the capacity criterion an operator's subscribers are taken as its share of the sites.
+For the capacity criterion an operator's subscribers are taken as its share of the sites, and
+`any` is what subscribers get from their own network: each cell's people split among the
+operators by that share, each part served if its operator's serving sector has capacity (pooling
+every operator's sectors would load the nearest site with everyone and leave co-located sites of
+the other operators idle).
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._capacity import CapacityParams
-from ._engine import CoverageError, CoverageResult, Criterion, Model, compute_coverage, result_from_covered
+from ._engine import (
+    CoverageError,
+    CoverageResult,
+    Criterion,
+    Model,
+    compute_coverage,
+    result_from_covered,
+    result_from_fraction,
+)
 from ._operators import MAJOR_OPERATORS, OPERATORS, resolve_operator
 from ._types import Grid, Stations
 
@@ -72,6 +84,25 @@ def _one(
     )
 
 
+def _subscribers_served(
+    grid: Grid,
+    stations: Stations,
+    model: Model,
+    threshold_dbm: float,
+    capacity: CapacityParams | None,
+    done: dict[str, CoverageResult],
+) -> CoverageResult:
+    """Capacity for everyone: each operator's share of each cell served by its own sectors."""
+    col = np.asarray(stations.extra["operator"]).astype(np.str_)
+    fraction = np.zeros(len(grid))
+    for code in operators_in(stations):
+        mask = col == code
+        res = done.get(code) or _one(grid, stations, mask, model, threshold_dbm, "capacity", capacity)
+        assert res.covered is not None
+        fraction += _site_share(stations, mask) * res.covered
+    return result_from_fraction(grid, np.minimum(fraction, 1.0))
+
+
 def compute_by_operator(
     grid: Grid,
     stations: Stations,
@@ -84,6 +115,9 @@ def compute_by_operator(
 ) -> dict[str, Any]:
     """{"any": result} / {code: result} / each: any, every operator, "every_major" (CoverageResults)."""
     kw: dict[str, Any] = {"model": model, "threshold_dbm": threshold_dbm, "criterion": criterion}
+    per_subscriber = criterion == "capacity" and "operator" in stations.extra
+    if operator == "any" and per_subscriber:
+        return {"any": _subscribers_served(grid, stations, model, threshold_dbm, capacity, {})}
     if operator == "any":
         return {"any": compute_coverage(grid, stations, capacity=capacity, **kw)}
     if operator != "each":
@@ -95,10 +129,14 @@ def compute_by_operator(
             raise CoverageError(f"no sector of operator {code} in the stations table")
         return {code: _one(grid, stations, mask, model, threshold_dbm, criterion, capacity)}
     codes = operators_in(stations)
-    out: dict[str, Any] = {"any": compute_coverage(grid, stations, capacity=capacity, **kw)}
     col = np.asarray(stations.extra["operator"]).astype(np.str_)
+    out: dict[str, Any] = {}
     for code in codes:
         out[code] = _one(grid, stations, col == code, model, threshold_dbm, criterion, capacity)
+    if per_subscriber:
+        out = {"any": _subscribers_served(grid, stations, model, threshold_dbm, capacity, out), **out}
+    else:
+        out = {"any": compute_coverage(grid, stations, capacity=capacity, **kw), **out}
     majors = [c for c in MAJOR_OPERATORS if c in out]
     if majors:
         every = np.logical_and.reduce([out[c].covered for c in majors])

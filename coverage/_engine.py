@@ -62,6 +62,7 @@ __all__ = [
     "compute_coverage",
     "coverage_matrix",
     "result_from_covered",
+    "result_from_fraction",
 ]
 
 Model = Literal["disk", "hata"]
@@ -826,6 +827,16 @@ def result_from_covered(grid: Grid, covered: NDArray[np.bool_]) -> CoverageResul
     """City and district totals of a covered mask (e.g. cells covered by several operators)."""
     total, cov, share, districts = _summarise(grid, _covered_by_district(grid, covered))
     return CoverageResult(total, cov, share, districts, covered=covered)
+
+
+def result_from_fraction(grid: Grid, fraction: F64) -> CoverageResult:
+    """Totals when a fraction of each cell's people is covered (e.g. each operator's subscribers
+    served by their own network); `covered` marks the cells with any covered share."""
+    dd = _districts(grid)
+    weighted = fraction[dd.order] * dd.population
+    cov_d = np.array([np.sum(weighted[dd.bounds[d] : dd.bounds[d + 1]]) for d in range(len(grid.districts))])
+    total, cov, share, districts = _summarise(grid, cov_d)
+    return CoverageResult(total, cov, share, districts, covered=fraction > 0)
 
 
 def _serving_counts(stations: Stations, up: NDArray[np.bool_]) -> tuple[int, int]:

@@ -113,11 +113,10 @@ def _criteria(
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Shares per criterion (SERIES_CRITERIA) and the indoor share of each operator."""
     from ._by_operator import compute_by_operator
-    from ._engine import compute_coverage
 
     kw: dict[str, Any] = {"model": model, "threshold_dbm": threshold_dbm}
     each = compute_by_operator(grid, stations, operator="each", criterion="indoor", **kw)
-    capacity = compute_coverage(grid, stations, criterion="capacity", **kw).share
+    capacity = compute_by_operator(grid, stations, operator="any", criterion="capacity", **kw)["any"].share
     by_criterion = {"outdoor": outdoor, "indoor": each["any"].share, "capacity": capacity}
     by_criterion["indoor_every_major"] = each["every_major"].share if "every_major" in each else 0.0
     by_operator = {k: v.share for k, v in each.items() if k not in ("any", "every_major")}

@@ -576,8 +576,8 @@ def _np_numbers(column: Any, dtype: Any = np.float64) -> NDArray[Any]:
     if arr.type != want:
         arr = arr.cast(want)
     n = len(arr)
-    values = np.frombuffer(arr.buffers()[1], dtype=dtype, count=n, offset=arr.offset * np.dtype(dtype).itemsize)
-    values = values.copy()
+    size = np.dtype(dtype).itemsize
+    values = np.frombuffer(arr.buffers()[1], dtype=dtype, count=n, offset=arr.offset * size).copy()
     if arr.null_count:
         bits = np.unpackbits(np.frombuffer(arr.buffers()[0], dtype=np.uint8), bitorder="little")
         values[~bits[arr.offset : arr.offset + n].astype(bool)] = np.nan

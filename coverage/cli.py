@@ -139,7 +139,8 @@ def _compute(args: argparse.Namespace) -> int:
     t2 = time.perf_counter()
     thresholds = {} if threshold is None else {"threshold_dbm": threshold}  # disk: the engine's default
     capacity = capacity_params(args)
-    if args.operator != "any":
+    # capacity with operators: each operator's subscribers on its own sectors (_by_operator)
+    if args.operator != "any" or (args.criterion == "capacity" and "operator" in stations.extra):
         return _compute_by_operator(args, grid, stations, thresholds, capacity, t2)
     result = compute_coverage(
         grid,
@@ -188,7 +189,10 @@ def _compute_by_operator(
     from ._by_operator import by_operator_json, compute_by_operator
 
     if args.per_cell is not None:
-        raise ConfigError("--per-cell needs --operator any (per-cell output of one layout)")
+        raise ConfigError(
+            "--per-cell writes one layout's best servers: not with --operator NAME|each, nor with "
+            "--criterion capacity on a stations file with operators (served per subscriber share)"
+        )
     results = compute_by_operator(
         grid,
         stations,

@@ -456,7 +456,7 @@ def test_indicators_by_criterion(client: Any) -> None:
 
     outdoor = engine_item({"year": 2016})
     indoor = engine_item({"year": 2016, "criterion": "indoor_every_major"})
-    expected = [r for r in modelled_indicator_series("indoor_every_major") if r["date"] == "2016-12-31"][0]
+    expected = next(r for r in modelled_indicator_series("indoor_every_major") if r["date"] == "2016-12-31")
     assert indoor["actual"]["value"] == expected["share"] < outdoor["actual"]["value"]
     assert "indoor_every_major" in indoor["actual"]["evidence"]
     score = client.get("/v1/indicators/score", params={"year": 2016, "criterion": "indoor"})

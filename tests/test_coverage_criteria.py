@@ -246,6 +246,22 @@ def test_each_operator_any_and_every_major() -> None:
         compute_by_operator(grid, plain, operator="each")
 
 
+def test_capacity_with_operators_serves_each_subscriber_share_on_its_own_network() -> None:
+    grid = load_default_grid()
+    st = generate_layout(grid, date="2015-12-31")
+    out = compute_by_operator(grid, st, operator="each", criterion="capacity")
+    _, first = np.unique(st.station_id, return_index=True)
+    codes, sites = np.unique(st.extra["operator"][first], return_counts=True)
+    share = dict(zip(codes.tolist(), (sites / sites.sum()).tolist(), strict=True))
+    expected = sum(share[c] * out[c].population_covered for c in share)
+    assert out["any"].population_covered == pytest.approx(expected, rel=1e-9)
+    assert compute_by_operator(grid, st, criterion="capacity")["any"].share == out["any"].share
+    # each operator's own load uses its subscriber share: CHT alone serves its share better than all
+    # people on CHT would be
+    pooled_cht = compute_coverage(grid, st.take(st.extra["operator"] == "CHT"), criterion="capacity").share
+    assert out["CHT"].share >= pooled_cht
+
+
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "zhongdu.cli", "coverage", "compute", *args],
@@ -279,12 +295,8 @@ def test_cli_criterion_and_operator(tmp_path: Path) -> None:
     cap = json.loads(
         _run(*common, "--criterion", "capacity", "--activity", "0.5", "--users-per-mhz", "1").stdout
     )
-    assert (
-        cap["share"]
-        == compute_coverage(
-            grid, st, criterion="capacity", capacity=CapacityParams(activity=0.5, users_per_mhz=1.0)
-        ).share
-    )
+    params = CapacityParams(activity=0.5, users_per_mhz=1.0)
+    assert cap["share"] == compute_by_operator(grid, st, criterion="capacity", capacity=params)["any"].share
     bad = _run(*common, "--operator", "NOPE")
     assert bad.returncode != 0 and "unknown operator" in bad.stderr
     bad = _run(*common, "--criterion", "capacity", "--activity", "3")
