@@ -463,3 +463,32 @@ def test_indicators_by_criterion(client: Any) -> None:
     assert score.status_code == 200
     bad = client.get("/v1/indicators", params={"year": 2016, "criterion": "indoor_XYZ"})
     assert bad.status_code == 422 and "criterion" in bad.text
+
+
+def test_scenario_for_indoor_coverage(client: Any) -> None:
+    planner = make_key(client, "planner", "planner-indoor")
+    request = {
+        "name": "北屯 indoor",
+        "budget": 2,
+        "model": "disk",
+        "criterion": "indoor",
+        "candidates": [
+            {"station_id": "cand-in-1", "lon": 120.655, "lat": 24.185, "radius_m": 700, "cost": 1},
+            {"station_id": "cand-in-2", "lon": 120.64, "lat": 24.15, "radius_m": 700, "cost": 1},
+        ],
+    }
+    created = client.post("/v1/scenarios", json=request, headers={"X-API-Key": planner})
+    assert created.status_code == 202, created.text
+    scenario_id = created.json()["scenario_id"]
+    assert wait_for(
+        lambda: client.get(f"/v1/scenarios/{scenario_id}").json()["status"] in ("done", "failed"), 60
+    )
+    body = client.get(f"/v1/scenarios/{scenario_id}").json()
+    assert body["status"] == "done", body["error"]
+    assert body["result"]["criterion"] == "indoor"
+    indoor_now = client.get("/v1/coverage", params={"criterion": "indoor"}).json()["share"]
+    assert body["result"]["share_before"] == pytest.approx(indoor_now)
+    bad = client.post(
+        "/v1/scenarios", json={**request, "criterion": "capacity"}, headers={"X-API-Key": planner}
+    )
+    assert bad.status_code == 422

@@ -305,3 +305,23 @@ def test_cli_criterion_and_operator(tmp_path: Path) -> None:
 
 def each_share(grid: Grid, st: Stations, code: str) -> float:
     return compute_coverage(grid, st.take(st.extra["operator"] == code)).share
+
+
+def test_plan_for_indoor_coverage() -> None:
+    from zhongdu.coverage._placement import PlacementError, plan
+
+    grid = small_grid(6)
+    existing = random_stations(grid, 40, 12)
+    candidates = dataclasses.replace(
+        random_stations(grid, 41, 24, p_up=1.0),
+        station_id=np.char.add("C", (np.arange(24) // 3).astype(str)),
+    )
+    outdoor = plan(grid, existing, candidates, budget=3)
+    indoor = plan(grid, existing, candidates, budget=3, criterion="indoor")
+    assert indoor.share_before == pytest.approx(compute_coverage(grid, existing, criterion="indoor").share)
+    assert indoor.share_before <= outdoor.share_before
+    picked = candidates.take(np.isin(candidates.station_id, [p.station_id for p in indoor.picks]))
+    both = Stations.concat([existing, picked])
+    assert indoor.share_after == pytest.approx(compute_coverage(grid, both, criterion="indoor").share)
+    with pytest.raises(PlacementError, match="capacity"):
+        plan(grid, existing, candidates, budget=3, criterion="capacity")
