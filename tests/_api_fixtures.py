@@ -73,8 +73,7 @@ def running_app(settings: Settings, *, live: bool = True) -> Iterator[TestClient
 
 def make_key(client: TestClient, role: str, name: str | None = None) -> str:
     answer = client.post(
-        "/v1/admin/keys",
-        json={"name": name or f"{role}-{time.monotonic_ns()}", "role": role},
+        "/v1/admin/keys", json={"name": name or f"{role}-{time.monotonic_ns()}", "role": role},
         headers={"X-API-Key": ADMIN_KEY},
     )
     assert answer.status_code == 201, answer.text

@@ -33,23 +33,13 @@ def test_help_lists_the_api_commands() -> None:
 
 
 def test_create_key_prints_a_working_key_once(pg_migrated: str) -> None:
-    done = subprocess.run(
-        [ZHONGDU, "api", "create-key", "--role", "planner", "--name", "規劃 A"],
-        capture_output=True,
-        text=True,
-        env=_env(pg_migrated),
-        timeout=120,
-    )
+    done = subprocess.run([ZHONGDU, "api", "create-key", "--role", "planner", "--name", "規劃 A"],
+                          capture_output=True, text=True, env=_env(pg_migrated), timeout=120)
     assert done.returncode == 0, done.stderr
     key = done.stdout.strip().splitlines()[-1]
     assert key.startswith("zd_") and "role planner" in done.stdout
-    bad = subprocess.run(
-        [ZHONGDU, "api", "create-key", "--role", "root", "--name", "x"],
-        capture_output=True,
-        text=True,
-        env=_env(pg_migrated),
-        timeout=60,
-    )
+    bad = subprocess.run([ZHONGDU, "api", "create-key", "--role", "root", "--name", "x"],
+                         capture_output=True, text=True, env=_env(pg_migrated), timeout=60)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
@@ -68,12 +58,8 @@ def test_serve_the_city(pg_migrated: str, mqtt_url: str, tmp_path: Path) -> None
     port = services.free_port()
     log = tmp_path / "api.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            [ZHONGDU, "api", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_env(pg_migrated, ZHONGDU_MQTT_URL=mqtt_url),
-        )
+        proc = subprocess.Popen([ZHONGDU, "api", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                env=_env(pg_migrated, ZHONGDU_MQTT_URL=mqtt_url))
     try:
         deadline = time.monotonic() + 180
         status, body = 0, None
@@ -107,10 +93,8 @@ def test_start_api_in_a_thread_with_a_bootstrap_key(pg_migrated: str, mqtt_url: 
         assert running.admin_key and running.admin_key.startswith("local-admin-")
         assert wait_for(lambda: _get(f"{running.url}/v1/coverage")[0] == 200, 60)
         request = urllib.request.Request(
-            f"{running.url}/v1/admin/keys",
-            data=json.dumps({"name": "demo", "role": "viewer"}).encode(),
-            headers={"X-API-Key": running.admin_key, "Content-Type": "application/json"},
-            method="POST",
+            f"{running.url}/v1/admin/keys", data=json.dumps({"name": "demo", "role": "viewer"}).encode(),
+            headers={"X-API-Key": running.admin_key, "Content-Type": "application/json"}, method="POST",
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 201 and json.loads(answer.read())["key"].startswith("zd_")

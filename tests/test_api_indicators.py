@@ -108,33 +108,15 @@ def test_attainment_rules() -> None:
     assert ind.attained(0.95, 0.95) and not ind.attained(0.9499, 0.95)
 
 
-def _row(
-    indicator_id: str, weight: float, kind: str, target: float, dimension: str = "業務"
-) -> dict[str, Any]:
-    return {
-        "plan_id": "p",
-        "indicator_id": indicator_id,
-        "dimension": dimension,
-        "goal": "g",
-        "name_zh": "n",
-        "name_en": "n",
-        "weight": weight,
-        "formula": "f",
-        "unit": "%",
-        "direction": "higher",
-        "kind": kind,
-        "targets": {"2016": target},
-        "details": {},
-    }
+def _row(indicator_id: str, weight: float, kind: str, target: float, dimension: str = "業務") -> dict[str, Any]:
+    return {"plan_id": "p", "indicator_id": indicator_id, "dimension": dimension, "goal": "g", "name_zh": "n",
+            "name_en": "n", "weight": weight, "formula": "f", "unit": "%", "direction": "higher", "kind": kind,
+            "targets": {"2016": target}, "details": {}}
 
 
 def test_score_by_hand() -> None:
-    rows = [
-        _row("A", 10, "ratio", 0.8),
-        _row("B", 5, "count", 4),
-        _row("C", 5, "boolean", 1, "人力"),
-        _row("D", 80, "ratio", 0.5),
-    ]
+    rows = [_row("A", 10, "ratio", 0.8), _row("B", 5, "count", 4), _row("C", 5, "boolean", 1, "人力"),
+            _row("D", 80, "ratio", 0.5)]
     recorded = {"A": {"value": 0.6}, "B": {"value": 5.0}, "C": {"value": 0.0}}
     items = ind.build_indicators(rows, 2016, recorded=recorded, engine=None)
     result = ind.score(items, 2016)
@@ -160,24 +142,10 @@ def test_score_is_bounded_by_the_scored_weight(entries: list[tuple[float, float,
 
 
 def test_engine_actual_is_live_this_year_and_modelled_before() -> None:
-    series = [
-        {"date": "2015-06-30", "share": 0.5, "stations": 10},
-        {
-            "date": "2015-12-31",
-            "share": 0.72,
-            "stations": 12,
-            "population_covered": 72.0,
-            "population_total": 100.0,
-        },
-    ]
-    live = {
-        "share": 0.97,
-        "population_covered": 97.0,
-        "population_total": 100.0,
-        "model": "hata",
-        "stations_serving": 3,
-        "computed_at": "2026-11-26T08:00:00+00:00",
-    }
+    series = [{"date": "2015-06-30", "share": 0.5, "stations": 10}, {"date": "2015-12-31", "share": 0.72,
+               "stations": 12, "population_covered": 72.0, "population_total": 100.0}]
+    live = {"share": 0.97, "population_covered": 97.0, "population_total": 100.0, "model": "hata",
+            "stations_serving": 3, "computed_at": "2026-11-26T08:00:00+00:00"}
     today = date(2026, 11, 26)
     assert ind.engine_actual(2026, today=today, live=live, series=series)["source"] == "live"  # type: ignore[index]
     past = ind.engine_actual(2015, today=today, live=live, series=series)
@@ -196,9 +164,8 @@ def client(pg_migrated: str, mqtt_url: str) -> Any:
 
 def test_migration_loaded_the_catalogue(pg_migrated: str) -> None:
     with psycopg.connect(pg_migrated) as conn:
-        rows = conn.execute(
-            "SELECT indicator_id, weight, targets FROM indicators WHERE plan_id = %s", (PLAN,)
-        ).fetchall()
+        rows = conn.execute("SELECT indicator_id, weight, targets FROM indicators WHERE plan_id = %s",
+                            (PLAN,)).fetchall()
     assert len(rows) == 15 and math.isclose(sum(r[1] for r in rows), 100.0)
     assert {r[0]: r[2]["2018"] for r in rows}["B7-2"] == 0.95
 
@@ -209,9 +176,7 @@ def test_list_indicators_for_a_plan_year(client: Any) -> None:
     body = answer.json()
     assert body["plan_id"] == PLAN and body["year"] == 2017 and len(body["items"]) == 15
     item = {i["id"]: i for i in body["items"]}["B7-2"]
-    assert (
-        item["target"] == 0.90 and item["weight"] == 10 and item["formula_zh"].startswith("基地台覆蓋人口數")
-    )
+    assert item["target"] == 0.90 and item["weight"] == 10 and item["formula_zh"].startswith("基地台覆蓋人口數")
     assert [i["dimension"] for i in body["items"]][:9] == ["業務"] * 9
 
 
@@ -230,9 +195,7 @@ def test_past_4g_actuals_are_the_modelled_series(client: Any) -> None:
     series = modelled_indicator_series()
     for year in (2015, 2016, 2017, 2018):
         year_end = max((p for p in series if p["date"].startswith(str(year))), key=lambda p: p["date"])
-        item = {i["id"]: i for i in client.get("/v1/indicators", params={"year": year}).json()["items"]}[
-            "B7-2"
-        ]
+        item = {i["id"]: i for i in client.get("/v1/indicators", params={"year": year}).json()["items"]}["B7-2"]
         assert item["actual"]["source"] == "modelled", year
         assert item["actual"]["value"] == pytest.approx(year_end["share"])
         assert item["attainment"] == pytest.approx(min(1.0, year_end["share"] / item["target"]))
@@ -242,32 +205,20 @@ def test_past_4g_actuals_are_the_modelled_series(client: Any) -> None:
 def test_record_actuals_by_kind_and_score(client: Any) -> None:
     operator = make_key(client, "operator", "研考會 operator")
     headers = {"X-API-Key": operator}
-    ratio = client.post(
-        "/v1/indicators/B4-1/actuals",
-        headers=headers,
-        json={"year": 2016, "numerator": 850, "denominator": 1000, "evidence": "105 年度績效報告"},
-    )
+    ratio = client.post("/v1/indicators/B4-1/actuals", headers=headers,
+                        json={"year": 2016, "numerator": 850, "denominator": 1000, "evidence": "105 年度績效報告"})
     assert ratio.status_code == 201, ratio.text
     assert ratio.json()["value"] == pytest.approx(0.85) and ratio.json()["recorded_by"] == "研考會 operator"
     count = client.post("/v1/indicators/B2-1/actuals", headers=headers, json={"year": 2016, "count": 3})
-    yes_no = client.post(
-        "/v1/indicators/M1-1/actuals", headers=headers, json={"year": 2016, "achieved": True}
-    )
+    yes_no = client.post("/v1/indicators/M1-1/actuals", headers=headers, json={"year": 2016, "achieved": True})
     assert count.status_code == 201 and yes_no.status_code == 201
     # a later record supersedes: B2-1 becomes 4 of 4
-    assert (
-        client.post(
-            "/v1/indicators/B2-1/actuals", headers=headers, json={"year": 2016, "count": 4}
-        ).status_code
-        == 201
-    )
+    assert client.post("/v1/indicators/B2-1/actuals", headers=headers, json={"year": 2016, "count": 4}).status_code == 201
 
     body = client.get("/v1/indicators", params={"year": 2016}).json()
     items = {i["id"]: i for i in body["items"]}
     assert items["B2-1"]["actual"]["value"] == 4 and items["B2-1"]["attained"] is True
-    assert (
-        items["B4-1"]["attainment"] == pytest.approx(1.0) and items["B4-1"]["actual"]["source"] == "recorded"
-    )
+    assert items["B4-1"]["attainment"] == pytest.approx(1.0) and items["B4-1"]["actual"]["source"] == "recorded"
     assert items["B4-1"]["actual"]["evidence"] == "105 年度績效報告"
 
     score = client.get("/v1/indicators/score", params={"year": 2016}).json()
@@ -304,16 +255,9 @@ def test_actuals_need_an_operator(client: Any) -> None:
     planner = make_key(client, "planner")
     answer = client.post("/v1/indicators/B2-1/actuals", json=body, headers={"X-API-Key": planner})
     assert answer.status_code == 403 and "operator" in answer.json()["detail"]
-    assert (
-        client.post(
-            "/v1/indicators/B2-1/actuals", json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
-        ).status_code
-        == 201
-    )
-    assert (
-        client.post("/v1/indicators/Z9-9/actuals", json=body, headers={"X-API-Key": ADMIN_KEY}).status_code
-        == 404
-    )
+    assert client.post("/v1/indicators/B2-1/actuals", json=body,
+                       headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 201
+    assert client.post("/v1/indicators/Z9-9/actuals", json=body, headers={"X-API-Key": ADMIN_KEY}).status_code == 404
 
 
 def test_unknown_plan_and_year_out_of_range(client: Any) -> None:

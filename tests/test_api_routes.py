@@ -21,17 +21,11 @@ BASE = (NOW - timedelta(hours=3)).replace(minute=0, second=0)
 def _seed(url: str) -> None:
     """Registry and telemetry as the ingester would write them."""
     with psycopg.connect(url) as conn:
-        conn.execute(
-            "INSERT INTO stations (station_id, name, district, lon, lat) VALUES"
-            " ('bs-west', 'west', '西屯區', 120.63, 24.17), ('bs-east', 'east', '北屯區', 120.65, 24.17)"
-        )
-        conn.execute(
-            "INSERT INTO sectors (station_id, sector_id, lon, lat, height_m, eirp_dbm, frequency_mhz,"
-            " bandwidth_mhz, radius_m) VALUES ('bs-west', '0', 120.63, 24.17, 30, 60, 1800, 20, 900)"
-        )
-        conn.execute(
-            "INSERT INTO devices (device_id, kind, name) VALUES ('air-1', 'air', 'gate'), ('met-1', 'weather', NULL)"
-        )
+        conn.execute("INSERT INTO stations (station_id, name, district, lon, lat) VALUES"
+                     " ('bs-west', 'west', '西屯區', 120.63, 24.17), ('bs-east', 'east', '北屯區', 120.65, 24.17)")
+        conn.execute("INSERT INTO sectors (station_id, sector_id, lon, lat, height_m, eirp_dbm, frequency_mhz,"
+                     " bandwidth_mhz, radius_m) VALUES ('bs-west', '0', 120.63, 24.17, 30, 60, 1800, 20, 900)")
+        conn.execute("INSERT INTO devices (device_id, kind, name) VALUES ('air-1', 'air', 'gate'), ('met-1', 'weather', NULL)")
         # readings: 3 per minute for 90 minutes, value = minute index + offset 0/1/2
         conn.execute(
             """INSERT INTO readings (time, device_id, metric, value, unit)
@@ -84,18 +78,9 @@ def test_metrics_count_requests_by_route(client: Any) -> None:
 
 def test_openapi_has_examples_and_every_route(client: Any) -> None:
     schema = client.get("/openapi.json").json()
-    for path in (
-        "/v1/coverage",
-        "/v1/coverage/cells",
-        "/v1/coverage/history",
-        "/v1/stations/{station_id}/history",
-        "/v1/devices/{device_id}/history",
-        "/v1/scenarios",
-        "/v1/indicators",
-        "/v1/indicators/score",
-        "/v1/indicators/{indicator_id}/actuals",
-        "/healthz",
-    ):
+    for path in ("/v1/coverage", "/v1/coverage/cells", "/v1/coverage/history", "/v1/stations/{station_id}/history",
+                 "/v1/devices/{device_id}/history", "/v1/scenarios", "/v1/indicators", "/v1/indicators/score",
+                 "/v1/indicators/{indicator_id}/actuals", "/healthz"):
         assert path in schema["paths"], path
     assert schema["components"]["schemas"]["ScenarioIn"]["examples"]
     assert schema["components"]["schemas"]["CoverageOut"]["examples"]
@@ -104,10 +89,7 @@ def test_openapi_has_examples_and_every_route(client: Any) -> None:
 def test_cors_headers(client: Any) -> None:
     answer = client.get("/v1/coverage", headers={"Origin": "https://ops.example"})
     assert answer.headers["access-control-allow-origin"] == "https://ops.example"
-    assert (
-        "access-control-allow-origin"
-        not in client.get("/v1/coverage", headers={"Origin": "https://evil.example"}).headers
-    )
+    assert "access-control-allow-origin" not in client.get("/v1/coverage", headers={"Origin": "https://evil.example"}).headers
 
 
 # --- coverage ----------------------------------------------------------------------------------
@@ -119,19 +101,15 @@ def test_live_coverage_follows_station_status(client: Any, pg_migrated: str) -> 
     assert before["model"] == "disk" and before["stations_total"] == 3
     assert 0 < before["share"] < 1 and {d["district"] for d in before["districts"]} == {"西屯區", "北屯區"}
     with psycopg.connect(pg_migrated) as conn:
-        conn.execute(
-            "INSERT INTO entity_status (kind, entity_id, status, source, observed_at)"
-            " VALUES ('bs', 'bs-west', 'down', 'telemetry', now())"
-        )
+        conn.execute("INSERT INTO entity_status (kind, entity_id, status, source, observed_at)"
+                     " VALUES ('bs', 'bs-west', 'down', 'telemetry', now())")
     assert wait_for(lambda: live.snapshot.summary["stations_serving"] == before["stations_serving"] - 1)
     after = client.get("/v1/coverage").json()
     assert after["share"] < before["share"] and after["trigger"] == "status-change"
     west = {d["district"]: d["share"] for d in after["districts"]}["西屯區"]
     assert west < {d["district"]: d["share"] for d in before["districts"]}["西屯區"]
     with psycopg.connect(pg_migrated) as conn:
-        conn.execute(
-            "UPDATE entity_status SET status = 'up', observed_at = now() WHERE entity_id = 'bs-west'"
-        )
+        conn.execute("UPDATE entity_status SET status = 'up', observed_at = now() WHERE entity_id = 'bs-west'")
     assert wait_for(lambda: live.snapshot.summary["share"] == pytest.approx(before["share"]))
     history = client.get("/v1/coverage/history").json()["items"]
     triggers = [h["trigger"] for h in history]
@@ -150,9 +128,7 @@ def test_coverage_cells_geojson(client: Any) -> None:
     feature = body["features"][0]
     ring = feature["geometry"]["coordinates"][0]
     assert ring[0] == ring[-1] and len(ring) == 7 and 120 < ring[0][0] < 121
-    assert feature["properties"]["district"] == "西屯區" and isinstance(
-        feature["properties"]["covered"], bool
-    )
+    assert feature["properties"]["district"] == "西屯區" and isinstance(feature["properties"]["covered"], bool)
     pop = sum(f["properties"]["population"] for f in body["features"] if f["properties"]["covered"])
     live_district = {d["district"]: d for d in client.get("/v1/coverage").json()["districts"]}["西屯區"]
     assert pop == pytest.approx(live_district["covered"])
@@ -178,15 +154,8 @@ def test_coverage_cells_errors(client: Any, params: dict[str, Any], fragment: st
 
 
 def test_coverage_history_range_limits(client: Any) -> None:
-    assert (
-        client.get(
-            "/v1/coverage/history", params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
-        ).status_code
-        == 422
-    )
-    answer = client.get(
-        "/v1/coverage/history", params={"from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
-    )
+    assert client.get("/v1/coverage/history", params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}).status_code == 422
+    answer = client.get("/v1/coverage/history", params={"from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"})
     assert answer.status_code == 422 and "exceeds the maximum" in answer.json()["detail"]
 
 
@@ -223,12 +192,8 @@ def test_devices_list_detail_history(client: Any) -> None:
     detail = client.get("/v1/devices/air-1").json()
     assert detail["latest"][0]["metric"] == "pm2_5" and detail["latest"][0]["value"] == 89 + 2
     start = BASE.replace(second=0)
-    params = {
-        "metric": "pm2_5",
-        "from": start.isoformat(),
-        "to": (start + timedelta(minutes=10)).isoformat(),
-        "bucket": "1m",
-    }
+    params = {"metric": "pm2_5", "from": start.isoformat(), "to": (start + timedelta(minutes=10)).isoformat(),
+              "bucket": "1m"}
     items = client.get("/v1/devices/air-1/history", params=params).json()["items"]
     assert len(items) == 10
     assert (items[3]["min"], items[3]["avg"], items[3]["max"], items[3]["n"]) == (3, 4, 5, 3)
@@ -240,12 +205,8 @@ def test_devices_list_detail_history(client: Any) -> None:
         ("/v1/devices/air-1/history", {"metric": "pm10"}, 422, "reports: pm2_5"),
         ("/v1/devices/air-1/history", {}, 422, "metric"),
         ("/v1/devices/air-1/history", {"metric": "pm2_5", "bucket": "5m"}, 422, "bucket"),
-        (
-            "/v1/devices/air-1/history",
-            {"metric": "pm2_5", "bucket": "1m", "from": "2026-01-01T00:00:00Z", "to": "2026-01-05T00:00:00Z"},
-            422,
-            "exceeds the maximum",
-        ),
+        ("/v1/devices/air-1/history", {"metric": "pm2_5", "bucket": "1m", "from": "2026-01-01T00:00:00Z",
+                                       "to": "2026-01-05T00:00:00Z"}, 422, "exceeds the maximum"),
         ("/v1/devices/air-1/history", {"metric": "pm2_5", "from": "0001-01-01T00:00:00Z"}, 422, "between"),
         ("/v1/devices/nope/history", {"metric": "pm2_5"}, 404, "no device"),
         ("/v1/devices", {"limit": 5000}, 422, "less than or equal to 1000"),
@@ -266,13 +227,10 @@ def test_register_device_needs_operator(client: Any) -> None:
     created = client.post("/v1/devices", json=device, headers={"X-API-Key": operator})
     assert created.status_code == 201 and created.json()["metadata"]["registered_by"] == "ops-desk"
     assert client.post("/v1/devices", json=device, headers={"X-API-Key": operator}).status_code == 409
-    bad = client.post(
-        "/v1/devices", json={**device, "device_id": "has space"}, headers={"X-API-Key": operator}
-    )
+    bad = client.post("/v1/devices", json={**device, "device_id": "has space"}, headers={"X-API-Key": operator})
     assert bad.status_code == 422 and "device_id" in bad.json()["message"]
-    nul = client.post(
-        "/v1/devices", json={**device, "device_id": "x1", "name": "a\u0000b"}, headers={"X-API-Key": operator}
-    )
+    nul = client.post("/v1/devices", json={**device, "device_id": "x1", "name": "a\u0000b"},
+                      headers={"X-API-Key": operator})
     assert nul.status_code == 422
 
 
@@ -280,9 +238,7 @@ def test_register_device_needs_operator(client: Any) -> None:
 
 
 def test_keys_are_hashed_and_revocable(client: Any, pg_migrated: str) -> None:
-    created = client.post(
-        "/v1/admin/keys", json={"name": "temp", "role": "planner"}, headers={"X-API-Key": ADMIN_KEY}
-    )
+    created = client.post("/v1/admin/keys", json={"name": "temp", "role": "planner"}, headers={"X-API-Key": ADMIN_KEY})
     key, key_id = created.json()["key"], created.json()["key_id"]
     assert key.startswith(f"zd_{key_id}_")
     with psycopg.connect(pg_migrated) as conn:
@@ -318,12 +274,7 @@ def test_role_ladder(client: Any) -> None:
     for role, key in keys.items():
         assert client.get("/v1/admin/keys", headers={"X-API-Key": key}).status_code == 403, role
         assert client.get("/v1/coverage", headers={"X-API-Key": key}).status_code == 200, role
-    assert (
-        client.post(
-            "/v1/admin/keys", json={"name": "x", "role": "root"}, headers={"X-API-Key": ADMIN_KEY}
-        ).status_code
-        == 422
-    )
+    assert client.post("/v1/admin/keys", json={"name": "x", "role": "root"}, headers={"X-API-Key": ADMIN_KEY}).status_code == 422
 
 
 def test_rate_limit(pg_migrated: str, mqtt_url: str) -> None:
@@ -346,9 +297,7 @@ def test_scenario_runs_in_background(client: Any) -> None:
     planner = make_key(client, "planner", "planner-a")
     live = client.get("/v1/coverage").json()
     request = {
-        "name": "北屯 infill",
-        "target_share": 0.999,
-        "model": "disk",
+        "name": "北屯 infill", "target_share": 0.999, "model": "disk",
         "candidates": [
             {"station_id": "cand-north", "lon": 120.655, "lat": 24.185, "radius_m": 700, "cost": 1},
             {"station_id": "cand-south", "lon": 120.64, "lat": 24.15, "radius_m": 700, "cost": 1},
@@ -380,15 +329,9 @@ def test_scenario_runs_in_background(client: Any) -> None:
 
 def test_scenario_failures_are_stored(client: Any) -> None:
     planner = make_key(client, "planner")
-    clash = {
-        "name": "clash",
-        "budget": 1,
-        "model": "disk",
-        "candidates": [{"station_id": "bs-west", "lon": 120.6, "lat": 24.1, "radius_m": 100}],
-    }
-    scenario_id = client.post("/v1/scenarios", json=clash, headers={"X-API-Key": planner}).json()[
-        "scenario_id"
-    ]
+    clash = {"name": "clash", "budget": 1, "model": "disk",
+             "candidates": [{"station_id": "bs-west", "lon": 120.6, "lat": 24.1, "radius_m": 100}]}
+    scenario_id = client.post("/v1/scenarios", json=clash, headers={"X-API-Key": planner}).json()["scenario_id"]
     assert wait_for(lambda: client.get(f"/v1/scenarios/{scenario_id}").json()["status"] == "failed", 60)
     assert "already used" in client.get(f"/v1/scenarios/{scenario_id}").json()["error"]
 
@@ -397,19 +340,9 @@ def test_scenario_failures_are_stored(client: Any) -> None:
     ("body", "fragment"),
     [
         ({"name": "x", "candidates": []}, "at least 1"),
-        (
-            {"name": "x", "model": "disk", "candidates": [{"station_id": "c", "lon": 120.6, "lat": 24.1}]},
-            "radius_m",
-        ),
+        ({"name": "x", "model": "disk", "candidates": [{"station_id": "c", "lon": 120.6, "lat": 24.1}]}, "radius_m"),
         ({"name": "x", "candidates": [{"station_id": "c", "lon": 10, "lat": 24.1}]}, "lon"),
-        (
-            {
-                "name": "x",
-                "target_share": 1.5,
-                "candidates": [{"station_id": "c", "lon": 120.6, "lat": 24.1}],
-            },
-            "target_share",
-        ),
+        ({"name": "x", "target_share": 1.5, "candidates": [{"station_id": "c", "lon": 120.6, "lat": 24.1}]}, "target_share"),
     ],
 )
 def test_scenario_validation(client: Any, body: dict[str, Any], fragment: str) -> None:

@@ -35,9 +35,7 @@ MAX_EXAMPLES = 12
 def base_url(pg_migrated: str, mqtt_url: str) -> Iterator[str]:
     app = create_app(api_settings(pg_migrated, mqtt_url, api_pool_size=4), layout=small_city)
     port = services.free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
@@ -55,17 +53,11 @@ def base_url(pg_migrated: str, mqtt_url: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def api_schema(base_url: str) -> Any:
-    config = schemathesis.Config.from_dict(
-        {
-            "headers": {"X-API-Key": ADMIN_KEY},
-            "generation": {
-                "mode": "all",
-                "max-examples": MAX_EXAMPLES,
-                "deterministic": True,
-                "with-security-parameters": False,
-            },
-        }
-    )
+    config = schemathesis.Config.from_dict({
+        "headers": {"X-API-Key": ADMIN_KEY},
+        "generation": {"mode": "all", "max-examples": MAX_EXAMPLES, "deterministic": True,
+                       "with-security-parameters": False},
+    })
     return schemathesis.openapi.from_url(f"{base_url}/openapi.json", config=config)
 
 
@@ -73,14 +65,9 @@ def _explore(operation: Any, mode: GenerationMode, failures: list[str]) -> None:
     """Up to MAX_EXAMPLES generated requests for one operation; 5xx answers are collected."""
     label = f"{operation.label} [{mode.value}]"
 
-    @hypothesis.settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(hypothesis.HealthCheck),
-        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-    )
+    @hypothesis.settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
+                         suppress_health_check=list(hypothesis.HealthCheck),
+                         phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         try:

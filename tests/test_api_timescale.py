@@ -63,18 +63,12 @@ def timescale_migrated(timescale_schema: tuple[str, str]) -> tuple[str, str]:
     return url, schema
 
 
-def test_bucketed_history_matches_plain_postgresql(
-    timescale_migrated: tuple[str, str], pg_migrated: str
-) -> None:
+def test_bucketed_history_matches_plain_postgresql(timescale_migrated: tuple[str, str], pg_migrated: str) -> None:
     url, schema = timescale_migrated
     with storage.connect(url, schema=schema) as conn:
-        kinds = dict(
-            conn.execute(
-                "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates"
-                " WHERE view_schema = %s",
-                (schema,),
-            ).fetchall()
-        )
+        kinds = dict(conn.execute(
+            "SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates"
+            " WHERE view_schema = %s", (schema,)).fetchall())
         assert {"readings_1m", "readings_1h", "station_load_1m", "station_load_1h"} <= set(kinds)
         on_timescale = _answers(conn)
     with storage.connect(pg_migrated) as conn:
@@ -90,38 +84,23 @@ def test_bucketed_history_matches_plain_postgresql(
 
 def test_api_on_timescale(timescale_migrated: tuple[str, str], mqtt_url: str) -> None:
     url, schema = timescale_migrated
-    settings = api_settings(
-        url, mqtt_url, database_schema=schema, api_pool_size=1, coverage_poll_interval_s=1.0
-    )
+    settings = api_settings(url, mqtt_url, database_schema=schema, api_pool_size=1, coverage_poll_interval_s=1.0)
     with running_app(settings) as client:
-        params = {
-            "metric": "pm2_5",
-            "from": BASE.isoformat(),
-            "to": (BASE + timedelta(hours=2)).isoformat(),
-            "bucket": "1h",
-        }
+        params = {"metric": "pm2_5", "from": BASE.isoformat(), "to": (BASE + timedelta(hours=2)).isoformat(),
+                  "bucket": "1h"}
         history = client.get("/v1/devices/air-1/history", params=params)
         assert history.status_code == 200, history.text
         assert [i["n"] for i in history.json()["items"]] == [180, 180]
-        station = client.get(
-            "/v1/stations/bs-west/history",
-            params={
-                "from": BASE.isoformat(),
-                "to": (BASE + timedelta(hours=1)).isoformat(),
-                "bucket": "1m",
-                "sector_id": "1",
-            },
-        )
+        station = client.get("/v1/stations/bs-west/history",
+                             params={"from": BASE.isoformat(), "to": (BASE + timedelta(hours=1)).isoformat(),
+                                     "bucket": "1m", "sector_id": "1"})
         assert station.status_code == 200 and len(station.json()["items"]) == 60
         assert client.get("/v1/coverage").json()["stations_total"] == 3
         snapshots = client.get("/v1/coverage/history").json()["items"]  # stored in the hypertable
         assert snapshots and snapshots[-1]["trigger"] == "schedule"
         operator = make_key(client, "operator")
-        recorded = client.post(
-            "/v1/indicators/F1-2/actuals",
-            headers={"X-API-Key": operator},
-            json={"year": 2018, "numerator": 95, "denominator": 100},
-        )
+        recorded = client.post("/v1/indicators/F1-2/actuals", headers={"X-API-Key": operator},
+                               json={"year": 2018, "numerator": 95, "denominator": 100})
         assert recorded.status_code == 201, recorded.text
         score = client.get("/v1/indicators/score", params={"year": 2018}).json()
         assert score["indicators_with_actual"] >= 1

@@ -28,11 +28,8 @@ def live() -> LiveCoverage:
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    st.dictionaries(
-        st.sampled_from(IDS), st.tuples(st.sampled_from(["up", "degraded", "down"]), st.integers(0, 900))
-    )
-)
+@given(st.dictionaries(st.sampled_from(IDS),
+                       st.tuples(st.sampled_from(["up", "degraded", "down"]), st.integers(0, 900))))
 def test_serving_set_matches_the_rule(live: LiveCoverage, raw: dict[str, tuple[str, int]]) -> None:
     statuses = {sid: (status, NOW - timedelta(seconds=age)) for sid, (status, age) in raw.items()}
     mask = live._serving(statuses, NOW)

@@ -88,9 +88,7 @@ def test_cell_centres_fall_inside_their_own_district(grid9: Grid, districts: gpd
     assert others.max() == 1
 
 
-def test_no_cell_in_two_districts_and_polygon_fill_is_complete(
-    grid9: Grid, districts: gpd.GeoDataFrame
-) -> None:
+def test_no_cell_in_two_districts_and_polygon_fill_is_complete(grid9: Grid, districts: gpd.GeoDataFrame) -> None:
     assert len(np.unique(grid9.cells)) == len(grid9.cells)
     # every cell that h3 fills for a district is in the grid, with that district
     name = "中區"
@@ -110,9 +108,7 @@ def test_population_follows_the_statistical_areas(grid9: Grid, source: Path) -> 
     )
     grid_parent = np.array([h3.api.basic_int.cell_to_parent(int(c), 6) for c in grid9.cells], dtype=np.uint64)
     parents = np.union1d(area_parent, grid_parent)
-    a = np.bincount(
-        np.searchsorted(parents, area_parent), weights=areas["population_2017_06"], minlength=len(parents)
-    )
+    a = np.bincount(np.searchsorted(parents, area_parent), weights=areas["population_2017_06"], minlength=len(parents))
     g = np.bincount(np.searchsorted(parents, grid_parent), weights=grid9.population, minlength=len(parents))
     r = np.corrcoef(a, g)[0, 1]
     assert r > 0.97, r
@@ -160,22 +156,9 @@ def test_missing_source_dir_fails_clearly(tmp_path: Path) -> None:
 def test_cli_grid_build_writes_the_designed_csv(tmp_path: Path, source: Path) -> None:
     out = tmp_path / "grid.csv"
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zhongdu.cli",
-            "grid",
-            "build",
-            "--resolution",
-            "8",
-            "--out",
-            str(out),
-            "--source-dir",
-            str(source),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-m", "zhongdu.cli", "grid", "build", "--resolution", "8", "--out", str(out),
+         "--source-dir", str(source)],
+        capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "polygon fill" in proc.stderr  # progress lines
@@ -188,9 +171,7 @@ def test_cli_grid_build_writes_the_designed_csv(tmp_path: Path, source: Path) ->
     assert max(abs(sums[n] - official[n]) for n in official) <= 1e-6
     bad = subprocess.run(
         [sys.executable, "-m", "zhongdu.cli", "grid", "build", "--resolution", "13", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        capture_output=True, text=True, timeout=120,
     )
     assert bad.returncode == 2 and "between 7 and 12" in bad.stderr
 
@@ -210,12 +191,8 @@ def test_shipped_grid_is_gzip_csv() -> None:
 )
 def test_spread_population_sums_exactly(n_districts: int, seed: int, n_cells: int) -> None:
     rng = np.random.default_rng(seed)
-    district_index = np.concatenate([np.arange(n_districts), rng.integers(0, n_districts, n_cells)]).astype(
-        np.int32
-    )
-    weights = np.where(
-        rng.random(len(district_index)) < 0.3, 0.0, rng.exponential(100.0, len(district_index))
-    )
+    district_index = np.concatenate([np.arange(n_districts), rng.integers(0, n_districts, n_cells)]).astype(np.int32)
+    weights = np.where(rng.random(len(district_index)) < 0.3, 0.0, rng.exponential(100.0, len(district_index)))
     met = rng.random(len(district_index)) < 0.8
     official = rng.integers(0, 400_000, n_districts).astype(np.float64)
     pop = spread_population(weights, met, district_index, official)
@@ -234,10 +211,7 @@ def test_a_cell_claimed_by_two_districts_is_kept_once() -> None:
     lat, lng = h3.api.basic_int.cell_to_latlng(cell)
     shapes = gpd.GeoDataFrame(
         {"name_zh": ["甲區", "乙區"]},
-        geometry=[
-            box(lng - 0.01, lat - 0.01, lng + 0.01, lat + 0.01),
-            box(lng + 0.001, lat, lng + 0.02, lat + 0.01),
-        ],
+        geometry=[box(lng - 0.01, lat - 0.01, lng + 0.01, lat + 0.01), box(lng + 0.001, lat, lng + 0.02, lat + 0.01)],
     ).set_index("name_zh")
     infos = [DistrictInfo("乙區", "B", "2", 1, "urban"), DistrictInfo("甲區", "A", "1", 1, "urban")]
     other = h3.api.basic_int.latlng_to_cell(24.2, 120.7, 11)
@@ -257,6 +231,4 @@ def test_fast_fill_equals_h3_polygon_fill(districts: gpd.GeoDataFrame) -> None:
         assert np.array_equal(fill_district(geom, 9, fast=True), h3_cells)
     small = districts.set_index("name_zh").geometry
     for name in ("中區", "東區", "大安區"):
-        assert np.array_equal(
-            fill_district(small[name], 10, fast=True), fill_district(small[name], 10, fast=False)
-        )
+        assert np.array_equal(fill_district(small[name], 10, fast=True), fill_district(small[name], 10, fast=False))

@@ -106,14 +106,8 @@ def test_layout_is_seeded_and_reproducible(grid: Grid) -> None:
 def test_layouts_are_nested_over_time(grid: Grid) -> None:
     early = generate_layout(grid, date="2015-12-31")
     late = generate_layout(grid, date="2022-11-30")
-    pos = {
-        (s, x, y)
-        for s, x, y in zip(late.sector_id.tolist(), late.lon.tolist(), late.lat.tolist(), strict=True)
-    }
-    kept = [
-        (s, x, y) in pos
-        for s, x, y in zip(early.sector_id.tolist(), early.lon.tolist(), early.lat.tolist(), strict=True)
-    ]
+    pos = {(s, x, y) for s, x, y in zip(late.sector_id.tolist(), late.lon.tolist(), late.lat.tolist(), strict=True)}
+    kept = [(s, x, y) in pos for s, x, y in zip(early.sector_id.tolist(), early.lon.tolist(), early.lat.tolist(), strict=True)]
     # every district grew between these dates, so every early site survives unchanged
     assert all(kept)
 
@@ -123,10 +117,7 @@ def test_station_density_follows_population(grid: Grid) -> None:
     stations = generate_layout(grid, date="2022-11-30")
     _, first = np.unique(stations.station_id, return_index=True)
     site_parent = np.array(
-        [
-            h3.api.basic_int.latlng_to_cell(a, b, 6)
-            for a, b in zip(stations.lat[first], stations.lon[first], strict=True)
-        ],
+        [h3.api.basic_int.latlng_to_cell(a, b, 6) for a, b in zip(stations.lat[first], stations.lon[first], strict=True)],
         dtype=np.uint64,
     )
     grid_parent = (grid.cells & ~np.uint64(0xF << 52)) | np.uint64(6 << 52)
@@ -137,10 +128,7 @@ def test_station_density_follows_population(grid: Grid) -> None:
     assert np.corrcoef(s, p)[0, 1] > 0.9
     # and sites sit in populated cells: the cell of each site has people (or it is its district's only choice)
     lat, lng = stations.lat[first], stations.lon[first]
-    cells = np.array(
-        [h3.api.basic_int.latlng_to_cell(a, b, grid.resolution) for a, b in zip(lat, lng, strict=True)],
-        dtype=np.uint64,
-    )
+    cells = np.array([h3.api.basic_int.latlng_to_cell(a, b, grid.resolution) for a, b in zip(lat, lng, strict=True)], dtype=np.uint64)
     idx = np.searchsorted(grid.cells, cells)
     idx = np.minimum(idx, len(grid.cells) - 1)
     found = grid.cells[idx] == cells
@@ -175,9 +163,7 @@ def test_date_resolution_and_errors(grid: Grid) -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(
-    counts=st.dictionaries(
-        st.sampled_from(["中區", "西屯區", "和平區", "大安區"]), st.integers(0, 60), min_size=1
-    ),
+    counts=st.dictionaries(st.sampled_from(["中區", "西屯區", "和平區", "大安區"]), st.integers(0, 60), min_size=1),
     more=st.integers(0, 40),
     seed=st.integers(0, 10_000),
 )
@@ -194,9 +180,7 @@ def test_any_counts_are_placed_exactly_and_prefix_stable(
     rows = np.searchsorted(bigger.sector_id, small.sector_id, sorter=np.argsort(bigger.sector_id))
     order = np.argsort(bigger.sector_id)[rows]
     assert np.array_equal(bigger.sector_id[order], small.sector_id)
-    assert np.array_equal(bigger.lon[order], small.lon) and np.array_equal(
-        bigger.frequency_mhz[order], small.frequency_mhz
-    )
+    assert np.array_equal(bigger.lon[order], small.lon) and np.array_equal(bigger.frequency_mhz[order], small.frequency_mhz)
 
 
 def test_csv_round_trip_and_cli(grid: Grid, tmp_path: Path) -> None:
@@ -205,39 +189,14 @@ def test_csv_round_trip_and_cli(grid: Grid, tmp_path: Path) -> None:
     back = load_stations(tmp_path / "a.csv")
     assert np.array_equal(back.lon, s.lon) and np.array_equal(back.sector_id, s.sector_id)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zhongdu.cli",
-            "stations",
-            "generate",
-            "--date",
-            "2014-12-31",
-            "--seed",
-            "2015",
-            "--out",
-            str(tmp_path / "b.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-m", "zhongdu.cli", "stations", "generate", "--date", "2014-12-31", "--seed", "2015",
+         "--out", str(tmp_path / "b.csv")],
+        capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "zhongdu.cli",
-            "stations",
-            "generate",
-            "--date",
-            "1999-01-01",
-            "--out",
-            str(tmp_path / "c.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-m", "zhongdu.cli", "stations", "generate", "--date", "1999-01-01", "--out", str(tmp_path / "c.csv")],
+        capture_output=True, text=True, timeout=300,
     )
     assert bad.returncode == 2 and "no NCC 4G count" in bad.stderr

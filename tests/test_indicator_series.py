@@ -52,9 +52,7 @@ def test_csv_matches_json() -> None:
         r = series[row["date"]]
         assert float(row["share"]) == r["share"]
         assert int(row["stations"]) == r["stations"]
-        assert float(row["share_西屯區"]) == next(
-            d["share"] for d in r["districts"] if d["district"] == "西屯區"
-        )
+        assert float(row["share_西屯區"]) == next(d["share"] for d in r["districts"] if d["district"] == "西屯區")
 
 
 def test_station_counts_in_series_are_the_layout_counts(grid: Grid) -> None:
@@ -112,10 +110,7 @@ def test_plan_year_ends_and_targets() -> None:
 
 def test_indicator_show_cli() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "zhongdu.cli", "indicator", "show"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-m", "zhongdu.cli", "indicator", "show"], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
     assert "2015 (2015-12-31)" in proc.stdout and "target 70%" in proc.stdout
