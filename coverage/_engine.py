@@ -605,8 +605,52 @@ class _Sites:
     indexed: int  # sectors 0..indexed-1 are in the tree; later ones (added) are searched directly
 
 
+def _kdtree_class() -> Any:
+    """SciPy's cKDTree without importing all of `scipy.spatial` (qhull, distance, transforms).
+
+    `zhongdu coverage compute` is a short process: `import scipy.spatial` costs 0.2 s of it, the
+    k-d tree's own extension module half of that. Loaded from its file under its own name, so a
+    later `import scipy.spatial` reuses it; any surprise falls back to the plain import.
+    """
+    import sys
+
+    loaded = sys.modules.get("scipy.spatial")
+    if loaded is not None:
+        return loaded.cKDTree
+    try:
+        import importlib.machinery
+        import importlib.util
+        from pathlib import Path
+
+        import scipy
+
+        name = "scipy.spatial._ckdtree"
+        module = sys.modules.get(name)
+        if module is None:
+            folder = Path(scipy.__file__).parent / "spatial"
+            path = next(
+                folder / f"_ckdtree{suffix}"
+                for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                if (folder / f"_ckdtree{suffix}").is_file()
+            )
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        return module.cKDTree
+    except Exception:  # an unusual SciPy install: the documented import
+        from scipy.spatial import cKDTree
+
+        return cKDTree
+
+
 def _sites(sec: _Sectors) -> _Sites:
-    from scipy.spatial import cKDTree
+    cKDTree = _kdtree_class()
 
     o = np.lexsort((sec.y, sec.x)).astype(np.int64)
     xs, ys = sec.x[o], sec.y[o]
@@ -683,7 +727,7 @@ def _witnesses(
         on = active[s]
         _record_witness(geo, sec, model, threshold, wit, cells, cl[on], s[on])
         return wit
-    from scipy.spatial import cKDTree
+    cKDTree = _kdtree_class()
 
     # sector-centric: only (sector, environment) pairs with one of these cells in reach count
     touch = np.zeros(reach.shape, dtype=bool)
