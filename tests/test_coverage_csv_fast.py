@@ -94,3 +94,22 @@ def test_cell_centres_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert _types._centres_cache_path(other) != path  # keyed by the cells themselves
     monkeypatch.setenv("ZHONGDU_CACHE_DIR", "off")
     assert _types._centres_cache_path(grid.cells) is None
+
+
+def test_each_command_is_registered_by_the_module_the_cli_imports_for_it() -> None:
+    import argparse
+    import importlib
+
+    from zhongdu.cli import COMMAND_MODULES, COMMAND_OWNERS, build_parser
+
+    seen: dict[str, str] = {}
+    for name in COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(name).register(sub)
+        seen.update(dict.fromkeys(sub.choices, name))
+    assert seen == COMMAND_OWNERS
+    only = build_parser("coverage")
+    assert only.parse_args(["coverage", "compute", "--grid", "g", "--stations", "s"]).coverage_command == "compute"
+    with pytest.raises(SystemExit):
+        only.parse_args(["plan", "--help"])  # not registered in the narrow parser
+    assert build_parser(None).parse_args(["plan", "--stations", "s"]).stations == Path("s")
