@@ -94,7 +94,8 @@ def engine_actual(
         "source": "modelled",
         "recorded_by": "coverage engine (modelled from the NCC per-district station counts)",
         "recorded_at": None,
-        "evidence": f"modelled layout of {point.get('stations', '?')} stations at {point.get('date')}",
+        "evidence": f"modelled layout of {point.get('stations', '?')} stations at {point.get('date')}"
+        + (f", criterion {point['criterion']}" if point.get("criterion") else ""),
     }
 
 

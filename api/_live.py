@@ -96,6 +96,7 @@ class LiveCoverage:
         self._layout_serving: NDArray[np.bool_] | None = None
         self._last_stored = float("-inf")
         self._centres: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+        self._criterion_cache: dict[tuple[datetime, str, str], bytes] = {}
         self.grid: Grid | None = None
         self.stations: Stations | None = None
         self.snapshot: LiveSnapshot | None = None
@@ -252,6 +253,56 @@ class LiveCoverage:
             body=json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode(),
             serving=serving,
         )
+
+    def summary_for(self, criterion: str, operator: str) -> bytes:
+        """The snapshot's JSON body for another criterion/operator, computed once per snapshot."""
+        from zhongdu.coverage._by_operator import compute_by_operator
+
+        snapshot = self.snapshot
+        assert snapshot is not None and self.grid is not None
+        key = (snapshot.computed_at, criterion, operator)
+        with self._lock:
+            cached = self._criterion_cache.get(key)
+        if cached is not None:
+            return cached
+        results = compute_by_operator(
+            self.grid,
+            self.serving_stations(),
+            operator=operator,
+            model=self.model,
+            threshold_dbm=self._settings.rsrp_threshold_dbm,
+            criterion=criterion,  # type: ignore[arg-type]
+        )
+        main = results.get("any") or next(iter(results.values()))
+        summary = dict(snapshot.summary)
+        summary.update(
+            criterion=criterion,
+            operator=operator if operator in ("any", "each") else next(iter(results)),
+            population_covered=float(main.population_covered),
+            share=float(main.share),
+            districts=[
+                {"district": d.district, "population": float(d.population), "covered": float(d.covered),
+                 "share": float(d.share)}
+                for d in main.districts
+            ],
+        )  # fmt: skip
+        if operator == "each":
+            summary["by_operator"] = {
+                k: {"share": float(v.share), "population_covered": float(v.population_covered)}
+                for k, v in results.items()
+                if k not in ("any", "every_major")
+            }
+            if "every_major" in results:
+                every = results["every_major"]
+                summary["every_major"] = {
+                    "share": float(every.share),
+                    "population_covered": float(every.population_covered),
+                }
+        body = json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode()
+        with self._lock:
+            self._criterion_cache = {k: v for k, v in self._criterion_cache.items() if k[0] == key[0]}
+            self._criterion_cache[key] = body
+        return body
 
     def cells_detail(self, rows: NDArray[np.intp]) -> tuple[NDArray[np.bool_], NDArray[np.float64] | None]:
         """(covered, best RSRP dBm) of the grid cells `rows` under the stations serving now.

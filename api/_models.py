@@ -87,6 +87,12 @@ class CoverageOut(BaseModel):
     population_covered: float
     share: float
     districts: list[DistrictShareOut]
+    criterion: str | None = Field(default=None, description="absent for the default (outdoor)")
+    operator: str | None = Field(default=None, description="absent for the default (any operator)")
+    by_operator: dict[str, dict[str, float]] | None = Field(default=None, description="operator=each")
+    every_major: dict[str, float] | None = Field(
+        default=None, description="operator=each: covered by every major operator (CHT, TWM, FET)"
+    )
 
 
 class CellPropertiesOut(BaseModel):
@@ -369,6 +375,9 @@ class ScenarioIn(InModel):
     budget: int | None = Field(None, ge=1, le=5000, description="at most this many sites")
     max_cost: float | None = Field(None, gt=0, le=1e15, description="total cost bound (uses `cost`)")
     model: Literal["disk", "hata"] | None = Field(None, description="default: the server's coverage model")
+    criterion: Literal["outdoor", "indoor"] = Field(
+        "outdoor", description="plan for outdoor coverage or indoor (3GPP O2I building loss counted)"
+    )
 
     @model_validator(mode="after")
     def _disk_needs_radius(self) -> ScenarioIn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query
@@ -37,15 +37,48 @@ def _live(state: StateDep) -> tuple[LiveCoverage, LiveSnapshot]:
     return live, snapshot
 
 
-@router.get("", response_model=CoverageOut, responses=_NOT_READY, summary="Live city and district coverage")
-async def get_coverage(state: StateDep, _caller: CurrentRole) -> Response:
+@router.get(
+    "",
+    response_model=CoverageOut,
+    responses={
+        **_NOT_READY,
+        422: {"model": ErrorOut, "description": "unknown operator or no operator column"},
+    },
+    summary="Live city and district coverage",
+)
+def get_coverage(
+    state: StateDep,
+    _caller: CurrentRole,
+    criterion: Annotated[
+        Literal["outdoor", "indoor", "capacity"],
+        Query(description="outdoor (default, DESIGN.md), indoor (3GPP O2I loss) or capacity (sector load)"),
+    ] = "outdoor",
+    operator: Annotated[
+        str,
+        Query(
+            pattern=r"^[A-Za-z]{2,5}$|^[\u4e00-\u9fff]{2,20}$",
+            description="any (default), an operator (CHT, TWM, FET, APT, TSTAR) or each "
+            "(adds `by_operator` and `every_major`)",
+        ),
+    ] = "any",
+) -> Response:
     """The live share of the population covered, city-wide and per district.
 
-    Served from the in-memory snapshot, which is recomputed when the set of serving stations
-    changes (polled every few seconds) and stored on a schedule; never recomputed per request.
+    The default (outdoor, any operator) is served from the in-memory snapshot, recomputed when
+    the set of serving stations changes and stored on a schedule, never per request. Another
+    criterion or operator is computed once per snapshot from the stations serving now (about
+    0.5 s, `each` about 1.5 s at resolution 10) and kept until the next snapshot.
     """
-    _, snapshot = _live(state)
-    return Response(content=snapshot.body, media_type="application/json")
+    live, snapshot = _live(state)
+    if criterion == "outdoor" and operator == "any":
+        return Response(content=snapshot.body, media_type="application/json")
+    from zhongdu.coverage import CoverageError
+
+    try:
+        body = live.summary_for(criterion, operator)
+    except (CoverageError, ValueError) as exc:
+        unprocessable(str(exc))
+    return Response(content=body, media_type="application/json")
 
 
 def _parse_bbox(text: str) -> tuple[float, float, float, float]:

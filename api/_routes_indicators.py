@@ -38,6 +38,17 @@ Year = Annotated[
 PlanParam = Annotated[
     str | None, Query(pattern=r"^[a-z0-9-]{1,64}$", description="default: the plan covering the year")
 ]
+CriterionParam = Annotated[
+    str,
+    Query(
+        pattern=r"^(outdoor|indoor|capacity|indoor_every_major|indoor_[A-Z]{2,5})$",
+        description=(
+            "criterion of the engine-fed 4G indicator: outdoor (default: DESIGN.md's -110 dBm, the "
+            "only one computed live), indoor, capacity, indoor_every_major, or indoor_<operator> "
+            "(CHT, TWM, FET, APT, TSTAR); the others come from the modelled series"
+        ),
+    ),
+]
 IndicatorId = Annotated[str, Path(pattern=r"^[A-Z][0-9]+-[0-9]+$", description="e.g. B7-2")]
 
 
@@ -56,7 +67,14 @@ def choose_plan(conn: psycopg.Connection[Any], plan: str | None, year: int) -> s
     return str(chosen["plan_id"])
 
 
-def _modelled_series(state: ApiState) -> list[dict[str, Any]]:
+def _modelled_series(state: ApiState, criterion: str = "outdoor") -> list[dict[str, Any]]:
+    if criterion != "outdoor":
+        from zhongdu.coverage import IndicatorError, modelled_indicator_series
+
+        try:
+            return modelled_indicator_series(criterion)
+        except IndicatorError as exc:
+            unprocessable(str(exc))
     if state.modelled_series is None:
         try:
             from zhongdu.coverage import modelled_indicator_series
@@ -69,18 +87,18 @@ def _modelled_series(state: ApiState) -> list[dict[str, Any]]:
 
 
 def _indicators(
-    state: ApiState, conn: psycopg.Connection[Any], plan: str | None, year: int
+    state: ApiState, conn: psycopg.Connection[Any], plan: str | None, year: int, criterion: str = "outdoor"
 ) -> list[dict[str, Any]]:
     plan_id = choose_plan(conn, plan, year)
     rows = storage.api.list_indicators(conn, plan_id)
     engine = None
     if any((r.get("details") or {}).get("actual_source") == ind.COVERAGE_SOURCE for r in rows):
-        snapshot = state.live.snapshot if state.live is not None else None
+        snapshot = state.live.snapshot if state.live is not None and criterion == "outdoor" else None
         engine = ind.engine_actual(
             year,
             today=datetime.now(UTC).date(),
             live=snapshot.summary if snapshot else None,
-            series=_modelled_series(state),
+            series=_modelled_series(state, criterion),
         )
     return ind.build_indicators(
         rows, year, recorded=storage.api.latest_indicator_actuals(conn, plan_id, year), engine=engine
@@ -95,20 +113,30 @@ def _year(year: int | None) -> int:
     "", response_model=IndicatorListOut, summary="Every plan indicator with target, actual, attainment"
 )
 def list_indicators(
-    state: StateDep, conn: ConnDep, _caller: CurrentRole, year: Year = None, plan: PlanParam = None
+    state: StateDep,
+    conn: ConnDep,
+    _caller: CurrentRole,
+    year: Year = None,
+    plan: PlanParam = None,
+    criterion: CriterionParam = "outdoor",
 ) -> dict[str, Any]:
     year_ = _year(year)
-    items = _indicators(state, conn, plan, year_)
+    items = _indicators(state, conn, plan, year_, criterion)
     return {"plan_id": items[0]["plan_id"] if items else plan, "year": year_, "items": items}
 
 
 @router.get("/score", response_model=ScoreOut, summary="Weighted score of a year")
 def get_score(
-    state: StateDep, conn: ConnDep, _caller: CurrentRole, year: Year = None, plan: PlanParam = None
+    state: StateDep,
+    conn: ConnDep,
+    _caller: CurrentRole,
+    year: Year = None,
+    plan: PlanParam = None,
+    criterion: CriterionParam = "outdoor",
 ) -> dict[str, Any]:
     """Σ weight × min(1, actual / target) over the indicators with an actual and a target."""
     year_ = _year(year)
-    return ind.score(_indicators(state, conn, plan, year_), year_)
+    return ind.score(_indicators(state, conn, plan, year_, criterion), year_)
 
 
 def _value_of(kind: str, body: ActualIn) -> tuple[float, float | None, float | None]:

@@ -82,10 +82,14 @@ def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]
         target=target,
         budget=budget,
         max_cost=max_cost,
+        criterion=request.get("criterion") or "outdoor",
     )
     out: dict[str, Any] = result.to_dict()
     out.update(
-        method="celf-greedy", model=model, base="stations serving at " + live.snapshot.computed_at.isoformat()
+        method="celf-greedy",
+        model=model,
+        criterion=request.get("criterion") or "outdoor",
+        base="stations serving at " + live.snapshot.computed_at.isoformat(),
     )
     return out
 

@@ -8,6 +8,7 @@ which every `zhongdu` command would otherwise pay for at start-up (about 0.5 s).
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._capacity import CapacityParams, capacity_served, sector_load
 from ._engine import (
     CoverageEngine,
     CoverageError,
@@ -24,6 +25,7 @@ from ._indicator import (
     modelled_indicator_series,
     modelled_share,
 )
+from ._indoor import CRITERIA, indoor_loss_db
 from ._layout import LayoutError, generate_layout, layout_counts, station_counts
 from ._live import StationStatus, live_coverage, snapshot_record
 from ._models import (
@@ -125,6 +127,12 @@ __all__ = [  # noqa: RUF022 - grouped by owner
     "modelled_indicator_series",
     "modelled_share",
     "station_counts",
+    # criteria: indoor, capacity (issue 14)
+    "CRITERIA",
+    "CapacityParams",
+    "capacity_served",
+    "indoor_loss_db",
+    "sector_load",
     # scenario placement (PLACEMENT helper)
     "CandidateDefaults",
     "MCLPResult",

@@ -40,6 +40,8 @@ from numpy.typing import NDArray
 
 from zhongdu.errors import ZhongduError
 
+from ._capacity import CapacityParams, capacity_served
+from ._indoor import CRITERIA, indoor_loss_db
 from ._models import (
     EARTH_RADIUS_M,
     MIN_DISTANCE_KM,
@@ -54,14 +56,18 @@ __all__ = [
     "CoverageEngine",
     "CoverageError",
     "CoverageResult",
+    "Criterion",
     "DistrictCoverage",
     "Model",
     "compute_coverage",
     "coverage_matrix",
+    "result_from_covered",
+    "result_from_fraction",
 ]
 
 Model = Literal["disk", "hata"]
 MODELS: tuple[str, ...] = ("disk", "hata")
+Criterion = Literal["outdoor", "indoor", "capacity"]
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
@@ -247,37 +253,31 @@ def _geometry(grid: Grid) -> _Geometry:
         x, y, z = frame.apply(*_unit_vectors(lat, lng), scale=_R)
         env = grid.environment.astype(np.int64)
         present = tuple(int(e) for e in np.unique(env))
-        probe, px, py = _probes(grid, frame)
+        probe, px, py = _probes(grid, x, y)
         geo = _Geometry(frame, x, y, z, lat, lng, env, present, probe, px, py)
         grid._cache["geometry"] = geo
     return geo
 
 
-def _probes(grid: Grid, frame: _Frame) -> tuple[I64, F64, F64]:
+def _probes(grid: Grid, cx: F64, cy: F64) -> tuple[I64, F64, F64]:
     """Each cell's H3 ancestor at resolution 9 (at most two levels up; bit arithmetic on the
     index) and the ancestors' centres.
 
     A nearest-site query per ancestor (7 or 49 cells) instead of per cell is several times
     cheaper and finds almost the same witnesses (the exhaustive step catches the rest).
     """
-    import h3
-
     # ancestors about the size of a resolution-9 cell (174 m edge), at most two levels up
     p = min(grid.resolution, max(9, grid.resolution - 2))
     if p == grid.resolution:
-        lat, lng = grid.latlng_deg()
-        x, y, _ = frame.apply(*_unit_vectors(lat, lng), scale=_R)
-        return np.arange(len(grid), dtype=np.int64), x, y
+        return np.arange(len(grid), dtype=np.int64), cx, cy
     digits = np.uint64((1 << (3 * (15 - p))) - 1)  # unused digits below resolution p are 7 (0b111)
     parent = ((grid.cells | digits) & ~np.uint64(0xF << 52)) | np.uint64(p << 52)
-    uniq, inverse = np.unique(parent, return_inverse=True)
-    flat = np.fromiter(
-        (v for c in uniq.tolist() for v in h3.api.basic_int.cell_to_latlng(c)),
-        dtype=np.float64,
-        count=2 * len(uniq),
-    ).reshape(-1, 2)
-    x, y, _ = frame.apply(*_unit_vectors(flat[:, 0], flat[:, 1]), scale=_R)
-    return inverse.reshape(-1).astype(np.int64), x, y
+    _, inverse = np.unique(parent, return_inverse=True)
+    inverse = inverse.reshape(-1).astype(np.int64)
+    # the probe is the mean of the ancestor's children in the grid (near its centre; any point
+    # works, the exhaustive step keeps the search exact): no h3 call per ancestor
+    count = np.bincount(inverse).astype(np.float64)
+    return inverse, np.bincount(inverse, weights=cx) / count, np.bincount(inverse, weights=cy) / count
 
 
 def _build_tiles(geo: _Geometry, cells: I64 | None, tile: float) -> _Tiles:
@@ -328,10 +328,14 @@ class _Sectors:
     reach: F64  # (n, n_env) arc reach in metres (0 = covers nothing)
     lat: F64
     lng: F64
-    radius: F64
+    radius: F64  # (n, n_env) disk radius for the criterion (indoor: shrunk by the building loss)
+    margin: F64  # (n, n_env) building loss in dB (indoor criterion; 0 outdoors)
+    indoor: bool = False
 
 
-def _sectors(geo: _Geometry, stations: Stations, rows: I64, model: str, threshold: float) -> _Sectors:
+def _sectors(
+    geo: _Geometry, stations: Stations, rows: I64, model: str, threshold: float, indoor: bool = False
+) -> _Sectors:
     lat = stations.lat[rows]
     lng = stations.lon[rows]
     vx, vy, vz = _unit_vectors(lat, lng)
@@ -351,10 +355,12 @@ def _sectors(geo: _Geometry, stations: Stations, rows: I64, model: str, threshol
     n = len(rows)
     n_env = len(ENVIRONMENTS)
     radius = stations.radius_m[rows]
+    f = stations.frequency_mhz[rows][:, None]
+    hb = stations.height_m[rows][:, None]
+    envs = np.arange(n_env)[None, :]
+    # indoors: RSRP - loss >= T, i.e. RSRP >= T + loss (the loss per band and cell environment)
+    margin = indoor_loss_db(f, envs) if indoor else np.zeros((n, n_env))
     if model == "hata":
-        f = stations.frequency_mhz[rows][:, None]
-        hb = stations.height_m[rows][:, None]
-        envs = np.arange(n_env)[None, :]
         k, b = hata_terms(f, hb, envs)
         p = reference_signal_dbm(stations.eirp_dbm[rows], stations.bandwidth_mhz[rows])[:, None]
         offset = p - k
@@ -364,7 +370,7 @@ def _sectors(geo: _Geometry, stations: Stations, rows: I64, model: str, threshol
             frequency_mhz=f,
             height_m=hb,
             environment=envs,
-            threshold_dbm=threshold,
+            threshold_dbm=threshold + margin,
         )
         if (b[:, 0] <= 0).any():
             i = int(rows[np.flatnonzero(b[:, 0] <= 0)[0]])
@@ -380,11 +386,15 @@ def _sectors(geo: _Geometry, stations: Stations, rows: I64, model: str, threshol
                 f"row {i + 1} (station {stations.station_id[i]}, sector {stations.sector_id[i]}) "
                 "has no radius_m; the disk model needs a radius_m column with a value for every sector"
             )
-        reach = np.repeat(radius[:, None], n_env, axis=1)
+        # indoors the disk shrinks as Hata's distance slope B says the loss shortens the reach:
+        # radius x 10^(-loss / B) (B for the sector's antenna height; outdoors the factor is 1)
+        shrink = 10.0 ** (-margin / hata_terms(f, hb, envs)[1]) if indoor else np.ones((n, n_env))
+        reach = radius[:, None] * shrink
         offset = np.zeros((n, n_env))
         slope = np.zeros(n)
     else:
         raise CoverageError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+    edge_radius = reach.copy() if model == "disk" else np.repeat(radius[:, None], n_env, axis=1)
     mask = np.zeros(n_env, dtype=bool)
     mask[list(geo.env_present)] = True
     # no reach beyond the antipode (keeps the chord of the reach monotone: c = 2R sin(reach / 2R))
@@ -411,18 +421,23 @@ def _sectors(geo: _Geometry, stations: Stations, rows: I64, model: str, threshol
         reach=reach,
         lat=lat,
         lng=lng,
-        radius=radius,
+        radius=edge_radius,
+        margin=margin,
+        indoor=indoor,
     )
+
+
+_ARRAYS = tuple(f.name for f in fields(_Sectors) if f.name != "indoor")
 
 
 def _take(sec: _Sectors, idx: I64) -> _Sectors:
     """Constants of a subset of sectors."""
-    return _Sectors(**{f.name: getattr(sec, f.name)[idx] for f in fields(_Sectors)})
+    return _Sectors(**{name: getattr(sec, name)[idx] for name in _ARRAYS}, indoor=sec.indoor)
 
 
 def _join(a: _Sectors, b: _Sectors) -> _Sectors:
     return _Sectors(
-        **{f.name: np.concatenate([getattr(a, f.name), getattr(b, f.name)]) for f in fields(_Sectors)}
+        **{name: np.concatenate([getattr(a, name), getattr(b, name)]) for name in _ARRAYS}, indoor=a.indoor
     )
 
 
@@ -500,7 +515,7 @@ def _score(
         edge = np.flatnonzero(np.abs(c2 - c2t) <= 1e-9 * c2t + 1e-9)
         if len(edge):
             d = great_circle_m(sec.lat[s[edge]], sec.lng[s[edge]], geo.lat[cell[edge]], geo.lng[cell[edge]])
-            inside[edge] = d <= sec.radius[s[edge]]
+            inside[edge] = d <= sec.radius.ravel()[se[edge]]
         keep = np.flatnonzero(inside)
         return keep, -c2[keep]
     near = c2 <= sec.c2near.ravel()[se]
@@ -512,6 +527,10 @@ def _score(
     sin_t = dx * sec.sx[s] + dy * sec.sy[s] + dz * sec.sz[s]
     theta = np.arctan2(np.abs(sin_t), cos_t)
     rsrp = sec.offset.ravel()[se] - sec.slope[s] * log_d - np.minimum(sec.kgain[s] * (theta * theta), 25.0)
+    if sec.indoor:  # the indoor RSRP reaches T where the outdoor one reaches T + loss
+        loss = sec.margin.ravel()[se]
+        keep = np.flatnonzero(near & (rsrp >= threshold + loss))
+        return keep, rsrp[keep] - loss[keep]
     keep = np.flatnonzero(near & (rsrp >= threshold))
     return keep, rsrp[keep]
 
@@ -586,8 +605,52 @@ class _Sites:
     indexed: int  # sectors 0..indexed-1 are in the tree; later ones (added) are searched directly
 
 
+def _kdtree_class() -> Any:
+    """SciPy's cKDTree without importing all of `scipy.spatial` (qhull, distance, transforms).
+
+    `zhongdu coverage compute` is a short process: `import scipy.spatial` costs 0.2 s of it, the
+    k-d tree's own extension module half of that. Loaded from its file under its own name, so a
+    later `import scipy.spatial` reuses it; any surprise falls back to the plain import.
+    """
+    import sys
+
+    loaded = sys.modules.get("scipy.spatial")
+    if loaded is not None:
+        return loaded.cKDTree
+    try:
+        import importlib.machinery
+        import importlib.util
+        from pathlib import Path
+
+        import scipy
+
+        name = "scipy.spatial._ckdtree"
+        module = sys.modules.get(name)
+        if module is None:
+            folder = Path(scipy.__file__).parent / "spatial"
+            path = next(
+                folder / f"_ckdtree{suffix}"
+                for suffix in importlib.machinery.EXTENSION_SUFFIXES
+                if (folder / f"_ckdtree{suffix}").is_file()
+            )
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        return module.cKDTree
+    except Exception:  # an unusual SciPy install: the documented import
+        from scipy.spatial import cKDTree
+
+        return cKDTree
+
+
 def _sites(sec: _Sectors) -> _Sites:
-    from scipy.spatial import cKDTree
+    cKDTree = _kdtree_class()
 
     o = np.lexsort((sec.y, sec.x)).astype(np.int64)
     xs, ys = sec.x[o], sec.y[o]
@@ -664,7 +727,7 @@ def _witnesses(
         on = active[s]
         _record_witness(geo, sec, model, threshold, wit, cells, cl[on], s[on])
         return wit
-    from scipy.spatial import cKDTree
+    cKDTree = _kdtree_class()
 
     # sector-centric: only (sector, environment) pairs with one of these cells in reach count
     touch = np.zeros(reach.shape, dtype=bool)
@@ -706,6 +769,32 @@ def _record_witness(
     wit[cl[free]] = s[free]
 
 
+def _aimed(geo: _Geometry, sec: _Sectors, sites: _Sites, model: str, threshold: float, wit: I64) -> I64:
+    """Per covered cell (all grid cells), the covering sector of its witness's site that points
+    closest to it: the serving sector of the capacity criterion (a witness may be a back lobe)."""
+    cov = np.flatnonzero(wit >= 0)
+    if len(cov) == 0:
+        return wit
+    site_of = np.empty(len(sites.members), dtype=np.int64)
+    site_of[sites.members] = np.repeat(np.arange(len(sites.start) - 1, dtype=np.int64), np.diff(sites.start))
+    cl, s = _site_pairs(sites, cov, site_of[wit[cov]])
+    keep, _ = _score_explicit(geo, sec, model, threshold, s, cl)
+    cl, s = cl[keep], s[keep]
+    dx, dy, dz = geo.x[cl] - sec.x[s], geo.y[cl] - sec.y[s], geo.z[cl] - sec.z[s]
+    norm = np.sqrt(dx * dx + dy * dy + dz * dz)
+    cos = np.where(
+        (norm > 0) & (sec.kgain[s] > 0),
+        (dx * sec.bx[s] + dy * sec.by[s] + dz * sec.bz[s]) / np.maximum(norm, 1e-300),
+        1.0,
+    )
+    o = np.lexsort((s, -cos, cl))
+    first = np.ones(len(o), dtype=bool)
+    first[1:] = cl[o][1:] != cl[o][:-1]
+    out = wit.copy()
+    out[cl[o][first]] = s[o][first]
+    return out
+
+
 def _tile_size(geo: _Geometry, sec: _Sectors) -> float:
     positive = sec.reach[sec.reach > 0]
     spacing = float(np.sqrt((np.ptp(geo.x) * np.ptp(geo.y) + 1.0) / max(len(geo.x), 1)))
@@ -725,9 +814,13 @@ def _sector_rank(stations: Stations) -> I64:
     return rank
 
 
-def _check_args(grid: Grid, stations: Stations, model: str, threshold_dbm: float) -> None:
+def _check_args(
+    grid: Grid, stations: Stations, model: str, threshold_dbm: float, criterion: str = "outdoor"
+) -> None:
     if model not in MODELS:
         raise CoverageError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+    if criterion not in CRITERIA:
+        raise CoverageError(f"unknown criterion {criterion!r}; use one of {', '.join(CRITERIA)}")
     if not math.isfinite(threshold_dbm):
         raise CoverageError(f"threshold {threshold_dbm!r} dBm must be a finite number, e.g. -110")
     if not isinstance(grid, Grid) or not isinstance(stations, Stations):
@@ -735,20 +828,20 @@ def _check_args(grid: Grid, stations: Stations, model: str, threshold_dbm: float
 
 
 def _pair_chunks(
-    grid: Grid, stations: Stations, rows: I64, model: str, threshold: float
+    grid: Grid, stations: Stations, rows: I64, model: str, threshold: float, indoor: bool = False
 ) -> Iterator[tuple[I64, I64, F64]]:
     """Chunks of (cell, row, score) for every pair reaching the threshold from `rows`, sector-major."""
     if len(rows) == 0:
         return
     geo = _geometry(grid)
-    sec = _sectors(geo, stations, rows, model, threshold)
+    sec = _sectors(geo, stations, rows, model, threshold, indoor)
     tiles = _build_tiles(geo, None, _tile_size(geo, sec))
     for c, s, sc in _pairs(geo, tiles, sec, model, threshold):
         yield c, sec.rows[s], sc
 
 
 def _per_cell(
-    grid: Grid, stations: Stations, rows: I64, model: str, threshold: float
+    grid: Grid, stations: Stations, rows: I64, model: str, threshold: float, indoor: bool = False
 ) -> tuple[F64, I64, NDArray[np.bool_]]:
     """Best server per cell over the given rows: (best RSRP or NaN, serving row or -1, covered).
 
@@ -760,7 +853,7 @@ def _per_cell(
     big = np.iinfo(np.int64).max
     best = np.full(n, -np.inf)
     key = np.full(n, big, dtype=np.int64)
-    for cells, srows, score in _pair_chunks(grid, stations, rows, model, threshold):
+    for cells, srows, score in _pair_chunks(grid, stations, rows, model, threshold, indoor):
         old = best[cells]
         np.maximum.at(best, cells, score)
         new = best[cells]
@@ -772,6 +865,22 @@ def _per_cell(
     covered = serving >= 0
     rsrp = np.where(covered, best, np.nan) if model == "hata" else np.full(n, np.nan)
     return rsrp, serving, covered
+
+
+def result_from_covered(grid: Grid, covered: NDArray[np.bool_]) -> CoverageResult:
+    """City and district totals of a covered mask (e.g. cells covered by several operators)."""
+    total, cov, share, districts = _summarise(grid, _covered_by_district(grid, covered))
+    return CoverageResult(total, cov, share, districts, covered=covered)
+
+
+def result_from_fraction(grid: Grid, fraction: F64) -> CoverageResult:
+    """Totals when a fraction of each cell's people is covered (e.g. each operator's subscribers
+    served by their own network); `covered` marks the cells with any covered share."""
+    dd = _districts(grid)
+    weighted = fraction[dd.order] * dd.population
+    cov_d = np.array([np.sum(weighted[dd.bounds[d] : dd.bounds[d + 1]]) for d in range(len(grid.districts))])
+    total, cov, share, districts = _summarise(grid, cov_d)
+    return CoverageResult(total, cov, share, districts, covered=fraction > 0)
 
 
 def _serving_counts(stations: Stations, up: NDArray[np.bool_]) -> tuple[int, int]:
@@ -786,31 +895,46 @@ def compute_coverage(
     model: Model = "hata",
     threshold_dbm: float = -110.0,
     per_cell: bool = False,
+    criterion: Criterion = "outdoor",
+    capacity: CapacityParams | None = None,
 ) -> CoverageResult:
     """Covered population, city-wide and per district, from every `up` sector (DESIGN.md section 4).
 
     Without `per_cell` the engine only needs one covering sector per cell (a witness: first the
     nearest sites, then an exhaustive search for the rest); with it, every pair in reach is
-    evaluated for the best server.
+    evaluated for the best server. `criterion`: `outdoor` (DESIGN.md), `indoor` (building loss
+    of `_indoor` added), `capacity` (outdoor, and the serving sector under its load limit,
+    `_capacity`; the serving sector: of the nearest site covering the cell, the covering sector
+    pointing closest to it).
     """
-    _check_args(grid, stations, model, threshold_dbm)
+    _check_args(grid, stations, model, threshold_dbm, criterion)
+    indoor = criterion == "indoor"
     rows = np.flatnonzero(stations.up).astype(np.int64)
     stations_serving, sectors_serving = _serving_counts(stations, stations.up)
     if per_cell:
-        rsrp, serving, covered = _per_cell(grid, stations, rows, model, threshold_dbm)
-    else:
+        rsrp, serving, covered = _per_cell(grid, stations, rows, model, threshold_dbm, indoor)
+    if not per_cell or criterion == "capacity":
         geo = _geometry(grid)
-        sec = _sectors(geo, stations, rows, model, threshold_dbm)
+        sec = _sectors(geo, stations, rows, model, threshold_dbm, indoor)
+        sites = _sites(sec)
         wit = _witnesses(
             geo,
             sec,
-            _sites(sec),
+            sites,
             model,
             threshold_dbm,
             np.arange(len(grid), dtype=np.int64),
             np.ones(len(rows), dtype=bool),
         )
         covered = wit >= 0
+    if criterion == "capacity":
+        # served by the covering sector of the nearest covering site that points closest to the cell
+        wit = _aimed(geo, sec, sites, model, threshold_dbm, wit)
+        load_server = np.where(wit >= 0, rows[np.maximum(wit, 0)], -1)
+        covered = capacity_served(grid, stations, load_server, capacity or CapacityParams())
+        if per_cell:
+            rsrp = np.where(covered, rsrp, np.nan)
+            serving = np.where(covered, serving, -1)
     total, cov, share, districts = _summarise(grid, _covered_by_district(grid, covered))
     result = CoverageResult(
         total,
@@ -827,16 +951,32 @@ def compute_coverage(
 
 
 def coverage_matrix(
-    grid: Grid, stations: Stations, *, model: Model = "hata", threshold_dbm: float = -110.0
+    grid: Grid,
+    stations: Stations,
+    *,
+    model: Model = "hata",
+    threshold_dbm: float = -110.0,
+    criterion: Criterion = "outdoor",
 ) -> Any:
-    """Sparse bool (len(stations), len(grid)): row r covers cell c on its own, status ignored."""
+    """Sparse bool (len(stations), len(grid)): row r covers cell c on its own, status ignored.
+
+    `criterion` `indoor` counts the building loss; `capacity` depends on the whole layout, so it
+    has no per-sector matrix (CoverageError).
+    """
     from scipy import sparse
 
-    _check_args(grid, stations, model, threshold_dbm)
+    _check_args(grid, stations, model, threshold_dbm, criterion)
+    if criterion == "capacity":
+        raise CoverageError("the capacity criterion depends on the whole layout; use compute_coverage")
     parts = [
         (c.astype(np.int32), r.astype(np.int32))
         for c, r, _ in _pair_chunks(
-            grid, stations, np.arange(len(stations), dtype=np.int64), model, threshold_dbm
+            grid,
+            stations,
+            np.arange(len(stations), dtype=np.int64),
+            model,
+            threshold_dbm,
+            criterion == "indoor",
         )
     ]
     cells = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
@@ -863,11 +1003,24 @@ class CoverageEngine:
     """
 
     def __init__(
-        self, grid: Grid, stations: Stations, *, model: Model = "hata", threshold_dbm: float = -110.0
+        self,
+        grid: Grid,
+        stations: Stations,
+        *,
+        model: Model = "hata",
+        threshold_dbm: float = -110.0,
+        criterion: Criterion = "outdoor",
     ) -> None:
-        _check_args(grid, stations, model, threshold_dbm)
+        _check_args(grid, stations, model, threshold_dbm, criterion)
+        if criterion == "capacity":
+            raise CoverageError(
+                "the capacity criterion is not incremental (a sector's load depends on its "
+                "neighbours); use compute_coverage(..., criterion='capacity')"
+            )
         self.grid = grid
         self.model: Model = model
+        self.criterion: Criterion = criterion
+        self._indoor = criterion == "indoor"
         self.threshold_dbm = float(threshold_dbm)
         self._lock = threading.RLock()
         self._geo = _geometry(grid)
@@ -875,7 +1028,7 @@ class CoverageEngine:
         self._layout_up = stations.up.copy()
         self._up = stations.up.copy()
         self._sec = _sectors(
-            self._geo, stations, np.arange(len(stations), dtype=np.int64), model, threshold_dbm
+            self._geo, stations, np.arange(len(stations), dtype=np.int64), model, threshold_dbm, self._indoor
         )
         self._site_cache: _Sites | None = None
         self._tiles = _build_tiles(self._geo, None, _tile_size(self._geo, self._sec))
@@ -972,7 +1125,12 @@ class CoverageEngine:
             if per_cell:
                 if self._per_cell_cache is None:
                     self._per_cell_cache = _per_cell(
-                        self.grid, self._stations, up_rows.astype(np.int64), self.model, self.threshold_dbm
+                        self.grid,
+                        self._stations,
+                        up_rows.astype(np.int64),
+                        self.model,
+                        self.threshold_dbm,
+                        self._indoor,
                     )
                 rsrp, serving, cells = self._per_cell_cache
                 res.best_rsrp_dbm, res.serving_row, res.covered = rsrp.copy(), serving.copy(), cells.copy()
@@ -1020,7 +1178,12 @@ class CoverageEngine:
                 return self.result()
             start = len(self._up)
             new = _sectors(
-                self._geo, stations, np.arange(len(stations), dtype=np.int64), self.model, self.threshold_dbm
+                self._geo,
+                stations,
+                np.arange(len(stations), dtype=np.int64),
+                self.model,
+                self.threshold_dbm,
+                self._indoor,
             )
             new.rows = new.rows + start
             self._sec = _join(self._sec, new)

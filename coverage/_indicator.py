@@ -31,6 +31,13 @@ DEFAULT_RESOLUTION = 10
 DEFAULT_THRESHOLD_DBM = -110.0
 #: The plan's targets for 104-107 (2015-2018) and the NCC date that closes each year.
 PLAN_TARGETS: dict[int, float] = {2015: 0.70, 2016: 0.80, 2017: 0.90, 2018: 0.95}
+#: The series per criterion (keys of each row's `by_criterion`): outdoor / indoor / capacity by any
+#: operator, and indoor by every major operator at once (a subscriber's view: whichever of the
+#: three big networks one is on). `share` stays the outdoor one (DESIGN.md's definition).
+SERIES_CRITERIA: tuple[str, ...] = ("outdoor", "indoor", "capacity", "indoor_every_major")
+#: Which criterion the API's indicator reports by default (see coverage/data/README.md): outdoor,
+#: DESIGN.md's definition and the only one computed live from station status.
+DEFAULT_API_CRITERION = "outdoor"
 #: Extra thresholds for the plan year-ends, to show what the result depends on.
 SENSITIVITY_THRESHOLDS_DBM: tuple[float, ...] = (-115.0, -105.0, -100.0, -95.0)
 
@@ -85,9 +92,12 @@ def indicator_at(
     if model not in ("hata", "disk"):
         raise IndicatorError(f"model must be 'hata' or 'disk', got {model!r}")
     result = compute_coverage(grid, stations, model=model, threshold_dbm=threshold_dbm)
+    by_criterion, by_operator = _criteria(grid, stations, model, threshold_dbm, result.share)
     return {
         "date": iso,
         "share": result.share,
+        "by_criterion": by_criterion,
+        "indoor_by_operator": by_operator,
         "population_covered": result.population_covered,
         "population_total": result.population_total,
         "stations": len(set(stations.station_id.tolist())),
@@ -97,6 +107,35 @@ def indicator_at(
             for d in result.districts
         ],
     }
+
+
+def _criteria(
+    grid: Grid, stations: Any, model: Literal["disk", "hata"], threshold_dbm: float, outdoor: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Shares per criterion (SERIES_CRITERIA) and the indoor share of each operator."""
+    from ._by_operator import compute_by_operator
+
+    kw: dict[str, Any] = {"model": model, "threshold_dbm": threshold_dbm}
+    each = compute_by_operator(grid, stations, operator="each", criterion="indoor", **kw)
+    capacity = compute_by_operator(grid, stations, operator="any", criterion="capacity", **kw)["any"].share
+    by_criterion = {"outdoor": outdoor, "indoor": each["any"].share, "capacity": capacity}
+    by_criterion["indoor_every_major"] = each["every_major"].share if "every_major" in each else 0.0
+    by_operator = {k: v.share for k, v in each.items() if k not in ("any", "every_major")}
+    return by_criterion, by_operator
+
+
+def series_share(row: dict[str, Any], criterion: str) -> float:
+    """A series row's share for a criterion key (SERIES_CRITERIA, `indoor_<operator>`)."""
+    if criterion == "outdoor" or ("by_criterion" not in row and criterion == "outdoor"):
+        return float(row["share"])
+    if criterion in row.get("by_criterion", {}):
+        return float(row["by_criterion"][criterion])
+    if criterion.startswith("indoor_") and criterion[7:] in row.get("indoor_by_operator", {}):
+        return float(row["indoor_by_operator"][criterion[7:]])
+    raise IndicatorError(
+        f"the modelled series has no criterion {criterion!r}; use one of {', '.join(SERIES_CRITERIA)} "
+        "or indoor_<operator> (e.g. indoor_CHT)"
+    )
 
 
 def compute_series(
@@ -132,6 +171,8 @@ def compute_series(
             "share": row["share"],
             "stations": row["stations"],
             "attained": row["share"] >= target,
+            "by_criterion": row["by_criterion"],
+            "indoor_by_operator": row["indoor_by_operator"],
         }
         if sensitivity:
             entry["share_by_threshold_dbm"] = {
@@ -156,6 +197,8 @@ def compute_series(
         "stations": "synthetic layouts from NCC 4G counts per district (zhongdu.coverage.generate_layout)",
         "series": rows,
         "plan_years": plan_years,
+        "criteria": list(SERIES_CRITERIA),
+        "default_api_criterion": DEFAULT_API_CRITERION,
     }
 
 
@@ -208,6 +251,8 @@ def write_series(doc: dict[str, Any], out_dir: Path = DATA_DIR) -> list[Path]:
                 "population_total",
                 "stations",
                 "sectors",
+                *(f"share_{c}" for c in SERIES_CRITERIA[1:]),
+                *(f"share_indoor_{o}" for o in rows[0]["indoor_by_operator"]),
                 *(f"share_{n}" for n in names),
             ]
         )
@@ -220,6 +265,8 @@ def write_series(doc: dict[str, Any], out_dir: Path = DATA_DIR) -> list[Path]:
                     repr(r["population_total"]),
                     r["stations"],
                     r["sectors"],
+                    *(repr(r["by_criterion"][c]) for c in SERIES_CRITERIA[1:]),
+                    *(repr(r["indoor_by_operator"].get(o, 0.0)) for o in rows[0]["indoor_by_operator"]),
                     *(repr(d["share"]) for d in r["districts"]),
                 ]
             )
@@ -262,8 +309,17 @@ def plot_series(doc: dict[str, Any], path: Path) -> Path | None:
         x,
         [100 * r["share"] for r in rows],
         marker=".",
-        label=f"modelled share (hata, {doc['threshold_dbm']:g} dBm)",
+        label=f"outdoor, any operator (hata, {doc['threshold_dbm']:g} dBm)",
     )
+    labels = {  # colours away from the targets' red
+        "indoor": ("indoor (3GPP O2I loss), any operator", "tab:orange"),
+        "capacity": ("outdoor within sector capacity", "tab:green"),
+        "indoor_every_major": ("indoor, by every major operator (CHT, TWM, FET)", "tab:purple"),
+    }
+    for key, (label, colour) in labels.items():
+        if all("by_criterion" in r for r in rows):
+            values = [100 * r["by_criterion"][key] for r in rows]
+            ax.plot(x, values, marker=".", markersize=3, color=colour, label=label)
     for p in doc["plan_years"]:
         d: Any = dt.date.fromisoformat(p["date"])
         ax.plot([d], [100 * p["target"]], marker="_", markersize=18, color="tab:red")
@@ -295,7 +351,7 @@ def plot_series(doc: dict[str, Any], path: Path) -> Path | None:
     ax.patch.set_visible(False)
     lines = ax.get_legend_handles_labels()
     bars = ax2.get_legend_handles_labels()
-    ax.legend(lines[0] + bars[0], lines[1] + bars[1], loc="lower right", fontsize=8)
+    ax.legend(lines[0] + bars[0], lines[1] + bars[1], loc="lower right", fontsize=7)
     ax.set_title(
         "Taichung 4G population coverage, modelled from NCC station counts (synthetic sites)\n"
         "gray x: share at other thresholds (dBm) at plan year-ends",
@@ -316,9 +372,20 @@ def _series_doc() -> dict[str, Any]:
     return doc
 
 
-def modelled_indicator_series() -> list[dict[str, Any]]:
-    """The shipped series: [{date, share, population_covered, population_total, stations, districts}]."""
-    return [dict(r) for r in _series_doc()["series"]]
+def modelled_indicator_series(criterion: str | None = None) -> list[dict[str, Any]]:
+    """The shipped series: [{date, share, population_covered, population_total, stations, districts}].
+
+    With a `criterion` (a `by_criterion` key or `indoor_<operator>`), `share` is that criterion's
+    and `population_covered` is share x total (district detail stays the outdoor one).
+    """
+    rows = [dict(r) for r in _series_doc()["series"]]
+    if criterion is None:
+        return rows
+    for r in rows:
+        r["share"] = series_share(r, criterion)
+        r["population_covered"] = r["share"] * float(r["population_total"])
+        r["criterion"] = criterion
+    return rows
 
 
 def modelled_indicator_document() -> dict[str, Any]:

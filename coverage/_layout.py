@@ -224,9 +224,11 @@ def layout_counts(grid: Grid, date: str | None = None) -> dict[str, int]:
 # ------------------------------------------------------------------------------------- the generator
 
 
-def _district_streams(seed: int, code: str) -> list[np.random.Generator]:
-    """Five independent streams per district: cell, jitter, rotation, band, height."""
-    children = np.random.SeedSequence([int(seed), int(code)]).spawn(5)
+def _district_streams(seed: int, code: str, operator: int = 0) -> list[np.random.Generator]:
+    """Five independent streams per district (and operator, 1-based; 0 = none): cell, jitter,
+    rotation, band, height."""
+    entropy = [int(seed), int(code)] + ([operator] if operator else [])
+    children = np.random.SeedSequence(entropy).spawn(5)
     return [np.random.Generator(np.random.PCG64(c)) for c in children]
 
 
@@ -239,19 +241,34 @@ def _codes_for(grid: Grid) -> dict[str, str]:
 
 
 def generate_layout(grid: Grid, *, date: str = DEFAULT_DATE, seed: int = DEFAULT_SEED) -> Stations:
-    """The 4G layout at an NCC `date`: exactly its stations per district, 3 sectors each, seeded.
+    """The 4G layout at an NCC `date`: exactly its stations per district and per operator, seeded.
 
-    Station ids are `TC-<district code>-<n>` (n from 1, in build order), sector ids
-    `<station id>-<1..3>`; extra columns `district` and `environment`.
+    Each district's count is split among the five operators in proportion to their city-wide
+    NCC counts (`operator_district_counts`: both margins exact); each (district, operator) has
+    its own nested site sequence. Station ids are `TC-<district code>-<operator>-<n>` (n from 1,
+    in build order), sector ids `<station id>-<1..3>`; extra columns `district`, `environment`
+    and `operator` (short code, e.g. CHT).
     """
-    counts = layout_counts(grid, date)
-    return layout_from_counts(grid, counts, seed=seed)
+    from ._operators import operator_counts, operator_district_counts
+
+    iso = resolve_date(date)
+    split = operator_district_counts(layout_counts(grid, iso), operator_counts(iso))
+    return _place(grid, split, seed)
 
 
 def layout_from_counts(grid: Grid, counts: Mapping[str, int], *, seed: int = DEFAULT_SEED) -> Stations:
-    """Place `counts[district]` stations in each district (the first ones of its site sequence)."""
+    """Place `counts[district]` stations in each district (the first ones of its site sequence),
+    without operators (ids `TC-<district code>-<n>`)."""
+    return _place(grid, {d: {"": n} for d, n in counts.items()}, seed)
+
+
+def _place(grid: Grid, counts: Mapping[str, Mapping[str, int]], seed: int) -> Stations:
+    """`counts[district][operator]` sites of each (district, operator) sequence ("" = no operator)."""
+    from ._operators import OPERATORS
+
+    op_index = {code: i + 1 for i, code in enumerate(OPERATORS)} | {"": 0}
     codes = _codes_for(grid)
-    unknown = [d for d, n in counts.items() if n > 0 and d not in grid.districts]
+    unknown = [d for d, per in counts.items() if sum(per.values()) > 0 and d not in grid.districts]
     if unknown:
         raise LayoutError(f"counts name districts missing from the grid: {unknown}")
     lat_c, lon_c = grid.latlng_deg()
@@ -263,14 +280,19 @@ def layout_from_counts(grid: Grid, counts: Mapping[str, int], *, seed: int = DEF
     env_names = np.asarray(ENVIRONMENTS)
     parts: list[Stations] = []
     for d, name in enumerate(grid.districts):
-        n = int(counts.get(name, 0))
-        if n < 0:
-            raise LayoutError(f"negative station count {n} for {name}")
-        if n == 0:
-            continue
         rows = order[starts[d] : starts[d + 1]]
         env = str(env_names[int(np.bincount(grid.environment[rows]).argmax())])
-        parts.append(_district_sites(grid, rows, lat_c, lon_c, n, seed, codes[name], name, env, jitter_m))
+        for op, count in counts.get(name, {}).items():
+            n = int(count)
+            if n < 0:
+                raise LayoutError(f"negative station count {n} for {name}")
+            if n == 0:
+                continue
+            streams = _district_streams(seed, codes[name], op_index[op])
+            sites = _district_sites(
+                grid, rows, lat_c, lon_c, n, streams, codes[name], name, env, jitter_m, op
+            )
+            parts.append(sites)
     if not parts:
         raise LayoutError("no station to place at this date")
     return Stations.concat(parts)
@@ -282,14 +304,15 @@ def _district_sites(
     lat_c: NDArray[np.float64],
     lon_c: NDArray[np.float64],
     n: int,
-    seed: int,
+    streams: list[np.random.Generator],
     code: str,
     name: str,
     env: str,
     jitter_m: float,
+    operator: str,
 ) -> Stations:
-    """The first `n` sites of one district's sequence, as 3n sector rows."""
-    r_cell, r_jit, r_rot, r_band, r_height = _district_streams(seed, code)
+    """The first `n` sites of one district's (and operator's) sequence, as 3n sector rows."""
+    r_cell, r_jit, r_rot, r_band, r_height = streams
     pop = grid.population[rows]
     weights = pop if pop.sum() > 0 else np.ones(len(rows))
     cum = np.cumsum(weights)
@@ -307,7 +330,8 @@ def _district_sites(
     lo, hi = HEIGHT_RANGE_M[env]
     height = np.round(lo + (hi - lo) * r_height.random(n), 1)
 
-    ids = np.char.add(f"TC-{code}-", np.char.zfill(np.arange(1, n + 1).astype(np.str_), 5))
+    prefix = f"TC-{code}-{operator}-" if operator else f"TC-{code}-"
+    ids = np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype(np.str_), 5))
     rep = np.repeat
     sector_no = np.tile(np.arange(1, SECTORS + 1), n)
     azimuth = (rep(rotation, SECTORS) + np.tile(np.arange(SECTORS) * (360.0 / SECTORS), n)) % 360.0
@@ -326,7 +350,8 @@ def _district_sites(
         beamwidth_deg=np.full(m, BEAMWIDTH_DEG),
         up=np.ones(m, dtype=np.bool_),
         radius_m=np.full(m, RADIUS_M[env]),
-        extra={"district": np.full(m, name), "environment": np.full(m, env)},
+        extra={"district": np.full(m, name), "environment": np.full(m, env)}
+        | ({"operator": np.full(m, operator)} if operator else {}),
     )
 
 

@@ -115,7 +115,7 @@ def max_reach_m(
     frequency_mhz: ArrayLike,
     height_m: ArrayLike,
     environment: ArrayLike,
-    threshold_dbm: float,
+    threshold_dbm: ArrayLike,
 ) -> F64:
     """Largest distance (m) at which RSRP at boresight still reaches the threshold; 0 if nowhere.
 
@@ -124,7 +124,7 @@ def max_reach_m(
     """
     p = reference_signal_dbm(eirp_dbm, bandwidth_mhz)
     k, b = hata_terms(frequency_mhz, height_m, environment)
-    margin = p - k - threshold_dbm
+    margin = p - k - np.asarray(threshold_dbm, dtype=np.float64)
     log_d = margin / b
     reach_km = np.where(log_d >= np.log10(MIN_DISTANCE_KM), 10.0**log_d, 0.0)
     return np.asarray(reach_km * 1000.0, dtype=np.float64)

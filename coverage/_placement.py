@@ -572,7 +572,12 @@ def _site_values(
 
 
 def existing_covered(
-    grid: Grid, stations: Stations, *, model: Literal["disk", "hata"], threshold_dbm: float
+    grid: Grid,
+    stations: Stations,
+    *,
+    model: Literal["disk", "hata"],
+    threshold_dbm: float,
+    criterion: Literal["outdoor", "indoor"] = "outdoor",
 ) -> NDArray[np.bool_]:
     """Cells the existing `up` sectors cover: the engine's covered mask, which needs one covering
     sector per cell rather than every sector-cell pair (seconds instead of a minute and 3 GB
@@ -581,7 +586,7 @@ def existing_covered(
 
     if not np.asarray(stations.up, dtype=bool).any():
         return np.zeros(len(grid.population), dtype=bool)
-    result = compute_coverage(grid, stations, model=model, threshold_dbm=threshold_dbm)
+    result = compute_coverage(grid, stations, model=model, threshold_dbm=threshold_dbm, criterion=criterion)
     assert result.covered is not None
     return np.asarray(result.covered, dtype=bool)
 
@@ -593,9 +598,21 @@ def build_problem(
     *,
     model: Model = "hata",
     threshold_dbm: float = -110.0,
+    criterion: str = "outdoor",
 ) -> PlacementProblem:
-    """Coverage of the existing `up` sectors and of every candidate site, from the engine's sparse reach."""
+    """Coverage of the existing `up` sectors and of every candidate site, from the engine's sparse reach.
+
+    `criterion` `indoor` plans for indoor coverage (building loss counted); `capacity` is not
+    additive over sites (a site's value depends on its neighbours' loads) and is refused.
+    """
     from ._engine import coverage_matrix
+
+    if criterion not in ("outdoor", "indoor"):
+        raise PlacementError(
+            f"placement plans for criterion outdoor or indoor, not {criterion!r} (capacity is not "
+            "additive over sites: a site's value depends on its neighbours' loads)"
+        )
+    crit: Literal["outdoor", "indoor"] = "indoor" if criterion == "indoor" else "outdoor"
 
     if len(candidates) == 0:
         raise PlacementError("the candidates file has no rows")
@@ -607,9 +624,9 @@ def build_problem(
             "give candidates their own ids"
         )
     n_cells = len(grid.population)
-    covered = existing_covered(grid, stations, model=model, threshold_dbm=threshold_dbm)
+    covered = existing_covered(grid, stations, model=model, threshold_dbm=threshold_dbm, criterion=crit)
     assert len(covered) == n_cells
-    sector = coverage_matrix(grid, candidates, model=model, threshold_dbm=threshold_dbm)
+    sector = coverage_matrix(grid, candidates, model=model, threshold_dbm=threshold_dbm, criterion=crit)
     site_ids, site_of_row, sites = site_matrix(sector, candidates.station_id)
     extra = candidates.extra
     raw_cost = extra.get("cost")
@@ -656,11 +673,15 @@ def plan(
     budget: int | None = None,
     max_cost: float | None = None,
     district_min: Mapping[str, float] | None = None,
+    criterion: str = "outdoor",
 ) -> PlacementResult:
     """Which candidate sites, in which order, raise the covered population most (CELF greedy).
 
-    `result.to_dict()` is exactly what `zhongdu plan --json` prints.
+    `result.to_dict()` is exactly what `zhongdu plan --json` prints. `criterion`: outdoor or
+    indoor (plan for people indoors: the building loss shrinks every site's reach).
     """
     _check_limits(target, budget, max_cost)
-    problem = build_problem(grid, stations, candidates, model=model, threshold_dbm=threshold_dbm)
+    problem = build_problem(
+        grid, stations, candidates, model=model, threshold_dbm=threshold_dbm, criterion=criterion
+    )
     return greedy(problem, target=target, budget=budget, max_cost=max_cost, district_min=district_min)

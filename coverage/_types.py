@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -212,7 +213,51 @@ def _check_cells(cells: NDArray[np.uint64], where: str) -> int:
     return r0
 
 
+#: Grids with at least this many cells keep their centres in the cache directory between runs.
+_CACHE_MIN_CELLS = 10_000
+
+
+def _centres_cache_path(cells: NDArray[np.uint64]) -> Path | None:
+    """Where the centres of exactly these cells are cached (keyed by a hash of the cells), or None.
+
+    ZHONGDU_CACHE_DIR (default ~/.cache/zhongdu; `off` disables). A planner's second run on the
+    same grid skips h3's per-cell calls (0.2 s at resolution 10, 1.4 s at 11).
+    """
+    import hashlib
+    import os
+
+    where = os.environ.get("ZHONGDU_CACHE_DIR", "")
+    if where.lower() == "off" or len(cells) < _CACHE_MIN_CELLS:
+        return None
+    base = (
+        Path(where) if where else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zhongdu"
+    )
+    key = hashlib.blake2b(np.ascontiguousarray(cells).tobytes(), digest_size=16).hexdigest()
+    return base / "centres" / f"{key}-{len(cells)}.npy"
+
+
 def _cell_centres(cells: NDArray[np.uint64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    path = _centres_cache_path(cells)
+    if path is not None:
+        try:
+            pairs = np.load(path, allow_pickle=False)
+            if pairs.shape == (2, len(cells)) and pairs.dtype == np.float64:
+                return pairs[0].copy(), pairs[1].copy()
+        except (OSError, ValueError):
+            pass  # absent or unreadable: compute and (re)write it
+    lat, lng = _h3_centres(cells)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(tmp, np.stack([lat, lng]), allow_pickle=False)
+            tmp.replace(path)  # atomic: a concurrent reader sees the old file or the whole new one
+        except OSError:
+            pass  # a read-only home: no cache, same result
+    return lat, lng
+
+
+def _h3_centres(cells: NDArray[np.uint64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     # h3-py 4 has no vectorised cell_to_latlng; one C call per cell (~0.6 us) done once per grid.
     import h3
 
@@ -492,9 +537,137 @@ def _floats(
         raise
 
 
+def _arrow_read(path: Path, types: Mapping[str, str]) -> Any | None:
+    """The CSV as a pyarrow Table with these column types, or None: then the checked reader runs.
+
+    pyarrow's multi-threaded C++ reader parses a resolution-10 grid in 0.03 s where Python
+    takes 0.4 s. Anything unusual (a missing column, a bad number, a blank where a value is due,
+    a BOM-less encoding error) falls back to `_read_columns`, whose errors name line and fix.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+    except ImportError:
+        return None
+    kinds = {"float": pa.float64(), "str": pa.string(), "dict": pa.dictionary(pa.int32(), pa.string())}
+    try:
+        table = pcsv.read_csv(
+            path,
+            convert_options=pcsv.ConvertOptions(
+                column_types={k: kinds[v] for k, v in types.items()}, strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    if any(name not in table.column_names for name in types):
+        return None
+    return table
+
+
+def _np_numbers(column: Any, dtype: Any = np.float64) -> NDArray[Any]:
+    """A fixed-width pyarrow column as NumPy from its buffers; nulls become NaN (floats).
+
+    Not `to_numpy`: that imports pandas (0.3 s of a 1 s command).
+    """
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    want = pa.from_numpy_dtype(np.dtype(dtype))
+    if arr.type != want:
+        arr = arr.cast(want)
+    n = len(arr)
+    size = np.dtype(dtype).itemsize
+    values = np.frombuffer(arr.buffers()[1], dtype=dtype, count=n, offset=arr.offset * size).copy()
+    if arr.null_count:
+        bits = np.unpackbits(np.frombuffer(arr.buffers()[0], dtype=np.uint8), bitorder="little")
+        values[~bits[arr.offset : arr.offset + n].astype(bool)] = np.nan
+    return values
+
+
+def _np_str(column: Any) -> NDArray[np.str_]:
+    """A string column stripped of surrounding white space (as the checked reader does)."""
+    import pyarrow.compute as pac
+
+    return np.asarray(pac.utf8_trim_whitespace(column).combine_chunks().to_pylist(), dtype=np.str_)
+
+
+def _hex_cells(column: Any) -> NDArray[np.uint64] | None:
+    """uint64 from 15-character lower/upper-case hex strings, vectorised; None if not all are."""
+    arr = column.combine_chunks()
+    n = len(arr)
+    if n == 0 or arr.null_count:
+        return None
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * arr.offset)
+    if not (np.diff(offsets) == 15).all():
+        return None
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[0] + 15 * n].reshape(n, 15)
+    lut = np.full(256, 255, dtype=np.uint8)
+    lut[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10, dtype=np.uint8)
+    lut[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+    lut[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+    digits = lut[data]
+    if (digits == 255).any():
+        return None
+    out = np.zeros(n, dtype=np.uint64)
+    for j in range(15):
+        out = (out << np.uint64(4)) | digits[:, j].astype(np.uint64)
+    return out
+
+
+def _dictionary(column: Any) -> tuple[list[str], NDArray[np.int64]] | None:
+    """(distinct stripped values, index of each row's value) of a dictionary-encoded column."""
+    arr = column.combine_chunks()
+    if arr.null_count:
+        return None
+    values = [str(v).strip() for v in arr.dictionary.to_pylist()]
+    return values, _np_numbers(arr.indices, np.int32).astype(np.int64)
+
+
+def _grid_fast(path: Path) -> Grid | None:
+    """The grid through pyarrow, or None (then `load_grid`'s checked path runs)."""
+    if path.suffix not in (".csv", ".gz"):
+        return None
+    table = _arrow_read(path, {"h3": "str", "district": "dict", "population": "float"})
+    if table is None:
+        return None
+    cells = _hex_cells(table.column("h3"))
+    district = _dictionary(table.column("district"))
+    pop = table.column("population")
+    if cells is None or district is None or pop.null_count or "" in district[0]:
+        return None
+    names, idx = district
+    districts = tuple(sorted(set(names)))
+    remap = np.array([districts.index(v) for v in names], dtype=np.int64)
+    if "environment" in table.column_names:
+        env_col = _dictionary(table.column("environment").dictionary_encode())
+        if env_col is None:
+            return None
+        env: NDArray[np.int8] | None = _environment_codes(env_col[0], len(env_col[0]))[env_col[1]]
+    else:
+        env = None
+    population = _np_numbers(pop)
+    if (~np.isfinite(population) | (population < 0)).any():
+        return None
+    try:
+        res = _check_cells(cells, str(path))
+    except GridError:
+        return None  # the checked path names the line
+    return Grid(
+        cells=cells,
+        population=population,
+        district_index=remap[idx].astype(np.int32),
+        districts=districts,
+        environment=np.zeros(len(cells), dtype=np.int8) if env is None else env.astype(np.int8),
+        resolution=res,
+    )
+
+
 def load_grid(path: str | Path) -> Grid:
     """Read a grid CSV (`h3` hex, `district`, `population`[, `environment`]); `.csv.gz` works too."""
     p = Path(path)
+    fast = _grid_fast(p)
+    if fast is not None:
+        return fast
     header, cols = _read_columns(p, GridError)
     missing = [c for c in ("h3", "district", "population") if c not in header]
     if missing:
@@ -548,9 +721,62 @@ def write_grid(grid: Grid, path: str | Path) -> None:
         )
 
 
+def _stations_fast(path: Path) -> Stations | None:
+    """The stations through pyarrow, or None (then `load_stations`' checked path runs)."""
+    if path.suffix not in (".csv", ".gz"):
+        return None
+    types = {c: "float" for c in _FLOAT_COLUMNS} | {"station_id": "str", "sector_id": "str", "status": "str"}
+    table = _arrow_read(path, types)
+    if table is None:
+        return None
+    import pyarrow as pa
+
+    floats = {}
+    for name in _FLOAT_COLUMNS:
+        col = table.column(name)
+        if col.null_count and not name.endswith("_deg"):
+            return None
+        floats[name] = _np_numbers(col)  # nulls (blank) -> NaN
+    status = np.char.lower(_np_str(table.column("status")))
+    ids = _np_str(table.column("station_id"))
+    if not ((status == "up") | (status == "down")).all() or (ids == "").any():
+        return None
+    extra: dict[str, NDArray[Any]] = {}
+    radius = np.full(len(ids), np.nan)
+    for name in table.column_names:
+        if name in STATION_COLUMNS:
+            continue
+        col = table.column(name)
+        kind = col.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_null(kind):
+            values = _np_numbers(col) if not pa.types.is_null(kind) else np.full(len(col), np.nan)
+        elif name == "radius_m":
+            return None
+        else:
+            values = _np_str(col)
+        if name == "radius_m":
+            radius = values
+        else:
+            extra[name] = values
+    return Stations(
+        station_id=ids,
+        sector_id=_np_str(table.column("sector_id")),
+        up=status == "up",
+        radius_m=radius,
+        extra=extra,
+        **floats,
+    )
+
+
 def load_stations(path: str | Path) -> Stations:
     """Read a stations CSV (DESIGN.md section 4 columns, optional `radius_m`, any extra columns)."""
     p = Path(path)
+    fast = _stations_fast(p)
+    if fast is not None:
+        stations = fast
+        stations.validate(str(p), header_lines=1)
+        _check_unique_sectors(p, stations.station_id.tolist(), stations.sector_id.tolist())
+        return stations
     header, cols = _read_columns(p, StationsError)
     missing = [c for c in STATION_COLUMNS if c not in header]
     if missing:
@@ -592,7 +818,12 @@ def load_stations(path: str | Path) -> Stations:
         **floats,
     )
     stations.validate(str(p), header_lines=1)
-    keys = list(zip(cols["station_id"], cols["sector_id"], strict=True))
+    _check_unique_sectors(p, cols["station_id"], cols["sector_id"])
+    return stations
+
+
+def _check_unique_sectors(p: Path, station_ids: list[str], sector_ids: list[str]) -> None:
+    keys = list(zip(station_ids, sector_ids, strict=True))
     if len(set(keys)) != len(keys):
         seen: set[tuple[str, str]] = set()
         for i, key in enumerate(keys):
@@ -602,7 +833,6 @@ def load_stations(path: str | Path) -> Stations:
                     "one row per sector"
                 )
             seen.add(key)
-    return stations
 
 
 def _fmt(x: float) -> str:

@@ -135,6 +135,10 @@ def _grid_rebuild_data(args: argparse.Namespace) -> int:
         write_districts_table,
         write_station_counts_table,
     )
+    from ._operators import (
+        OPERATOR_COUNTS_FILE,
+        build_operator_counts_table,
+    )
     from ._types import write_grid
 
     say = _progress(args.quiet)
@@ -142,7 +146,8 @@ def _grid_rebuild_data(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_districts_table(args.source_dir, out / DISTRICTS_FILE)
     write_station_counts_table(build_station_counts_table(args.source_dir), out / STATION_COUNTS_FILE)
-    say(f"wrote {out / DISTRICTS_FILE} and {out / STATION_COUNTS_FILE}")
+    write_station_counts_table(build_operator_counts_table(args.source_dir), out / OPERATOR_COUNTS_FILE)
+    say(f"wrote {out / DISTRICTS_FILE}, {out / STATION_COUNTS_FILE} and {out / OPERATOR_COUNTS_FILE}")
     grid = build_grid(10, args.source_dir, progress=say)
     write_grid(grid, out / "grid_res10.csv.gz")
     say(f"wrote {out / 'grid_res10.csv.gz'} ({len(grid):,} cells)")

@@ -44,6 +44,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=None,
         help="RSRP threshold in dBm for hata (default: ZHONGDU_RSRP_THRESHOLD_DBM, -110)",
     )
+    add_criterion_arguments(compute)
+    compute.add_argument(
+        "--operator",
+        default="any",
+        metavar="NAME|any|each",
+        help="any (default): covered by at least one operator; an operator (CHT, TWM, FET, APT, TSTAR "
+        "or its name): its sectors only; each: every operator, any, and every major operator at once. "
+        "Needs the stations file's `operator` column",
+    )
     compute.add_argument("--json", action="store_true", help="print one JSON object (default: a table)")
     compute.add_argument(
         "--per-cell",
@@ -62,6 +71,41 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "args", nargs=argparse.REMAINDER, help="arguments for the benchmark, e.g. --resolutions 10"
     )
     bench.set_defaults(handler=_bench)
+
+
+def add_criterion_arguments(parser: argparse.ArgumentParser) -> None:
+    """--criterion and the capacity parameters (shared by `coverage compute` and `plan`)."""
+    parser.add_argument(
+        "--criterion",
+        choices=("outdoor", "indoor", "capacity"),
+        default="outdoor",
+        help="outdoor (default): signal outdoors (DESIGN.md); indoor: plus the building loss of "
+        "3GPP TR 38.901 O2I per band and environment; capacity: outdoor and the serving sector's "
+        "busy-hour load under 1 (coverage/data/README.md)",
+    )
+    parser.add_argument(
+        "--activity", type=float, default=None, help="capacity: busy-hour share of people active (0.05)"
+    )
+    parser.add_argument(
+        "--users-per-mhz", type=float, default=None, help="capacity: users a sector carries per MHz (10)"
+    )
+
+
+def capacity_params(args: argparse.Namespace) -> Any:
+    """CapacityParams from --activity/--users-per-mhz (None when neither is given)."""
+    if args.activity is None and args.users_per_mhz is None:
+        return None
+    from zhongdu.errors import ConfigError
+
+    from ._capacity import CapacityParams
+
+    given = {
+        k: v for k, v in (("activity", args.activity), ("users_per_mhz", args.users_per_mhz)) if v is not None
+    }
+    try:
+        return CapacityParams(**given)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _progress(message: str) -> None:
@@ -94,24 +138,79 @@ def _compute(args: argparse.Namespace) -> int:
     )
     t2 = time.perf_counter()
     thresholds = {} if threshold is None else {"threshold_dbm": threshold}  # disk: the engine's default
+    capacity = capacity_params(args)
+    # capacity with operators: each operator's subscribers on its own sectors (_by_operator)
+    if args.operator != "any" or (args.criterion == "capacity" and "operator" in stations.extra):
+        return _compute_by_operator(args, grid, stations, thresholds, capacity, t2)
     result = compute_coverage(
-        grid, stations, model=args.model, per_cell=args.per_cell is not None, **thresholds
+        grid,
+        stations,
+        model=args.model,
+        per_cell=args.per_cell is not None,
+        criterion=args.criterion,
+        capacity=capacity,
+        **thresholds,
     )
-    _progress(f"{args.model} model: share {result.share:.4f} ({time.perf_counter() - t2:.2f} s)")
+    _progress(
+        f"{args.model} model, {args.criterion}: share {result.share:.4f} ({time.perf_counter() - t2:.2f} s)"
+    )
     if args.per_cell is not None:
         _write_per_cell(args.per_cell, grid, stations, result)
         _progress(f"per-cell results written to {args.per_cell}")
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)
+        doc = (
+            result.to_dict()
+            if args.criterion == "outdoor"
+            else {**result.to_dict(), "criterion": args.criterion}
+        )
+        json.dump(doc, sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
-        print(f"{'district':<8} {'population':>12} {'covered':>12} {'share':>7}")
-        for d in result.districts:
-            print(f"{d.district:<8} {d.population:>12,.0f} {d.covered:>12,.0f} {d.share:>7.2%}")
-        print(
-            f"{'全市':<8} {result.population_total:>12,.0f} "
-            f"{result.population_covered:>12,.0f} {result.share:>7.2%}"
+        _print_table(result)
+    return 0
+
+
+def _print_table(result: Any) -> None:
+    print(f"{'district':<8} {'population':>12} {'covered':>12} {'share':>7}")
+    for d in result.districts:
+        print(f"{d.district:<8} {d.population:>12,.0f} {d.covered:>12,.0f} {d.share:>7.2%}")
+    total, covered = result.population_total, result.population_covered
+    print(f"{'全市':<8} {total:>12,.0f} {covered:>12,.0f} {result.share:>7.2%}")
+
+
+def _compute_by_operator(
+    args: argparse.Namespace, grid: Any, stations: Any, thresholds: dict[str, float], capacity: Any, t0: float
+) -> int:
+    import json
+    import time
+
+    from zhongdu.errors import ConfigError
+
+    from ._by_operator import by_operator_json, compute_by_operator
+
+    if args.per_cell is not None:
+        raise ConfigError(
+            "--per-cell writes one layout's best servers: not with --operator NAME|each, nor with "
+            "--criterion capacity on a stations file with operators (served per subscriber share)"
         )
+    results = compute_by_operator(
+        grid,
+        stations,
+        operator=args.operator,
+        model=args.model,
+        criterion=args.criterion,
+        capacity=capacity,
+        **thresholds,
+    )
+    shares = ", ".join(f"{k} {v.share:.4f}" for k, v in results.items())
+    _progress(f"{args.model} model, {args.criterion}: {shares} ({time.perf_counter() - t0:.2f} s)")
+    if args.json:
+        json.dump(by_operator_json(results, args.criterion, args.operator), sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        for name, result in results.items():
+            print(f"== {name} ==")
+            _print_table(result)
     return 0
 
 

@@ -81,6 +81,12 @@ def _common(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument(
         "--threshold", type=float, help="RSRP threshold, dBm (default -110)", **(sub or {"default": -110.0})
     )
+    parser.add_argument(
+        "--criterion",
+        choices=("outdoor", "indoor"),
+        help="plan for outdoor coverage (default) or indoor (3GPP O2I building loss counted)",
+        **(sub or {"default": "outdoor"}),
+    )
 
 
 def _grid(path: Path | None) -> Grid:
@@ -125,6 +131,7 @@ def _plan(args: argparse.Namespace) -> int:
         budget=args.budget,
         max_cost=args.max_cost,
         district_min=_district_minima(args.district_min),
+        criterion=args.criterion,
     )
     if args.json:
         json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)

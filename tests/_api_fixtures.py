@@ -39,6 +39,7 @@ def small_city(seed: int = 7) -> tuple[Grid, Stations]:
         lon=[CENTRE[1] - 0.01, CENTRE[1] + 0.01, CENTRE[1] + 0.5],
         lat=[CENTRE[0], CENTRE[0], CENTRE[0]],
         radius_m=[900.0, 900.0, 500.0],
+        extra={"operator": np.array(["CHT", "TWM", "FET"])},
     )
     return grid, stations
 

@@ -354,3 +354,74 @@ def test_scenario_validation(client: Any, body: dict[str, Any], fragment: str) -
 def test_unknown_scenario(client: Any) -> None:
     assert client.get("/v1/scenarios/sc_000000000000").status_code == 404
     assert client.get("/v1/scenarios/whatever").status_code == 422
+
+
+# --- criteria (issue 14) -----------------------------------------------------------------------
+
+
+def test_coverage_by_criterion_and_operator(client: Any) -> None:
+    default = client.get("/v1/coverage").json()
+    indoor = client.get("/v1/coverage", params={"criterion": "indoor"}).json()
+    assert indoor["criterion"] == "indoor" and indoor["operator"] == "any"
+    assert indoor["share"] <= default["share"] and indoor["population_total"] == default["population_total"]
+    again = client.get("/v1/coverage", params={"criterion": "indoor"}).json()
+    assert again == indoor  # kept until the next snapshot
+    each = client.get("/v1/coverage", params={"criterion": "indoor", "operator": "each"})
+    assert each.status_code == 200, each.text  # the default layout has the operator column
+    body = each.json()
+    assert body["share"] == indoor["share"]
+    assert set(body["by_operator"]) >= {"CHT", "TWM", "FET"}
+    assert body["every_major"]["share"] <= min(body["by_operator"][c]["share"] for c in ("CHT", "TWM", "FET"))
+    one = client.get("/v1/coverage", params={"operator": "CHT"}).json()
+    assert one["operator"] == "CHT" and one["share"] <= default["share"]
+    bad = client.get("/v1/coverage", params={"operator": "NOPE"})
+    assert bad.status_code == 422 and "unknown operator" in bad.text
+    assert client.get("/v1/coverage", params={"criterion": "basement"}).status_code == 422
+
+
+def test_indicators_by_criterion(client: Any) -> None:
+    from zhongdu.coverage import modelled_indicator_series
+
+    def engine_item(params: dict[str, Any]) -> dict[str, Any]:
+        items = client.get("/v1/indicators", params=params).json()["items"]
+        (item,) = [i for i in items if i["actual"] and i["actual"]["source"] == "modelled"]
+        return dict(item)
+
+    outdoor = engine_item({"year": 2016})
+    indoor = engine_item({"year": 2016, "criterion": "indoor_every_major"})
+    expected = next(r for r in modelled_indicator_series("indoor_every_major") if r["date"] == "2016-12-31")
+    assert indoor["actual"]["value"] == expected["share"] < outdoor["actual"]["value"]
+    assert "indoor_every_major" in indoor["actual"]["evidence"]
+    score = client.get("/v1/indicators/score", params={"year": 2016, "criterion": "indoor"})
+    assert score.status_code == 200
+    bad = client.get("/v1/indicators", params={"year": 2016, "criterion": "indoor_XYZ"})
+    assert bad.status_code == 422 and "criterion" in bad.text
+
+
+def test_scenario_for_indoor_coverage(client: Any) -> None:
+    planner = make_key(client, "planner", "planner-indoor")
+    request = {
+        "name": "北屯 indoor",
+        "budget": 2,
+        "model": "disk",
+        "criterion": "indoor",
+        "candidates": [
+            {"station_id": "cand-in-1", "lon": 120.655, "lat": 24.185, "radius_m": 700, "cost": 1},
+            {"station_id": "cand-in-2", "lon": 120.64, "lat": 24.15, "radius_m": 700, "cost": 1},
+        ],
+    }
+    created = client.post("/v1/scenarios", json=request, headers={"X-API-Key": planner})
+    assert created.status_code == 202, created.text
+    scenario_id = created.json()["scenario_id"]
+    assert wait_for(
+        lambda: client.get(f"/v1/scenarios/{scenario_id}").json()["status"] in ("done", "failed"), 60
+    )
+    body = client.get(f"/v1/scenarios/{scenario_id}").json()
+    assert body["status"] == "done", body["error"]
+    assert body["result"]["criterion"] == "indoor"
+    indoor_now = client.get("/v1/coverage", params={"criterion": "indoor"}).json()["share"]
+    assert body["result"]["share_before"] == pytest.approx(indoor_now)
+    bad = client.post(
+        "/v1/scenarios", json={**request, "criterion": "capacity"}, headers={"X-API-Key": planner}
+    )
+    assert bad.status_code == 422
