@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ._grid_build import GridBuildError, source_dir_or_default
+from ._grid_build import OPERATOR_SOURCE_FILE, GridBuildError, open_source_text, source_dir_or_default
 
 __all__ = [
     "MAJOR_OPERATORS",
@@ -32,7 +32,6 @@ __all__ = [
     "resolve_operator",
 ]
 
-OPERATOR_SOURCE_FILE = "taichung_base_station_counts_by_operator.csv"
 OPERATOR_COUNTS_FILE = "station_counts_4g_by_operator.csv"
 #: Short code -> registered name in the NCC file, in the order of the derived table's columns.
 OPERATORS: dict[str, str] = {
@@ -70,7 +69,7 @@ def build_operator_counts_table(source_dir: Path | str | None = None) -> list[di
     src = source_dir_or_default(source_dir)
     by_name = {v: k for k, v in OPERATORS.items()}
     table: dict[str, dict[str, int]] = {}
-    with (src / OPERATOR_SOURCE_FILE).open(encoding="utf-8", newline="") as fh:
+    with open_source_text(src, OPERATOR_SOURCE_FILE) as fh:
         for row in csv.DictReader(fh):
             if row["technology"] != "4G":
                 continue
