@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, date, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -82,11 +84,36 @@ def test_goal_weights_equal_the_sum_of_their_indicators() -> None:
 
 
 def test_formulas_are_transcribed_from_the_seed() -> None:
-    # The snippets were copied from the plan's text (../shared/seed on the development machine);
-    # the test reads nothing outside the repository, so it runs the same on a fresh clone.
     items = {i["id"]: i for i in _catalogue()["indicators"]}
     for indicator_id, snippet in SEED_TEXT_SNIPPETS.items():
         assert snippet in items[indicator_id]["formula_zh"]
+
+
+def _seed_table_rows() -> list[str]:
+    """The plan's 衡量指標 table lines (shipped in tests/data, copied verbatim from the seed plan)."""
+    text = (Path(__file__).parent / "data" / "plan_104_107_indicator_tables.txt").read_text("utf-8")
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def _seed_target(cell: str, unit: str) -> float:
+    number = float(re.sub(r"[^0-9.]", "", cell))
+    return number / 100 if unit == "%" else number
+
+
+def test_names_weights_and_targets_match_the_plans_tables() -> None:
+    """Every indicator's row in the plan: its name, its weight in brackets and its four targets."""
+    rows = _seed_table_rows()
+    for item in _catalogue()["indicators"]:
+        name = item["name_zh"].replace(" ", "")
+        matches = [row for row in rows if name in row.replace(" ", "")]
+        assert len(matches) == 1, (item["id"], name)
+        row = matches[0]
+        weight = re.search(re.escape(name) + r"\((\d+)%\)", row.replace(" ", ""))
+        assert weight is not None and int(weight.group(1)) == item["weight"], item["id"]
+        cells = [cell.strip() for cell in row.split("\t") if cell.strip()][-4:]
+        unit = "%" if cells[0].endswith("%") else ""
+        targets = [_seed_target(cell, unit) for cell in cells]
+        assert targets == pytest.approx([item["targets"][str(y)] for y in range(2015, 2019)]), item["id"]
 
 
 # --- arithmetic --------------------------------------------------------------------------------
