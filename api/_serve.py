@@ -58,7 +58,15 @@ def start_api(
     host = host or settings.api_host
     port = port or settings.api_port
     app = create_app(settings, layout=layout)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,  # open event streams (the page) must not hold a stop
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="zhongdu-api", daemon=True)
     thread.start()
