@@ -115,14 +115,20 @@ async def get_sites(request: Request, state: StateDep, _caller: CurrentRole) -> 
     the statuses are the live coverage's latest read (it polls every few seconds)."""
     plain, _ = await run_in_threadpool(_cached, state, "sites", lambda: _sites_body(state))
     live = _live_ready(state)
-    status = live.site_status
-    tail = b',"status":' + json.dumps(status.tolist(), separators=(",", ":")).encode()
-    tail += b',"computed_at":' + json.dumps(live.snapshot.computed_at.isoformat()).encode() + b"}"
-    body = plain[:-1] + tail
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        compressed = await run_in_threadpool(gzip.compress, body, 6)
-        return Response(compressed, media_type="application/json", headers={"Content-Encoding": "gzip"})
-    return Response(body, media_type="application/json")
+    status, snapshot = live.site_status, live.snapshot
+    cached = state.extras.get("sites_status")
+    if cached is None or cached[0] is not status or cached[1] is not snapshot:
+
+        def build() -> tuple[bytes, bytes]:
+            tail = b',"status":' + json.dumps(status.tolist(), separators=(",", ":")).encode()
+            tail += b',"computed_at":' + json.dumps(snapshot.computed_at.isoformat()).encode() + b"}"
+            body = plain[:-1] + tail
+            return body, gzip.compress(body, compresslevel=6)
+
+        # one build per status read (every few seconds), however many screens ask
+        cached = (status, snapshot, *await run_in_threadpool(build))
+        state.extras["sites_status"] = cached
+    return _respond(request, (cached[2], cached[3]), "application/json")
 
 
 def _event(name: str, data: Any) -> bytes:

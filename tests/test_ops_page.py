@@ -145,7 +145,7 @@ def _click_district(page: Any, name: str) -> None:
              for (let y = 10; y < c.clientHeight; y += 6) for (let x = 10; x < c.clientWidth; x += 6) {
                const f = m.queryRenderedFeatures([x, y], {layers: ['district-fill']})[0];
                if (f && f.properties.district === name &&
-                   !m.queryRenderedFeatures([x, y], {layers: ['sites']}).length) return [x, y]; }
+                   !m.queryRenderedFeatures([x, y], {layers: ['alerts']}).length) return [x, y]; }
              return null; }""",
         name,
     )
@@ -184,6 +184,16 @@ def test_district_click_shows_its_cells(stack: dict[str, Any], chromium: Any) ->
     drawn = page.evaluate("window.zhongdu.map.queryRenderedFeatures({layers: ['cell-fill']}).length")
     assert drawn > 0
     screenshot(page, "district-cells")
+    # a site: its sectors from the registry
+    point = page.evaluate(
+        f"""() => {{ const s = window.zhongdu.state; const i = s.siteIndex.get('{WEST}');
+              const p = window.zhongdu.map.project([s.sites.lon[i], s.sites.lat[i]]); return [p.x, p.y]; }}"""
+    )
+    box = page.locator("#map canvas").bounding_box()
+    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+    site = page.locator(f".popup[data-site='{WEST}']")
+    site.wait_for()
+    assert site.locator("table.sectors tbody tr").count() == 1
     assert watched.errors == [] and watched.outside == []
     page.context.close()
 
@@ -234,7 +244,7 @@ def test_station_down_over_mqtt_turns_red_and_coverage_changes(stack: dict[str, 
                            timeout=30_000)
     colour = page.evaluate(
         f"""() => {{ const m = window.zhongdu.map; const i = window.zhongdu.state.siteIndex.get('{WEST}');
-              const f = m.queryRenderedFeatures({{layers: ['sites']}}).find(x => x.id === i);
+              const f = m.queryRenderedFeatures({{layers: ['alerts']}}).find(x => x.id === i);
               return f ? f.layer.paint['circle-color'] : null; }}"""
     )
     assert colour is not None and round(colour["r"] * 255) == 0xD5 and round(colour["g"] * 255) == 0x5E, colour

@@ -8,7 +8,8 @@ import { STATUS_NAMES } from "./colours.js";
 import { applyStatic, currentLang, fmtInt, fmtPct, fmtTime, t, toggleLang } from "./i18n.js";
 import { renderChart, renderIndicators, targetForYear } from "./indicators.js";
 import { logEvent, renderIngest, renderOutages, renderPark } from "./live.js";
-import { CELL_ZOOM, boundsOf, createMap, fetchCells, pickMarker, popup, sitesGeoJson } from "./map.js";
+import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
+import { SitesLayer } from "./sites_layer.js";
 import { runScenario } from "./scenarios.js";
 
 const PARK_INTERVAL_MS = 30_000;
@@ -29,6 +30,7 @@ const state = {
   year: 2018, // the 104-107 plan's last target year; the current year (live 4G actual) is in the list too
   stream: "connecting",
   firstPaint: null,
+  marks: {}, // performance.now() at each boot step (the benchmark prints them)
   errors: [],
 };
 window.zhongdu = { state };
@@ -173,8 +175,11 @@ async function siteClick(index, lngLat) {
 }
 
 function currentStatus(index) {
-  const s = map.getFeatureState({ source: "sites", id: index });
-  return s && s.s != null ? s.s : state.sites.status[index];
+  return state.codes[index];
+}
+
+function drawAlerts() {
+  map.getSource("alerts").setData(alertsGeoJson(state.sites, state.codes));
 }
 window.zhongdu.siteStatus = (id) => {
   const i = state.siteIndex.get(id);
@@ -220,7 +225,7 @@ function onStations(event) {
     const i = state.siteIndex.get(id);
     if (i == null) return;
     const code = STATUS_NAMES.indexOf(status);
-    map.setFeatureState({ source: "sites", id: i }, { s: code });
+    state.sitesLayer.setStatus(i, code);
     if (status === "down" || status === "silent") {
       if (!state.outages.has(id) || state.outages.get(id).status !== status) state.outages.set(id, { id, status, since: event.at, delta: null });
       if (!event.initial) logEvent(document, `<span class="dot s-${status}"></span><b class="mono">${id}</b> ${t("st_" + status)}`);
@@ -229,6 +234,7 @@ function onStations(event) {
       if (!event.initial) logEvent(document, `<span class="dot s-${status}"></span><b class="mono">${id}</b> ${t("st_" + status)}`);
     }
   });
+  if (event.changes.length) drawAlerts();
   renderOutages(document, state);
   renderKpis();
 }
@@ -251,7 +257,7 @@ function initSites(sites) {
     const name = STATUS_NAMES[code];
     if (name === "down" || name === "silent") state.outages.set(sites.ids[i], { id: sites.ids[i], status: name, since: sites.computed_at, delta: null });
   });
-  map.getSource("sites").setData(sitesGeoJson(sites));
+  state.codes = Uint8Array.from(sites.status);
 }
 
 async function boot() {
@@ -272,12 +278,19 @@ async function boot() {
   const mapP = new Promise((resolve) => { map = createMap("map", resolve); });
   window.zhongdu.mapPromise = mapP;
   await mapP;
+  state.marks.mapLoaded = performance.now();
   window.zhongdu.map = map;
   state.districts = await districtsP;
-  map.getSource("districts").setData(state.districts);
+  state.marks.districts = performance.now();
   try { state.coverage = await coverageP; } catch (err) { report(err); }
+  let sites = { count: 0, ids: [], lon: [], lat: [], sectors: [], status: [] };
+  try { sites = await sitesP; } catch (err) { report(err); }
+  initSites(sites);
+  state.sitesLayer = new SitesLayer(sites, state.codes);
+  addLayers(map, state.districts, state.sitesLayer);
+  drawAlerts();
   setDistrictShares();
-  try { initSites(await sitesP); } catch (err) { report(err); }
+  state.marks.sitesSet = performance.now();
   map.once("idle", () => {
     state.firstPaint = performance.now();
     document.body.dataset.ready = "1";
@@ -287,8 +300,11 @@ async function boot() {
   connectStream();
 
   map.on("click", (e) => {
-    const site = map.queryRenderedFeatures(e.point, { layers: ["sites"] })[0];
-    if (site && map.getZoom() >= 11) { siteClick(site.id, e.lngLat); return; }
+    if (map.getZoom() >= 11) {
+      const alert = map.queryRenderedFeatures(e.point, { layers: ["alerts"] })[0];
+      const index = alert ? alert.id : state.sitesLayer.pick(e.point);
+      if (index >= 0) { siteClick(index, [state.sites.lon[index], state.sites.lat[index]]); return; }
+    }
     const district = map.queryRenderedFeatures(e.point, { layers: ["district-fill"] })[0];
     if (district) selectDistrict(district.properties.district, e.lngLat);
   });
@@ -298,10 +314,15 @@ async function boot() {
   $("#clear-selection").addEventListener("click", () => selectDistrict(null));
   $("#map-note").textContent = t("zoomForCells");
 
-  renderIndicators(document, state.year, state).catch(report);
-  renderChart(document, state).catch(report);
-  renderPark(document).catch(report);
-  renderIngest(document).catch(report);
+  // the panels after the map's first full paint: the city view comes first on a busy machine
+  const panels = () => {
+    renderIndicators(document, state.year, state).catch(report);
+    renderChart(document, state).catch(report);
+    renderPark(document).catch(report);
+    renderIngest(document).catch(report);
+  };
+  if (state.firstPaint) panels();
+  else map.once("idle", panels);
   setInterval(() => renderPark(document).catch(report), PARK_INTERVAL_MS);
   setInterval(() => renderIngest(document).catch(report), INGEST_INTERVAL_MS);
 }

@@ -31,10 +31,16 @@ export function createMap(container, onReady) {
   map.touchZoomRotate.disableRotation();
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
-  map.on("load", () => {
-    map.addSource("districts", { type: "geojson", data: EMPTY, promoteId: "district" });
+  map.on("load", () => onReady(map));
+  return map;
+}
+
+// Sources are created with their data (not empty then `setData`), so each is tiled once; the
+// sites are a custom WebGL layer (sites_layer.js), never tiled.
+export function addLayers(map, districts, sitesLayer) {
+  {
+    map.addSource("districts", { type: "geojson", data: districts, promoteId: "district" });
     map.addSource("cells", { type: "geojson", data: EMPTY, promoteId: "h3" });
-    map.addSource("sites", { type: "geojson", data: EMPTY });
     map.addSource("picks", { type: "geojson", data: EMPTY });
     const share = ["coalesce", ["feature-state", "share"], -1];
     map.addLayer({
@@ -75,21 +81,19 @@ export function createMap(container, onReady) {
       filter: ["==", ["get", "district"], ""],
       paint: { "line-color": "#fee838", "line-width": 3 },
     });
-    const status = ["coalesce", ["feature-state", "s"], ["get", "s"]];
+    map.addLayer(sitesLayer);
+    map.addSource("alerts", { type: "geojson", data: EMPTY });
+    const alert = ["get", "s"];
     map.addLayer({
-      id: "sites",
+      id: "alerts",
       type: "circle",
-      source: "sites",
+      source: "alerts",
       paint: {
-        "circle-color": ["match", status, 1, STATUS_COLOURS[1], 2, STATUS_COLOURS[2], 3, STATUS_COLOURS[3], 4, STATUS_COLOURS[4], STATUS_COLOURS[0]],
-        "circle-radius": [
-          "interpolate", ["linear"], ["zoom"],
-          9, ["match", status, 3, 4, 4, 3, 2, 3, 0, 0.9, 1.4],
-          14, ["match", status, 3, 9, 4, 7, 2, 7, 0, 3, 5],
-        ],
-        "circle-opacity": ["match", status, 0, 0.55, 1],
-        "circle-stroke-color": ["match", status, 3, "#ffffff", 4, "#000000", "#0b1220"],
-        "circle-stroke-width": ["match", status, 3, 1.5, 4, 1.2, 0.3],
+        "circle-color": ["match", alert, 2, STATUS_COLOURS[2], 3, STATUS_COLOURS[3], STATUS_COLOURS[4]],
+        "circle-opacity": 1,
+        "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 4.5, 14, 10],
+        "circle-stroke-color": ["match", alert, 4, "#000000", "#ffffff"],
+        "circle-stroke-width": 1.5,
       },
     });
     map.addLayer({
@@ -103,21 +107,15 @@ export function createMap(container, onReady) {
         "circle-stroke-width": 3,
       },
     });
-    onReady(map);
-  });
-  return map;
+  }
 }
 
-export function sitesGeoJson(sites) {
-  const features = new Array(sites.count);
-  for (let i = 0; i < sites.count; i += 1) {
-    features[i] = {
-      type: "Feature",
-      id: i,
-      geometry: { type: "Point", coordinates: [sites.lon[i], sites.lat[i]] },
-      properties: { s: sites.status[i] },
-    };
-  }
+// The sites in trouble (degraded, down, silent) as points for the `alerts` layer.
+export function alertsGeoJson(sites, codes) {
+  const features = [];
+  codes.forEach((code, i) => {
+    if (code >= 2) features.push({ type: "Feature", id: i, geometry: { type: "Point", coordinates: [sites.lon[i], sites.lat[i]] }, properties: { s: code } });
+  });
   return { type: "FeatureCollection", features };
 }
 
