@@ -64,7 +64,12 @@ export async function renderChart(root, state) {
   });
   const xs = [...points.keys()].sort((a, b) => a - b);
   const data = [xs, [], [], []];
-  xs.forEach((x) => { const r = points.get(x); data[1].push(r[0]); data[2].push(r[1]); data[3].push(r[2]); });
+  // the target holds for its whole year: a flat segment per year, a gap between plan years
+  const targetAt = (x) => {
+    const v = targets[String(new Date(x * 1000).getUTCFullYear())];
+    return v == null ? null : 100 * v;
+  };
+  xs.forEach((x) => { const r = points.get(x); data[1].push(r[0]); data[2].push(r[1]); data[3].push(targetAt(x)); });
   const el = root.querySelector("#chart4g");
   const width = Math.max(280, el.clientWidth || 400);
   const opts = {
@@ -84,8 +89,6 @@ export async function renderChart(root, state) {
       { label: t("targets"), stroke: "#e69f00", width: 2, dash: [6, 4], spanGaps: false, points: { show: false }, value: (u, v) => (v == null ? "–" : `${v.toFixed(0)}%`) },
     ],
   };
-  // targets are drawn per year: break the line between years
-  data[3] = data[3].map((v, i) => v);
   if (chart) chart.destroy();
   el.innerHTML = "";
   chart = new uPlot(opts, data, el);

@@ -3,7 +3,7 @@ export function sparkline(points, width = 120, height = 28) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("width", width);
+  svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("height", height);
   svg.classList.add("spark");
   const ys = points.map((p) => p[1]);
