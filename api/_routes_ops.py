@@ -83,8 +83,12 @@ async def get_districts(request: Request, state: StateDep, _caller: CurrentRole)
     """Polygons simplified to ~30 m (topology kept), coordinates rounded to 1 m, with each district's
     official population; join live shares from `GET /v1/coverage` on `district`."""
     from zhongdu.api._boundaries import district_geojson
+    from zhongdu.errors import ZhongduError
 
-    bodies = await run_in_threadpool(_cached, state, "districts", district_geojson)
+    try:
+        bodies = await run_in_threadpool(_cached, state, "districts", district_geojson)
+    except (ZhongduError, OSError) as exc:  # the data is missing here: the server's problem, not the caller's
+        raise HTTPException(503, f"district boundaries unavailable: {exc}") from exc
     return _respond(request, bodies, "application/geo+json")
 
 

@@ -280,7 +280,7 @@ async function boot() {
   await mapP;
   state.marks.mapLoaded = performance.now();
   window.zhongdu.map = map;
-  state.districts = await districtsP;
+  try { state.districts = await districtsP; } catch (err) { report(err); state.districts = { type: "FeatureCollection", features: [] }; }
   state.marks.districts = performance.now();
   try { state.coverage = await coverageP; } catch (err) { report(err); }
   let sites = { count: 0, ids: [], lon: [], lat: [], sectors: [], status: [] };
