@@ -151,7 +151,7 @@ async def _stream(request: Request, state: ApiState, max_s: float) -> AsyncItera
     snapshot = None
     codes = None
     yield b"retry: 3000\n\n"
-    while loop.time() - started < max_s:
+    while loop.time() - started < max_s and not state.closing.is_set():
         live = state.live
         current = live.snapshot if live is not None else None
         if current is not None and current is not snapshot:

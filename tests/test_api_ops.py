@@ -203,3 +203,35 @@ def test_gzip_sites_body_decodes(client: Any) -> None:
     assert raw.headers.get("content-encoding") == "gzip"
     assert raw.json()["count"] == 3  # httpx decoded it
     assert int(raw.headers["content-length"]) < len(raw.content)
+
+
+def test_stopping_the_api_ends_open_event_streams(pg_migrated: str, mqtt_url: str) -> None:
+    """A wall screen left open must not hold a stop: the stream ends cleanly, the stop is quick."""
+    import threading
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = start_api(api_settings(pg_migrated, mqtt_url), port=port, layout=small_city)
+    ended: list[str] = []
+
+    def listen() -> None:
+        try:
+            with httpx.stream("GET", api.url + "/v1/events", timeout=60) as answer:
+                for _ in answer.iter_lines():
+                    pass
+            ended.append("clean")
+        except httpx.HTTPError as exc:
+            ended.append(type(exc).__name__)
+
+    try:
+        assert wait_for(lambda: httpx.get(api.url + "/v1/coverage").status_code == 200, 60)
+        listener = threading.Thread(target=listen)
+        listener.start()
+        time.sleep(1.0)
+    finally:
+        started = time.monotonic()
+        api.stop()
+        took = time.monotonic() - started
+    listener.join(10)
+    assert ended == ["clean"] and took < 3.0, (ended, took)
