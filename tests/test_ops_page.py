@@ -141,12 +141,14 @@ def _drawn_districts(page: Any) -> list[str]:
 def _click_district(page: Any, name: str) -> None:
     """Click inside the district's drawn polygon (a point the map itself reports as that district)."""
     point = page.evaluate(
-        """(name) => { const m = window.zhongdu.map; const c = m.getCanvas();
+        """(name) => { const m = window.zhongdu.map; const c = m.getCanvas(); const r = c.getBoundingClientRect();
+             const inside = [];
              for (let y = 10; y < c.clientHeight; y += 6) for (let x = 10; x < c.clientWidth; x += 6) {
+               if (document.elementFromPoint(r.left + x, r.top + y) !== c) continue;  // a control or panel
                const f = m.queryRenderedFeatures([x, y], {layers: ['district-fill']})[0];
                if (f && f.properties.district === name &&
-                   !m.queryRenderedFeatures([x, y], {layers: ['alerts']}).length) return [x, y]; }
-             return null; }""",
+                   !m.queryRenderedFeatures([x, y], {layers: ['alerts']}).length) inside.push([x, y]); }
+             return inside.length ? inside[Math.floor(inside.length / 2)] : null; }""",
         name,
     )
     assert point is not None, f"{name} is not drawn"
