@@ -1,7 +1,7 @@
 // Live panel: outages as they happen (with the coverage change they cause), the park's latest
 // readings per kind with trends, and the ingester's health.
 import { getJson } from "./api.js";
-import { fmtNum, fmtPct, fmtTime, t } from "./i18n.js";
+import { currentLang, fmtNum, fmtPct, fmtTime, t } from "./i18n.js";
 import { sparkline } from "./sparkline.js";
 
 export function renderOutages(root, state) {
@@ -27,6 +27,34 @@ export function logEvent(root, text) {
   while (log.children.length > 30) log.lastChild.remove();
 }
 
+// The ingester's device kinds, named for the operations center, and the metrics each card shows
+// first (the first six are shown).
+const KIND_NAMES = {
+  air: ["空氣品質", "Air quality"], weather: ["氣象", "Weather"], noise: ["噪音", "Noise"],
+  meter: ["智慧電錶", "Smart meters"], solar: ["太陽能", "Solar"], ev_charger: ["充電樁", "EV chargers"],
+  security: ["園區保安", "Security"],
+};
+const FIRST = {
+  air: ["pm2_5", "pm10", "o3", "co2", "temperature", "humidity"],
+  weather: ["temperature", "humidity", "rain_rate", "wind_speed", "irradiance", "pressure"],
+  noise: ["noise_laeq", "noise_lmax"],
+  meter: ["power_active", "energy", "voltage", "power_factor"],
+  solar: ["power", "energy", "irradiance", "module_temperature"],
+  ev_charger: ["power", "energy", "plugged"],
+  security: ["intrusion_count", "door_open", "camera_online", "battery"],
+};
+
+function kindName(kind) {
+  const names = KIND_NAMES[kind];
+  return names ? names[currentLang() === "en" ? 1 : 0] : kind;
+}
+
+function byImportance(kind) {
+  const order = FIRST[kind] || [];
+  const rank = (m) => (order.indexOf(m) < 0 ? order.length : order.indexOf(m));
+  return (a, b) => rank(a.metric) - rank(b.metric) || a.metric.localeCompare(b.metric);
+}
+
 export async function renderPark(root) {
   const body = await getJson("/v1/park/trends", { minutes: 60 });
   const el = root.querySelector("#park");
@@ -43,8 +71,8 @@ export async function renderPark(root) {
   kinds.forEach((items, kind) => {
     const card = document.createElement("div");
     card.className = "park-card";
-    card.innerHTML = `<h4>${kind} <span class="muted">(${Math.max(...items.map((i) => i.devices))})</span></h4>`;
-    items.slice(0, 6).forEach((item) => {
+    card.innerHTML = `<h4>${kindName(kind)} <span class="muted">(${Math.max(...items.map((i) => i.devices))})</span></h4>`;
+    items.sort(byImportance(kind)).slice(0, 6).forEach((item) => {
       const row = document.createElement("div");
       row.className = "park-row";
       row.dataset.metric = item.metric;
