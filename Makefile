@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TS_DIR := infra/timescale-test
 
-.PHONY: install demo test lint typecheck check bench clean
+.PHONY: install demo test lint typecheck check bench clean ui
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ $(TS_DIR)/node_modules/.installed: $(TS_DIR)/package-lock.json
 	touch $@
 
 install: $(BIN)/.installed
+
+# The operations page (api/ui -> api/static). The built bundle is committed, so install, demo and
+# test need no Node; run this after changing api/ui (npm ci: exactly the lock file's versions).
+UI_DIR := api/ui
+ui:
+	cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
 demo: $(BIN)/.installed
 	$(BIN)/zhongdu demo
@@ -39,4 +45,4 @@ lint: $(BIN)/.installed
 check: lint test
 
 clean:
-	rm -rf $(VENV) $(TS_DIR)/node_modules
+	rm -rf $(VENV) $(TS_DIR)/node_modules $(UI_DIR)/node_modules

@@ -168,8 +168,10 @@ def create_app(
         _routes_coverage,
         _routes_health,
         _routes_indicators,
+        _routes_ops,
         _routes_scenarios,
         _routes_telemetry,
+        _routes_ui,
     )
 
     for module in (
@@ -179,8 +181,10 @@ def create_app(
         _routes_scenarios,
         _routes_indicators,
         _routes_admin,
+        _routes_ops,
     ):
         app.include_router(module.router)
+    _routes_ui.mount_ui(app)
     if settings.rate_limit_per_minute > 0:
         app.add_middleware(
             RateLimitMiddleware, rate_per_minute=settings.rate_limit_per_minute, metrics=metrics

@@ -7,6 +7,7 @@ Roles are ordered viewer < planner < operator < admin; a higher role may do what
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class ApiState:
     scenario_runner: ThreadPoolExecutor
     modelled_series: list[dict[str, Any]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    closing: threading.Event = field(default_factory=threading.Event)  # set at shutdown: streams end
 
 
 def get_state(request: Request) -> ApiState:

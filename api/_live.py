@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 LayoutFactory = Callable[[], "tuple[Grid, Stations]"]
 Clock = Callable[[], datetime]
 
+# What the map shows per site, as small integer codes (index into this tuple): `unknown` never
+# reported (it serves as its layout says), `silent` up or degraded but unheard past the timeout.
+SITE_STATUSES: tuple[str, ...] = ("unknown", "up", "degraded", "down", "silent")
+_STATUS_CODE = {"up": 1, "degraded": 2, "down": 3}
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -100,6 +105,8 @@ class LiveCoverage:
         self.grid: Grid | None = None
         self.stations: Stations | None = None
         self.snapshot: LiveSnapshot | None = None
+        self.site_status: NDArray[np.int8] | None = None  # per site (sorted ids), codes of SITE_STATUSES
+        self._sites: dict[str, Any] | None = None
         self.error: str | None = None
         self.ready = threading.Event()
 
@@ -182,6 +189,7 @@ class LiveCoverage:
         """Refresh when the serving set changed, or store a scheduled snapshot when one is due."""
         statuses = self._read_statuses()
         now = self._clock()
+        self._update_site_status(statuses, now)
         current = self.snapshot
         if current is None or not np.array_equal(self._serving(statuses, now), current.serving):
             return self.refresh("status-change", statuses=statuses)
@@ -201,6 +209,7 @@ class LiveCoverage:
 
         if statuses is None:
             statuses = self._read_statuses()
+            self._update_site_status(statuses, self._clock())
         with self._lock:
             engine = self._engine
             if engine is None:
@@ -324,6 +333,42 @@ class LiveCoverage:
         assert result.covered is not None
         rsrp = None if self.model == "disk" or result.best_rsrp_dbm is None else result.best_rsrp_dbm
         return np.asarray(result.covered, dtype=bool), rsrp
+
+    def _update_site_status(self, statuses: dict[str, tuple[str, datetime]], now: datetime) -> None:
+        """Classify every site (vectorised) and publish the array; readers diff it to send events."""
+        ids = self._station_ids
+        if ids is None:
+            return
+        codes = np.zeros(len(ids), dtype=np.int8)
+        if statuses:
+            keys = np.fromiter(statuses.keys(), dtype=ids.dtype, count=len(statuses))
+            pos = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
+            known = ids[pos] == keys
+            values = statuses.values()
+            state = np.fromiter(
+                (_STATUS_CODE.get(st, 3) for st, _ in values), dtype=np.int8, count=len(values)
+            )
+            seen = np.fromiter(((now - t).total_seconds() for _, t in values), dtype=float, count=len(values))
+            silent = (state != 3) & (seen > self._settings.station_silence_timeout_s)
+            state[silent] = SITE_STATUSES.index("silent")
+            codes[pos[known]] = state[known]
+        self.site_status = codes
+
+    def sites(self) -> dict[str, Any]:
+        """Sites of the layout (sorted ids) with one position and their sector count, built once."""
+        with self._lock:
+            if self._sites is None:
+                assert self.stations is not None and self._station_ids is not None
+                ids = np.asarray(self.stations.station_id, dtype=str)
+                unique, first, counts = np.unique(ids, return_index=True, return_counts=True)
+                assert np.array_equal(unique, self._station_ids)
+                self._sites = {
+                    "ids": self._station_ids,
+                    "lon": np.asarray(self.stations.lon, dtype=np.float64)[first],
+                    "lat": np.asarray(self.stations.lat, dtype=np.float64)[first],
+                    "sectors": counts,
+                }
+            return self._sites
 
     # --- helpers for the other routes --------------------------------------------------------
 

@@ -39,8 +39,28 @@ class RunningApi:
     thread: threading.Thread
 
     def stop(self, timeout: float = 30.0) -> None:
+        close_streams(self.server.config.app)
         self.server.should_exit = True
         self.thread.join(timeout)
+
+
+def close_streams(app: Any) -> None:
+    """Ask the app's open event streams to end (within a second), so a stop need not cut them."""
+    state = getattr(app.state, "zhongdu", None)
+    if state is not None:
+        state.closing.set()
+
+
+def make_server(config: Any) -> Any:
+    """A uvicorn server whose Ctrl-C / SIGTERM first ends the event streams, then shuts down."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            close_streams(self.config.app)
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def start_api(
@@ -58,8 +78,16 @@ def start_api(
     host = host or settings.api_host
     port = port or settings.api_port
     app = create_app(settings, layout=layout)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,  # open event streams (the page) must not hold a stop
+    )
+    server = make_server(config)
     thread = threading.Thread(target=server.run, name="zhongdu-api", daemon=True)
     thread.start()
     deadline = time.monotonic() + timeout

@@ -41,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from zhongdu.api import create_app, with_bootstrap_key
+    from zhongdu.api._serve import make_server
     from zhongdu.settings import Settings, mask_url
 
     settings = Settings()
@@ -55,7 +56,15 @@ def _serve(args: argparse.Namespace) -> int:
         )
         if key:
             print(f"bootstrap admin key of this process (set ZHONGDU_ADMIN_API_KEY to choose one): {key}")
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+        make_server(config).run()
     finally:
         database.stop()
     return 0

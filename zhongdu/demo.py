@@ -133,6 +133,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f" ({sites_added} sites and {sectors_added} sectors added now)"
         )
         print(f"  simulators : {len(plan.devices)} park devices, {len(plan.stations)} base stations")
+        print(f"  ops page   : {api.url}/   (open this: map, indicators, live, scenarios)")
         print(f"  API        : {api.url}/docs   (OpenAPI {api.url}/openapi.json, metrics {api.url}/metrics)")
         print(f"  coverage   : {api.url}/v1/coverage")
         if api.admin_key:

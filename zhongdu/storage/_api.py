@@ -170,6 +170,24 @@ def insert_device(
     )
 
 
+def park_trends(conn: Conn, *, start: datetime, bucket_s: int = 60) -> list[Row]:
+    """Per device kind and metric: the mean over the kind's devices per bucket since `start`.
+
+    Reads `readings` directly (its time index bounds the scan) rather than the bucketed views,
+    whose plain-PostgreSQL form would group the whole table before filtering.
+    """
+    return _all(
+        conn,
+        """SELECT d.kind, r.metric, max(r.unit) AS unit,
+                  date_bin(make_interval(secs => %s), r.time, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket,
+                  avg(r.value) AS avg, count(*) AS n, count(DISTINCT r.device_id) AS devices
+           FROM readings r JOIN devices d ON d.device_id = r.device_id
+           WHERE r.time >= %s AND r.value IS NOT NULL
+           GROUP BY 1, 2, 4 ORDER BY 1, 2, 4""",
+        (bucket_s, start),
+    )
+
+
 # --- bucketed history ------------------------------------------------------------------------
 
 

@@ -1,0 +1,27 @@
+// Colour scales readable with colour-vision deficiencies: cividis (district shares), viridis
+// (cell RSRP) and the Okabe-Ito palette (site status).
+
+// cividis, 7 steps from dark blue to yellow
+export const CIVIDIS = ["#00224e", "#233e6c", "#575c6d", "#7c7b78", "#a59c74", "#d3c064", "#fee838"];
+// district share class bounds: below 70 %, then the plan's 70/80/90/95 % targets, 99 %, 99.9 %
+export const SHARE_STEPS = [0.7, 0.8, 0.9, 0.95, 0.99, 0.999];
+
+// viridis, 6 steps from dark purple to yellow
+export const VIRIDIS = ["#440154", "#414487", "#2a788e", "#22a884", "#7ad151", "#fde725"];
+export const RSRP_STEPS = [-110, -100, -95, -90, -80]; // dBm
+
+// Okabe-Ito: up blue, degraded orange, down vermillion (the red), silent grey, unknown pale
+export const STATUS_NAMES = ["unknown", "up", "degraded", "down", "silent"];
+export const STATUS_COLOURS = ["#8a96a3", "#56b4e9", "#e69f00", "#d55e00", "#f0f0f0"];
+
+export function stepExpression(input, colours, steps) {
+  const expr = ["step", input, colours[0]];
+  steps.forEach((s, i) => expr.push(s, colours[i + 1]));
+  return expr;
+}
+
+export function shareColour(share) {
+  let i = 0;
+  while (i < SHARE_STEPS.length && share >= SHARE_STEPS[i]) i += 1;
+  return CIVIDIS[i];
+}

@@ -1,0 +1,128 @@
+// Every visible string in both languages; `t(key)` reads the current one. Chinese first: the
+// operations center's working language.
+const STRINGS = {
+  title: ["臺中市智慧營運中心 · 中都", "Taichung Operations Center · Zhongdu"],
+  coverage: ["4G 人口涵蓋率", "4G population coverage"],
+  serving: ["服務中基地台", "Stations serving"],
+  outages: ["中斷", "Outages"],
+  updated: ["更新", "Updated"],
+  indicators: ["計畫指標", "Plan indicators"],
+  live: ["即時", "Live"],
+  scenarios: ["情境規劃", "Scenarios"],
+  year: ["年度", "Year"],
+  id: ["編號", "ID"],
+  indicator: ["指標", "Indicator"],
+  target: ["目標", "Target"],
+  actual: ["實績", "Actual"],
+  attainment: ["達成率", "Attainment"],
+  weight: ["權重", "Weight"],
+  score: ["加權分數", "Weighted score"],
+  chart4g: ["4G 涵蓋率：模型推估、即時快照與目標", "4G coverage: modelled, live snapshots and targets"],
+  modelled: ["模型推估", "Modelled"],
+  liveSnapshots: ["即時快照", "Live snapshots"],
+  targets: ["年度目標", "Yearly targets"],
+  outagesLive: ["基地台中斷（即時）", "Station outages (live)"],
+  noOutages: ["目前沒有中斷", "No outages now"],
+  park: ["水湳智慧園區最新讀值", "Shuinan park: latest readings"],
+  noPark: ["尚無園區讀值", "No park readings yet"],
+  ingester: ["資料接收健康度", "Ingester health"],
+  msgRate: ["訊息/秒", "messages/s"],
+  lag: ["延遲", "lag"],
+  queue: ["佇列", "queue"],
+  rejects: ["拒收", "rejected"],
+  broker: ["MQTT 連線", "MQTT link"],
+  unavailable: ["無法取得", "unavailable"],
+  district: ["行政區", "District"],
+  population: ["人口", "Population"],
+  covered: ["涵蓋人口", "Covered people"],
+  share: ["涵蓋率", "Share"],
+  planTarget: ["計畫目標", "Plan target"],
+  cells: ["網格", "cells"],
+  site: ["基地台", "Site"],
+  sectors: ["扇區", "Sectors"],
+  status: ["狀態", "Status"],
+  load: ["負載 (PRB)", "Load (PRB)"],
+  users: ["使用者", "Users"],
+  notRegistered: ["未登錄於資料庫（僅配置）", "not in the registry (layout only)"],
+  st_unknown: ["未回報", "no report"],
+  st_up: ["正常", "up"],
+  st_degraded: ["降級", "degraded"],
+  st_down: ["中斷", "down"],
+  st_silent: ["失聯", "silent"],
+  legendShare: ["行政區涵蓋率", "District coverage"],
+  legendRsrp: ["網格最佳 RSRP (dBm)", "Cell best RSRP (dBm)"],
+  legendCovered: ["網格涵蓋", "Cell covered"],
+  legendSites: ["基地台狀態", "Site status"],
+  yes: ["是", "yes"],
+  no: ["否", "no"],
+  zoomForCells: ["放大或點選行政區以顯示網格", "Zoom in or click a district to see its cells"],
+  tooManyCells: ["網格過多，請放大", "Too many cells here; zoom in"],
+  apiKey: ["規劃者金鑰", "Planner key"],
+  goal: ["目標", "Goal"],
+  goalTarget: ["涵蓋率達到 (%)", "Reach share (%)"],
+  goalBudget: ["最多站數", "At most N sites"],
+  candidates: ["候選站址", "Candidates"],
+  candidatesHint: ["取目前顯示網格中未涵蓋、人口最多者", "the uncovered, most populated cells on the map"],
+  run: ["執行配置", "Run placement"],
+  running: ["計算中…", "Computing…"],
+  needCells: ["請先點選行政區或放大地圖，以載入網格", "Click a district or zoom in first, to load cells"],
+  needKey: ["需要規劃者金鑰", "A planner key is needed"],
+  noCandidates: ["目前網格皆已涵蓋，無候選站址", "Every cell shown is covered: no candidates"],
+  picks: ["建議站址（依序）", "Proposed sites (in order)"],
+  gain: ["增加人口", "People added"],
+  shareAfter: ["累計涵蓋率", "Share after"],
+  districtsAfter: ["各區涵蓋率（配置後）", "District shares after"],
+  before: ["配置前", "before"],
+  after: ["配置後", "after"],
+  failed: ["失敗", "failed"],
+  layout: ["版面", "Layout"],
+  wall: ["牆面", "Wall"],
+  laptop: ["筆電", "Laptop"],
+  lang: ["EN", "中文"],
+  events: ["事件", "Events"],
+  coverageChange: ["涵蓋率變化", "coverage change"],
+  connecting: ["連線中", "connecting"],
+  streamOk: ["即時連線", "live"],
+  streamLost: ["重新連線中", "reconnecting"],
+};
+
+let lang = (new URLSearchParams(location.search).get("lang") || localStorage.getItem("zd-lang") || "zh") === "en" ? 1 : 0;
+
+export function t(key) {
+  const entry = STRINGS[key];
+  return entry ? entry[lang] : key;
+}
+
+export function currentLang() {
+  return lang ? "en" : "zh";
+}
+
+export function toggleLang() {
+  lang = 1 - lang;
+  localStorage.setItem("zd-lang", currentLang());
+  document.documentElement.lang = lang ? "en" : "zh-Hant";
+}
+
+// Elements carrying data-i18n="key" get their text from the table.
+export function applyStatic(root = document) {
+  root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+}
+
+export function fmtPct(x, digits = 1) {
+  return x == null || !Number.isFinite(x) ? "–" : `${(100 * x).toFixed(digits)}%`;
+}
+
+export function fmtInt(x) {
+  return x == null || !Number.isFinite(x) ? "–" : Math.round(x).toLocaleString(lang ? "en-US" : "zh-TW");
+}
+
+export function fmtNum(x, digits = 2) {
+  if (x == null || !Number.isFinite(x)) return "–";
+  return Math.abs(x) >= 1000 ? fmtInt(x) : Number(x.toFixed(digits)).toString();
+}
+
+export function fmtTime(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return d.toLocaleTimeString(lang ? "en-GB" : "zh-TW", { hour12: false });
+}

@@ -1,0 +1,330 @@
+// The operations center's page: boots the map and the panels, then follows the API's event
+// stream (coverage and station status changes) without reloading.
+import "maplibre-gl/dist/maplibre-gl.css";
+import "uplot/dist/uPlot.min.css";
+import "./style.css";
+import { getJson } from "./api.js";
+import { STATUS_NAMES } from "./colours.js";
+import { applyStatic, currentLang, fmtInt, fmtPct, fmtTime, t, toggleLang } from "./i18n.js";
+import { renderChart, renderIndicators, targetForYear } from "./indicators.js";
+import { logEvent, renderIngest, renderOutages, renderPark } from "./live.js";
+import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
+import { SitesLayer } from "./sites_layer.js";
+import { runScenario } from "./scenarios.js";
+
+const PARK_INTERVAL_MS = 30_000;
+const INGEST_INTERVAL_MS = 5_000;
+
+const state = {
+  coverage: null, // body of GET /v1/coverage
+  districts: null, // GeoJSON of the boundaries
+  sites: null, // columns of GET /v1/map/sites
+  siteIndex: new Map(),
+  outages: new Map(),
+  cells: null,
+  cellQuery: null,
+  selected: null,
+  picks: [],
+  markers: [],
+  indicators: null,
+  year: 2018, // the 104-107 plan's last target year; the current year (live 4G actual) is in the list too
+  stream: "connecting",
+  firstPaint: null,
+  marks: {}, // performance.now() at each boot step (the benchmark prints them)
+  errors: [],
+};
+window.zhongdu = { state };
+
+const $ = (sel) => document.querySelector(sel);
+
+// --- layout and language --------------------------------------------------------------------
+
+function applyLayout(mode) {
+  const wall = mode === "wall" || (mode === "auto" && window.innerWidth >= 1800);
+  document.body.classList.toggle("wall", wall);
+  document.body.classList.toggle("laptop", !wall);
+}
+const layoutParam = new URLSearchParams(location.search).get("layout") || "auto";
+applyLayout(layoutParam);
+
+function showTab(name) {
+  document.querySelectorAll(".tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+  document.querySelectorAll(".panel").forEach((p) => p.classList.toggle("active", p.id === `panel-${name}`));
+}
+
+function renderKpis() {
+  const c = state.coverage;
+  if (!c) return;
+  $("#kpi-share").textContent = fmtPct(c.share, 3);
+  $("#kpi-share").dataset.share = c.share;
+  $("#kpi-serving").textContent = `${fmtInt(c.stations_serving)} / ${fmtInt(c.stations_total)}`;
+  $("#kpi-outages").textContent = fmtInt([...state.outages.values()].length);
+  $("#kpi-updated").textContent = fmtTime(c.computed_at);
+  $("#stream").textContent = t(state.stream === "ok" ? "streamOk" : state.stream === "lost" ? "streamLost" : "connecting");
+  $("#stream").className = `stream ${state.stream}`;
+}
+
+function yearOptions() {
+  const years = [2015, 2016, 2017, 2018, new Date().getFullYear()];
+  $("#year").innerHTML = years.map((y) => `<option value="${y}" ${y === state.year ? "selected" : ""}>${y} (${currentLang() === "en" ? "ROC " : "民國 "}${y - 1911})</option>`).join("");
+}
+
+function renderAll() {
+  applyStatic();
+  $("#lang").textContent = t("lang");
+  yearOptions();
+  if (!state.cellQuery) $("#map-note").textContent = t("zoomForCells");
+  renderIngest(document).catch(report);
+  renderKpis();
+  renderOutages(document, state);
+  renderIndicators(document, state.year, state).catch(report);
+  renderChart(document, state).catch(report);
+  renderPark(document).catch(report);
+}
+
+function report(err) {
+  console.warn(err);
+  state.errors.push(String(err && err.message ? err.message : err));
+}
+
+// --- map --------------------------------------------------------------------------------------
+
+let map;
+
+function setDistrictShares() {
+  if (!map || !state.coverage || !map.getSource("districts")) return;
+  state.coverage.districts.forEach((d) => map.setFeatureState({ source: "districts", id: d.district }, { share: d.share }));
+}
+
+function districtHtml(name) {
+  const f = state.districts.features.find((x) => x.properties.district === name);
+  const live = state.coverage ? state.coverage.districts.find((d) => d.district === name) : null;
+  const target = targetForYear(state, state.year);
+  const en = currentLang() === "en";
+  return `<div class="popup" data-district="${name}"><h3>${name} <small>${f ? f.properties.name_en : ""}</small></h3>
+    <dl>
+      <dt>${t("population")}</dt><dd>${fmtInt(live ? live.population : f && f.properties.population)}</dd>
+      <dt>${t("covered")}</dt><dd>${fmtInt(live && live.covered)}</dd>
+      <dt>${t("share")}</dt><dd>${fmtPct(live && live.share, 2)}</dd>
+      <dt>${t("planTarget")}</dt><dd>${target ? `${fmtPct(target.value, 0)} (${target.year}${en ? "" : " 年"})` : "–"}</dd>
+      <dt>${t("cells")}</dt><dd id="popup-cells">…</dd>
+    </dl></div>`;
+}
+
+async function loadCells(query) {
+  state.cellQuery = query;
+  const note = $("#map-note");
+  if (!query) {
+    state.cells = null;
+    map.getSource("cells").setData({ type: "FeatureCollection", features: [] });
+    note.textContent = t("zoomForCells");
+    return;
+  }
+  try {
+    const cells = await fetchCells(query);
+    if (state.cellQuery !== query) return; // a newer query won
+    state.cells = cells;
+    map.getSource("cells").setData(cells);
+    const covered = cells.features.filter((f) => f.properties.covered).length;
+    note.textContent = `${query.district || ""} ${fmtInt(cells.cells)} ${t("cells")} · ${t("covered")} ${fmtInt(covered)}`;
+    note.dataset.cells = cells.cells;
+    note.dataset.covered = covered;
+    const el = document.getElementById("popup-cells");
+    if (el) el.textContent = fmtInt(cells.cells);
+  } catch (err) {
+    if (err.status === 422) note.textContent = t("tooManyCells");
+    else report(err);
+  }
+}
+
+function viewQuery() {
+  if (state.selected) return { district: state.selected, limit: 20000 };
+  if (map.getZoom() < CELL_ZOOM) return null;
+  const b = map.getBounds();
+  return { bbox: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((x) => x.toFixed(5)).join(","), limit: 6000 };
+}
+
+function selectDistrict(name, lngLat) {
+  state.selected = name;
+  map.setFilter("district-selected", ["==", ["get", "district"], name || ""]);
+  if (!name) { loadCells(viewQuery()); return; }
+  const f = state.districts.features.find((x) => x.properties.district === name);
+  if (lngLat) popup(map, lngLat, districtHtml(name));
+  if (f) map.fitBounds(boundsOf(f.geometry), { padding: 40, duration: 0, maxZoom: 14 });
+  loadCells({ district: name, limit: 20000 });
+}
+window.zhongdu.selectDistrict = selectDistrict;
+
+async function siteClick(index, lngLat) {
+  const id = state.sites.ids[index];
+  const status = STATUS_NAMES[currentStatus(index)];
+  let html = `<div class="popup" data-site="${id}"><h3>${t("site")} <span class="mono">${id}</span></h3>
+    <dl><dt>${t("status")}</dt><dd><span class="dot s-${status}"></span>${t("st_" + status)}</dd>
+    <dt>${t("sectors")}</dt><dd>${state.sites.sectors[index]}</dd></dl>`;
+  try {
+    const detail = await getJson(`/v1/stations/${encodeURIComponent(id)}`);
+    const loads = new Map(detail.latest_load.map((l) => [l.sector_id, l]));
+    html += `<table class="sectors"><thead><tr><th>${t("sectors")}</th><th>${t("load")}</th><th>${t("users")}</th></tr></thead><tbody>
+      ${detail.sectors.map((s) => { const l = loads.get(s.sector_id); return `<tr><td class="mono">${s.sector_id || "–"}${s.azimuth_deg != null ? ` (${s.azimuth_deg}°)` : ""}</td><td class="num">${l && l.prb_utilisation != null ? fmtPct(l.prb_utilisation, 0) : "–"}</td><td class="num">${l && l.active_users != null ? l.active_users : "–"}</td></tr>`; }).join("")}
+    </tbody></table>`;
+  } catch (err) {
+    if (err.status === 404) html += `<p class="muted">${t("notRegistered")}</p>`;
+    else report(err);
+  }
+  popup(map, lngLat, `${html}</div>`);
+}
+
+function currentStatus(index) {
+  return state.codes[index];
+}
+
+function drawAlerts() {
+  map.getSource("alerts").setData(alertsGeoJson(state.sites, state.codes));
+}
+window.zhongdu.siteStatus = (id) => {
+  const i = state.siteIndex.get(id);
+  return i == null ? null : STATUS_NAMES[currentStatus(i)];
+};
+
+function showPicks(picks) {
+  state.markers.forEach((m) => m.remove());
+  state.markers = picks.map((p) => pickMarker(map, [p.lon, p.lat], p.order));
+  map.getSource("picks").setData({
+    type: "FeatureCollection",
+    features: picks.map((p) => ({ type: "Feature", geometry: { type: "Point", coordinates: [p.lon, p.lat] }, properties: { order: p.order, id: p.station_id } })),
+  });
+  if (picks.length) {
+    const lons = picks.map((p) => p.lon);
+    const lats = picks.map((p) => p.lat);
+    map.fitBounds([[Math.min(...lons), Math.min(...lats)], [Math.max(...lons), Math.max(...lats)]], { padding: 80, maxZoom: 14, duration: 0 });
+  }
+}
+
+// --- live updates -----------------------------------------------------------------------------
+
+let cellsTimer = null;
+
+function onCoverage(summary) {
+  const previous = state.coverage;
+  state.coverage = summary;
+  setDistrictShares();
+  if (previous && previous.computed_at !== summary.computed_at) {
+    const delta = summary.share - previous.share;
+    state.outages.forEach((o) => { if (o.delta == null) o.delta = delta; });
+    if (Math.abs(delta) > 0) logEvent(document, `${t("coverageChange")} ${delta >= 0 ? "+" : ""}${(100 * delta).toFixed(4)} pp → ${fmtPct(summary.share, 3)}`);
+    renderOutages(document, state);
+    clearTimeout(cellsTimer);
+    cellsTimer = setTimeout(() => state.cellQuery && loadCells(state.cellQuery), 300);
+  }
+  renderKpis();
+}
+
+function onStations(event) {
+  if (!state.sites) return;
+  event.changes.forEach(({ station_id: id, status }) => {
+    const i = state.siteIndex.get(id);
+    if (i == null) return;
+    const code = STATUS_NAMES.indexOf(status);
+    state.sitesLayer.setStatus(i, code);
+    if (status === "down" || status === "silent") {
+      if (!state.outages.has(id) || state.outages.get(id).status !== status) state.outages.set(id, { id, status, since: event.at, delta: null });
+      if (!event.initial) logEvent(document, `<span class="dot s-${status}"></span><b class="mono">${id}</b> ${t("st_" + status)}`);
+    } else if (state.outages.has(id)) {
+      state.outages.delete(id);
+      if (!event.initial) logEvent(document, `<span class="dot s-${status}"></span><b class="mono">${id}</b> ${t("st_" + status)}`);
+    }
+  });
+  if (event.changes.length) drawAlerts();
+  renderOutages(document, state);
+  renderKpis();
+}
+
+function connectStream() {
+  const source = new EventSource("/v1/events");
+  source.addEventListener("open", () => { state.stream = "ok"; renderKpis(); });
+  source.addEventListener("error", () => { state.stream = "lost"; renderKpis(); });
+  source.addEventListener("coverage", (e) => onCoverage(JSON.parse(e.data)));
+  source.addEventListener("stations", (e) => onStations(JSON.parse(e.data)));
+  window.zhongdu.stream = source;
+}
+
+// --- boot ---------------------------------------------------------------------------------------
+
+function initSites(sites) {
+  state.sites = sites;
+  sites.ids.forEach((id, i) => state.siteIndex.set(id, i));
+  sites.status.forEach((code, i) => {
+    const name = STATUS_NAMES[code];
+    if (name === "down" || name === "silent") state.outages.set(sites.ids[i], { id: sites.ids[i], status: name, since: sites.computed_at, delta: null });
+  });
+  state.codes = Uint8Array.from(sites.status);
+}
+
+async function boot() {
+  applyStatic();
+  $("#lang").textContent = t("lang");
+  $("#lang").addEventListener("click", () => { toggleLang(); renderAll(); });
+  $("#layout").addEventListener("click", () => applyLayout(document.body.classList.contains("wall") ? "laptop" : "wall"));
+  document.querySelectorAll(".tabs button").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
+  showTab("indicators");
+  yearOptions();
+  $("#year").addEventListener("change", (e) => { state.year = Number(e.target.value); renderIndicators(document, state.year, state).catch(report); });
+  $("#planner-key").value = sessionStorage.getItem("zd-planner-key") || "";
+  $("#run").addEventListener("click", () => runScenario(document, state, showPicks).catch(report));
+
+  const districtsP = getJson("/v1/map/districts");
+  const coverageP = getJson("/v1/coverage");
+  const sitesP = getJson("/v1/map/sites");
+  const mapP = new Promise((resolve) => { map = createMap("map", resolve); });
+  window.zhongdu.mapPromise = mapP;
+  await mapP;
+  state.marks.mapLoaded = performance.now();
+  window.zhongdu.map = map;
+  try { state.districts = await districtsP; } catch (err) { report(err); state.districts = { type: "FeatureCollection", features: [] }; }
+  state.marks.districts = performance.now();
+  try { state.coverage = await coverageP; } catch (err) { report(err); }
+  let sites = { count: 0, ids: [], lon: [], lat: [], sectors: [], status: [] };
+  try { sites = await sitesP; } catch (err) { report(err); }
+  initSites(sites);
+  state.sitesLayer = new SitesLayer(sites, state.codes);
+  addLayers(map, state.districts, state.sitesLayer);
+  drawAlerts();
+  setDistrictShares();
+  state.marks.sitesSet = performance.now();
+  map.once("idle", () => {
+    state.firstPaint = performance.now();
+    document.body.dataset.ready = "1";
+  });
+  renderKpis();
+  renderOutages(document, state);
+  connectStream();
+
+  map.on("click", (e) => {
+    if (map.getZoom() >= 11) {
+      const alert = map.queryRenderedFeatures(e.point, { layers: ["alerts"] })[0];
+      const index = alert ? alert.id : state.sitesLayer.pick(e.point);
+      if (index >= 0) { siteClick(index, [state.sites.lon[index], state.sites.lat[index]]); return; }
+    }
+    const district = map.queryRenderedFeatures(e.point, { layers: ["district-fill"] })[0];
+    if (district) selectDistrict(district.properties.district, e.lngLat);
+  });
+  map.on("mouseenter", "district-fill", () => { map.getCanvas().style.cursor = "pointer"; });
+  map.on("mouseleave", "district-fill", () => { map.getCanvas().style.cursor = ""; });
+  map.on("moveend", () => { if (!state.selected) loadCells(viewQuery()); });
+  $("#clear-selection").addEventListener("click", () => selectDistrict(null));
+  $("#map-note").textContent = t("zoomForCells");
+
+  // the panels after the map's first full paint: the city view comes first on a busy machine
+  const panels = () => {
+    renderIndicators(document, state.year, state).catch(report);
+    renderChart(document, state).catch(report);
+    renderPark(document).catch(report);
+    renderIngest(document).catch(report);
+  };
+  if (state.firstPaint) panels();
+  else map.once("idle", panels);
+  setInterval(() => renderPark(document).catch(report), PARK_INTERVAL_MS);
+  setInterval(() => renderIngest(document).catch(report), INGEST_INTERVAL_MS);
+}
+
+boot().catch(report);

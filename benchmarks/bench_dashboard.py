@@ -1,0 +1,175 @@
+"""Operations page benchmark: first paint of the city view with the full 2022-11 layout.
+
+    .venv/bin/python benchmarks/bench_dashboard.py [--runs 5] [--layout city|small]
+
+1. A database: `--database-url` / ZHONGDU_DATABASE_URL, else a temporary database on the local
+   PostgreSQL (127.0.0.1:5432), migrated, dropped at the end.
+2. The API (uvicorn, in a thread of this process) with live coverage of Taichung: the shipped
+   resolution-10 grid and the generated 2022-11 layout (15,788 sites, 47,364 sectors), hata model.
+3. Debian's chromium under Playwright (software WebGL, as in the browser tests) opens `/` in a
+   fresh context per run (no cache) at 1440x900. Measured with the page's performance timing:
+   - first contentful paint (the browser's paint entry);
+   - city view painted: `performance.now()` when the map is first idle with the 29 districts, their
+     live shares and all 15,788 sites drawn (the page records it; the goal is < 2 s);
+   - baseline in the same run: the time the same browser takes just to fetch and parse the three
+     bodies the city view needs (districts, coverage, sites), printed as a ratio.
+Times are wall clock on a shared 2-core machine: noisy; compare within a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests._ops_fixtures import CHROMIUM_ARGS, chromium_path
+
+FETCH_BODIES = """async () => {
+  const t0 = performance.now();
+  const bodies = await Promise.all(['/v1/map/districts', '/v1/coverage', '/v1/map/sites']
+    .map(u => fetch(u, {cache: 'no-store'}).then(r => r.json())));
+  return {ms: performance.now() - t0, sites: bodies[2].count};
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _database(url: str | None) -> tuple[str, Any]:
+    from zhongdu import storage
+
+    if url:
+        return url, None
+    import psycopg
+
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"zhongdu_bench_ui_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with storage.connect(db) as conn:
+        storage.migrate(conn)
+
+    def drop() -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return db, drop
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5, help="page loads (each in a fresh browser context)")
+    parser.add_argument("--layout", choices=["city", "small"], default="city")
+    parser.add_argument("--database-url", default=os.environ.get("ZHONGDU_DATABASE_URL"))
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from zhongdu.api import start_api
+    from zhongdu.settings import Settings
+
+    db, drop = _database(args.database_url)
+    layout = None
+    if args.layout == "small":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_api import _small_layout
+
+        layout = _small_layout
+    settings = Settings(database_url=db, coverage_model="hata" if args.layout == "city" else "disk",
+                        admin_api_key="bench-dashboard-admin-key-0123456789")
+    t = time.perf_counter()
+    print(f"starting the API with the {args.layout} layout …", file=sys.stderr)
+    api = start_api(settings, port=_free_port(), layout=layout)
+    results: dict[str, Any] = {"layout": args.layout}
+    try:
+        import httpx
+
+        with httpx.Client(base_url=api.url, timeout=30) as http:
+            while http.get("/v1/coverage").status_code != 200:
+                time.sleep(0.2)
+            sites = http.get("/v1/map/sites", headers={"Accept-Encoding": "gzip"})
+            results["sites"] = sites.json()["count"]
+            results["sites_body_gzip_bytes"] = int(sites.headers["content-length"])
+            results["sites_body_bytes"] = len(sites.content)
+            districts = http.get("/v1/map/districts", headers={"Accept-Encoding": "gzip"})
+            results["districts_body_gzip_bytes"] = int(districts.headers["content-length"])
+        results["api_ready_s"] = time.perf_counter() - t
+        print(f"API ready in {results['api_ready_s']:.1f} s; {results['sites']} sites", file=sys.stderr)
+        paints, fcps, fetches = [], [], []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+            for run in range(args.runs):
+                context = browser.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
+                page = context.new_page()
+                page.goto(api.url + "/")
+                page.wait_for_function("document.body.dataset.ready === '1'", timeout=120_000)
+                paint = page.evaluate("window.zhongdu.state.firstPaint")
+                fcp = page.evaluate(
+                    "(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null"
+                )
+                drawn = page.evaluate(
+                    "new Set(window.zhongdu.map.queryRenderedFeatures({layers: ['district-fill']})"
+                    ".map(f => f.properties.district)).size"
+                )
+                marks = page.evaluate("window.zhongdu.state.marks")
+                fetched = page.evaluate(FETCH_BODIES)
+                assert drawn == 29, drawn
+                assert fetched["sites"] == results["sites"]
+                paints.append(paint)
+                fcps.append(fcp)
+                fetches.append(fetched["ms"])
+                print(f"run {run + 1}: city view painted {paint:.0f} ms, FCP {fcp:.0f} ms, "
+                      f"fetch+parse of the bodies {fetched['ms']:.0f} ms; steps "
+                      + ", ".join(f"{k} {v:.0f}" for k, v in marks.items()), file=sys.stderr)
+                context.close()
+            browser.close()
+    finally:
+        api.stop()
+        if drop is not None:
+            drop()
+    results.update(
+        runs=args.runs,
+        first_paint_ms={"median": statistics.median(paints), "min": min(paints), "max": max(paints),
+                        "first_run": paints[0]},
+        fcp_ms_median=statistics.median(fcps),
+        baseline_fetch_ms_median=statistics.median(fetches),
+        paint_over_fetch=statistics.median(paints) / statistics.median(fetches),
+        goal_ms=2000,
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        fp = results["first_paint_ms"]
+        kib = {k: results[k] / 1024 for k in ("sites_body_bytes", "sites_body_gzip_bytes",
+                                               "districts_body_gzip_bytes")}
+        print(f"layout {args.layout}: {results['sites']} sites (sites body {kib['sites_body_bytes']:.0f} KiB,"
+              f" gzip {kib['sites_body_gzip_bytes']:.0f} KiB; districts gzip"
+              f" {kib['districts_body_gzip_bytes']:.0f} KiB)")
+        print(f"city view painted: median {fp['median']:.0f} ms (min {fp['min']:.0f}, max {fp['max']:.0f}, "
+              f"first run {fp['first_run']:.0f}) over {args.runs} runs; goal < 2000 ms "
+              f"{'MET' if fp['median'] < 2000 else 'NOT MET'}")
+        print(f"first contentful paint: median {results['fcp_ms_median']:.0f} ms")
+        print(f"baseline, fetch+parse of the three bodies alone: median"
+              f" {results['baseline_fetch_ms_median']:.0f} ms"
+              f" -> city view / baseline = {results['paint_over_fetch']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

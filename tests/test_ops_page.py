@@ -1,0 +1,318 @@
+"""The operations page in a real browser (Debian's chromium via Playwright) against the API on
+loopback, real PostgreSQL and Mosquitto, and a real ingester: districts, cells, indicators, a
+station taken down through MQTT, a scenario run from the page. Screenshots go to build/screenshots.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from zhongdu.api import start_api
+from zhongdu.coverage import Grid, Stations
+from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._worker import Ingester
+
+from ._api_fixtures import ADMIN_KEY, api_settings, small_city
+from ._ingest_fixtures import publish_all, publisher
+from ._ops_fixtures import browser, screenshot, watched_page
+
+pytestmark = [pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.slow]
+
+RUN = uuid.uuid4().hex[:6]  # station ids unique per run: the machine's broker is shared
+WEST, EAST, FAR = (f"bs-{name}-{RUN}" for name in ("west", "east", "far"))
+
+
+def _layout() -> tuple[Grid, Stations]:
+    """The API tests' small city, its three stations renamed for this run."""
+    grid, stations = small_city()
+    return grid, replace(stations, station_id=np.array([WEST, EAST, FAR], dtype=np.str_))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _seed(url: str) -> None:
+    now = datetime.now(UTC)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO stations (station_id, name, district, lon, lat) VALUES (%s, 'west', '西屯區', 120.63, 24.17),"
+            " (%s, 'east', '北屯區', 120.65, 24.17), (%s, 'far', '北屯區', 121.14, 24.17)",
+            (WEST, EAST, FAR),
+        )
+        conn.execute(
+            "INSERT INTO sectors (station_id, sector_id, lon, lat, height_m, eirp_dbm, frequency_mhz, bandwidth_mhz,"
+            " radius_m) VALUES (%s, '0', 120.63, 24.17, 30, 60, 1800, 20, 900)",
+            (WEST,),
+        )
+        conn.execute("INSERT INTO devices (device_id, kind, name) VALUES ('air-1', 'air', 'gate'), ('air-2', 'air', NULL),"
+                     " ('met-1', 'weather', 'roof')")
+        conn.execute(
+            """INSERT INTO readings (time, device_id, metric, value, unit)
+               SELECT %s - make_interval(mins => m), d, 'pm2_5', 10 + m %% 7, 'ug/m3'
+               FROM generate_series(0, 50) m, unnest(ARRAY['air-1', 'air-2']) d""",
+            (now,),
+        )
+        conn.execute(
+            """INSERT INTO readings (time, device_id, metric, value, unit)
+               SELECT %s - make_interval(mins => m), 'met-1', 'temperature', 20 + m / 10.0, 'Cel'
+               FROM generate_series(0, 50) m""",
+            (now,),
+        )
+
+
+def _metrics_server(registry: CollectorRegistry) -> tuple[Any, str]:
+    """The ingester's registry over HTTP on a free loopback port (as `--metrics-port` serves it)."""
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from prometheus_client import make_wsgi_app
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, make_wsgi_app(registry), handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}/metrics"
+
+
+@pytest.fixture(scope="module")
+def stack(pg_migrated: str, mqtt_url: str) -> Iterator[dict[str, Any]]:
+    """Ingester (own metrics registry, served over HTTP) and API on a free port, seeded."""
+    _seed(pg_migrated)
+    registry = CollectorRegistry()
+    metrics_server, metrics_url = _metrics_server(registry)
+    ingest_settings = api_settings(pg_migrated, mqtt_url, mqtt_share_group=f"ops{RUN}", auto_register=True,
+                                   ingest_batch_interval_ms=20)
+    ingester = Ingester(ingest_settings, client_id=f"ops-ingest-{RUN}", metrics=IngestMetrics(registry))
+    ingester.start()
+    assert ingester.wait_connected()
+    settings = api_settings(pg_migrated, mqtt_url, ingest_metrics_url=metrics_url)
+    api = start_api(settings, port=_free_port(), layout=_layout)
+    try:
+        with httpx.Client(base_url=api.url, timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while http.get("/v1/coverage").status_code != 200:
+                assert time.monotonic() < deadline, "live coverage did not start"
+                time.sleep(0.1)
+            yield {"url": api.url, "http": http, "db": pg_migrated, "mqtt": mqtt_url}
+    finally:
+        api.stop()
+        ingester.stop()
+        metrics_server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with browser() as b:
+        yield b
+
+
+def _open(chromium: Any, url: str, **size: int) -> Any:
+    watched = watched_page(chromium, **size)
+    watched.page.goto(url + "/")
+    watched.page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    return watched
+
+
+def _drawn_districts(page: Any) -> list[str]:
+    return sorted(page.evaluate(
+        """() => [...new Set(window.zhongdu.map.queryRenderedFeatures({layers: ['district-fill']})
+                  .map(f => f.properties.district))]"""
+    ))
+
+
+def _click_district(page: Any, name: str) -> None:
+    """Click inside the district's drawn polygon (a point the map itself reports as that district)."""
+    point = page.evaluate(
+        """(name) => { const m = window.zhongdu.map; const c = m.getCanvas(); const r = c.getBoundingClientRect();
+             const inside = [];
+             for (let y = 10; y < c.clientHeight; y += 6) for (let x = 10; x < c.clientWidth; x += 6) {
+               if (document.elementFromPoint(r.left + x, r.top + y) !== c) continue;  // a control or panel
+               const f = m.queryRenderedFeatures([x, y], {layers: ['district-fill']})[0];
+               if (f && f.properties.district === name &&
+                   !m.queryRenderedFeatures([x, y], {layers: ['alerts']}).length) inside.push([x, y]); }
+             return inside.length ? inside[Math.floor(inside.length / 2)] : null; }""",
+        name,
+    )
+    assert point is not None, f"{name} is not drawn"
+    box = page.locator("#map canvas").bounding_box()
+    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+
+
+def test_page_loads_offline_with_29_districts(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    assert _drawn_districts(page) == sorted(
+        f["properties"]["district"] for f in stack["http"].get("/v1/map/districts").json()["features"]
+    )
+    assert len(_drawn_districts(page)) == 29
+    page.wait_for_function("document.querySelectorAll('#indicator-table tbody tr').length === 15")
+    screenshot(page, "city-laptop")
+    assert watched.errors == [], watched.errors
+    assert watched.outside == [], watched.outside
+    assert any(u.endswith("/v1/map/sites") for u in watched.requests)
+    page.context.close()
+
+
+def test_district_click_shows_its_cells(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    _click_district(page, "西屯區")
+    expected = stack["http"].get("/v1/coverage/cells", params={"district": "西屯區"}).json()
+    page.wait_for_function(f"document.querySelector('#map-note').dataset.cells === '{expected['cells']}'")
+    covered = sum(f["properties"]["covered"] for f in expected["features"])
+    assert page.locator("#map-note").get_attribute("data-covered") == str(covered)
+    popup = page.locator(".popup[data-district='西屯區']")
+    assert popup.is_visible()
+    live = {d["district"]: d for d in stack["http"].get("/v1/coverage").json()["districts"]}["西屯區"]
+    assert f"{100 * live['share']:.2f}%" in popup.inner_text()
+    # the note follows the data; the cells are drawn once the worker has tiled them
+    page.wait_for_function("window.zhongdu.map.queryRenderedFeatures({layers: ['cell-fill']}).length > 0")
+    screenshot(page, "district-cells")
+    # a site: its sectors from the registry
+    point = page.evaluate(
+        f"""() => {{ const s = window.zhongdu.state; const i = s.siteIndex.get('{WEST}');
+              const p = window.zhongdu.map.project([s.sites.lon[i], s.sites.lat[i]]); return [p.x, p.y]; }}"""
+    )
+    box = page.locator("#map canvas").bounding_box()
+    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+    site = page.locator(f".popup[data-site='{WEST}']")
+    site.wait_for()
+    assert site.locator("table.sectors tbody tr").count() == 1
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+
+
+def test_indicator_table_matches_the_api(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    page.select_option("#year", "2018")
+    api = stack["http"].get("/v1/indicators", params={"year": 2018}).json()["items"]
+    assert len(api) == 15
+    page.wait_for_function("window.zhongdu.state.indicators && window.zhongdu.state.indicators.year === 2018")
+    page.wait_for_function("document.querySelectorAll('#indicator-table tbody tr').length === 15")
+    rows = page.eval_on_selector_all(
+        "#indicator-table tbody tr",
+        "rows => rows.map(r => ({id: r.dataset.id, target: r.dataset.target, actual: r.dataset.actual,"
+        " attainment: r.dataset.attainment}))",
+    )
+    assert [r["id"] for r in rows] == [i["id"] for i in api]
+    for row, item in zip(rows, api, strict=True):
+        assert (float(row["target"]) if row["target"] else None) == item["target"], item["id"]
+        actual = item["actual"]["value"] if item["actual"] else None
+        assert (float(row["actual"]) if row["actual"] else None) == actual, item["id"]
+        assert (float(row["attainment"]) if row["attainment"] else None) == item["attainment"], item["id"]
+    score = stack["http"].get("/v1/indicators/score", params={"year": 2018}).json()["score"]
+    assert float(page.locator("#score").get_attribute("data-score")) == score
+    assert page.locator("#chart4g canvas").count() >= 1
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+
+
+def test_station_down_over_mqtt_turns_red_and_coverage_changes(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    _click_district(page, "西屯區")
+    page.wait_for_function("document.querySelector('#map-note').dataset.cells > 0")
+    covered_before = int(page.locator("#map-note").get_attribute("data-covered"))
+    share_before = float(page.locator("#kpi-share").get_attribute("data-share"))
+    assert page.evaluate(f"window.zhongdu.siteStatus('{WEST}')") in ("unknown", "up")
+    report = {"time": time.time(), "status": "down", "sectors": [{"sector_id": "0", "prb_utilisation": 0.0,
+                                                                    "active_users": 0}]}
+    with publisher(stack["mqtt"], f"ops-pub-{RUN}") as client:
+        publish_all(client, [(f"zhongdu/v1/bs/{WEST}/telemetry", json.dumps(report).encode())])
+    page.wait_for_function(f"window.zhongdu.siteStatus('{WEST}') === 'down'", timeout=30_000)
+    page.wait_for_selector(f"#outages li[data-station-id='{WEST}'][data-status='down']", state="attached")
+    page.wait_for_function(f"Number(document.querySelector('#kpi-share').dataset.share) < {share_before}",
+                           timeout=30_000)
+    page.wait_for_function(f"Number(document.querySelector('#map-note').dataset.covered) < {covered_before}",
+                           timeout=30_000)
+    colour = page.evaluate(
+        f"""() => {{ const m = window.zhongdu.map; const i = window.zhongdu.state.siteIndex.get('{WEST}');
+              const f = m.queryRenderedFeatures({{layers: ['alerts']}}).find(x => x.id === i);
+              return f ? f.layer.paint['circle-color'] : null; }}"""
+    )
+    assert colour is not None and round(colour["r"] * 255) == 0xD5 and round(colour["g"] * 255) == 0x5E, colour
+    screenshot(page, "station-down")
+    page.click("nav.tabs button[data-tab='live']")
+    page.wait_for_selector("#park .park-row[data-metric='pm2_5']")
+    page.wait_for_function("document.querySelector('#ingest .kv') !== null", timeout=15_000)
+    screenshot(page, "live-panel")
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+    up = {"time": time.time(), "status": "up", "sectors": []}
+    with publisher(stack["mqtt"], f"ops-pub2-{RUN}") as client:
+        publish_all(client, [(f"zhongdu/v1/bs/{WEST}/telemetry", json.dumps(up).encode())])
+
+
+def test_scenario_run_from_the_page_shows_its_sites(stack: dict[str, Any], chromium: Any) -> None:
+    http = stack["http"]
+    key = http.post("/v1/admin/keys", json={"name": f"planner-{RUN}", "role": "planner"},
+                    headers={"X-API-Key": ADMIN_KEY}).json()["key"]
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    _click_district(page, "北屯區")
+    page.wait_for_function("document.querySelector('#map-note').dataset.cells > 0")
+    page.click("nav.tabs button[data-tab='scenarios']")
+    page.fill("#planner-key", key)
+    page.check("input[name=goal][value=budget]")
+    page.fill("#goal-value", "3")
+    page.click("#run")
+    page.wait_for_selector("table.picks tbody tr", timeout=60_000)
+    rows = page.eval_on_selector_all("table.picks tbody tr", "rows => rows.map(r => r.dataset.stationId)")
+    assert 1 <= len(rows) <= 3
+    scenario_id = page.locator("[data-scenario]").get_attribute("data-scenario")
+    stored = http.get(f"/v1/scenarios/{scenario_id}").json()
+    assert [p["station_id"] for p in stored["result"]["picks"]] == rows
+    assert page.locator(".pick-marker").count() == len(rows)
+    assert [m.inner_text() for m in page.locator(".pick-marker").all()] == [str(i + 1) for i in range(len(rows))]
+    screenshot(page, "scenario")
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+
+
+def test_scenario_without_key_or_cells_says_why(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    page.click("nav.tabs button[data-tab='scenarios']")
+    page.fill("#planner-key", "")
+    page.click("#run")
+    page.wait_for_selector("#scenario-result .error")
+    page.fill("#planner-key", "zd_000000000000_" + "x" * 43)
+    page.click("#run")
+    page.wait_for_function("document.querySelector('#scenario-result .error').textContent.length > 0")
+    assert "zoom" in page.locator("#scenario-result").inner_text().lower() or "網格" in page.locator(
+        "#scenario-result").inner_text()
+    page.context.close()
+
+
+def test_english_and_wall_layout(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"], width=1920, height=1080)
+    page = watched.page
+    assert page.evaluate("document.body.classList.contains('wall')")
+    zh = page.locator("h1").inner_text()
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('h1').textContent.includes('Operations Center')")
+    assert page.locator("h1").inner_text() != zh
+    page.wait_for_function("document.querySelectorAll('#indicator-table tbody tr').length === 15")
+    assert page.locator("#panel-live").is_visible() and page.locator("#panel-scenarios").is_visible()
+    screenshot(page, "wall-en")
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
