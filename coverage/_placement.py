@@ -206,7 +206,8 @@ class PlacementResult:
 
 
 def _share(covered: float, total: float) -> float:
-    return covered / total if total > 0 else 0.0
+    """covered / total, at most 1: a subset summed in another order can exceed the total by an ulp."""
+    return min(1.0, covered / total) if total > 0 else 0.0
 
 
 # --------------------------------------------------------------------------------------------------
