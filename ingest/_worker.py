@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -45,7 +46,7 @@ from zhongdu.ingest._metrics import IngestMetrics, default_metrics
 from zhongdu.ingest._parse import Limits, parse_message
 from zhongdu.ingest._types import Accepted, IngestError
 from zhongdu.ingest._writer import Item, Writer
-from zhongdu.settings import Settings, mask_url, parse_mqtt_url
+from zhongdu.settings import Settings, mask_url, mqtt_tls_context, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ STATUS_FILTER = "zhongdu/v1/+/+/status"
 POLL_S = 0.002  # the writer polls the inbox: no per-message lock or wake-up in the network thread
 IDLE_POLL_S = 0.005  # while the inbox is empty (adds at most 5 ms to a batch's latency)
 SUB_STATUS = 2  # subscription identifier of the plain status subscription
+UNSUPPORTED_PROTOCOL_VERSION = 0x84  # MQTT v5 CONNACK reason code
 
 
 @dataclass
@@ -81,8 +83,19 @@ class CommitInfo:
     data_times: list[datetime]  # latest data time of each accepted message
 
 
-def broker_accepts_mqtt5(host: str, port: int, timeout: float = 5.0) -> bool:
-    """Probe the broker with an MQTT v5 CONNECT; False when it refuses or drops the connection."""
+def broker_accepts_mqtt5(
+    host: str,
+    port: int,
+    timeout: float = 5.0,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> bool:
+    """Probe the broker with an MQTT v5 CONNECT; False when it refuses v5 or drops the connection.
+
+    A v5 CONNACK refusing the credentials still proves v5 (the real connection then reports them).
+    """
     result: dict[str, bool] = {}
     done = threading.Event()
     client = mqtt.Client(
@@ -90,7 +103,7 @@ def broker_accepts_mqtt5(host: str, port: int, timeout: float = 5.0) -> bool:
     )
 
     def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        result["ok"] = not reason.is_failure
+        result["ok"] = reason.value != UNSUPPORTED_PROTOCOL_VERSION
         done.set()
 
     def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, _r: ReasonCode, _p: Any) -> None:
@@ -99,6 +112,10 @@ def broker_accepts_mqtt5(host: str, port: int, timeout: float = 5.0) -> bool:
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
+    if username:
+        client.username_pw_set(username, password)
+    if tls is not None:
+        client.tls_set_context(tls)
     try:
         client.connect(host, port, keepalive=10)
     except OSError as exc:
@@ -194,6 +211,7 @@ class Ingester:
             _paho_speedups.install()
             tune_gc()
         host, port, username, password = parse_mqtt_url(self.mqtt_url)  # type: ignore[arg-type]
+        tls = mqtt_tls_context(self.mqtt_url, self.settings.mqtt_cafile)  # type: ignore[arg-type]
         use_v5 = self._mqtt5
         delay = 1.0
         while True:
@@ -202,7 +220,7 @@ class Ingester:
                     with storage.connect(self.database_url, schema=self.schema) as conn:  # type: ignore[arg-type]
                         storage.migrate(conn)
                 if use_v5 is None:
-                    use_v5 = broker_accepts_mqtt5(host, port)
+                    use_v5 = broker_accepts_mqtt5(host, port, username=username, password=password, tls=tls)
                 break
             except (StorageError, IngestError) as exc:
                 if retry_until is None:
@@ -212,7 +230,8 @@ class Ingester:
                     return False
                 delay = min(delay * 2, 30.0)
         self.protocol = "5" if use_v5 else "3.1.1"
-        client_class = _paho_speedups.FastClient if self._speedups else mqtt.Client
+        # The fast reader takes whole packets off a plain socket; TLS goes through paho's own.
+        client_class = _paho_speedups.FastClient if self._speedups and tls is None else mqtt.Client
         client = client_class(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -224,6 +243,8 @@ class Ingester:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         if username:
             client.username_pw_set(username, password)
+        if tls is not None:
+            client.tls_set_context(tls)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe

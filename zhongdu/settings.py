@@ -6,9 +6,10 @@ sub-processes can set the environment first.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,7 +39,11 @@ class Settings(BaseSettings):
         "local", description="`production` refuses default secrets and embedded services"
     )
     database_url: str | None = Field(None, description="postgresql://user:pass@host:port/db")
-    mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]host:port")
+    mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]host:port (mqtts:// for TLS)")
+    mqtt_cafile: Path | None = Field(None, description="CA bundle that signs the broker's TLS certificate")
+    broker_admin_url: str | None = Field(
+        None, description="mqtt://zhongdu-admin:pass@host:port: manages device credentials on the broker"
+    )
     data_dir: Path = Field(
         Path.home() / ".local" / "share" / "zhongdu",
         description="where embedded services keep their files",
@@ -97,7 +102,7 @@ class Settings(BaseSettings):
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("mqtt://", "tcp://")):
+        if value and not value.startswith(("mqtt://", "tcp://", "mqtts://")):
             raise ConfigError(f"ZHONGDU_MQTT_URL must look like mqtt://host:port, got {value!r}")
         return value or None
 
@@ -123,4 +128,14 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
     parts = urlsplit(url)
     if not parts.hostname:
         raise ConfigError(f"MQTT URL {url!r} has no host; expected mqtt://host:port")
-    return parts.hostname, parts.port or 1883, parts.username, parts.password
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    default_port = 8883 if parts.scheme == "mqtts" else 1883
+    return parts.hostname, parts.port or default_port, user, password
+
+
+def mqtt_tls_context(url: str, cafile: str | Path | None = None) -> ssl.SSLContext | None:
+    """A verifying TLS context for `mqtts://` URLs (with `cafile` when the broker's CA is private)."""
+    if not url.startswith("mqtts://"):
+        return None
+    return ssl.create_default_context(cafile=str(cafile) if cafile else None)
