@@ -275,3 +275,29 @@ def test_cli_issues_credentials_shown_once_and_stored_hashed(broker: SecuredBrok
     assert unknown.returncode == 2 and "add it first" in unknown.stderr
     bad_kind = zhongdu("devices", "add", "x1", "--kind", "toaster")
     assert bad_kind.returncode == 2 and "unknown kind" in bad_kind.stderr
+
+
+def test_simulators_publish_with_per_device_credentials(
+    broker: SecuredBroker, pg_migrated: str, ingester: Ingester, wait_until: Wait
+) -> None:
+    from zhongdu.simulators import SimulationConfig, make_plan, run_simulation
+
+    prefix = f"s{uuid.uuid4().hex[:5]}-"
+    base = dict(
+        url=broker.url, devices=6, max_stations=3, count=120, seed=5, id_prefix=prefix, outages="none"
+    )
+    plan = make_plan(SimulationConfig(**base))  # type: ignore[arg-type]
+    devices = [s.entity_id for s in plan.sources if s.kind == "park"]
+    stations = tuple(s.entity_id for s in plan.sources if s.kind == "bs")
+    _register(pg_migrated, *devices, stations=stations)
+    with psycopg.connect(pg_migrated) as conn, DynsecAdmin(broker.config.admin_url) as admin:
+        credentials = {c.username: c.password for c in (issue(conn, admin, e) for e in [*devices, *stations])}
+    # without credentials the simulator is refused, and says so
+    with pytest.raises(Exception, match="(?i)not authori[sz]ed|refused"):
+        run_simulation(SimulationConfig(**base))  # type: ignore[arg-type]
+    stats = run_simulation(SimulationConfig(**base, credentials=credentials))  # type: ignore[arg-type]
+    assert stats.acked == 120 and stats.failed == 0
+    stored = "SELECT count(DISTINCT device_id) FROM readings WHERE device_id LIKE %s"
+    assert wait_until(lambda: scalar(pg_migrated, stored, (prefix + "%",)) == len(devices), timeout=30)
+    telemetry = "SELECT count(DISTINCT station_id) FROM station_telemetry WHERE station_id LIKE %s"
+    assert wait_until(lambda: scalar(pg_migrated, telemetry, (prefix + "%",)) == len(stations), timeout=30)
