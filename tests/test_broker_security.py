@@ -293,7 +293,7 @@ def test_simulators_publish_with_per_device_credentials(
     with psycopg.connect(pg_migrated) as conn, DynsecAdmin(broker.config.admin_url) as admin:
         credentials = {c.username: c.password for c in (issue(conn, admin, e) for e in [*devices, *stations])}
     # without credentials the simulator is refused, and says so
-    with pytest.raises(Exception, match="(?i)not authori[sz]ed|refused"):
+    with pytest.raises(Exception, match=r"(?i)not authori[sz]ed|refused"):
         run_simulation(SimulationConfig(**base))  # type: ignore[arg-type]
     stats = run_simulation(SimulationConfig(**base, credentials=credentials))  # type: ignore[arg-type]
     assert stats.acked == 120 and stats.failed == 0
