@@ -13,8 +13,9 @@ retries the database with backoff and keeps the batch, unacknowledged, until it 
 
 MQTT v5 with a persistent session (`clean_start=False`, session expiry) and the shared
 subscription `$share/<group>/zhongdu/v1/#` (plus a plain subscription to the status topics so
-their retained values arrive at start); MQTT 3.1.1 with a plain subscription where the broker
-refuses v5 (the embedded amqtt broker): then run a single worker.
+their retained values arrive at start), or with an empty group one plain subscription (a single
+worker; Mosquitto 2.0 restores those after a broker restart, not shared ones); MQTT 3.1.1 with a
+plain subscription where the broker refuses v5 (the embedded amqtt broker): then run a single worker.
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ class Ingester:
         ]
         self._received = {k: self.metrics.messages.labels(k) for k in ("park", "bs", "other")}
         self.protocol: str = "unknown"
+        self._two_subscriptions = False
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -230,6 +232,8 @@ class Ingester:
                     return False
                 delay = min(delay * 2, 30.0)
         self.protocol = "5" if use_v5 else "3.1.1"
+        # v5 with a group: the shared subscription plus a plain one for retained statuses
+        self._two_subscriptions = bool(use_v5 and self.settings.mqtt_share_group)
         # The fast reader takes whole packets off a plain socket; TLS goes through paho's own.
         client_class = _paho_speedups.FastClient if self._speedups and tls is None else mqtt.Client
         client = client_class(
@@ -318,7 +322,7 @@ class Ingester:
         group = self.settings.mqtt_share_group
         # `wait_connected` returns once the broker has acknowledged every subscription: before
         # that, a new session's messages would not be queued for this worker.
-        if self.protocol == "5":
+        if self.protocol == "5" and group:
             # Only the plain status subscription carries an identifier: the shared one (all the
             # traffic) then has no properties to decode, and the two copies can be told apart.
             _, shared = client.subscribe(f"$share/{group}/{TOPIC_FILTER}", options=SubscribeOptions(qos=1))
@@ -363,7 +367,7 @@ class Ingester:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
-        if message.properties is not None:  # MQTT v5: two subscriptions, keep one copy of each
+        if self._two_subscriptions and message.properties is not None:  # keep one copy of each
             from_status_sub = hasattr(message.properties, "SubscriptionIdentifier")
             if message.retain != from_status_sub:
                 # Live messages count through the shared subscription, retained values (sent on

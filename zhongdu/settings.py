@@ -55,7 +55,11 @@ class Settings(BaseSettings):
 
     # ingestion
     auto_register: bool = Field(False, description="register unknown devices on first sight")
-    mqtt_share_group: str = "ingest"
+    mqtt_share_group: str = Field(
+        "ingest",
+        description="shared-subscription group of the ingest workers; empty: one worker, plain subscription "
+        "(Mosquitto 2.0 forgets shared subscriptions on a restart, keeps plain ones of persistent sessions)",
+    )
     mqtt_client_id: str = "zhongdu-ingest"
     ingest_batch_size: int = Field(2000, ge=1, le=100_000)
     ingest_batch_interval_ms: int = Field(50, ge=1, le=10_000)
