@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from zhongdu import storage
+from zhongdu.api._bodylimit import BodyLimitMiddleware
 from zhongdu.api._deps import ApiState
 from zhongdu.api._live import LayoutFactory, LiveCoverage, default_layout
 from zhongdu.api._metrics import ApiMetrics, MetricsMiddleware
@@ -192,6 +193,7 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

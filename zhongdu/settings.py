@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(0, ge=0, description="per API key or client; 0 = off")
+    api_max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=1 << 30, description="larger bodies get 413 (5,000 candidates fit)"
+    )
     api_pool_size: int = Field(8, ge=1, le=100, description="database connections of one API process")
     database_schema: str | None = Field(
         None, description="schema put first on the API's search path (tests isolate modules with it)"
