@@ -144,10 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         seconds = args.minutes * 60
         publisher = Publisher(broker.url, args.rate, args.devices, seconds)
         print(
-            f"soak: {args.rate:,.0f} msg/s for {args.minutes:g} min, worker pid {worker.pid}, broker pid {broker_pid}"
+            f"soak: {args.rate:,.0f} msg/s for {args.minutes:g} min, "
+            f"worker pid {worker.pid}, broker pid {broker_pid}"
         )
         print(
-            f"{'t (s)':>6} {'sent':>9} {'committed':>9} {'msg/s':>7} {'lag p50':>8} {'p99':>6} {'worker MB':>9} {'broker MB':>9}"
+            f"{'t (s)':>6} {'sent':>9} {'committed':>9} {'msg/s':>7} {'lag p50':>8} {'p99':>6} "
+            f"{'worker MB':>9} {'broker MB':>9}"
         )
         publisher.start()
         samples = []
@@ -170,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
                 "broker_mb": rss_mb(broker_pid),
             }
             samples.append(row)
-            print(f"{row['t']:6.0f} {publisher.sent:9,d} {committed:9,.0f} {row['rate']:7,.0f} "
-                  f"{row['p50']:8.2f} {row['p99']:6.2f} {row['worker_mb']:9.1f} {row['broker_mb']:9.1f}")  # fmt: skip
+            print(
+                f"{row['t']:6.0f} {publisher.sent:9,d} {committed:9,.0f} {row['rate']:7,.0f} "
+                f"{row['p50']:8.2f} {row['p99']:6.2f} {row['worker_mb']:9.1f} {row['broker_mb']:9.1f}"
+            )
             last_committed, last_buckets, last_t = committed, buckets, now
         publisher.close()
         deadline = time.monotonic() + 60
@@ -186,16 +190,17 @@ def main(argv: list[str] | None = None) -> int:
         def mean(key: str, part: list[dict[str, float]]) -> float:
             return sum(s[key] for s in part) / len(part)
 
-        growth = mean("worker_mb", last) - mean("worker_mb", first)
+        w0, w1 = mean("worker_mb", first), mean("worker_mb", last)
+        p99_0, p99_1 = max(s["p99"] for s in first), max(s["p99"] for s in last)
         print(
             f"summary: sent {publisher.sent:,}, acked {publisher.acked:,}, rows {stored:,} "
             f"(expected {3 * publisher.acked:,}, lost {3 * publisher.acked - stored:,} rows)\n"
-            f"  worker memory first minute {mean('worker_mb', first):.1f} MB -> last minute "
-            f"{mean('worker_mb', last):.1f} MB (growth {growth:+.1f} MB, x{mean('worker_mb', last) / mean('worker_mb', first):.3f}); "
+            f"  worker memory first minute {w0:.1f} MB -> last minute {w1:.1f} MB "
+            f"(growth {w1 - w0:+.1f} MB, x{w1 / w0:.3f}); "
             f"broker {mean('broker_mb', first):.1f} -> {mean('broker_mb', last):.1f} MB\n"
-            f"  lag p99 first minute {max(s['p99'] for s in first):.2f} s, last minute {max(s['p99'] for s in last):.2f} s "
-            f"(histogram bucket bounds); committed {mean('rate', last):,.0f} msg/s in the last minute"
-        )  # fmt: skip
+            f"  lag p99 first minute {p99_0:.2f} s, last minute {p99_1:.2f} s (histogram bucket bounds); "
+            f"committed {mean('rate', last):,.0f} msg/s in the last minute"
+        )
         return 0 if stored == 3 * publisher.acked else 1
     finally:
         worker.terminate()
