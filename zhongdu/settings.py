@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         "local", description="`production` refuses default secrets and embedded services"
     )
     database_url: str | None = Field(None, description="postgresql://user:pass@host:port/db")
+    database_read_url: str | None = Field(
+        None, description="a read replica: the API's GET requests read there (default: the primary)"
+    )
     mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]host:port (mqtts:// for TLS)")
     mqtt_cafile: Path | None = Field(None, description="CA bundle that signs the broker's TLS certificate")
     broker_admin_url: str | None = Field(
@@ -99,7 +102,7 @@ class Settings(BaseSettings):
         300.0, gt=0, description="a coverage snapshot is stored at least this often"
     )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_read_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("postgresql://", "postgres://")):
