@@ -8,7 +8,6 @@ broker's admin user; every call sends one batch of commands and waits for its an
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 import uuid
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from zhongdu.errors import ZhongduError
-from zhongdu.settings import parse_mqtt_url
+from zhongdu.settings import mqtt_tls_context, parse_mqtt_url
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
@@ -56,10 +55,6 @@ def ingest_acls() -> list[dict[str, Any]]:
     ]
 
 
-def mqtt_tls_context(cafile: str | None) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=cafile)
-
-
 class DynsecAdmin:
     """An admin session on the broker's dynamic security plugin (`with DynsecAdmin(url) as admin:`)."""
 
@@ -74,8 +69,9 @@ class DynsecAdmin:
             protocol=mqtt.MQTTv5,
         )
         self._client.username_pw_set(username, password)
-        if cafile or url.startswith("mqtts://"):
-            self._client.tls_set_context(mqtt_tls_context(cafile))
+        tls = mqtt_tls_context(url, cafile)
+        if tls is not None:
+            self._client.tls_set_context(tls)
         self._lock = threading.Lock()
         self._answer: list[dict[str, Any]] | None = None
         self._answered = threading.Event()
@@ -136,22 +132,13 @@ class DynsecAdmin:
         return answers
 
     # -- what the registry needs ---------------------------------------------------------------
-    def put_entity_client(self, kind: str, entity_id: str, username: str, password: str) -> None:
-        """Create the client and its role, or give an existing client a new password (rotation)."""
-        rolename, acls = entity_role(kind, entity_id)
+    def _put_client(
+        self, username: str, password: str, rolename: str, acls: list[dict[str, Any]], text: str
+    ) -> None:
+        """Create the role (if new) and the client, or rotate an existing client's password, re-enabled."""
         self.run([{"command": "createRole", "rolename": rolename, "acls": acls}], ignore=("already exists",))
-        answers = self.run(
-            [
-                {
-                    "command": "createClient",
-                    "username": username,
-                    "password": password,
-                    "textname": f"zhongdu {kind} {entity_id}",
-                    "roles": [{"rolename": rolename}],
-                }
-            ],
-            ignore=("already exists",),
-        )
+        create = {"command": "createClient", "username": username, "password": password, "textname": text}
+        answers = self.run([{**create, "roles": [{"rolename": rolename}]}], ignore=("already exists",))
         if answers and answers[0].get("error"):  # it existed: rotate and re-enable
             self.run(
                 [
@@ -160,29 +147,14 @@ class DynsecAdmin:
                 ]
             )
 
+    def put_entity_client(self, kind: str, entity_id: str, username: str, password: str) -> None:
+        """A device's or station's client, confined to its own subtree (issue or rotate)."""
+        rolename, acls = entity_role(kind, entity_id)
+        self._put_client(username, password, rolename, acls, f"zhongdu {kind} {entity_id}")
+
     def put_ingest_client(self, username: str, password: str) -> None:
-        self.run(
-            [{"command": "createRole", "rolename": INGEST_ROLE, "acls": ingest_acls()}],
-            ignore=("already exists",),
-        )
-        answers = self.run(
-            [
-                {
-                    "command": "createClient",
-                    "username": username,
-                    "password": password,
-                    "roles": [{"rolename": INGEST_ROLE}],
-                }
-            ],
-            ignore=("already exists",),
-        )
-        if answers and answers[0].get("error"):
-            self.run(
-                [
-                    {"command": "setClientPassword", "username": username, "password": password},
-                    {"command": "enableClient", "username": username},
-                ]
-            )
+        """An ingest workers' client: reads the tree, publishes nothing."""
+        self._put_client(username, password, INGEST_ROLE, ingest_acls(), "zhongdu ingest workers")
 
     def delete_client(self, username: str) -> None:
         """Revoke: the client is deleted, and the broker disconnects any session using it."""
