@@ -205,7 +205,15 @@ def test_rotation_and_revocation_take_effect_without_a_restart(
     _register(pg_migrated, device_id)
     user, first = _issue(pg_migrated, broker, device_id)
     assert try_connect(broker.url, user, first) == 0
+    old_session = Device(broker.url, user, first)
+    assert wait_until(lambda: old_session.connack == [0], timeout=5)
     _, second = _issue(pg_migrated, broker, device_id)  # rotate
+    try:
+        assert wait_until(
+            lambda: old_session.disconnected != [], timeout=5
+        )  # the old password's session is cut
+    finally:
+        old_session.close()
     assert try_connect(broker.url, user, first) == NOT_AUTHORIZED
     assert try_connect(broker.url, user, second) == 0
     with psycopg.connect(pg_migrated) as conn:

@@ -135,14 +135,16 @@ class DynsecAdmin:
     def _put_client(
         self, username: str, password: str, rolename: str, acls: list[dict[str, Any]], text: str
     ) -> None:
-        """Create the role (if new) and the client, or rotate an existing client's password, re-enabled."""
+        """Create the role (if new) and the client, or rotate an existing client's password: sessions
+        opened with the old one are disconnected, and only the new one logs in again."""
         self.run([{"command": "createRole", "rolename": rolename, "acls": acls}], ignore=("already exists",))
         create = {"command": "createClient", "username": username, "password": password, "textname": text}
         answers = self.run([{**create, "roles": [{"rolename": rolename}]}], ignore=("already exists",))
-        if answers and answers[0].get("error"):  # it existed: rotate and re-enable
+        if answers and answers[0].get("error"):  # it existed: rotate, cut sessions on the old one
             self.run(
                 [
                     {"command": "setClientPassword", "username": username, "password": password},
+                    {"command": "disableClient", "username": username},  # disconnects its sessions
                     {"command": "enableClient", "username": username},
                 ]
             )
