@@ -3,8 +3,9 @@
 The secret is random (256 bits), handed to the caller once, stored in the database only as a
 SHA-256 digest, and given to the broker's dynamic security plugin, which keeps its own salted hash
 and enforces the per-entity ACL. A slow KDF (scrypt, as for API keys) buys nothing against a
-256-bit random secret and cost ~0.1 s per credential: the demo issues hundreds at start. The broker is changed first, the database row committed after:
-a failure on the broker leaves the registry as it was.
+256-bit random secret and cost ~0.1 s per credential: the demo issues hundreds at start. The
+broker is changed first, the database row committed after: a failure on the broker leaves the
+registry as it was.
 """
 
 from __future__ import annotations
