@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from zhongdu import storage
+from zhongdu.api._bodylimit import BodyLimitMiddleware
 from zhongdu.api._deps import ApiState
 from zhongdu.api._live import LayoutFactory, LiveCoverage, default_layout
 from zhongdu.api._metrics import ApiMetrics, MetricsMiddleware
@@ -116,22 +117,31 @@ def create_app(
             if schema:
                 storage.set_search_path(conn, schema)
 
-        pool: ConnectionPool[Any] = ConnectionPool(
-            settings.database_url,
-            min_size=1,
-            max_size=settings.api_pool_size,
-            open=False,
-            configure=configure,
-            kwargs={"connect_timeout": 10},
-            name="zhongdu-api",
-            timeout=30.0,
-        )
+        def make_pool(url: str, name: str) -> ConnectionPool[Any]:
+            return ConnectionPool(
+                url,
+                min_size=1,
+                max_size=settings.api_pool_size,
+                open=False,
+                configure=configure,
+                kwargs={"connect_timeout": 10},
+                name=name,
+                timeout=30.0,
+            )
+
+        pool = make_pool(settings.database_url, "zhongdu-api")
         await run_in_threadpool(pool.open, True, 60.0)
+        # GET requests read from a replica when one is configured (TimescaleDB read replicas)
+        read_pool = pool
+        if settings.database_read_url:
+            read_pool = make_pool(settings.database_read_url, "zhongdu-api-read")
+            await run_in_threadpool(read_pool.open, True, 60.0)
         live = LiveCoverage(make_layout, pool, settings) if live_coverage else None
         admin_key = settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
         state = ApiState(
             settings=settings,
             pool=pool,
+            read_pool=read_pool,
             verifier=KeyVerifier(admin_key),
             metrics=metrics,
             live=live,
@@ -147,6 +157,8 @@ def create_app(
                 await run_in_threadpool(live.stop)
             state.scenario_runner.shutdown(wait=True, cancel_futures=True)
             await run_in_threadpool(pool.close)
+            if read_pool is not pool:
+                await run_in_threadpool(read_pool.close)
 
     app = FastAPI(
         title="Zhongdu API",
@@ -196,6 +208,7 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

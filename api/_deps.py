@@ -33,6 +33,7 @@ class ApiState:
 
     settings: Settings
     pool: ConnectionPool[Any]
+    read_pool: ConnectionPool[Any]  # the same pool unless ZHONGDU_DATABASE_READ_URL names a replica
     verifier: KeyVerifier
     metrics: ApiMetrics
     live: LiveCoverage | None
@@ -84,12 +85,14 @@ async def get_principal(
 CurrentRole = Annotated[Principal | None, Depends(get_principal)]
 
 
-def get_conn(pool: PoolDep, _caller: CurrentRole) -> Iterator[psycopg.Connection[Any]]:
+def get_conn(request: Request, state: StateDep, _caller: CurrentRole) -> Iterator[psycopg.Connection[Any]]:
     """A pooled connection for one request; committed when the route returns without error.
 
-    It depends on the caller so that key verification (which may borrow a connection) finishes
-    before this one is taken: no request ever holds two, so a small pool cannot deadlock.
+    GET and HEAD requests take it from the read pool (a replica when configured), writes from the
+    primary's. It depends on the caller so that key verification (which may borrow a connection)
+    finishes before this one is taken: no request ever holds two, so a small pool cannot deadlock.
     """
+    pool = state.read_pool if request.method in ("GET", "HEAD") else state.pool
     with pool.connection() as conn:
         yield conn
 

@@ -13,8 +13,9 @@ retries the database with backoff and keeps the batch, unacknowledged, until it 
 
 MQTT v5 with a persistent session (`clean_start=False`, session expiry) and the shared
 subscription `$share/<group>/zhongdu/v1/#` (plus a plain subscription to the status topics so
-their retained values arrive at start); MQTT 3.1.1 with a plain subscription where the broker
-refuses v5 (the embedded amqtt broker): then run a single worker.
+their retained values arrive at start), or with an empty group one plain subscription (a single
+worker; Mosquitto 2.0 restores those after a broker restart, not shared ones); MQTT 3.1.1 with a
+plain subscription where the broker refuses v5 (the embedded amqtt broker): then run a single worker.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import gc
 import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -45,7 +47,7 @@ from zhongdu.ingest._metrics import IngestMetrics, default_metrics
 from zhongdu.ingest._parse import Limits, parse_message
 from zhongdu.ingest._types import Accepted, IngestError
 from zhongdu.ingest._writer import Item, Writer
-from zhongdu.settings import Settings, mask_url, parse_mqtt_url
+from zhongdu.settings import Settings, mask_url, mqtt_tls_context, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ STATUS_FILTER = "zhongdu/v1/+/+/status"
 POLL_S = 0.002  # the writer polls the inbox: no per-message lock or wake-up in the network thread
 IDLE_POLL_S = 0.005  # while the inbox is empty (adds at most 5 ms to a batch's latency)
 SUB_STATUS = 2  # subscription identifier of the plain status subscription
+UNSUPPORTED_PROTOCOL_VERSION = 0x84  # MQTT v5 CONNACK reason code
 
 
 @dataclass
@@ -81,8 +84,19 @@ class CommitInfo:
     data_times: list[datetime]  # latest data time of each accepted message
 
 
-def broker_accepts_mqtt5(host: str, port: int, timeout: float = 5.0) -> bool:
-    """Probe the broker with an MQTT v5 CONNECT; False when it refuses or drops the connection."""
+def broker_accepts_mqtt5(
+    host: str,
+    port: int,
+    timeout: float = 5.0,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    tls: ssl.SSLContext | None = None,
+) -> bool:
+    """Probe the broker with an MQTT v5 CONNECT; False when it refuses v5 or drops the connection.
+
+    A v5 CONNACK refusing the credentials still proves v5 (the real connection then reports them).
+    """
     result: dict[str, bool] = {}
     done = threading.Event()
     client = mqtt.Client(
@@ -90,7 +104,7 @@ def broker_accepts_mqtt5(host: str, port: int, timeout: float = 5.0) -> bool:
     )
 
     def on_connect(_c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        result["ok"] = not reason.is_failure
+        result["ok"] = reason.value != UNSUPPORTED_PROTOCOL_VERSION
         done.set()
 
     def on_disconnect(_c: mqtt.Client, _u: Any, _f: Any, _r: ReasonCode, _p: Any) -> None:
@@ -99,6 +113,10 @@ def broker_accepts_mqtt5(host: str, port: int, timeout: float = 5.0) -> bool:
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
+    if username:
+        client.username_pw_set(username, password)
+    if tls is not None:
+        client.tls_set_context(tls)
     try:
         client.connect(host, port, keepalive=10)
     except OSError as exc:
@@ -181,6 +199,7 @@ class Ingester:
         ]
         self._received = {k: self.metrics.messages.labels(k) for k in ("park", "bs", "other")}
         self.protocol: str = "unknown"
+        self._two_subscriptions = False
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -194,6 +213,7 @@ class Ingester:
             _paho_speedups.install()
             tune_gc()
         host, port, username, password = parse_mqtt_url(self.mqtt_url)  # type: ignore[arg-type]
+        tls = mqtt_tls_context(self.mqtt_url, self.settings.mqtt_cafile)  # type: ignore[arg-type]
         use_v5 = self._mqtt5
         delay = 1.0
         while True:
@@ -202,7 +222,7 @@ class Ingester:
                     with storage.connect(self.database_url, schema=self.schema) as conn:  # type: ignore[arg-type]
                         storage.migrate(conn)
                 if use_v5 is None:
-                    use_v5 = broker_accepts_mqtt5(host, port)
+                    use_v5 = broker_accepts_mqtt5(host, port, username=username, password=password, tls=tls)
                 break
             except (StorageError, IngestError) as exc:
                 if retry_until is None:
@@ -212,7 +232,10 @@ class Ingester:
                     return False
                 delay = min(delay * 2, 30.0)
         self.protocol = "5" if use_v5 else "3.1.1"
-        client_class = _paho_speedups.FastClient if self._speedups else mqtt.Client
+        # v5 with a group: the shared subscription plus a plain one for retained statuses
+        self._two_subscriptions = bool(use_v5 and self.settings.mqtt_share_group)
+        # The fast reader takes whole packets off a plain socket; TLS goes through paho's own.
+        client_class = _paho_speedups.FastClient if self._speedups and tls is None else mqtt.Client
         client = client_class(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -224,6 +247,8 @@ class Ingester:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         if username:
             client.username_pw_set(username, password)
+        if tls is not None:
+            client.tls_set_context(tls)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -297,7 +322,7 @@ class Ingester:
         group = self.settings.mqtt_share_group
         # `wait_connected` returns once the broker has acknowledged every subscription: before
         # that, a new session's messages would not be queued for this worker.
-        if self.protocol == "5":
+        if self.protocol == "5" and group:
             # Only the plain status subscription carries an identifier: the shared one (all the
             # traffic) then has no properties to decode, and the two copies can be told apart.
             _, shared = client.subscribe(f"$share/{group}/{TOPIC_FILTER}", options=SubscribeOptions(qos=1))
@@ -350,7 +375,7 @@ class Ingester:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self._stopping.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
-        if message.properties is not None:  # MQTT v5: two subscriptions, keep one copy of each
+        if self._two_subscriptions and message.properties is not None:  # keep one copy of each
             from_status_sub = hasattr(message.properties, "SubscriptionIdentifier")
             if message.retain != from_status_sub:
                 # Live messages count through the shared subscription, retained values (sent on

@@ -30,7 +30,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="MQTT client id = the name of this worker's persistent session: keep it stable across "
         "restarts, distinct per worker and per database (default: ZHONGDU_MQTT_CLIENT_ID-<hostname>)",
     )
-    parser.add_argument("--group", help="shared-subscription group (default: ZHONGDU_MQTT_SHARE_GROUP)")
+    parser.add_argument(
+        "--group",
+        help="shared-subscription group (default: ZHONGDU_MQTT_SHARE_GROUP); `--group ''` for one worker "
+        "with a plain subscription (Mosquitto 2.0 keeps those across a broker restart, not shared ones)",
+    )
     parser.add_argument(
         "--mqtt-protocol", choices=("auto", "5", "3.1.1"), default="auto", help="default: v5 when accepted"
     )
@@ -97,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     from zhongdu.settings import Settings
 
     overrides: dict[str, Any] = {}
-    if args.group:
+    if args.group is not None:
         overrides["mqtt_share_group"] = args.group
     if args.batch_size:
         overrides["ingest_batch_size"] = args.batch_size

@@ -20,7 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from zhongdu.errors import ZhongduError
-from zhongdu.settings import parse_mqtt_url
+from zhongdu.settings import mqtt_tls_context, parse_mqtt_url
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class Link:
     reconnect_at: float | None = None
     backoff: float = 0.5
     status_mids: set[int] = field(default_factory=set)
+    username: str | None = None  # this device's own credential (a secured broker); else the URL's
+    password: str | None = None
 
 
 class AckCounting:
@@ -84,9 +86,11 @@ class Network(AckCounting):
         keepalive: int = 30,
         max_inflight: int = 100,
         statuses: bool = True,
+        cafile: str | None = None,
     ) -> None:
         self.url = url
         self.host, self.port, self.username, self.password = parse_mqtt_url(url)
+        self.tls = mqtt_tls_context(url, cafile)
         self.links = links
         self.protocol = protocol
         self.keepalive = keepalive
@@ -166,8 +170,12 @@ class Network(AckCounting):
             userdata=link,
             **kwargs,
         )
-        if self.username:
+        if link.username:
+            client.username_pw_set(link.username, link.password)
+        elif self.username:
             client.username_pw_set(self.username, self.password)
+        if self.tls is not None:
+            client.tls_set_context(self.tls)
         if link.will_topic and self.statuses:
             client.will_set(link.will_topic, OFFLINE, qos=1, retain=True)
         client.max_inflight_messages_set(self.max_inflight)

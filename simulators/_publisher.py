@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +83,10 @@ class SimulationConfig:
     progress_interval_s: float = 5.0
     qos: int = 1
     engine: str = "paho"  # "raw": the minimal batched publisher (no wills, no reconnects, no `drop`)
+    # {username: password} per device/station (`zhongdu devices credential --json`), for a broker
+    # that confines each device to its own topics; needs one connection per entity
+    credentials: Mapping[str, str] | None = None
+    cafile: str | None = None  # CA of an mqtts:// broker with a private certificate
 
     def __post_init__(self) -> None:
         if self.devices < 0:
@@ -107,6 +111,8 @@ class SimulationConfig:
             raise ConfigError(
                 "the raw engine cannot cut connections: leave `drop` out of --faults or use paho"
             )
+        if self.credentials is not None and self.connections is not None:
+            raise ConfigError("per-device credentials need one connection per device: drop --connections")
         if not (self.park or self.stations):
             raise ConfigError("nothing to simulate: enable the park, the stations, or both")
 
@@ -294,6 +300,13 @@ class Simulation:
         if pool is None:
             pool = n if n <= PER_DEVICE_LIMIT and self.config.engine == "paho" else DEFAULT_POOL
         pool = min(pool, n)
+        if self.config.credentials is not None:
+            if pool != n:
+                raise ConfigError(
+                    f"per-device credentials need one connection per device; {n} entities are more than "
+                    f"{PER_DEVICE_LIMIT} (paho engine): simulate fewer with --devices/--max-stations"
+                )
+            return [self._own_link(src) for src in plan.sources], list(range(n))
         if pool == n:
             links = [
                 Link(f"{src.entity_id}-{self._token}"[-64:], src.status_topic, [src.status_topic])
@@ -306,6 +319,17 @@ class Simulation:
             links[owner[i]].status_topics.append(src.status_topic)
         return links, owner
 
+    def _own_link(self, src: _Source) -> Link:
+        """One entity's connection with its own credential (a device may publish only its topics)."""
+        assert self.config.credentials is not None
+        username = f"{src.kind}-{src.entity_id}"
+        password = self.config.credentials.get(username)
+        if password is None:
+            raise ConfigError(f"no credential for {username} in the credentials file")
+        link = Link(f"{src.entity_id}-{self._token}"[-64:], src.status_topic, [src.status_topic])
+        link.username, link.password = username, password
+        return link
+
     def _network(self, links: list[Link], plan: Plan) -> Network | RawNetwork:
         per_device = len(links) == len(plan.sources)
         inflight = 20 if per_device else 1000
@@ -313,11 +337,12 @@ class Simulation:
         last_error: BrokerError | None = None
         for protocol in versions[self.config.mqtt_version]:
             probe_link = [Link(f"zhongdu-sim-probe-{self._token}", None, [])]
+            probe_link[0].username, probe_link[0].password = links[0].username, links[0].password
             probe: Network | RawNetwork
             if self.config.engine == "raw":
                 probe = RawNetwork(self.config.url, probe_link, protocol=int(protocol), statuses=False)
             else:
-                probe = Network(self.config.url, probe_link, protocol=protocol)
+                probe = Network(self.config.url, probe_link, protocol=protocol, cafile=self.config.cafile)
             try:
                 probe.connect_all(timeout=5.0)
             except BrokerError as exc:
@@ -338,6 +363,7 @@ class Simulation:
                 protocol=protocol,
                 max_inflight=inflight,
                 statuses=self.config.statuses,
+                cafile=self.config.cafile,
             )
         assert last_error is not None
         raise last_error

@@ -72,15 +72,18 @@ class RawNetwork(AckCounting):
         self._props = b"\x00" if protocol == 5 else b""
 
     # -- connection ------------------------------------------------------------------------------
-    def _connect_packet(self, client_id: str) -> bytes:
+    def _connect_packet(
+        self, client_id: str, username: str | None = None, password: str | None = None
+    ) -> bytes:
         flags = 0x02  # clean session / clean start
         payload = _string(client_id)
-        if self.username:
+        username, password = (username, password) if username else (self.username, self.password)
+        if username:
             flags |= 0x80
-            payload += _string(self.username)
-            if self.password is not None:
+            payload += _string(username)
+            if password is not None:
                 flags |= 0x40
-                payload += _string(self.password)
+                payload += _string(password)
         variable = _string("MQTT") + bytes([self.protocol, flags]) + (60).to_bytes(2, "big") + self._props
         body = variable + payload
         return b"\x10" + _varint(len(body)) + body
@@ -95,7 +98,7 @@ class RawNetwork(AckCounting):
                     "start one (e.g. `mosquitto -d`) or pass --url / set ZHONGDU_MQTT_URL"
                 ) from exc
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.sendall(self._connect_packet(link.client_id))
+            sock.sendall(self._connect_packet(link.client_id, link.username, link.password))
             window = self._read_connack(sock, link, timeout)
             sock.setblocking(False)
             conn = _Conn(link, sock, window)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 EPILOG = """\
@@ -118,7 +119,27 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     sim.add_argument("--id-prefix", default="", help="prefix for every device and station id")
     sim.add_argument("--no-status", action="store_true", help="no retained status topics or wills")
     sim.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    sim.add_argument(
+        "--credentials",
+        type=Path,
+        help="JSON {username: password} per device/station (`zhongdu devices credential ID... --json`) "
+        "for a broker that confines each device to its own topics",
+    )
     sim.set_defaults(handler=run_simulate)
+
+
+def _read_credentials(path: Path) -> dict[str, str]:
+    import json
+
+    from zhongdu.errors import ConfigError
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the credentials file {path}: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"{path} must hold a JSON object of username: password strings")
+    return {str(k): v for k, v in data.items()}
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -158,6 +179,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         engine=args.engine,
         progress=sys.stderr,
         progress_interval_s=1e9 if args.quiet else 5.0,
+        credentials=_read_credentials(args.credentials) if args.credentials else None,
+        cafile=str(settings.mqtt_cafile) if settings.mqtt_cafile else None,
     )
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "zhongdu.demo",
     "zhongdu.storage.cli",
+    "zhongdu.broker.cli",
     "zhongdu.ingest.cli",
     "zhongdu.simulators.cli",
     "zhongdu.coverage.build_cli",

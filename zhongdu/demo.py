@@ -8,6 +8,7 @@ scripted outages) and the API until interrupted, and reports where everything is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import threading
@@ -79,6 +80,21 @@ def _register(database_url: str, plan: Any, layout: Any) -> tuple[int, int]:
         return storage.register_layout(conn, columns)
 
 
+def _issue_credentials(database_url: str, settings: Any, plan: Any) -> dict[str, str]:
+    """A secured broker (ZHONGDU_BROKER_ADMIN_URL set): one credential per simulated device and
+    station, so each publishes only under its own id, as real ones would."""
+    from zhongdu import storage
+    from zhongdu.broker import DynsecAdmin, issue
+
+    cafile = str(settings.mqtt_cafile) if settings.mqtt_cafile else None
+    with (
+        storage.connect(database_url) as conn,
+        DynsecAdmin(settings.broker_admin_url, cafile=cafile) as admin,
+    ):
+        issued = [issue(conn, admin, s.entity_id, kind=s.kind) for s in plan.sources]
+    return {c.username: c.password for c in issued}
+
+
 def _stored_counts(database_url: str) -> tuple[int, int]:
     from zhongdu import storage
 
@@ -119,6 +135,10 @@ def run_demo(args: argparse.Namespace) -> int:
         layout = default_layout(settings)
         _grid, stations = layout()
         sites_added, sectors_added = _register(database.url, plan, stations)
+        if settings.broker_admin_url:
+            credentials = _issue_credentials(database.url, settings, plan)
+            cafile = str(settings.mqtt_cafile) if settings.mqtt_cafile else None
+            sim_config = dataclasses.replace(sim_config, credentials=credentials, cafile=cafile)
 
         parts.start("ingester", lambda stop: run_ingester(settings, stop, mqtt5=broker.mqtt5))
         api = start_api(settings, port=args.port, layout=lambda: (_grid, stations))
@@ -133,6 +153,8 @@ def run_demo(args: argparse.Namespace) -> int:
             f" ({sites_added} sites and {sectors_added} sectors added now)"
         )
         print(f"  simulators : {len(plan.devices)} park devices, {len(plan.stations)} base stations")
+        if sim_config.credentials:
+            print(f"               each with its own MQTT credential ({len(sim_config.credentials)} issued)")
         print(f"  ops page   : {api.url}/   (open this: map, indicators, live, scenarios)")
         print(f"  API        : {api.url}/docs   (OpenAPI {api.url}/openapi.json, metrics {api.url}/metrics)")
         print(f"  coverage   : {api.url}/v1/coverage")

@@ -7,9 +7,10 @@ sub-processes can set the environment first.
 from __future__ import annotations
 
 import importlib.util
+import ssl
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,7 +51,14 @@ class Settings(BaseSettings):
         "local", description="`production` refuses default secrets and embedded services"
     )
     database_url: str | None = Field(None, description="postgresql://user:pass@host:port/db")
-    mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]host:port")
+    database_read_url: str | None = Field(
+        None, description="a read replica: the API's GET requests read there (default: the primary)"
+    )
+    mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]host:port (mqtts:// for TLS)")
+    mqtt_cafile: Path | None = Field(None, description="CA bundle that signs the broker's TLS certificate")
+    broker_admin_url: str | None = Field(
+        None, description="mqtt://zhongdu-admin:pass@host:port: manages device credentials on the broker"
+    )
     data_dir: Path = Field(
         Path.home() / ".local" / "share" / "zhongdu",
         description="where embedded services keep their files",
@@ -63,7 +71,11 @@ class Settings(BaseSettings):
 
     # ingestion
     auto_register: bool = Field(False, description="register unknown devices on first sight")
-    mqtt_share_group: str = "ingest"
+    mqtt_share_group: str = Field(
+        "ingest",
+        description="shared-subscription group of the ingest workers; empty: one worker, plain subscription "
+        "(Mosquitto 2.0 forgets shared subscriptions on a restart, keeps plain ones of persistent sessions)",
+    )
     mqtt_client_id: str = "zhongdu-ingest"
     ingest_batch_size: int = Field(2000, ge=1, le=100_000)
     ingest_batch_interval_ms: int = Field(50, ge=1, le=10_000)
@@ -89,6 +101,9 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(0, ge=0, description="per API key or client; 0 = off")
+    api_max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=1 << 30, description="larger bodies get 413 (5,000 candidates fit)"
+    )
     api_pool_size: int = Field(8, ge=1, le=100, description="database connections of one API process")
     database_schema: str | None = Field(
         None, description="schema put first on the API's search path (tests isolate modules with it)"
@@ -105,7 +120,7 @@ class Settings(BaseSettings):
         300.0, gt=0, description="a coverage snapshot is stored at least this often"
     )
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_read_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("postgresql://", "postgres://")):
@@ -115,7 +130,7 @@ class Settings(BaseSettings):
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("mqtt://", "tcp://")):
+        if value and not value.startswith(("mqtt://", "tcp://", "mqtts://")):
             raise ConfigError(f"ZHONGDU_MQTT_URL must look like mqtt://host:port, got {value!r}")
         return value or None
 
@@ -141,4 +156,14 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
     parts = urlsplit(url)
     if not parts.hostname:
         raise ConfigError(f"MQTT URL {url!r} has no host; expected mqtt://host:port")
-    return parts.hostname, parts.port or 1883, parts.username, parts.password
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    default_port = 8883 if parts.scheme == "mqtts" else 1883
+    return parts.hostname, parts.port or default_port, user, password
+
+
+def mqtt_tls_context(url: str, cafile: str | Path | None = None) -> ssl.SSLContext | None:
+    """A verifying TLS context for `mqtts://` URLs (with `cafile` when the broker's CA is private)."""
+    if not url.startswith("mqtts://"):
+        return None
+    return ssl.create_default_context(cafile=str(cafile) if cafile else None)

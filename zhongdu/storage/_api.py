@@ -271,7 +271,20 @@ def list_coverage_snapshots(
 
 # --- scenarios ---------------------------------------------------------------------------------
 
-_SCENARIO_COLUMNS = "scenario_id, created_at, created_by, name, status, request, result, error, finished_at"
+_SCENARIO_COLUMNS = sql.SQL(", ").join(
+    sql.Identifier(c)
+    for c in (
+        "scenario_id",
+        "created_at",
+        "created_by",
+        "name",
+        "status",
+        "request",
+        "result",
+        "error",
+        "finished_at",
+    )
+)
 
 
 def insert_scenario(
@@ -279,8 +292,10 @@ def insert_scenario(
 ) -> Row:
     row = _one(
         conn,
-        f"""INSERT INTO scenarios (scenario_id, created_by, name, request)
-            VALUES (%s, %s, %s, %s) RETURNING {_SCENARIO_COLUMNS}""",  # noqa: S608 - constant column list
+        sql.SQL(
+            """INSERT INTO scenarios (scenario_id, created_by, name, request)
+               VALUES (%s, %s, %s, %s) RETURNING {}"""
+        ).format(_SCENARIO_COLUMNS),
         (scenario_id, created_by, name, Jsonb(dict(request))),
     )
     assert row is not None
@@ -305,7 +320,8 @@ def update_scenario(
 
 
 def get_scenario(conn: Conn, scenario_id: str) -> Row | None:
-    return _one(conn, f"SELECT {_SCENARIO_COLUMNS} FROM scenarios WHERE scenario_id = %s", (scenario_id,))  # noqa: S608
+    query = sql.SQL("SELECT {} FROM scenarios WHERE scenario_id = %s").format(_SCENARIO_COLUMNS)
+    return _one(conn, query, (scenario_id,))
 
 
 def list_scenarios(conn: Conn, *, limit: int, offset: int) -> list[Row]:

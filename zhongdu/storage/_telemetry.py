@@ -16,6 +16,7 @@ hypertables (including the PGlite test server).
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
@@ -236,7 +238,6 @@ def batch_statement(rows: BatchRows, *, optimistic: bool = False) -> tuple[str, 
 
     `optimistic` leaves out ON CONFLICT for readings and telemetry (see `write_batch`).
     """
-    conflict = "" if optimistic else "ON CONFLICT DO NOTHING"
     sources: dict[str, Sequence[tuple[Any, ...]]] = {
         "readings": rows.readings,
         "telemetry": rows.telemetry,
@@ -245,24 +246,34 @@ def batch_statement(rows: BatchRows, *, optimistic: bool = False) -> tuple[str, 
         "devices": rows.new_devices,
         "stations": [(s,) for s in rows.new_stations],
     }
-    ctes: list[str] = []
-    counts: list[str] = []
     names: list[str] = []
     params: list[object] = []
-    for name, cte, fragment in _PARTS:
+    for name, _cte, _fragment in _PARTS:
         data = sources[name]
         if not data:
             continue
-        ctes.append(fragment.replace("{conflict}", conflict))
-        counts.append(f"(SELECT count(*) FROM {cte})")  # noqa: S608
         names.append(name)
         columns = zip(*data, strict=True)
         params.extend(encode(column) for encode, column in zip(_ENCODERS[name], columns, strict=True))
-    if not ctes:
+    if not names:
         return "", [], []
-    # Composed only from the fixed fragments above; the data travels as parameters.
-    query = "WITH " + ",\n".join(ctes) + "\nSELECT " + ", ".join(counts)
-    return query, params, names
+    return _statement(tuple(names), optimistic), params, names
+
+
+@functools.lru_cache(maxsize=128)
+def _statement(names: tuple[str, ...], optimistic: bool) -> str:
+    """The statement for one set of parts, composed once with `psycopg.sql` from the fixed fragments
+    (2 x 2^6 possible statements; the data always travels as parameters)."""
+    conflict = sql.SQL("" if optimistic else "ON CONFLICT DO NOTHING")
+    parts = [(cte, fragment) for name, cte, fragment in _PARTS if name in names]
+    ctes = sql.SQL(",\n").join(
+        sql.SQL(fragment).format(conflict=conflict) if "{conflict}" in fragment else sql.SQL(fragment)
+        for _, fragment in parts
+    )
+    counts = sql.SQL(", ").join(
+        sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(cte)) for cte, _ in parts
+    )
+    return sql.SQL("WITH {}\nSELECT {}").format(ctes, counts).as_string(None)
 
 
 def write_batch(conn: psycopg.Connection, rows: BatchRows, *, optimistic: bool = False) -> BatchCounts:

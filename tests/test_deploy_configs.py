@@ -1,0 +1,181 @@
+"""The deployment in infra/deploy, checked with what runs here: YAML and nginx parsers, schema
+checks across the files (every scraped target is a service, every mount holds what the configs
+point at), and the broker configuration started for real on a loopback port.
+
+`docker compose config` is not available on this machine (the docker CLI has no compose plugin).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import crossplane
+import pytest
+import yaml
+
+from zhongdu.services import free_port, wait_for_port
+from zhongdu.settings import REPO_ROOT, Settings, parse_mqtt_url
+
+from ._broker_fixtures import make_ca_and_server_cert, try_connect
+
+DEPLOY = REPO_ROOT / "infra" / "deploy"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return data
+
+
+def _documented_broker_command() -> list[str]:
+    """The `zhongdu broker config …` command from the compose file's header comment."""
+    lines = [
+        line.lstrip("# ").rstrip("\\ ").strip() for line in (DEPLOY / "compose.yaml").read_text().splitlines()
+    ]
+    start = next(i for i, line in enumerate(lines) if line.startswith("zhongdu broker config"))
+    words: list[str] = []
+    for line in lines[start:]:
+        words += shlex.split(line.split(">>")[0])
+        if ">>" in line:
+            break
+    return words
+
+
+def test_anonymous_clients_only_on_loopback_dev_brokers() -> None:
+    """The deployment never admits anonymous clients; the local tuned config (demo, tests,
+    benchmarks) does, on a loopback listener only."""
+    for path in (REPO_ROOT / "infra").rglob("*"):
+        if (
+            path.is_file()
+            and "node_modules" not in path.parts
+            and path.suffix in (".conf", ".yaml", ".yml", "")
+        ):
+            text = path.read_text(errors="replace")
+            if re.search(r"^\s*allow_anonymous\s+true", text, re.M):
+                assert DEPLOY not in path.parents, path
+                listeners = re.findall(r"^\s*listener\s+\d+\s*(\S*)", text, re.M)
+                assert listeners and set(listeners) == {"127.0.0.1"}, path
+
+
+def test_compose_services_fit_together(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"timescaledb", "mosquitto", "migrate", "api", "nginx", "prometheus"} <= set(services)
+    workers = {name: s for name, s in services.items() if name.startswith("ingest-")}
+    assert len(workers) >= 2
+    ids = [s["command"][s["command"].index("--client-id") + 1] for s in workers.values()]
+    assert ids == list(workers) and len(set(ids)) == len(ids)  # stable, distinct sessions
+    assert {s["environment"]["ZHONGDU_MQTT_SHARE_GROUP"] for s in workers.values()} == {"ingest"}
+    for service in [*workers.values(), services["api"], services["migrate"]]:
+        env = service["environment"]
+        assert env["ZHONGDU_ENV"] == "production" and "${ZHONGDU_MQTT_URL" in env["ZHONGDU_MQTT_URL"]
+    assert "ports" not in services["api"]  # reached only through nginx
+    assert services["mosquitto"]["ports"] == ["8883:8883"]  # TLS only from outside
+    mounts = dict(v.split(":")[:2][::-1] for v in services["mosquitto"]["volumes"])
+    conf = services["mosquitto"]["command"][-1]
+    assert conf.startswith("/mosquitto/broker/") and mounts["/mosquitto/broker"] == "./broker"
+
+
+def test_documented_broker_command_matches_the_mounts(compose: dict[str, Any]) -> None:
+    words = _documented_broker_command()
+    options = dict(zip(words[3::2], words[4::2], strict=False))
+    mounts = [v.split(":")[1] for v in compose["services"]["mosquitto"]["volumes"]]
+    assert options["--root"] == "/mosquitto/broker" and options["--bind"] == "0.0.0.0"
+    assert options["--host"] == "mosquitto"
+    assert options["--plugin"] == "/usr/lib/mosquitto_dynamic_security.so"  # the eclipse-mosquitto image's
+    for flag in ("--cert", "--key"):
+        assert any(options[flag].startswith(mount + "/") for mount in mounts), flag
+
+
+def test_the_documented_broker_config_starts_and_serves() -> None:
+    """The same command with this machine's paths and a loopback port: Mosquitto serves it."""
+    work = Path(tempfile.mkdtemp(prefix="zhongdu-deploy-"))
+    os.chmod(work, 0o755)
+    ca, cert, key = make_ca_and_server_cert(work)
+    port, tls_port = free_port(), free_port()
+    local = {"--out": str(work / "broker"), "--root": str(work / "broker"), "--bind": "127.0.0.1",
+             "--host": "127.0.0.1", "--plugin": "", "--cert": str(cert), "--key": str(key)}  # fmt: skip
+    words = _documented_broker_command()[3:]
+    args = [
+        w
+        for flag, value in zip(words[::2], words[1::2], strict=True)
+        for w in (flag, local.get(flag, value))
+        if w
+    ]
+    args = [
+        a
+        for i, a in enumerate(args)
+        if not (a == "--plugin" and (i + 1 == len(args) or args[i + 1].startswith("--")))
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "zhongdu.cli", "broker", "config", *args, "--port", str(port), "--tls-port", str(tls_port)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    urls = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    proc = subprocess.Popen(["mosquitto", "-c", str(work / "broker" / "mosquitto.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for_port("127.0.0.1", port)
+        wait_for_port("127.0.0.1", tls_port)
+        assert try_connect(f"mqtt://127.0.0.1:{port}") == 135  # anonymous refused
+        assert try_connect(urls["ZHONGDU_MQTT_URL"]) == 0  # the ingest credential it printed
+        _, _, user, password = parse_mqtt_url(urls["ZHONGDU_BROKER_ADMIN_URL"])
+        tls = ssl.create_default_context(cafile=str(ca))
+        assert try_connect(f"mqtts://127.0.0.1:{tls_port}", user, password, context=tls) == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_prometheus_scrapes_every_worker_and_the_api(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    services = compose["services"]
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    for target in targets:
+        host, port = target.split(":")
+        command = services[host]["command"]
+        flag = "--metrics-port" if "--metrics-port" in command else "--port"
+        assert command[command.index(flag) + 1] == port, target
+    workers = {name for name in services if name.startswith("ingest-")}
+    assert workers | {"api"} == {t.split(":")[0] for t in targets}
+
+
+def test_nginx_config_parses_and_proxies_to_the_api(compose: dict[str, Any]) -> None:
+    parsed = crossplane.parse(str(DEPLOY / "nginx.conf"), check_ctx=True, check_args=True)
+    assert parsed["status"] == "ok", parsed["errors"]
+    directives: dict[str, list[list[str]]] = {}
+
+    def walk(block: list[dict[str, Any]]) -> None:
+        for d in block:
+            directives.setdefault(d["directive"], []).append(d["args"])
+            walk(d.get("block", []))
+
+    walk(parsed["config"][0]["parsed"])
+    assert ["api:8000"] in directives["server"]
+    assert ["http://zhongdu_api"] in directives["proxy_pass"]
+    size = directives["client_max_body_size"][0][0]
+    assert int(size.rstrip("m")) * 1024 * 1024 == Settings().api_max_body_bytes  # the same limit at the edge
+    assert ["=", "/metrics"] in directives["location"]
+
+
+def test_emqx_acl_states_the_same_contract() -> None:
+    from zhongdu.broker._dynsec import entity_topic, ingest_acls
+
+    acl = (DEPLOY / "emqx" / "acl.conf").read_text()
+    rules = [line for line in acl.splitlines() if line.startswith("{")]
+    assert all(rule.endswith(".") for rule in rules) and rules[-1] == "{deny, all}."
+    assert entity_topic("park", "${client_attrs.entity}") in acl
+    assert entity_topic("bs", "${client_attrs.entity}") in acl
+    for rule in ingest_acls():
+        if rule["acltype"] == "subscribePattern":
+            assert rule["topic"] in acl

@@ -1,0 +1,208 @@
+"""`zhongdu broker config` (a production Mosquitto configuration) and `zhongdu devices …`
+(register devices and stations; issue, rotate and revoke their MQTT credentials).
+
+Imports stay inside the handlers so that `zhongdu --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    broker = subparsers.add_parser("broker", help="the MQTT broker: write a production Mosquitto config")
+    broker_sub = broker.add_subparsers(dest="broker_command", metavar="ACTION", required=True)
+    config = broker_sub.add_parser(
+        "config",
+        help="write mosquitto.conf + dynamic security JSON (admin and ingest passwords printed once)",
+        description=(
+            "Write a complete Mosquitto 2.0 configuration for production into DIR: anonymous clients "
+            "refused, the dynamic security plugin (credentials and ACLs managed at run time), "
+            "persistence, DESIGN.md's tuning, and a TLS listener when --cert and --key are given. "
+            "Prints ZHONGDU_BROKER_ADMIN_URL and ZHONGDU_MQTT_URL (for ingest workers) once."
+        ),
+    )
+    config.add_argument("--out", type=Path, required=True, help="directory to write into")
+    config.add_argument("--port", type=int, default=1883, help="plain MQTT listener port (default 1883)")
+    config.add_argument("--bind", default="127.0.0.1", help="listener address (0.0.0.0 in a container)")
+    config.add_argument("--host", default=None, help="host name to put in the printed URLs")
+    config.add_argument(
+        "--root", type=Path, default=None, help="DIR as the broker sees it (e.g. in a container)"
+    )
+    config.add_argument(
+        "--plugin", default=None, help="path of mosquitto_dynamic_security.so (found if unset)"
+    )
+    config.add_argument("--cert", type=Path, default=None, help="TLS server certificate (PEM)")
+    config.add_argument("--key", type=Path, default=None, help="TLS private key (PEM)")
+    config.add_argument("--cafile", type=Path, default=None, help="CA bundle for the TLS listener")
+    config.add_argument("--tls-port", type=int, default=8883, help="TLS listener port (default 8883)")
+    config.add_argument("--tls-only", action="store_true", help="no plain listener (needs --cert/--key)")
+    config.add_argument("--force", action="store_true", help="replace an existing dynamic security JSON")
+    config.set_defaults(handler=_config)
+
+    devices = subparsers.add_parser("devices", help="register devices and stations; their MQTT credentials")
+    dev_sub = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
+    add = dev_sub.add_parser("add", help="register a park device (or a station with --kind station)")
+    add.add_argument("id", help="device or station id ([A-Za-z0-9_.:-], up to 64)")
+    add.add_argument(
+        "--kind", required=True, help="device kind (air, weather, noise, meter, ...) or `station`"
+    )
+    add.add_argument("--name", default=None)
+    add.add_argument("--lon", type=float, default=None)
+    add.add_argument("--lat", type=float, default=None)
+    add.set_defaults(handler=_add)
+    cred = dev_sub.add_parser(
+        "credential",
+        help="issue or rotate (or --revoke) a device's or station's MQTT credential; printed once",
+        description=(
+            "Issue the MQTT credential of registered devices or stations, or rotate it (the old password "
+            "stops working at once), or revoke it (--revoke; live sessions are cut). Changes the broker "
+            "at run time through ZHONGDU_BROKER_ADMIN_URL, then the registry (hash only)."
+        ),
+    )
+    cred.add_argument("ids", nargs="+", metavar="ID")
+    cred.add_argument(
+        "--kind", choices=["park", "bs"], default=None, help="when an id is both a device and a station"
+    )
+    cred.add_argument("--revoke", action="store_true", help="revoke instead of issuing")
+    cred.add_argument(
+        "--json", action="store_true", help="print {username: password} (simulate --credentials)"
+    )
+    cred.set_defaults(handler=_credential)
+    lst = dev_sub.add_parser("credentials", help="list issued credentials (never the secrets)")
+    lst.set_defaults(handler=_list)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from zhongdu.broker import write_broker_config
+
+    result = write_broker_config(
+        args.out,
+        port=args.port,
+        bind=args.bind,
+        host=args.host,
+        root=args.root,
+        plugin=args.plugin,
+        cert=args.cert,
+        key=args.key,
+        cafile=args.cafile,
+        tls_port=args.tls_port,
+        plain=not args.tls_only,
+        overwrite=args.force,
+    )
+    print(
+        f"wrote {result.conf_path} and {result.dynsec_path}; start: mosquitto -c {result.conf_path}",
+        file=sys.stderr,
+    )
+    if result.tls_url:
+        print(f"TLS listener: {result.tls_url}", file=sys.stderr)
+    print("secrets below are shown only once:", file=sys.stderr)
+    print(f"ZHONGDU_BROKER_ADMIN_URL={result.admin_url}")
+    print(f"ZHONGDU_MQTT_URL={result.ingest_url}")
+    return 0
+
+
+def _database() -> tuple[Any, Any]:
+    from zhongdu import services, storage
+    from zhongdu.settings import Settings
+
+    settings = Settings()
+    database = services.ensure_database(settings)
+    with storage.connect(database.url) as conn:
+        storage.migrate(conn)
+    return settings, database
+
+
+def _add(args: argparse.Namespace) -> int:
+    from zhongdu import storage
+    from zhongdu.errors import ConfigError
+    from zhongdu.ingest import DEVICE_KINDS
+    from zhongdu.storage import _credentials as store
+
+    if args.kind != "station" and args.kind not in DEVICE_KINDS:
+        raise ConfigError(f"unknown kind {args.kind!r}; one of {', '.join([*DEVICE_KINDS, 'station'])}")
+    _, database = _database()
+    try:
+        with storage.connect(database.url) as conn:
+            if args.kind == "station":
+                added = store.add_station(conn, args.id, name=args.name)
+            else:
+                added = (
+                    storage.api.insert_device(
+                        conn,
+                        device_id=args.id,
+                        kind=args.kind,
+                        name=args.name,
+                        lon=args.lon,
+                        lat=args.lat,
+                        metadata={},
+                    )
+                    is not None
+                )
+            conn.commit()
+    finally:
+        database.stop()
+    what = "station" if args.kind == "station" else f"{args.kind} device"
+    print(f"{'registered' if added else 'already registered:'} {what} {args.id}")
+    return 0
+
+
+def _credential(args: argparse.Namespace) -> int:
+    from zhongdu import storage
+    from zhongdu.broker import DynsecAdmin, issue, revoke
+    from zhongdu.errors import ConfigError
+
+    settings, database = _database()
+    if not settings.broker_admin_url:
+        raise ConfigError("set ZHONGDU_BROKER_ADMIN_URL (printed by `zhongdu broker config`)")
+    issued: dict[str, str] = {}
+    try:
+        with (
+            storage.connect(database.url) as conn,
+            DynsecAdmin(
+                settings.broker_admin_url, cafile=str(settings.mqtt_cafile) if settings.mqtt_cafile else None
+            ) as admin,
+        ):
+            for entity_id in args.ids:
+                if args.revoke:
+                    active = revoke(conn, admin, entity_id, kind=args.kind)
+                    state = "revoked" if active else "no active credential (broker client removed)"
+                    print(f"{entity_id}: {state}")
+                    continue
+                cred = issue(conn, admin, entity_id, kind=args.kind)
+                issued[cred.username] = cred.password
+                if not args.json:
+                    verb = "rotated" if cred.rotations else "issued"
+                    print(
+                        f"{verb} {cred.username} (publishes only zhongdu/v1/{cred.kind}/{entity_id}/#); "
+                        f"password, shown only once:",
+                        file=sys.stderr,
+                    )
+                    print(f"{cred.username} {cred.password}")
+    finally:
+        database.stop()
+    if args.json and issued:
+        print(json.dumps(issued, indent=1))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from zhongdu import storage
+    from zhongdu.storage import _credentials as store
+
+    _, database = _database()
+    try:
+        with storage.connect(database.url) as conn:
+            rows = store.list_credentials(conn)
+    finally:
+        database.stop()
+    for row in rows:
+        state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "active"
+        print(
+            f"{row['username']}\t{row['entity_kind']}\t{row['entity_id']}\t{state}\trotations={row['rotations']}"
+        )
+    return 0
