@@ -31,6 +31,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 COMMAND_OWNERS: dict[str, str] = {
     "demo": "zhongdu.demo",
     "db": "zhongdu.storage.cli",
+    "devices": "zhongdu.broker.cli",
+    "broker": "zhongdu.broker.cli",
     "ingest": "zhongdu.ingest.cli",
     "simulate": "zhongdu.simulators.cli",
     "grid": "zhongdu.coverage.build_cli",
