@@ -53,18 +53,19 @@ def _database(url: str | None) -> tuple[str, Any]:
     if url:
         return url, None
     import psycopg
+    from psycopg import sql
 
     admin = "postgresql://postgres@127.0.0.1:5432/postgres"
     name = f"zhongdu_bench_ui_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     db = f"postgresql://postgres@127.0.0.1:5432/{name}"
     with storage.connect(db) as conn:
         storage.migrate(conn)
 
     def drop() -> None:
         with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
     return db, drop
 
