@@ -29,6 +29,7 @@ demo: $(BIN)/.installed
 	$(BIN)/zhongdu demo
 
 test: $(BIN)/.installed $(TS_DIR)/node_modules/.installed
+	infra/test-tools.sh
 	$(BIN)/pytest
 
 # mypy cannot see the editable install's folder mapping (coverage/ -> zhongdu.coverage), so it

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# System tools the tests drive, from Debian's packages: chromium (the operations page's browser
+# tests; Playwright downloads no browser here), nats-server (the second broker implementation) and
+# openssl (a throwaway CA for the TLS tests). `make test` runs this first: as root with apt-get it
+# installs what is missing; otherwise it names what to install and the tests that need it fail
+# with the same advice.
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
+command -v openssl >/dev/null || missing+=(openssl)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "installing the tests' system tools: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "warning: the tests need Debian's ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
+fi
