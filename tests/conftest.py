@@ -186,3 +186,11 @@ def wait_until() -> object:
         return bool(condition())  # type: ignore[operator]
 
     return _wait
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Quiet asyncio at interpreter exit: the amqtt fallback broker (third-party) leaves broadcast
+    tasks pending, and their 'Task was destroyed' lines would print after pytest's summary."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
