@@ -6,7 +6,7 @@ import "./style.css";
 import { getJson } from "./api.js";
 import { STATUS_NAMES } from "./colours.js";
 import { applyStatic, currentLang, fmtInt, fmtPct, fmtTime, t, toggleLang } from "./i18n.js";
-import { renderChart, renderIndicators, targetForYear } from "./indicators.js";
+import { CRITERIA, criterionOptions, drawChart, renderChart, renderIndicators, targetForYear } from "./indicators.js";
 import { logEvent, renderIngest, renderOutages, renderPark } from "./live.js";
 import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
 import { SitesLayer } from "./sites_layer.js";
@@ -28,6 +28,9 @@ const state = {
   markers: [],
   indicators: null,
   year: 2018, // the 104-107 plan's last target year; the current year (live 4G actual) is in the list too
+  criterion: CRITERIA.includes(new URLSearchParams(location.search).get("criterion"))
+    ? new URLSearchParams(location.search).get("criterion")
+    : "outdoor", // of the 4G indicator (B7-2): the API's default, DESIGN.md's definition
   stream: "connecting",
   firstPaint: null,
   marks: {}, // performance.now() at each boot step (the benchmark prints them)
@@ -73,6 +76,7 @@ function renderAll() {
   applyStatic();
   $("#lang").textContent = t("lang");
   yearOptions();
+  criterionOptions(document, state);
   if (!state.cellQuery) $("#map-note").textContent = t("zoomForCells");
   renderIngest(document).catch(report);
   renderKpis();
@@ -269,6 +273,13 @@ async function boot() {
   showTab("indicators");
   yearOptions();
   $("#year").addEventListener("change", (e) => { state.year = Number(e.target.value); renderIndicators(document, state.year, state).catch(report); });
+  criterionOptions(document, state);
+  $("#criterion").addEventListener("change", (e) => {
+    state.criterion = e.target.value;
+    criterionOptions(document, state);
+    renderIndicators(document, state.year, state).catch(report);
+    drawChart(document, state);
+  });
   $("#planner-key").value = sessionStorage.getItem("zd-planner-key") || "";
   $("#run").addEventListener("click", () => runScenario(document, state, showPicks).catch(report));
 
