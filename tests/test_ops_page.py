@@ -276,6 +276,40 @@ def test_criterion_selector_follows_the_api_and_the_chart_draws_every_criterion(
     page.context.close()
 
 
+def _district_fill(page: Any, names: list[str]) -> dict[str, float]:
+    return dict(page.evaluate(
+        "(names) => names.map(n => [n, window.zhongdu.map.getFeatureState({source: 'districts', id: n}).share])",
+        names,
+    ))
+
+
+def test_map_fill_switches_criterion(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    http = stack["http"]
+    outdoor = {d["district"]: d["share"] for d in http.get("/v1/coverage").json()["districts"]}
+    indoor = {d["district"]: d["share"] for d in http.get("/v1/coverage", params={"criterion": "indoor"}).json()["districts"]}
+    assert any(indoor[n] < outdoor[n] for n in outdoor)  # the building loss shrinks some district's share
+    names = sorted(outdoor)
+    assert page.eval_on_selector_all("#map-criterion option", "os => os.map(o => o.value)") == [
+        "outdoor", "indoor", "capacity"
+    ]
+    assert _district_fill(page, names) == outdoor
+    page.select_option("#map-criterion", "indoor")
+    page.wait_for_function("document.getElementById('map').dataset.criterion === 'indoor'")
+    assert _district_fill(page, names) == indoor
+    _click_district(page, "西屯區")
+    popup = page.locator(".popup[data-district='西屯區']")
+    popup.wait_for()
+    assert "室內" in popup.inner_text() and f"{100 * indoor['西屯區']:.2f}%" in popup.inner_text()
+    screenshot(page, "map-indoor")
+    page.select_option("#map-criterion", "outdoor")
+    page.wait_for_function("document.getElementById('map').dataset.criterion === 'outdoor'")
+    assert _district_fill(page, names) == outdoor
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+
+
 def test_station_down_over_mqtt_turns_red_and_coverage_changes(stack: dict[str, Any], chromium: Any) -> None:
     watched = _open(chromium, stack["url"])
     page = watched.page
