@@ -396,6 +396,10 @@ def test_english_and_wall_layout(stack: dict[str, Any], chromium: Any) -> None:
     page.wait_for_function("document.querySelector('h1').textContent.includes('Operations Center')")
     assert page.locator("h1").inner_text() != zh
     page.wait_for_function("document.querySelectorAll('#indicator-table tbody tr').length === 15")
+    # the table and the chart are redrawn in English (the rows above may still be the Chinese ones)
+    page.wait_for_function("document.getElementById('score').textContent.includes('Weighted score')")
+    page.wait_for_function("(document.querySelector('#chart4g .u-legend') || {}).textContent?.includes('Yearly targets')")
+    assert "Indoor, every major operator" in page.locator("#chart4g .u-legend").inner_text()
     assert page.locator("#panel-live").is_visible() and page.locator("#panel-scenarios").is_visible()
     screenshot(page, "wall-en")
     assert watched.errors == [] and watched.outside == []
