@@ -168,6 +168,11 @@ class ModelledPointOut(BaseModel):
     stations: int | None
 
 
+class CriterionPointOut(BaseModel):
+    date: str = Field(description="an NCC release date (YYYY-MM-DD)")
+    share: float = Field(description="modelled share of the population covered under the criterion, 0-1")
+
+
 class LivePointOut(BaseModel):
     time: datetime
     share: float
@@ -186,11 +191,24 @@ class CoverageSeriesOut(BaseModel):
                 "targets": {"2015": 0.7, "2016": 0.8, "2017": 0.9, "2018": 0.95},
             },
             "modelled": [{"date": "2022-11-30", "share": 0.99999, "stations": 15788}],
+            "modelled_by_criterion": {
+                "outdoor": [{"date": "2018-12-31", "share": 0.99997}],
+                "indoor": [{"date": "2018-12-31", "share": 0.9939}],
+                "capacity": [{"date": "2018-12-31", "share": 0.9995}],
+                "indoor_every_major": [{"date": "2018-12-31", "share": 0.9006}],
+            },
             "live": [
                 {"time": "2026-11-26T08:00:00+00:00", "share": 0.9991, "trigger": "schedule", "model": "hata"}
             ],
         }
     )
     indicator: CoverageIndicatorOut | None
-    modelled: list[ModelledPointOut]
+    modelled: list[ModelledPointOut] = Field(
+        description="the outdoor criterion's modelled series (the API's default), with station counts"
+    )
+    modelled_by_criterion: dict[str, list[CriterionPointOut]] = Field(
+        description="the modelled series of every criterion the indicator is rebuilt for (outdoor, indoor, "
+        "capacity, indoor_every_major: SERIES_CRITERIA), each equal to "
+        "`modelled_indicator_series(criterion)`; empty when the shipped series is missing"
+    )
     live: list[LivePointOut]

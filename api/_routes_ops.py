@@ -254,6 +254,24 @@ def get_park_trends(
     return {"from": start, "bucket_s": bucket_s, "items": items}
 
 
+def _modelled_by_criterion(state: ApiState) -> dict[str, list[dict[str, Any]]]:
+    """{criterion: [{date, share}]} for SERIES_CRITERIA, built once per process (shipped data)."""
+    cached: dict[str, list[dict[str, Any]]] | None = state.extras.get("modelled_by_criterion")
+    if cached is None:
+        from zhongdu.coverage import SERIES_CRITERIA, modelled_indicator_series
+
+        try:
+            cached = {
+                c: [{"date": p["date"], "share": p["share"]} for p in modelled_indicator_series(c)]
+                for c in SERIES_CRITERIA
+            }
+        except Exception as exc:  # shipped data missing: say so in the log, serve without it
+            log.warning("modelled 4G indicator series by criterion unavailable: %s", exc)
+            cached = {}
+        state.extras["modelled_by_criterion"] = cached
+    return cached
+
+
 @router.get(
     "/indicators/coverage-series",
     tags=["indicators"],
@@ -267,7 +285,9 @@ def get_coverage_series(
     days: Annotated[int, Query(ge=1, le=400, description="live snapshots of the last this many days")] = 30,
 ) -> dict[str, Any]:
     """The modelled share of the population covered (from the regulator's station counts, one
-    point per release), the stored live snapshots (at most 2,000, evenly thinned) and the 4G
+    point per release): `modelled` for the outdoor criterion (the API's default) and
+    `modelled_by_criterion` for each of outdoor, indoor, capacity and indoor by every major
+    operator; the stored live snapshots (at most 2,000, evenly thinned; outdoor) and the 4G
     indicator's target per year (70/80/90/95 % in the 104-107 plan)."""
     from zhongdu.api import _indicators as ind
     from zhongdu.api._routes_indicators import _modelled_series
@@ -296,6 +316,7 @@ def get_coverage_series(
             {"date": p["date"], "share": p["share"], "stations": p.get("stations")}
             for p in _modelled_series(state)
         ],
+        "modelled_by_criterion": _modelled_by_criterion(state),
         "live": [
             {"time": s["time"], "share": s["share"], "trigger": s["trigger"], "model": s["model"]}
             for s in snaps

@@ -19,6 +19,7 @@ from ._engine import (
 )
 from ._grid_build import ENVIRONMENT_BY_DISTRICT, GridBuildError, build_grid
 from ._indicator import (
+    SERIES_CRITERIA,
     IndicatorError,
     load_default_grid,
     modelled_indicator_document,
@@ -126,6 +127,7 @@ __all__ = [  # noqa: RUF022 - grouped by owner
     "modelled_indicator_document",
     "modelled_indicator_series",
     "modelled_share",
+    "SERIES_CRITERIA",
     "station_counts",
     # criteria: indoor, capacity (issue 14)
     "CRITERIA",

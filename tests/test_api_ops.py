@@ -104,6 +104,29 @@ def test_coverage_series_has_model_live_and_targets(client: Any) -> None:
     assert body["live"] and body["live"][-1]["share"] == pytest.approx(client.get("/v1/coverage").json()["share"])
 
 
+def test_coverage_series_carries_every_criterion_of_the_model(client: Any) -> None:
+    from zhongdu.coverage import SERIES_CRITERIA, modelled_indicator_series
+
+    body = client.get("/v1/indicators/coverage-series").json()
+    by_criterion = body["modelled_by_criterion"]
+    assert list(by_criterion) == list(SERIES_CRITERIA)
+    assert set(SERIES_CRITERIA) >= {"outdoor", "indoor", "capacity", "indoor_every_major"}
+    for criterion in SERIES_CRITERIA:
+        expected = [(p["date"], p["share"]) for p in modelled_indicator_series(criterion)]
+        assert [(p["date"], p["share"]) for p in by_criterion[criterion]] == expected, criterion
+    # `modelled` stays the outdoor series (compatibility), and the criteria really differ
+    assert [(p["date"], p["share"]) for p in body["modelled"]] == [
+        (p["date"], p["share"]) for p in by_criterion["outdoor"]
+    ]
+    at = {c: dict((p["date"], p["share"]) for p in by_criterion[c]) for c in SERIES_CRITERIA}
+    assert at["outdoor"]["2017-12-31"] > 0.999
+    assert at["indoor_every_major"]["2017-12-31"] < body["indicator"]["targets"]["2017"] == 0.9
+    assert at["indoor"]["2014-06-30"] < at["outdoor"]["2014-06-30"]
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["CoverageSeriesOut"]
+    assert "modelled_by_criterion" in schema["required"]
+    assert "indoor_every_major" in schema["properties"]["modelled_by_criterion"]["description"]
+
+
 def test_ingest_health_from_metrics() -> None:
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)

@@ -27,7 +27,7 @@ from zhongdu.ingest._worker import Ingester
 
 from ._api_fixtures import ADMIN_KEY, api_settings, small_city
 from ._ingest_fixtures import publish_all, publisher
-from ._ops_fixtures import browser, screenshot, watched_page
+from ._ops_fixtures import SCREENSHOTS, browser, screenshot, watched_page
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.slow]
 
@@ -226,6 +226,90 @@ def test_indicator_table_matches_the_api(stack: dict[str, Any], chromium: Any) -
     page.context.close()
 
 
+def _b7_2(page: Any) -> dict[str, str]:
+    return dict(page.eval_on_selector("#indicator-table tbody tr[data-id='B7-2']", "r => ({...r.dataset})"))
+
+
+def test_criterion_selector_follows_the_api_and_the_chart_draws_every_criterion(
+    stack: dict[str, Any], chromium: Any
+) -> None:
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    http = stack["http"]
+    page.wait_for_function("window.zhongdu.state.indicators && window.zhongdu.state.indicators.year === 2018")
+    page.wait_for_selector("#chart4g canvas")
+    series = http.get("/v1/indicators/coverage-series").json()
+    # the selector offers exactly the criteria the API models, and the chart draws each of them
+    options = page.eval_on_selector_all("#criterion option", "os => os.map(o => o.value)")
+    assert options == list(series["modelled_by_criterion"]) and options[0] == "outdoor"
+    assert page.eval_on_selector("#chart4g", "e => e.dataset.criteria").split(",") == options
+    legend = page.locator("#chart4g .u-legend").inner_text()
+    for label in ("戶外", "室內", "容量", "室內・三大業者皆涵蓋", "即時快照", "年度目標"):
+        assert label in legend, label
+    outdoor = _b7_2(page)
+    assert page.locator("#criterion-note").get_attribute("data-criterion") == "outdoor"
+    assert "100%" in page.locator("#criterion-note").inner_text()
+
+    page.select_option("#criterion", "indoor_every_major")
+    page.wait_for_function("window.zhongdu.state.indicators.criterion === 'indoor_every_major'")
+    api = http.get("/v1/indicators", params={"year": 2018, "criterion": "indoor_every_major"}).json()["items"]
+    item = next(i for i in api if i["id"] == "B7-2")
+    shown = _b7_2(page)
+    assert float(shown["actual"]) == item["actual"]["value"]
+    assert float(shown["attainment"]) == item["attainment"]
+    assert float(shown["actual"]) < float(outdoor["actual"]) - 0.05  # every major, indoors: 90 %, not 99.99 %
+    score = http.get("/v1/indicators/score", params={"year": 2018, "criterion": "indoor_every_major"}).json()
+    assert float(page.locator("#score").get_attribute("data-score")) == score["score"]
+    cell = page.locator("#indicator-table tbody tr[data-id='B7-2'] td").nth(3).inner_text()
+    assert cell == f"{100 * item['actual']['value']:.2f}%"
+    assert page.locator("#criterion-note").get_attribute("data-criterion") == "indoor_every_major"
+    screenshot(page, "criteria")
+    page.locator("#panel-indicators").screenshot(path=str(SCREENSHOTS / "criteria-panel.png"))
+    page.locator("#chart4g").scroll_into_view_if_needed()
+    page.locator("#chart4g").screenshot(path=str(SCREENSHOTS / "criteria-chart.png"))
+
+    page.select_option("#year", "2017")  # the year keeps the chosen criterion
+    page.wait_for_function("window.zhongdu.state.indicators.year === 2017")
+    api17 = http.get("/v1/indicators", params={"year": 2017, "criterion": "indoor_every_major"}).json()["items"]
+    assert float(_b7_2(page)["actual"]) == next(i for i in api17 if i["id"] == "B7-2")["actual"]["value"]
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+
+
+def _district_fill(page: Any, names: list[str]) -> dict[str, float]:
+    return dict(page.evaluate(
+        "(names) => names.map(n => [n, window.zhongdu.map.getFeatureState({source: 'districts', id: n}).share])",
+        names,
+    ))
+
+
+def test_map_fill_switches_criterion(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    http = stack["http"]
+    outdoor = {d["district"]: d["share"] for d in http.get("/v1/coverage").json()["districts"]}
+    indoor = {d["district"]: d["share"] for d in http.get("/v1/coverage", params={"criterion": "indoor"}).json()["districts"]}
+    assert any(indoor[n] < outdoor[n] for n in outdoor)  # the building loss shrinks some district's share
+    names = sorted(outdoor)
+    assert page.eval_on_selector_all("#map-criterion option", "os => os.map(o => o.value)") == [
+        "outdoor", "indoor", "capacity"
+    ]
+    assert _district_fill(page, names) == outdoor
+    page.select_option("#map-criterion", "indoor")
+    page.wait_for_function("document.getElementById('map').dataset.criterion === 'indoor'")
+    assert _district_fill(page, names) == indoor
+    _click_district(page, "西屯區")
+    popup = page.locator(".popup[data-district='西屯區']")
+    popup.wait_for()
+    assert "室內" in popup.inner_text() and f"{100 * indoor['西屯區']:.2f}%" in popup.inner_text()
+    screenshot(page, "map-indoor")
+    page.select_option("#map-criterion", "outdoor")
+    page.wait_for_function("document.getElementById('map').dataset.criterion === 'outdoor'")
+    assert _district_fill(page, names) == outdoor
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+
+
 def test_station_down_over_mqtt_turns_red_and_coverage_changes(stack: dict[str, Any], chromium: Any) -> None:
     watched = _open(chromium, stack["url"])
     page = watched.page
@@ -312,6 +396,10 @@ def test_english_and_wall_layout(stack: dict[str, Any], chromium: Any) -> None:
     page.wait_for_function("document.querySelector('h1').textContent.includes('Operations Center')")
     assert page.locator("h1").inner_text() != zh
     page.wait_for_function("document.querySelectorAll('#indicator-table tbody tr').length === 15")
+    # the table and the chart are redrawn in English (the rows above may still be the Chinese ones)
+    page.wait_for_function("document.getElementById('score').textContent.includes('Weighted score')")
+    page.wait_for_function("(document.querySelector('#chart4g .u-legend') || {}).textContent?.includes('Yearly targets')")
+    assert "Indoor, every major operator" in page.locator("#chart4g .u-legend").inner_text()
     assert page.locator("#panel-live").is_visible() and page.locator("#panel-scenarios").is_visible()
     screenshot(page, "wall-en")
     assert watched.errors == [] and watched.outside == []

@@ -1,6 +1,7 @@
 // The 15 plan indicators of a chosen year, the weighted score, and the 4G chart against targets.
 import uPlot from "uplot";
 import { getJson } from "./api.js";
+import { CRITERION_COLOURS, LIVE_COLOUR, TARGET_COLOUR } from "./colours.js";
 import { currentLang, fmtNum, fmtPct, t } from "./i18n.js";
 
 function fmtValue(item, v) {
@@ -10,11 +11,28 @@ function fmtValue(item, v) {
   return fmtNum(v, 2);
 }
 
+// The criteria of the engine-fed 4G indicator the page offers: coverage/_indicator.py's
+// SERIES_CRITERIA (the API's `modelled_by_criterion` keys; a test checks they agree).
+export const CRITERIA = ["outdoor", "indoor", "capacity", "indoor_every_major"];
+
+export function criterionOptions(root, state) {
+  root.querySelector("#criterion").innerHTML = CRITERIA.map((c) => `<option value="${c}" ${c === state.criterion ? "selected" : ""}>${t("crit_" + c)}</option>`).join("");
+  const note = root.querySelector("#criterion-note");
+  note.textContent = t("critNote_" + state.criterion);
+  note.dataset.criterion = state.criterion;
+}
+
+let ticket = 0; // the latest request wins when year or criterion change faster than the API answers
+
 export async function renderIndicators(root, year, state) {
+  const criterion = state.criterion;
+  const mine = ++ticket;
   const [list, score] = await Promise.all([
-    getJson("/v1/indicators", { year }),
-    getJson("/v1/indicators/score", { year }),
+    getJson("/v1/indicators", { year, criterion }),
+    getJson("/v1/indicators/score", { year, criterion }),
   ]);
+  if (mine !== ticket) return;
+  list.criterion = criterion;
   state.indicators = list;
   const en = currentLang() === "en";
   const rows = list.items.map((item) => {
@@ -46,36 +64,56 @@ export function targetForYear(state, year) {
 }
 
 let chart = null;
+const Y_MIN = 50; // % : the targets' range stays readable; points below are listed under the chart
 
 export async function renderChart(root, state) {
-  const series = await getJson("/v1/indicators/coverage-series", { days: 30 });
-  state.series = series;
+  state.series = await getJson("/v1/indicators/coverage-series", { days: 30 });
+  drawChart(root, state);
+}
+
+// One column per modelled criterion, then the live snapshots, then the targets; the criterion
+// chosen for the table is drawn thicker.
+export function drawChart(root, state) {
+  const series = state.series;
+  if (!series) return;
+  const byCriterion = series.modelled_by_criterion && Object.keys(series.modelled_by_criterion).length
+    ? series.modelled_by_criterion
+    : { outdoor: series.modelled };
+  const criteria = Object.keys(byCriterion);
+  const nCols = criteria.length + 1;
   const points = new Map();
-  const add = (ts, col, v) => {
-    if (!points.has(ts)) points.set(ts, [null, null, null]);
-    points.get(ts)[col] = v;
+  const row = (ts) => {
+    if (!points.has(ts)) points.set(ts, new Array(nCols).fill(null));
+    return points.get(ts);
   };
-  series.modelled.forEach((p) => add(Date.parse(p.date) / 1000, 0, 100 * p.share));
-  series.live.forEach((p) => add(Math.floor(Date.parse(p.time) / 1000), 1, 100 * p.share));
+  const add = (ts, col, v) => { row(ts)[col] = v; };
+  criteria.forEach((c, col) => byCriterion[c].forEach((p) => add(Date.parse(p.date) / 1000, col, 100 * p.share)));
+  series.live.forEach((p) => add(Math.floor(Date.parse(p.time) / 1000), criteria.length, 100 * p.share));
   const targets = (series.indicator && series.indicator.targets) || {};
-  Object.entries(targets).forEach(([y, v]) => {
-    add(Date.UTC(Number(y), 0, 1) / 1000, 2, 100 * v);
-    add(Date.UTC(Number(y), 11, 31) / 1000, 2, 100 * v);
-  });
+  Object.keys(targets).forEach((y) => { row(Date.UTC(Number(y), 0, 1) / 1000); row(Date.UTC(Number(y), 11, 31) / 1000); });
   const xs = [...points.keys()].sort((a, b) => a - b);
-  const data = [xs, [], [], []];
+  const data = [xs, ...Array.from({ length: nCols + 1 }, () => [])];
   // the target holds for its whole year: a flat segment per year, a gap between plan years
   const targetAt = (x) => {
     const v = targets[String(new Date(x * 1000).getUTCFullYear())];
     return v == null ? null : 100 * v;
   };
-  xs.forEach((x) => { const r = points.get(x); data[1].push(r[0]); data[2].push(r[1]); data[3].push(targetAt(x)); });
+  xs.forEach((x) => {
+    const values = points.get(x);
+    for (let i = 0; i < nCols; i += 1) data[i + 1].push(values[i]);
+    data[nCols + 1].push(targetAt(x));
+  });
+  // the live snapshots stay visible whatever their level (a small test city sits far below 50 %)
+  const liveMin = Math.min(...series.live.map((p) => 100 * p.share));
+  const yMin = liveMin < Y_MIN ? Math.max(0, 10 * Math.floor(liveMin / 10)) : Y_MIN;
+  const sep = currentLang() === "en" ? ": " : "：";
+  const pct = (digits) => (u, v) => (v == null ? "–" : `${v.toFixed(digits)}%`);
   const el = root.querySelector("#chart4g");
   const width = Math.max(280, el.clientWidth || 400);
   const opts = {
     width,
-    height: Math.max(160, Math.min(260, Math.round(width * 0.45))),
-    scales: { y: { range: [50, 100.5] } },
+    height: Math.max(180, Math.min(300, Math.round(width * 0.5))),
+    scales: { y: { range: [yMin, 100.5] } },
     axes: [
       { stroke: "#9fb0c3", grid: { stroke: "#223048" } },
       { stroke: "#9fb0c3", grid: { stroke: "#223048" }, values: (u, v) => v.map((x) => `${x}%`), size: 50 },
@@ -83,13 +121,27 @@ export async function renderChart(root, state) {
     legend: { show: true },
     cursor: { show: true, drag: { x: true, y: false } },
     series: [
-      { value: (u, v) => (v == null ? "–" : new Date(v * 1000).toISOString().slice(0, 10)) },
-      { label: t("modelled"), stroke: "#56b4e9", width: 2, spanGaps: true, value: (u, v) => (v == null ? "–" : `${v.toFixed(2)}%`) },
-      { label: t("liveSnapshots"), stroke: "#fee838", width: 0, points: { show: true, size: 6, fill: "#fee838" }, value: (u, v) => (v == null ? "–" : `${v.toFixed(3)}%`) },
-      { label: t("targets"), stroke: "#e69f00", width: 2, dash: [6, 4], spanGaps: false, points: { show: false }, value: (u, v) => (v == null ? "–" : `${v.toFixed(0)}%`) },
+      { label: t("date"), value: (u, v) => (v == null ? "–" : new Date(v * 1000).toISOString().slice(0, 10)) },
+      ...criteria.map((c) => ({
+        label: t("crit_" + c), // the heading says these are modelled
+        stroke: CRITERION_COLOURS[c] || "#9fb0c3",
+        width: c === state.criterion ? 3 : 1.5,
+        spanGaps: true,
+        value: pct(2),
+      })),
+      { label: t("liveSnapshots"), stroke: LIVE_COLOUR, width: 0, points: { show: true, size: 6, fill: LIVE_COLOUR }, value: pct(3) },
+      { label: t("targets"), stroke: TARGET_COLOUR, width: 1.5, dash: [6, 4], spanGaps: false, points: { show: false }, value: pct(0) },
     ],
   };
   if (chart) chart.destroy();
   el.innerHTML = "";
+  el.dataset.criteria = criteria.join(",");
   chart = new uPlot(opts, data, el);
+  // what the axis cuts off (4G's launch month, with few sites), so nothing is hidden silently
+  const below = [];
+  criteria.forEach((c) => byCriterion[c].forEach((p) => {
+    if (100 * p.share < yMin) below.push(`${p.date} ${t("crit_" + c)} ${fmtPct(p.share, 1)}`);
+  }));
+  const note = root.querySelector("#chart-note");
+  if (note) note.textContent = below.length ? `${t("belowAxis")} ${yMin}%${sep}${below.join(" · ")}` : "";
 }

@@ -6,7 +6,7 @@ import "./style.css";
 import { getJson } from "./api.js";
 import { STATUS_NAMES } from "./colours.js";
 import { applyStatic, currentLang, fmtInt, fmtPct, fmtTime, t, toggleLang } from "./i18n.js";
-import { renderChart, renderIndicators, targetForYear } from "./indicators.js";
+import { CRITERIA, criterionOptions, drawChart, renderChart, renderIndicators, targetForYear } from "./indicators.js";
 import { logEvent, renderIngest, renderOutages, renderPark } from "./live.js";
 import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
 import { SitesLayer } from "./sites_layer.js";
@@ -28,6 +28,11 @@ const state = {
   markers: [],
   indicators: null,
   year: 2018, // the 104-107 plan's last target year; the current year (live 4G actual) is in the list too
+  criterion: CRITERIA.includes(new URLSearchParams(location.search).get("criterion"))
+    ? new URLSearchParams(location.search).get("criterion")
+    : "outdoor", // of the 4G indicator (B7-2): the API's default, DESIGN.md's definition
+  mapCriterion: "outdoor", // of the district fill: outdoor (live, streamed), indoor or capacity
+  mapCoverage: null, // body of GET /v1/coverage?criterion=mapCriterion when not outdoor
   stream: "connecting",
   firstPaint: null,
   marks: {}, // performance.now() at each boot step (the benchmark prints them)
@@ -73,6 +78,8 @@ function renderAll() {
   applyStatic();
   $("#lang").textContent = t("lang");
   yearOptions();
+  criterionOptions(document, state);
+  mapCriterionOptions();
   if (!state.cellQuery) $("#map-note").textContent = t("zoomForCells");
   renderIngest(document).catch(report);
   renderKpis();
@@ -91,21 +98,49 @@ function report(err) {
 
 let map;
 
+// The district fill's criterion: outdoor is the live snapshot the stream pushes; indoor and
+// capacity are GET /v1/coverage?criterion= (computed once per snapshot by the API), fetched
+// again whenever the stream announces a new snapshot.
+const MAP_CRITERIA = ["outdoor", "indoor", "capacity"];
+
+function mapCoverage() {
+  return state.mapCriterion === "outdoor" ? state.coverage : state.mapCoverage;
+}
+
 function setDistrictShares() {
-  if (!map || !state.coverage || !map.getSource("districts")) return;
-  state.coverage.districts.forEach((d) => map.setFeatureState({ source: "districts", id: d.district }, { share: d.share }));
+  const coverage = mapCoverage();
+  if (!map || !coverage || !map.getSource("districts")) return;
+  coverage.districts.forEach((d) => map.setFeatureState({ source: "districts", id: d.district }, { share: d.share }));
+  map.getContainer().dataset.criterion = coverage.criterion || "outdoor";
+}
+
+function mapCriterionOptions() {
+  $("#map-criterion").innerHTML = MAP_CRITERIA.map((c) => `<option value="${c}" ${c === state.mapCriterion ? "selected" : ""}>${t("crit_" + c)}</option>`).join("");
+}
+
+let mapTicket = 0;
+
+async function loadMapCriterion() {
+  const criterion = state.mapCriterion;
+  const mine = ++mapTicket;
+  if (criterion === "outdoor") { state.mapCoverage = null; setDistrictShares(); return; }
+  const body = await getJson("/v1/coverage", { criterion });
+  if (mine !== mapTicket) return; // a newer choice or snapshot won
+  state.mapCoverage = body;
+  setDistrictShares();
 }
 
 function districtHtml(name) {
   const f = state.districts.features.find((x) => x.properties.district === name);
-  const live = state.coverage ? state.coverage.districts.find((d) => d.district === name) : null;
+  const coverage = mapCoverage();
+  const live = coverage ? coverage.districts.find((d) => d.district === name) : null;
   const target = targetForYear(state, state.year);
   const en = currentLang() === "en";
   return `<div class="popup" data-district="${name}"><h3>${name} <small>${f ? f.properties.name_en : ""}</small></h3>
     <dl>
       <dt>${t("population")}</dt><dd>${fmtInt(live ? live.population : f && f.properties.population)}</dd>
       <dt>${t("covered")}</dt><dd>${fmtInt(live && live.covered)}</dd>
-      <dt>${t("share")}</dt><dd>${fmtPct(live && live.share, 2)}</dd>
+      <dt>${t("share")}${en ? ` (${t("crit_" + state.mapCriterion)})` : `（${t("crit_" + state.mapCriterion)}）`}</dt><dd>${fmtPct(live && live.share, 2)}</dd>
       <dt>${t("planTarget")}</dt><dd>${target ? `${fmtPct(target.value, 0)} (${target.year}${en ? "" : " 年"})` : "–"}</dd>
       <dt>${t("cells")}</dt><dd id="popup-cells">…</dd>
     </dl></div>`;
@@ -215,6 +250,7 @@ function onCoverage(summary) {
     renderOutages(document, state);
     clearTimeout(cellsTimer);
     cellsTimer = setTimeout(() => state.cellQuery && loadCells(state.cellQuery), 300);
+    if (state.mapCriterion !== "outdoor") loadMapCriterion().catch(report);
   }
   renderKpis();
 }
@@ -269,6 +305,15 @@ async function boot() {
   showTab("indicators");
   yearOptions();
   $("#year").addEventListener("change", (e) => { state.year = Number(e.target.value); renderIndicators(document, state.year, state).catch(report); });
+  criterionOptions(document, state);
+  mapCriterionOptions();
+  $("#map-criterion").addEventListener("change", (e) => { state.mapCriterion = e.target.value; loadMapCriterion().catch(report); });
+  $("#criterion").addEventListener("change", (e) => {
+    state.criterion = e.target.value;
+    criterionOptions(document, state);
+    renderIndicators(document, state.year, state).catch(report);
+    drawChart(document, state);
+  });
   $("#planner-key").value = sessionStorage.getItem("zd-planner-key") || "";
   $("#run").addEventListener("click", () => runScenario(document, state, showPicks).catch(report));
 
