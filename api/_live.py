@@ -102,6 +102,9 @@ class LiveCoverage:
         self._last_stored = float("-inf")
         self._centres: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self._criterion_cache: dict[tuple[datetime, str, str], bytes] = {}
+        # One computation at a time: every open page asks for its criterion when a snapshot lands,
+        # and N concurrent 0.5 s computations of the same answer would stall the API's 2 cores.
+        self._criterion_compute = threading.Lock()
         self.grid: Grid | None = None
         self.stations: Stations | None = None
         self.snapshot: LiveSnapshot | None = None
@@ -265,15 +268,25 @@ class LiveCoverage:
 
     def summary_for(self, criterion: str, operator: str) -> bytes:
         """The snapshot's JSON body for another criterion/operator, computed once per snapshot."""
+        snapshot = self.snapshot
+        assert snapshot is not None
+        key = (snapshot.computed_at, criterion, operator)
+        with self._criterion_compute:
+            with self._lock:
+                cached = self._criterion_cache.get(key)
+            if cached is not None:
+                return cached
+            body = self._criterion_body(snapshot, criterion, operator)
+            with self._lock:
+                self._criterion_cache = {k: v for k, v in self._criterion_cache.items() if k[0] == key[0]}
+                self._criterion_cache[key] = body
+            return body
+
+    def _criterion_body(self, snapshot: LiveSnapshot, criterion: str, operator: str) -> bytes:
+        """`snapshot`'s summary recomputed for a criterion/operator against the stations serving now."""
         from zhongdu.coverage._by_operator import compute_by_operator
 
-        snapshot = self.snapshot
-        assert snapshot is not None and self.grid is not None
-        key = (snapshot.computed_at, criterion, operator)
-        with self._lock:
-            cached = self._criterion_cache.get(key)
-        if cached is not None:
-            return cached
+        assert self.grid is not None
         results = compute_by_operator(
             self.grid,
             self.serving_stations(),
@@ -307,11 +320,7 @@ class LiveCoverage:
                     "share": float(every.share),
                     "population_covered": float(every.population_covered),
                 }
-        body = json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode()
-        with self._lock:
-            self._criterion_cache = {k: v for k, v in self._criterion_cache.items() if k[0] == key[0]}
-            self._criterion_cache[key] = body
-        return body
+        return json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode()
 
     def cells_detail(self, rows: NDArray[np.intp]) -> tuple[NDArray[np.bool_], NDArray[np.float64] | None]:
         """(covered, best RSRP dBm) of the grid cells `rows` under the stations serving now.
