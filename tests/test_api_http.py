@@ -176,3 +176,25 @@ def test_metrics_are_off_the_public_port_and_on_their_own(pg_migrated: str, mqtt
     assert 'zhongdu_api_requests_total{method="GET",route="/v1/coverage",status="503"}' in text
     with pytest.raises(OSError):  # closed with the app
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_served_districts_fit_together_without_gaps_or_overlaps(client: Any) -> None:
+    """Point-in-district joins and the map's seams need a clean coverage: no two districts overlap
+    and no gap opens between them, above 1 m² (areas in TWD97)."""
+    import geopandas as gpd
+    import shapely
+
+    layer = client.get("/v1/map/districts").json()
+    assert len(layer["features"]) == 29
+    served = gpd.GeoDataFrame.from_features(layer["features"], crs=4326).to_crs(3826)
+    geoms = served.geometry.values
+    union = shapely.union_all(geoms)
+    overlap = sum(g.area for g in geoms) - union.area
+    assert overlap < 1.0, f"{overlap:.1f} m² of overlaps"
+    parts = getattr(union, "geoms", [union])
+    assert len(parts) == 1, "the city falls apart into pieces"
+    gaps = [shapely.Polygon(ring).area for ring in parts[0].interiors]
+    assert max(gaps, default=0.0) < 1.0, f"{len(gaps)} gaps, largest {max(gaps):.1f} m²"
+    # simplified, yet the same city: each district within 2 % of its official area
+    for feature, geom in zip(layer["features"], geoms, strict=True):
+        assert abs(geom.area / 1e6 - feature["properties"]["area_km2"]) < 0.02 * feature["properties"]["area_km2"]
