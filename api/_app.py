@@ -188,6 +188,7 @@ def create_app(
             {"name": "scenarios", "description": "placement scenarios for planners"},
             {"name": "indicators", "description": "the mid-term plan's 衡量指標"},
             {"name": "admin", "description": "API keys"},
+            {"name": "sensorthings", "description": "the park's telemetry as OGC SensorThings API 1.1"},
             {"name": "health", "description": "probes"},
         ],
     )
@@ -200,6 +201,7 @@ def create_app(
         _routes_indicators,
         _routes_ops,
         _routes_scenarios,
+        _routes_sta,
         _routes_telemetry,
         _routes_ui,
     )
@@ -212,6 +214,7 @@ def create_app(
         _routes_indicators,
         _routes_admin,
         _routes_ops,
+        _routes_sta,
     ):
         app.include_router(module.router)
     _routes_ui.mount_ui(app)

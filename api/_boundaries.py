@@ -49,7 +49,7 @@ def district_geojson() -> bytes:
     infos = read_districts(source)
     shapes = read_source_geojson(source, DISTRICTS_FILE).set_index("name_zh")
     metric = shapes.geometry.to_crs(METRIC_CRS)
-    cleaned = shapely.coverage_clean(metric.values, gap_width=SLIVER_M)
+    cleaned = shapely.coverage_clean(metric.values, gap_width=SLIVER_M)  # type: ignore[attr-defined]
     simplified = shapely.coverage_simplify(cleaned, SIMPLIFY_M)
     drawn = gpd.GeoSeries(simplified, index=metric.index, crs=METRIC_CRS).to_crs(4326)
     features = []
