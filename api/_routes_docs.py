@@ -1,8 +1,9 @@
-"""The API's own reference pages, `/docs` (Swagger UI) and `/redoc`, with every asset served here.
+"""The API's own reference page, `/docs` (Swagger UI), with every asset served here.
 
 FastAPI's defaults load Swagger UI from a CDN, so the reference is blank in an operations center
 without internet, and their inline scripts break the page's Content-Security-Policy. The assets
-come from the `fastapi-offline` package; the pages start them from a script file, not inline.
+come from the `fastapi-offline` package; the page starts them from a script file, not inline.
+ReDoc is not offered: it loads its logo from its vendor's CDN whatever it is told.
 """
 
 from __future__ import annotations
@@ -51,16 +52,7 @@ def swagger_init() -> Response:
     return Response(script, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/redoc")
-def redoc() -> HTMLResponse:
-    return _page(
-        "Zhongdu API - ReDoc",
-        "",
-        f'<redoc spec-url="/openapi.json"></redoc><script src="{ASSETS_URL}/redoc.standalone.js"></script>',
-    )
-
-
 def mount_docs(app: FastAPI) -> None:
-    """Serve `/docs`, `/redoc` and their assets."""
+    """Serve `/docs` and its assets."""
     app.include_router(router)
     app.mount(ASSETS_URL, StaticFiles(directory=_assets_dir()), name="docs-assets")

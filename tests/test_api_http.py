@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import urllib.request
+from urllib.parse import urlsplit
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from zhongdu.api import create_app
 from zhongdu.api._http import CSP
 from zhongdu.services import free_port
 
-from ._api_fixtures import api_settings, running_app, small_city
+from ._api_fixtures import api_settings, running_app, served, small_city
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mqtt]
 
@@ -141,7 +142,8 @@ def test_sites_as_a_geojson_layer_with_rounded_coordinates(client: Any) -> None:
 
 
 def test_docs_pages_load_nothing_from_elsewhere(client: Any) -> None:
-    for path in ("/docs", "/redoc"):
+    assert client.get("/redoc").status_code == 404  # FastAPI's would load from a CDN
+    for path in ("/docs",):
         page = client.get(path)
         assert page.status_code == 200
         assert not re.search(r"(src|href)=\"https?://", page.text), page.text
@@ -198,3 +200,36 @@ def test_served_districts_fit_together_without_gaps_or_overlaps(client: Any) -> 
     # simplified, yet the same city: each district within 2 % of its official area
     for feature, geom in zip(layer["features"], geoms, strict=True):
         assert abs(geom.area / 1e6 - feature["properties"]["area_km2"]) < 0.02 * feature["properties"]["area_km2"]
+
+
+def test_reference_pages_render_in_chromium_under_the_csp(pg_migrated: str, mqtt_url: str) -> None:
+    """Swagger UI draws the API's operations with the page's CSP enforced, no console
+    error and no request leaving loopback (an operations center has no internet)."""
+    from playwright.sync_api import sync_playwright
+
+    from ._ops_fixtures import CHROMIUM_ARGS, LOOPBACK, chromium_path, screenshot
+
+    app = create_app(api_settings(pg_migrated, mqtt_url), layout=small_city, live_coverage=False)
+    with served(app) as base, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            for path, ready in (("/docs", ".opblock-tag"),):
+                page = browser.new_page(viewport={"width": 1280, "height": 800})  # CSP not bypassed
+                errors: list[str] = []
+                outside: list[str] = []
+                page.on("console", lambda m, errors=errors: m.type == "error" and errors.append(m.text))
+                page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+                page.on(
+                    "request",
+                    lambda r, outside=outside: urlsplit(r.url).hostname not in LOOPBACK
+                    and r.url.startswith("http")
+                    and outside.append(r.url),
+                )
+                page.goto(base + path)
+                page.wait_for_selector(ready, timeout=30_000)
+                screenshot(page, f"api-reference{path.replace('/', '-')}")
+                assert errors == [], (path, errors)
+                assert outside == [], (path, outside)
+                page.close()
+        finally:
+            browser.close()

@@ -4,7 +4,6 @@ SensorThings client (FROST's Python client), with the queries Civil IoT Taiwan's
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ from zhongdu import storage
 from zhongdu.api._sta_query import QueryError, parse_filter, parse_options
 from zhongdu.storage._telemetry import BatchRows, register_device, write_batch
 
-from ._api_fixtures import api_settings, running_app
+from ._api_fixtures import api_settings, running_app, served
 
 pytestmark = [pytest.mark.postgres]
 
@@ -160,22 +159,13 @@ def test_filter_parser_reads_odata_as_written() -> None:
 @pytest.mark.filterwarnings("ignore:furl.pathstr is deprecated:DeprecationWarning")  # inside the client
 def test_an_off_the_shelf_sensorthings_client_reads_the_park(pg_migrated: str, client: Any) -> None:
     """FROST's Python client against a real server socket."""
-    import uvicorn
     from frost_sta_client import SensorThingsService
 
     from zhongdu.api import create_app
-    from zhongdu.services import free_port
 
-    port = free_port()
     app = create_app(api_settings(pg_migrated, None), live_coverage=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = datetime.now(UTC) + timedelta(seconds=30)
-        while not server.started and datetime.now(UTC) < deadline:
-            threading.Event().wait(0.05)
-        service = SensorThingsService(f"http://127.0.0.1:{port}/sta/v1.1")
+    with served(app) as base:
+        service = SensorThingsService(f"{base}/sta/v1.1")
         things = list(service.things().query().expand("Locations").list())
         assert {t.id for t in things} == {"air-001", "noise-001", "sec-001"}
         streams = list(service.datastreams().query().filter("ObservedProperty/name eq 'pm2_5'").list())
@@ -187,10 +177,6 @@ def test_an_off_the_shelf_sensorthings_client_reads_the_park(pg_migrated: str, c
         assert page[0].result == float((MINUTES - 1) % 50)
         thing = service.things().find("air-001")
         assert thing.name == "水湳 gate"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
 
 def test_ingest_keeps_datastream_latest_in_step_with_readings(pg_migrated: str, client: Any) -> None:
     with storage.connect(pg_migrated) as conn:
