@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` runs the platform, `make test` runs the tests.
+# The two commands of README.md: `make demo` runs the platform, `make test` runs the tests.
 # Both install what they need into .venv (and the TimescaleDB test server's npm packages) first.
 PYTHON ?= python3
 VENV := .venv

@@ -90,8 +90,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     sim.add_argument(
         "--stations",
         dest="stations_file",
-        help="station layout CSV (DESIGN.md section 4); default ZHONGDU_STATIONS_PATH, else the coverage "
-        "engine's generated layout (the same one the API uses)",
+        help="station layout CSV (docs/coverage.md#stations-csv); default ZHONGDU_STATIONS_PATH, else "
+        "the coverage engine's generated layout (the same one the API uses)",
     )
     sim.add_argument("--max-stations", type=_nonnegative_int, help="only the N stations nearest Shuinan")
     sim.add_argument(
