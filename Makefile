@@ -1,11 +1,11 @@
-# The two commands of the README: `make demo` runs the platform, `make test` runs the tests.
+# The two commands of README.md: `make demo` runs the platform, `make test` runs the tests.
 # Both install what they need into .venv (and the TimescaleDB test server's npm packages) first.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TS_DIR := infra/timescale-test
 
-.PHONY: install demo test lint typecheck check bench clean ui
+.PHONY: install demo test lint typecheck check bench clean ui docs
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: $(BIN)/.installed
 	cd $(TYPECHECK_TREE) && MYPYPATH=. ../../$(BIN)/mypy --config-file ../../pyproject.toml -p zhongdu
 
 check: lint test
+
+# The docs/ pages as a static site in build/site (MkDocs' built-in theme: builds offline).
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --quiet
 
 clean:
 	rm -rf $(VENV) $(TS_DIR)/node_modules $(UI_DIR)/node_modules

@@ -1,4 +1,4 @@
-"""Plan indicators: attainment per indicator and the weighted score of a year (DESIGN.md section 7).
+"""Plan indicators: attainment per indicator and the weighted score of a year (docs/api.md#plan-indicators).
 
 Pure functions over catalogue rows and actuals, so the arithmetic is testable without a server.
 Score = Σ weight × attainment over the indicators that have both an actual and a target for the

@@ -1,7 +1,7 @@
 """The ingester's health for the operations page, read from its Prometheus metrics.
 
 Where the metrics come from: `ZHONGDU_INGEST_METRICS_URL` (an ingester started with
-`zhongdu ingest run --metrics-port N` serves http://127.0.0.1:N/metrics), else this process's
+`zhongdu ingest --metrics-port N` serves http://127.0.0.1:N/metrics), else this process's
 default registry, where `zhongdu demo` runs its ingester. Rates (messages/s) are the difference
 between two reads, so the first read after start reports none.
 """
@@ -59,7 +59,7 @@ class IngestHealth:
                 "available": False,
                 "source": source,
                 "detail": "no ingester metrics there; set ZHONGDU_INGEST_METRICS_URL to the ingester's "
-                "/metrics (zhongdu ingest run --metrics-port N)",
+                "/metrics (zhongdu ingest --metrics-port N)",
             }
         now = time.monotonic()
         with self._lock:

@@ -343,6 +343,12 @@ class CandidateIn(InModel):
     radius_m: float | None = Field(None, gt=0, le=50_000, description="reach for the disk model")
     cost: float = Field(1.0, ge=0, le=1e12)
     kind: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")] = "public_building"
+    # The two columns `zhongdu plan candidates` writes beyond the station CSV, so its rows post as
+    # they are; both are ignored, as by `zhongdu plan`: a proposal is assumed built.
+    status: Literal["up", "down"] = Field("up", description="ignored: a candidate counts as built")
+    uncovered_population: float | None = Field(
+        None, ge=0, description="ignored: what `zhongdu plan candidates` found uncovered around the site"
+    )
 
 
 class ScenarioIn(InModel):

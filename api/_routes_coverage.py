@@ -52,7 +52,10 @@ def get_coverage(
     _caller: CurrentRole,
     criterion: Annotated[
         Literal["outdoor", "indoor", "capacity"],
-        Query(description="outdoor (default, DESIGN.md), indoor (3GPP O2I loss) or capacity (sector load)"),
+        Query(
+            description="outdoor (default, docs/coverage.md#criteria), indoor (3GPP O2I loss) "
+            "or capacity (sector load)"
+        ),
     ] = "outdoor",
     operator: Annotated[
         str,

@@ -1,4 +1,4 @@
-"""Plan indicators (DESIGN.md section 7): catalogue with targets, actuals, attainment, weighted score.
+"""Plan indicators (docs/api.md#plan-indicators): catalogue with targets, actuals, attainment, weighted score.
 
 Actuals: the engine-fed 4G indicator is live for the current year and modelled (from the
 regulator's per-district station counts) for past years; every other indicator takes the most
@@ -43,9 +43,9 @@ CriterionParam = Annotated[
     Query(
         pattern=r"^(outdoor|indoor|capacity|indoor_every_major|indoor_[A-Z]{2,5})$",
         description=(
-            "criterion of the engine-fed 4G indicator: outdoor (default: DESIGN.md's -110 dBm, the "
-            "only one computed live), indoor, capacity, indoor_every_major, or indoor_<operator> "
-            "(CHT, TWM, FET, APT, TSTAR); the others come from the modelled series"
+            "criterion of the engine-fed 4G indicator: outdoor (default: docs/coverage.md#models, "
+            "-110 dBm, the only one computed live), indoor, capacity, indoor_every_major, or "
+            "indoor_<operator> (CHT, TWM, FET, APT, TSTAR); the others come from the modelled series"
         ),
     ),
 ]

@@ -1,6 +1,6 @@
 """The `capacity` criterion: a cell counts as served only if its serving sector is not overloaded.
 
-A first, documented model (coverage/data/README.md): each covered cell is served by one sector:
+A first, documented model (docs/coverage.md#criteria): each covered cell is served by one sector:
 of the nearest site that covers it (the engine's witness search), the covering sector whose
 boresight points closest to the cell. A sector's busy-hour load is
 
@@ -28,7 +28,7 @@ __all__ = ["CapacityParams", "capacity_served", "sector_load"]
 
 @dataclass(frozen=True)
 class CapacityParams:
-    """Parameters of the capacity criterion (defaults: see coverage/data/README.md)."""
+    """Parameters of the capacity criterion (defaults: see docs/coverage.md#criteria)."""
 
     activity: float = 0.05  # busy-hour share of the people with an active (RRC-connected) session
     users_per_mhz: float = 10.0  # connected users a sector carries per MHz (200 on a 20 MHz carrier)

@@ -116,7 +116,7 @@ class CoverageResult:
     sectors_serving: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Exactly the JSON object of `zhongdu coverage compute --json` (DESIGN.md section 5)."""
+        """Exactly the JSON object of `zhongdu coverage compute --json` (docs/coverage.md#output)."""
         return {
             "population_total": self.population_total,
             "population_covered": self.population_covered,
@@ -898,11 +898,11 @@ def compute_coverage(
     criterion: Criterion = "outdoor",
     capacity: CapacityParams | None = None,
 ) -> CoverageResult:
-    """Covered population, city-wide and per district, from every `up` sector (DESIGN.md section 4).
+    """Covered population, city-wide and per district, from every `up` sector (docs/coverage.md#models).
 
     Without `per_cell` the engine only needs one covering sector per cell (a witness: first the
     nearest sites, then an exhaustive search for the rest); with it, every pair in reach is
-    evaluated for the best server. `criterion`: `outdoor` (DESIGN.md), `indoor` (building loss
+    evaluated for the best server. `criterion`: `outdoor` (docs/coverage.md#models), `indoor` (building loss
     of `_indoor` added), `capacity` (outdoor, and the serving sector under its load limit,
     `_capacity`; the serving sector: of the nearest site covering the cell, the covering sector
     pointing closest to it).

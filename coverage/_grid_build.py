@@ -6,7 +6,7 @@ them in proportion to the finest real surface found, the 17,218 smallest statist
 (最小統計區) with their 2017-06 populations, then rescaled so that the district sums equal the
 official figures exactly. The inputs ship with the project, gzipped, in `coverage/data/source/`
 (`ZHONGDU_SOURCE_DATA_DIR` overrides the folder); every reader finds a file through `source_file`,
-so plain and gzipped copies read alike. Derived products: see `coverage/data/README.md`.
+so plain and gzipped copies read alike. Derived products: see `docs/coverage.md#shipped-data`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ REQUIRED_FILES = (DISTRICTS_FILE, POPULATION_FILE, AREAS_FILE, AREA_POINTS_FILE,
 ENVIRONMENT_CODES: dict[str, int] = {"urban": 0, "suburban": 1, "rural": 2}
 ENVIRONMENT_NAMES: tuple[str, ...] = ("urban", "suburban", "rural")
 
-# Environment of each district for the `hata` model (DESIGN.md section 4). Reasoning, with the
+# Environment of each district for the `hata` model (docs/coverage.md#models). Reasoning, with the
 # 2026-09 population per GIS km² (taichung_districts.geojson):
 # - urban: the old city core 中區 東區 西區 南區 北區 (11,000-19,000/km²) and the dense districts
 #   grown into it, 西屯區 南屯區 北屯區 (5,200-6,200/km²) and 大里區 (7,200/km², continuous with

@@ -4,8 +4,8 @@ For every NCC date the synthetic layout of that date (`generate_layout`, one see
 through the engine (`hata`, -110 dBm) on the shipped resolution-10 grid. The population is the
 2026-09 grid for every date: the share is a ratio, so the city's growth (2.74 M in 2014 to 2.87 M)
 cancels; only shifts between districts would move it, and those are a few per cent. The result is
-a model of coverage given the counted stations, not a measurement; `coverage/data/README.md`
-says what drives it.
+a model of coverage given the counted stations, not a measurement;
+`docs/coverage.md#the-modelled-4g-indicator` says what drives it.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ DEFAULT_THRESHOLD_DBM = -110.0
 PLAN_TARGETS: dict[int, float] = {2015: 0.70, 2016: 0.80, 2017: 0.90, 2018: 0.95}
 #: The series per criterion (keys of each row's `by_criterion`): outdoor / indoor / capacity by any
 #: operator, and indoor by every major operator at once (a subscriber's view: whichever of the
-#: three big networks one is on). `share` stays the outdoor one (DESIGN.md's definition).
+#: three big networks one is on). `share` stays the outdoor one (docs/coverage.md#models).
 SERIES_CRITERIA: tuple[str, ...] = ("outdoor", "indoor", "capacity", "indoor_every_major")
-#: Which criterion the API's indicator reports by default (see coverage/data/README.md): outdoor,
-#: DESIGN.md's definition and the only one computed live from station status.
+#: Which criterion the API's indicator reports by default (see docs/coverage.md#criteria): outdoor,
+#: the definition of docs/coverage.md#models and the only one computed live from station status.
 DEFAULT_API_CRITERION = "outdoor"
 #: Extra thresholds for the plan year-ends, to show what the result depends on.
 SENSITIVITY_THRESHOLDS_DBM: tuple[float, ...] = (-115.0, -105.0, -100.0, -95.0)

@@ -10,7 +10,7 @@ indoor part:
     L_glass = 2 + 0.2 f,  L_IRRglass = 23 + 0.3 f,  L_concrete = 5 + 4 f   (f in GHz)
     PL_in = 0.5 d_2D-in, d_2D-in uniform on 0-25 m (UMa/UMi) or 0-10 m (RMa): mean 12.5 / 5 m
 
-Per environment (an assumption, documented in coverage/data/README.md) a share of high-loss
+Per environment (an assumption, documented in docs/coverage.md#criteria) a share of high-loss
 buildings; the loss is the share-weighted mean of the two in dB (a typical building, not the mean
 received power) plus the mean indoor distance loss. No random spread (sigma_P): the criterion is
 deterministic, like the models it extends.
@@ -30,7 +30,7 @@ __all__ = [
     "o2i_low_loss_db",
 ]
 
-#: Coverage criteria: signal outdoors (DESIGN.md section 4), indoors (this module), and outdoor
+#: Coverage criteria: signal outdoors (docs/coverage.md#models), indoors (this module), and outdoor
 #: signal within the serving sector's capacity (`_capacity`).
 CRITERIA: tuple[str, ...] = ("outdoor", "indoor", "capacity")
 

@@ -1,6 +1,6 @@
 """Synthetic 4G station layouts for Taichung from the regulator's (NCC) per-district counts.
 
-No public list of Taichung's site positions exists (see `data/source/README.md`), only the
+No public list of Taichung's site positions exists (see `coverage/data/source/README.md`), only the
 number of 4G base stations per district and date. A layout places exactly that many stations in
 each district, at positions drawn with density proportional to the grid's population there, and
 gives each one documented antenna parameters. It is a model, not a map of the real network.
@@ -43,7 +43,7 @@ DEFAULT_DATE = "2022-11-30"
 DEFAULT_SEED = 2015
 
 # ---------------------------------------------------------------------------------------------------
-# Antenna parameters (documented in coverage/data/README.md; NCC publishes counts only, no bands).
+# Antenna parameters (documented in docs/coverage.md#station-layouts; NCC publishes counts only, no bands).
 # Bands: Taiwan's 4G licences (2013/2015 auctions, 2100 MHz refarmed from 3G after 2018-12) use
 # 700 (B28), 900 (B8), 1800 (B3, the main layer), 2100 (B1) and 2600 MHz (B7/B38). Low bands carry
 # coverage where sites are sparse, 2600 MHz adds capacity in the dense core. Shares per station:

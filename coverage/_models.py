@@ -1,4 +1,4 @@
-"""Propagation models of DESIGN.md section 4, exactly as defined there, on NumPy arrays.
+"""Propagation models of docs/coverage.md#models, exactly as defined there, on NumPy arrays.
 
 `hata`: COST-231 / Okumura-Hata path loss (hm = 1.5 m, d clamped to >= 0.02 km, C = 3 dB in
 urban areas above 1500 MHz; suburban and rural corrections) with the 3GPP horizontal sector
@@ -28,7 +28,7 @@ __all__ = [
     "sector_gain_db",
 ]
 
-EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), DESIGN.md section 4
+EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), docs/coverage.md#models
 HM_M = 1.5  # mobile antenna height
 MIN_DISTANCE_KM = 0.02  # Hata is not defined at the mast; closer cells get the 20 m loss
 URBAN, SUBURBAN, RURAL = 0, 1, 2
@@ -46,7 +46,7 @@ def great_circle_m(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: Arra
 
 
 def hata_terms(frequency_mhz: ArrayLike, height_m: ArrayLike, environment: ArrayLike) -> tuple[F64, F64]:
-    """(K, B) with L = K + B log10(d_km) for d >= 0.02 km, per DESIGN.md's Hata definition."""
+    """(K, B) with L = K + B log10(d_km) for d >= 0.02 km (Hata, as docs/coverage.md#models defines it)."""
     f = np.asarray(frequency_mhz, dtype=np.float64)
     hb = np.asarray(height_m, dtype=np.float64)
     env = np.asarray(environment)

@@ -7,7 +7,7 @@ an integer rounding that keeps both margins exact (every district's count and ev
 city count): floors of the proportional quotas, then the remaining units row by row (largest
 deficit first), each to the operator with the largest fractional part among those whose city
 count is not yet reached (ties: larger remaining city deficit, then operator order).
-Deterministic; documented in coverage/data/README.md.
+Deterministic; documented in docs/coverage.md#operators-in-the-layouts.
 """
 
 from __future__ import annotations

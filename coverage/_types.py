@@ -39,7 +39,7 @@ __all__ = [
 #: Codes of `Grid.environment`, in order: the `hata` model's area classes.
 ENVIRONMENTS: tuple[str, ...] = ("urban", "suburban", "rural")
 
-#: Required columns of a stations file (DESIGN.md section 4); `radius_m` is optional (disk model).
+#: Required columns of a stations file (docs/coverage.md#stations-csv); `radius_m` is optional (disk model).
 STATION_COLUMNS: tuple[str, ...] = (
     "station_id",
     "sector_id",
@@ -278,7 +278,7 @@ def _h3_centres(cells: NDArray[np.uint64]) -> tuple[NDArray[np.float64], NDArray
 
 @dataclass(frozen=True, eq=False)
 class Stations:
-    """One row per sector (DESIGN.md section 4); `azimuth_deg`/`beamwidth_deg` NaN = omni."""
+    """One row per sector (docs/coverage.md#stations-csv); `azimuth_deg`/`beamwidth_deg` NaN = omni."""
 
     station_id: NDArray[np.str_]
     sector_id: NDArray[np.str_]
@@ -777,7 +777,7 @@ def _stations_fast(path: Path) -> Stations | None:
 
 
 def load_stations(path: str | Path) -> Stations:
-    """Read a stations CSV (DESIGN.md section 4 columns, optional `radius_m`, any extra columns)."""
+    """Read a stations CSV (docs/coverage.md#stations-csv columns, optional `radius_m`, any extra columns)."""
     p = Path(path)
     fast = _stations_fast(p)
     if fast is not None:

@@ -1,6 +1,6 @@
 """`zhongdu coverage compute` and `zhongdu coverage bench` (registered by `zhongdu.cli`).
 
-`compute` reads a grid CSV and a stations CSV and prints the DESIGN.md section 5 JSON object
+`compute` reads a grid CSV and a stations CSV and prints the JSON object of docs/coverage.md#output
 (`--json`) or a table; `--per-cell out.csv` also writes best RSRP, serving sector and covered flag
 per cell. Progress goes to stderr, so stdout stays one JSON object. Imports inside handlers.
 """
@@ -11,6 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any
+
+#: The grid shipped with the package, the default of every command that reads a grid.
+SHIPPED_GRID = Path(__file__).resolve().parent / "data" / "grid_res10.csv.gz"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -25,15 +28,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "compute",
         help="covered population and share, city-wide and per district",
         description=(
-            "Best-server coverage of every `up` sector over the grid's cells (DESIGN.md section 4). "
+            "Best-server coverage of every `up` sector over the grid's cells (docs/coverage.md#models). "
             "Prints {population_total, population_covered, share, districts: [...]} with --json."
         ),
     )
     compute.add_argument(
-        "--grid", type=Path, required=True, help="grid CSV: h3, district, population[, environment]"
+        "--grid",
+        type=Path,
+        default=None,
+        help="grid CSV: h3, district, population[, environment] (default: the shipped res-10 grid)",
     )
     compute.add_argument(
-        "--stations", type=Path, required=True, help="stations CSV, one row per sector (DESIGN.md section 4)"
+        "--stations",
+        type=Path,
+        required=True,
+        help="stations CSV, one row per sector (docs/coverage.md#stations-csv)",
     )
     compute.add_argument(
         "--model", choices=("disk", "hata"), default="hata", help="propagation model (default hata)"
@@ -79,9 +88,9 @@ def add_criterion_arguments(parser: argparse.ArgumentParser) -> None:
         "--criterion",
         choices=("outdoor", "indoor", "capacity"),
         default="outdoor",
-        help="outdoor (default): signal outdoors (DESIGN.md); indoor: plus the building loss of "
-        "3GPP TR 38.901 O2I per band and environment; capacity: outdoor and the serving sector's "
-        "busy-hour load under 1 (coverage/data/README.md)",
+        help="outdoor (default): signal outdoors (docs/coverage.md#models); indoor: plus the building "
+        "loss of 3GPP TR 38.901 O2I per band and environment; capacity: outdoor and the serving sector's "
+        "busy-hour load under 1 (docs/coverage.md#criteria)",
     )
     parser.add_argument(
         "--activity", type=float, default=None, help="capacity: busy-hour share of people active (0.05)"
@@ -125,6 +134,8 @@ def _compute(args: argparse.Namespace) -> int:
 
         threshold = Settings().rsrp_threshold_dbm
     t0 = time.perf_counter()
+    if args.grid is None:  # the same default as `plan` and `stations generate`
+        args.grid = SHIPPED_GRID
     grid = load_grid(args.grid)
     _progress(
         f"grid {args.grid}: {len(grid):,} cells at resolution {grid.resolution} "

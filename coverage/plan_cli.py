@@ -2,7 +2,7 @@
 
 `zhongdu plan --grid G --stations S --candidates C --model disk|hata (--target 0.95 | --budget N)
 [--max-cost X] [--district-min 西屯區=0.9 ...] [--threshold -110] --json` prints one JSON object
-(DESIGN.md section 5); `zhongdu plan candidates --grid G --stations S --out C` writes a lattice of
+(docs/placement.md#output); `zhongdu plan candidates --grid G --stations S --out C` writes a lattice of
 candidate sites for planners with no list of their own.
 """
 

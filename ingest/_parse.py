@@ -1,6 +1,6 @@
 """`parse_message`: one MQTT message in, rows or a rejection out. Pure, and never raises.
 
-Topics (DESIGN.md section 2):
+Topics (docs/mqtt-contract.md#topics):
 - `zhongdu/v1/park/{device_id}/senml`     SenML JSON pack (see `_senml`)
 - `zhongdu/v1/bs/{station_id}/telemetry`  base-station JSON object (see `_bs`)
 - `zhongdu/v1/{park|bs}/{id}/status`      `online` / `offline` (retained, the client's will);

@@ -1,6 +1,6 @@
 """SenML JSON (RFC 8428) packs from park devices, resolved and checked against the catalogue.
 
-Names (DESIGN.md section 2, README "SenML names"): the topic `zhongdu/v1/park/<device_id>/senml`
+Names (docs/mqtt-contract.md#senml-names): the topic `zhongdu/v1/park/<device_id>/senml`
 names the device. The metric is the part of the resolved name `bn + n` after its last `:` or `/`
 (catalogue metrics contain neither). What comes before it, if anything, is the name's device part:
 - no device part (`temperature`, with or without a `bt`/`bu`-only base): the topic's device;

@@ -1,7 +1,7 @@
 """The city's base stations: layout, daily traffic, and scripted outages.
 
 Layout, in order of preference: a station CSV (`--stations FILE`, the coverage engine's columns,
-DESIGN.md section 4), the coverage engine's generated Taichung layout (`zhongdu.coverage`), or, when
+docs/coverage.md#stations-csv), the coverage engine's generated Taichung layout (`zhongdu.coverage`), or, when
 neither is available, a small synthetic layout around Shuinan (with a warning that says so).
 
 Load follows the typical 4G daily curve (night trough near 04:00, peak near 21:00) scaled per
@@ -77,7 +77,7 @@ def read_station_csv(path: Path) -> list[StationSpec]:
             if missing:
                 raise LayoutError(
                     f"{path}: missing column(s) {', '.join(sorted(missing))}; expected the station CSV of "
-                    "DESIGN.md section 4 (station_id, sector_id, lon, lat, ..., status)"
+                    "docs/coverage.md#stations-csv (station_id, sector_id, lon, lat, ..., status)"
                 )
             rows = list(reader)
     except OSError as exc:

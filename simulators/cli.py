@@ -13,7 +13,9 @@ examples:
   zhongdu simulate park --devices 2000 --count 100000 --seed 7     # exactly 100,000 messages, then exit
   zhongdu simulate park --devices 2000 --count 100000 --engine raw  # the same, fastest (for benchmarks)
   zhongdu simulate park --faults duplicate,malformed,late --fault-rate 0.05
-  zhongdu simulate stations --stations stations.csv --outages 'TC-0001@2m+5m,TC-0002@10m+5m:degraded'
+  zhongdu stations generate --out stations.csv     # then take two of its sites down, one degraded:
+  zhongdu simulate stations --stations stations.csv \\
+      --outages 'TC-66000010-CHT-00001@2m+5m,TC-66000010-CHT-00002@10m+5m:degraded'
 
 Progress and a summary go to stderr. The broker comes from --url, else ZHONGDU_MQTT_URL, else
 mqtt://127.0.0.1:1883.
@@ -90,8 +92,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     sim.add_argument(
         "--stations",
         dest="stations_file",
-        help="station layout CSV (DESIGN.md section 4); default ZHONGDU_STATIONS_PATH, else the coverage "
-        "engine's generated layout (the same one the API uses)",
+        help="station layout CSV (docs/coverage.md#stations-csv); default ZHONGDU_STATIONS_PATH, else "
+        "the coverage engine's generated layout (the same one the API uses)",
     )
     sim.add_argument("--max-stations", type=_nonnegative_int, help="only the N stations nearest Shuinan")
     sim.add_argument(

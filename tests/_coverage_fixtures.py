@@ -70,7 +70,7 @@ def brute_distance_bearing(grid: Grid, st: Stations) -> tuple[np.ndarray, np.nda
 
 
 def brute_rsrp(grid: Grid, st: Stations) -> np.ndarray:
-    """RSRP (dBm) of every sector at every cell, DESIGN.md section 4 written out again."""
+    """RSRP (dBm) of every sector at every cell, docs/coverage.md#models written out again."""
     d, bearing = brute_distance_bearing(grid, st)
     f = st.frequency_mhz[None, :]
     hb = st.height_m[None, :]

@@ -8,7 +8,7 @@ STATION_HEADER = "station_id,sector_id,lon,lat,height_m,eirp_dbm,frequency_mhz,b
 
 
 def write_stations_csv(path: Path, id_prefix: str, sites: int = 4) -> Path:
-    """A small tri-sector layout in DESIGN.md's station CSV format, site ids `<prefix>0000`…."""
+    """A small tri-sector layout in the station CSV format of docs/coverage.md#stations-csv, site ids `<prefix>0000`…."""
     rows = [STATION_HEADER]
     for s in range(sites):
         for sector, az in enumerate((0, 120, 240), start=1):

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.postgres
 
 PLAN = "taichung-rdec-midterm-104-107"
 
-# Transcribed independently from ../shared/seed (衡量指標 tables): id -> (dimension, weight, kind, targets).
+# Transcribed independently from the plan's 衡量指標 tables (the indicator catalogue's `source`): id -> (dimension, weight, kind, targets).
 SEED = {
     "B1-1": ("業務", 7, "ratio", [0.75, 0.75, 0.77, 0.77]),
     "B2-1": ("業務", 7, "count", [4, 4, 4, 4]),

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from zhongdu.api import state_of
+from zhongdu.cli import main as cli_main
+from zhongdu.coverage import write_grid, write_stations
 
-from ._api_fixtures import ADMIN_KEY, api_settings, make_key, running_app, wait_for
+from ._api_fixtures import ADMIN_KEY, api_settings, make_key, running_app, small_city, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mqtt]
 
@@ -328,6 +332,31 @@ def test_scenario_runs_in_background(client: Any) -> None:
     assert shares == sorted(shares) and body["created_by"] == "planner-a"
     listed = client.get("/v1/scenarios").json()
     assert listed["total"] >= 1 and listed["items"][0]["scenario_id"] == scenario_id
+
+
+def test_plan_candidates_file_posts_as_written(client: Any, tmp_path: Path) -> None:
+    """The rows `zhongdu plan candidates` writes (status, uncovered_population and all) are a valid request."""
+    grid, stations = small_city()
+    write_grid(grid, tmp_path / "grid.csv")
+    write_stations(stations, tmp_path / "stations.csv")
+    out = tmp_path / "candidates.csv"
+    assert cli_main(["plan", "candidates", "--grid", str(tmp_path / "grid.csv"), "--stations",
+                     str(tmp_path / "stations.csv"), "--model", "disk", "--resolution", "8", "--out", str(out)]) == 0
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {"status", "uncovered_population"} <= set(rows[0])
+
+    text = {"station_id", "sector_id", "status", "kind"}  # every other column is a number
+    candidates = [{k: v if k in text else float(v) for k, v in row.items() if v != ""} for row in rows]
+    planner = make_key(client, "planner")
+    created = client.post("/v1/scenarios", json={"name": "lattice", "model": "disk", "candidates": candidates},
+                          headers={"X-API-Key": planner})
+    assert created.status_code == 202, created.text
+    href = created.json()["href"]
+    assert wait_for(lambda: client.get(href).json()["status"] in ("done", "failed"), 60)
+    body = client.get(href).json()
+    assert body["status"] == "done", body["error"]
+    assert body["result"]["picks"] and body["result"]["share_after"] > body["result"]["share_before"]
 
 
 def test_scenario_failures_are_stored(client: Any) -> None:

@@ -200,3 +200,13 @@ def test_cli_bad_file_is_one_clear_line(files: tuple[Path, Path], tmp_path: Path
     assert proc.stdout == ""
     assert "zhongdu: error:" in proc.stderr and "frequency_mhz=-5.0" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_compute_defaults_to_the_shipped_grid(files: tuple[Path, Path]) -> None:
+    """Like `plan` and `stations generate`, `coverage compute` needs no --grid."""
+    _, stations = files
+    proc = _zhongdu("coverage", "compute", "--stations", str(stations), "--model", "disk", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert len(doc["districts"]) == 29 and doc["population_total"] > 2_800_000
+    assert "grid_res10.csv.gz" in proc.stderr

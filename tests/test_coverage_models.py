@@ -1,4 +1,4 @@
-"""The disk and hata models against values computed by hand with the math module (DESIGN.md section 4)."""
+"""The disk and hata models against values computed by hand with the math module (docs/coverage.md#models)."""
 
 from __future__ import annotations
 

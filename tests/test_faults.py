@@ -3,7 +3,7 @@ database server stopped for a while mid-stream, while devices keep publishing at
 
 Servers are the tests' own (a broker from `zhongdu broker config`, an embedded PostgreSQL), never
 the machine's. The yardstick, message by message: every message whose PUBACK the publisher got is
-stored exactly once. Each test prints its counts (published / acked / stored); README's fault table
+stored exactly once. Each test prints its counts (published / acked / stored); the fault table of docs/security-and-deployment.md
 quotes them. (The worker SIGKILL test is in test_ingest_durability.py.)
 """
 

@@ -1,6 +1,6 @@
 """`zhongdu ingest bench` end to end at a small scale: every phase runs, counts rows and reports.
 
-The numbers themselves are the benchmark's business (README); this checks that the command works
+The numbers themselves are the benchmark's business (docs/performance.md); this checks that the command works
 on a fresh clone (private Mosquitto, fresh database, C publishers, extra worker process) and that
 its bookkeeping is right: zero loss is a row count, the ratio is capacity over naive, and the
 benchmark database is dropped afterwards.

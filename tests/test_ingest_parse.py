@@ -117,7 +117,7 @@ def test_base_value_base_sum_booleans_strings() -> None:
     }
 
 
-# --- SenML names as real devices and libraries write them (DESIGN.md section 2) -----------------------
+# --- SenML names as real devices and libraries write them (docs/mqtt-contract.md#senml-names) -----------------------
 
 
 def _stored(topic: str, pack: object) -> list[tuple[object, ...]]:

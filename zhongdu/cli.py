@@ -52,7 +52,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="zhongdu",
         description=(
             "Zhongdu (中都): Taichung's open platform for smart-park IoT telemetry and 4G coverage. "
-            "Settings come from ZHONGDU_* environment variables (see README)."
+            "Settings come from ZHONGDU_* environment variables (docs/configuration.md)."
         ),
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")

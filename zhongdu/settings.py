@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     ingest_metrics_url: str | None = Field(
         None,
         description="the ingester's Prometheus /metrics URL for the operations page "
-        "(zhongdu ingest run --metrics-port N); unset: this process's own (zhongdu demo)",
+        "(zhongdu ingest --metrics-port N); unset: this process's own (zhongdu demo)",
     )
     coverage_poll_interval_s: float = Field(
         5.0, gt=0, le=3600, description="how often the API looks for station status changes"

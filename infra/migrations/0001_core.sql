@@ -23,7 +23,7 @@ CREATE TABLE stations (
     metadata        jsonb NOT NULL DEFAULT '{}'::jsonb
 );
 
--- One row per sector, columns as the coverage engine's station CSV (DESIGN.md section 4).
+-- One row per sector, columns as the coverage engine's station CSV (docs/coverage.md#stations-csv).
 CREATE TABLE sectors (
     station_id      text NOT NULL REFERENCES stations (station_id) ON DELETE CASCADE,
     sector_id       text NOT NULL,

@@ -2,8 +2,8 @@
 
 `write_broker_config` writes `mosquitto.conf` and the dynamic security plugin's JSON with an admin
 client (manages credentials at run time over `$CONTROL`) and one ingest client, each with a random
-password returned once. Tuning as DESIGN.md section 3 asks (Nagle off, large in-flight and queue
-limits, persistence), since Debian's defaults throttle QoS 1 to ~110 msg/s.
+password returned once. Tuning as docs/security-and-deployment.md#broker-tuning explains (Nagle
+off, large in-flight and queue limits, persistence), since Debian's defaults throttle QoS 1 to ~110 msg/s.
 """
 
 from __future__ import annotations
@@ -110,7 +110,8 @@ def mosquitto_conf(
 ) -> str:
     """The configuration text; `root` is the directory as the broker will see it."""
     lines = [
-        "# Zhongdu production broker (written by `zhongdu broker config`; see README, Security).",
+        "# Zhongdu production broker, written by `zhongdu broker config`.",
+        "# See docs/security-and-deployment.md in the Zhongdu repository.",
         "# Credentials and ACLs live in the dynamic security plugin, managed at run time over $CONTROL",
         "# (`zhongdu devices credential ID`): no restart to add, rotate or revoke a device.",
         "per_listener_settings false",
@@ -118,8 +119,9 @@ def mosquitto_conf(
         f"plugin {plugin}",
         f"plugin_opt_config_file {root / DYNSEC_FILE}",
         "",
-        "# DESIGN.md section 3: Nagle off, large in-flight and queue limits (Debian's defaults ran QoS 1",
-        "# at ~110 msg/s and then dropped silently), persistent sessions and queued messages.",
+        "# Tuning (docs/security-and-deployment.md#broker-tuning): Nagle off, large in-flight and",
+        "# queue limits (Debian's defaults ran QoS 1 at ~110 msg/s and then dropped silently),",
+        "# persistent sessions and queued messages.",
         "set_tcp_nodelay true",
         "max_inflight_messages 1000",
         "max_queued_messages 1000000",

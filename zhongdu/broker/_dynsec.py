@@ -22,7 +22,7 @@ from zhongdu.settings import mqtt_tls_context, parse_mqtt_url
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = CONTROL_TOPIC + "/response"
 
-# The contract of DESIGN.md section 2 as broker roles. `{id}` is filled per device or station.
+# The contract of docs/mqtt-contract.md#topics as broker roles. `{id}` is filled per device or station.
 DEVICE_ROLE_PREFIX = "zhongdu-park-"
 STATION_ROLE_PREFIX = "zhongdu-bs-"
 INGEST_ROLE = "zhongdu-ingest"

@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Write a complete Mosquitto 2.0 configuration for production into DIR: anonymous clients "
             "refused, the dynamic security plugin (credentials and ACLs managed at run time), "
-            "persistence, DESIGN.md's tuning, and a TLS listener when --cert and --key are given. "
+            "persistence, the tuning of docs/security-and-deployment.md#broker-tuning, and a TLS "
+            "listener when --cert and --key are given. "
             "Prints ZHONGDU_BROKER_ADMIN_URL and ZHONGDU_MQTT_URL (for ingest workers) once."
         ),
     )

@@ -24,8 +24,8 @@ const STRINGS = {
   crit_capacity: ["容量", "Capacity"],
   crit_indoor_every_major: ["室內・三大業者皆涵蓋", "Indoor, every major operator"],
   critNote_outdoor: [
-    "戶外 RSRP ≥ −110 dBm（DESIGN.md 定義，唯一即時計算者）：站址隨人口分布，數百站即涵蓋幾乎全市人口，故自 2014 年底起接近 100%，看不出目標差異。",
-    "Outdoor RSRP ≥ −110 dBm (DESIGN.md's definition, the only one computed live): sites follow the population, so a few hundred already reach almost everyone and it sits near 100 % from late 2014, whatever the target.",
+    "戶外 RSRP ≥ −110 dBm（docs/coverage.md 定義，唯一即時計算者）：站址隨人口分布，數百站即涵蓋幾乎全市人口，故自 2014 年底起接近 100%，看不出目標差異。",
+    "Outdoor RSRP ≥ −110 dBm (docs/coverage.md's definition, the only one computed live): sites follow the population, so a few hundred already reach almost everyone and it sits near 100 % from late 2014, whatever the target.",
   ],
   critNote_indoor: [
     "室內：路徑損耗加上 3GPP TR 38.901 建物穿透損耗（14–25 dB），任一業者涵蓋即算；多數人家中總有某家訊號，仍接近飽和。",
@@ -57,6 +57,7 @@ const STRINGS = {
   district: ["行政區", "District"],
   population: ["人口", "Population"],
   covered: ["涵蓋人口", "Covered people"],
+  coveredCells: ["涵蓋網格", "covered cells"],
   share: ["涵蓋率", "Share"],
   planTarget: ["計畫目標", "Plan target"],
   cells: ["網格", "cells"],

@@ -30,7 +30,7 @@ const state = {
   year: 2018, // the 104-107 plan's last target year; the current year (live 4G actual) is in the list too
   criterion: CRITERIA.includes(new URLSearchParams(location.search).get("criterion"))
     ? new URLSearchParams(location.search).get("criterion")
-    : "outdoor", // of the 4G indicator (B7-2): the API's default, DESIGN.md's definition
+    : "outdoor", // of the 4G indicator (B7-2): the API's default, docs/coverage.md#criteria
   mapCriterion: "outdoor", // of the district fill: outdoor (live, streamed), indoor or capacity
   mapCoverage: null, // body of GET /v1/coverage?criterion=mapCriterion when not outdoor
   stream: "connecting",
@@ -161,7 +161,7 @@ async function loadCells(query) {
     state.cells = cells;
     map.getSource("cells").setData(cells);
     const covered = cells.features.filter((f) => f.properties.covered).length;
-    note.textContent = `${query.district || ""} ${fmtInt(cells.cells)} ${t("cells")} · ${t("covered")} ${fmtInt(covered)}`;
+    note.textContent = `${query.district || ""} ${fmtInt(cells.cells)} ${t("cells")} · ${t("coveredCells")} ${fmtInt(covered)}`;
     note.dataset.cells = cells.cells;
     note.dataset.covered = covered;
     const el = document.getElementById("popup-cells");
