@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from zhongdu import storage
 from zhongdu.api._bodylimit import BodyLimitMiddleware
 from zhongdu.api._deps import ApiState
+from zhongdu.api._http import ConditionalGzipMiddleware, HeadMiddleware, SecurityHeadersMiddleware
 from zhongdu.api._live import LayoutFactory, LiveCoverage, default_layout
 from zhongdu.api._metrics import ApiMetrics, MetricsMiddleware
 from zhongdu.api._ratelimit import RateLimitMiddleware
@@ -93,12 +94,14 @@ def create_app(
     *,
     layout: LayoutFactory | None = None,
     live_coverage: bool = True,
+    serve_metrics: bool = False,
 ) -> FastAPI:
     """The API for `settings` (default: from the environment); `settings.database_url` must be set.
 
     `layout` returns the (grid, stations) of the live coverage engine (default: the configured or
     shipped grid and the generated layout); tests pass a small synthetic one. `live_coverage=False`
-    serves everything except the live coverage routes (503).
+    serves everything except the live coverage routes (503). `serve_metrics` opens the Prometheus
+    port (ZHONGDU_API_METRICS_PORT) for the app's lifetime: `zhongdu api` and `zhongdu demo` do.
     """
     settings = settings or Settings()
     metrics = ApiMetrics()
@@ -137,6 +140,16 @@ def create_app(
             read_pool = make_pool(settings.database_read_url, "zhongdu-api-read")
             await run_in_threadpool(read_pool.open, True, 60.0)
         live = LiveCoverage(make_layout, pool, settings) if live_coverage else None
+        metrics.watch(live)
+        metrics_server = None
+        if serve_metrics and settings.api_metrics_port:
+            try:
+                metrics_server = metrics.serve(settings.api_metrics_host, settings.api_metrics_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve metrics on {settings.api_metrics_host}:{settings.api_metrics_port} "
+                    f"({exc}); set ZHONGDU_API_METRICS_PORT to a free port, or 0 for none"
+                ) from exc
         admin_key = settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
         state = ApiState(
             settings=settings,
@@ -155,6 +168,8 @@ def create_app(
         finally:
             if live is not None:
                 await run_in_threadpool(live.stop)
+            if metrics_server is not None:
+                metrics_server.shutdown()
             state.scenario_runner.shutdown(wait=True, cancel_futures=True)
             await run_in_threadpool(pool.close)
             if read_pool is not pool:
@@ -165,12 +180,15 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by _routes_docs from assets shipped with the API, never a CDN
+        redoc_url=None,
         openapi_tags=[
             {"name": "coverage", "description": "live 4G coverage from the latest station status"},
             {"name": "telemetry", "description": "stations and park devices"},
             {"name": "scenarios", "description": "placement scenarios for planners"},
             {"name": "indicators", "description": "the mid-term plan's 衡量指標"},
             {"name": "admin", "description": "API keys"},
+            {"name": "sensorthings", "description": "the park's telemetry as OGC SensorThings API 1.1"},
             {"name": "health", "description": "probes"},
         ],
     )
@@ -178,10 +196,12 @@ def create_app(
     from zhongdu.api import (
         _routes_admin,
         _routes_coverage,
+        _routes_docs,
         _routes_health,
         _routes_indicators,
         _routes_ops,
         _routes_scenarios,
+        _routes_sta,
         _routes_telemetry,
         _routes_ui,
     )
@@ -194,9 +214,12 @@ def create_app(
         _routes_indicators,
         _routes_admin,
         _routes_ops,
+        _routes_sta,
     ):
         app.include_router(module.router)
     _routes_ui.mount_ui(app)
+    _routes_docs.mount_docs(app)
+    _errors_as_json(app)
     if settings.rate_limit_per_minute > 0:
         app.add_middleware(
             RateLimitMiddleware, rate_per_minute=settings.rate_limit_per_minute, metrics=metrics
@@ -208,9 +231,33 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
+    # innermost first: validators and gzip see the final body; HEAD sees their headers
+    app.add_middleware(ConditionalGzipMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _errors_as_json(app: FastAPI) -> None:
+    """Error answers are JSON whatever the route's success type (the handlers above send them), but
+    FastAPI documents a route's error responses with its response class: say what is served."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if not status.startswith("2") and "application/geo+json" in content:
+                            content.setdefault("application/json", content.pop("application/geo+json"))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def state_of(app: FastAPI) -> ApiState:

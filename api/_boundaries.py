@@ -1,9 +1,14 @@
-"""District boundaries for the browser: the 29 polygons simplified to ~30 m and serialised once.
+"""District boundaries for the browser and GIS: the 29 polygons as one clean coverage, simplified
+to ~30 m, serialised once.
 
-The full-resolution boundaries (1.3 MB) would cost the page a second to parse and draw; simplified
-with shared edges kept (shapely's topology-preserving simplification, per polygon) and rounded to
-5 decimals (~1 m) they are a tenth of that. Read through the grid builder's own readers, so the
-page shows the same districts and populations the coverage engine counts.
+The full-resolution boundaries (1.3 MB) would cost the page a second to parse and draw. Simplifying
+each polygon on its own opens gaps and overlaps between neighbours (0.35 km² and 0.5 km² here),
+which breaks point-in-district joins and shows as seams, and the source itself has slivers
+(~190 m² of gaps, as much overlap). So the districts are cleaned as a coverage (GEOS's coverage
+cleaner: slivers merged into a neighbour, shared edges made identical), then simplified as a
+coverage (every shared edge simplified once, for both sides), in metres (TWD97), and rounded to
+1e-6° (shared vertices round alike, so edges stay shared). Read through the grid builder's own
+readers, so the page shows the same districts and populations the coverage engine counts.
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-SIMPLIFY_DEG = 0.0003  # ~30 m at Taichung's latitude: invisible at city zoom, a tenth of the points
-_DECIMALS = 5
+SIMPLIFY_M = 30.0  # invisible at city zoom, a seventh of the points
+SLIVER_M = 10.0  # gaps narrower than this between source polygons are digitising slivers
+METRIC_CRS = 3826  # TWD97 / TM2 zone 121: Taiwan's metric grid
+_DECIMALS = 6  # 0.1 m
 
 
 def _rounded(coords: Any) -> Any:
@@ -27,6 +34,8 @@ def district_geojson() -> bytes:
     Properties: `district` (Chinese name, the key used everywhere else), `name_en`, `code`,
     `population` (official 2026-09), `environment` (the hata model's class), `area_km2`.
     """
+    import geopandas as gpd
+    import shapely
     from shapely.geometry import mapping
 
     from zhongdu.coverage._grid_build import (
@@ -39,11 +48,13 @@ def district_geojson() -> bytes:
     source = source_dir_or_default(None)
     infos = read_districts(source)
     shapes = read_source_geojson(source, DISTRICTS_FILE).set_index("name_zh")
-    metric = shapes.geometry.to_crs(3826)  # TWD97 / TM2: areas in m²
+    metric = shapes.geometry.to_crs(METRIC_CRS)
+    cleaned = shapely.coverage_clean(metric.values, gap_width=SLIVER_M)  # type: ignore[attr-defined]
+    simplified = shapely.coverage_simplify(cleaned, SIMPLIFY_M)
+    drawn = gpd.GeoSeries(simplified, index=metric.index, crs=METRIC_CRS).to_crs(4326)
     features = []
     for info in infos:
-        geometry = shapes.geometry[info.name_zh].simplify(SIMPLIFY_DEG, preserve_topology=True)
-        shape = mapping(geometry)
+        shape = mapping(drawn[info.name_zh])
         features.append(
             {
                 "type": "Feature",
@@ -59,5 +70,5 @@ def district_geojson() -> bytes:
                 },
             }
         )
-    body = {"type": "FeatureCollection", "features": features, "simplified_deg": SIMPLIFY_DEG}
+    body = {"type": "FeatureCollection", "features": features, "simplified_m": SIMPLIFY_M}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

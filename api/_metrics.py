@@ -44,6 +44,23 @@ class ApiMetrics:
             "zhongdu_api_rate_limited", "requests refused by the rate limit", registry=self.registry
         )
 
+    def watch(self, live: Any) -> None:
+        """Read the live coverage's gauges at scrape time, wherever the metrics are served."""
+
+        def summary(key: str) -> float:
+            snapshot = live.snapshot if live is not None else None
+            return float(snapshot.summary[key]) if snapshot is not None else float("nan")
+
+        self.coverage_share.set_function(lambda: summary("share"))
+        self.stations_serving.set_function(lambda: summary("stations_serving"))
+
+    def serve(self, host: str, port: int) -> Any:
+        """Serve this registry at http://host:port/metrics in a daemon thread; returns the server."""
+        from prometheus_client import start_http_server
+
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return server
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

@@ -53,12 +53,12 @@ class DistrictCollectionOut(BaseModel):
                     },
                 }
             ],
-            "simplified_deg": 0.0003,
+            "simplified_m": 30.0,
         }
     )
     type: Literal["FeatureCollection"] = "FeatureCollection"
     features: list[DistrictFeatureOut]
-    simplified_deg: float
+    simplified_m: float
 
 
 class SitesOut(BaseModel):

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from zhongdu import storage
 from zhongdu.api._deps import ConnDep, CurrentRole, StateDep
+from zhongdu.api._http import GeoJSONResponse
 from zhongdu.api._live import LiveCoverage, LiveSnapshot
 from zhongdu.api._models import CellCollectionOut, CoverageOut, ErrorOut, SnapshotListOut
 from zhongdu.api._params import time_range, unprocessable
@@ -105,6 +106,7 @@ def _parse_bbox(text: str) -> tuple[float, float, float, float]:
 @router.get(
     "/cells",
     response_model=CellCollectionOut,
+    response_class=GeoJSONResponse,
     responses={
         **_NOT_READY,
         422: {"model": ErrorOut, "description": "no area given, unknown district, too many cells"},
@@ -151,7 +153,7 @@ def get_cells(
     features: list[dict[str, Any]] = []
     for i, row in enumerate(rows.tolist()):
         cell = h3.int_to_str(int(grid.cells[row]))
-        ring = [[lng_, lat_] for lat_, lng_ in h3.cell_to_boundary(cell)]
+        ring = [[round(lng_, 6), round(lat_, 6)] for lat_, lng_ in h3.cell_to_boundary(cell)]
         ring.append(ring[0])
         best = None if rsrp is None else float(rsrp[i])
         features.append(
@@ -175,7 +177,7 @@ def get_cells(
         "model": live.model,
         "cells": len(features),
     }
-    return Response(json.dumps(body, ensure_ascii=False).encode(), media_type="application/geo+json")
+    return Response(json.dumps(body, ensure_ascii=False).encode(), media_type=GeoJSONResponse.media_type)
 
 
 @router.get("/history", response_model=SnapshotListOut, summary="Stored coverage snapshots")

@@ -6,7 +6,7 @@ import socket
 import struct
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, Response
 
 from zhongdu import storage
@@ -90,8 +90,12 @@ def healthz(state: StateDep) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(state: StateDep) -> Response:
-    snapshot = state.live.snapshot if state.live is not None else None
-    if snapshot is not None:
-        state.metrics.coverage_share.set(float(snapshot.summary["share"]))
-        state.metrics.stations_serving.set(float(snapshot.summary["stations_serving"]))
+    """Only with ZHONGDU_API_PUBLIC_METRICS: metrics tell an outsider too much about the platform,
+    so by default they are served on ZHONGDU_API_METRICS_PORT (`zhongdu api`), not here."""
+    if not state.settings.api_public_metrics:
+        raise HTTPException(
+            404,
+            "metrics are served on ZHONGDU_API_METRICS_PORT; "
+            "set ZHONGDU_API_PUBLIC_METRICS=true to serve them here",
+        )
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

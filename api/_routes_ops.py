@@ -2,19 +2,18 @@
 positions with live status, an events stream (SSE), the park's trends, the ingester's health and
 the 4G indicator's series.
 
-Large bodies (boundaries, 15,788 sites) are built once per process and served gzip-compressed when
-the client accepts it, so the page's first paint does not wait on them.
+Large bodies (boundaries, 15,788 sites) are built once per process (sites: once per status read);
+compression, ETags and 304s come from `_http.ConditionalGzipMiddleware` like every other route's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -23,6 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from zhongdu import storage
 from zhongdu.api._deps import ApiState, ConnDep, CurrentRole, StateDep
+from zhongdu.api._http import GeoJSONResponse
 from zhongdu.api._ingest_health import IngestHealth
 from zhongdu.api._live import SITE_STATUSES
 from zhongdu.api._models import ErrorOut
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1")
 
+COORD_DECIMALS = 6  # 0.1 m: finer than any position we know, far shorter than float noise
 EVENT_INTERVAL_S = 1.0  # how often a stream looks for changes (the live coverage polls every 5 s)
 KEEPALIVE_S = 15.0
 STREAM_MAX_S = 600.0  # a stream ends after this; EventSource reconnects by itself (`retry` below)
@@ -46,21 +47,16 @@ _NOT_READY: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _cached(state: ApiState, key: str, build: Any) -> tuple[bytes, bytes]:
-    """(plain, gzip) bytes of a body built once per process."""
-    entry = state.extras.get(key)
-    if entry is None:
-        body = build()
-        entry = (body, gzip.compress(body, compresslevel=6))
-        state.extras[key] = entry
-    return entry
+def _cached(state: ApiState, key: str, build: Any) -> bytes:
+    """A body built once per process."""
+    body: bytes | None = state.extras.get(key)
+    if body is None:
+        body = state.extras[key] = build()
+    return body
 
 
-def _respond(request: Request, bodies: tuple[bytes, bytes], media_type: str) -> Response:
-    headers = {"Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
-    if "gzip" in request.headers.get("accept-encoding", ""):
-        return Response(bodies[1], media_type=media_type, headers={**headers, "Content-Encoding": "gzip"})
-    return Response(bodies[0], media_type=media_type, headers=headers)
+def _respond(body: bytes, media_type: str) -> Response:
+    return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
 def _live_ready(state: ApiState) -> Any:
@@ -76,20 +72,21 @@ def _live_ready(state: ApiState) -> Any:
     "/map/districts",
     tags=["coverage"],
     response_model=DistrictCollectionOut,
+    response_class=GeoJSONResponse,
     responses={503: {"model": ErrorOut, "description": "the boundary data is missing"}},
     summary="The 29 district boundaries as GeoJSON, simplified for drawing",
 )
-async def get_districts(request: Request, state: StateDep, _caller: CurrentRole) -> Response:
+async def get_districts(state: StateDep, _caller: CurrentRole) -> Response:
     """Polygons simplified to ~30 m (topology kept), coordinates rounded to 1 m, with each district's
     official population; join live shares from `GET /v1/coverage` on `district`."""
     from zhongdu.api._boundaries import district_geojson
     from zhongdu.errors import ZhongduError
 
     try:
-        bodies = await run_in_threadpool(_cached, state, "districts", district_geojson)
+        body = await run_in_threadpool(_cached, state, "districts", district_geojson)
     except (ZhongduError, OSError) as exc:  # the data is missing here: the server's problem, not the caller's
         raise HTTPException(503, f"district boundaries unavailable: {exc}") from exc
-    return _respond(request, bodies, "application/geo+json")
+    return _respond(body, GeoJSONResponse.media_type)
 
 
 def _sites_body(state: ApiState) -> bytes:
@@ -98,11 +95,32 @@ def _sites_body(state: ApiState) -> bytes:
     body = {
         "count": len(sites["ids"]),
         "ids": sites["ids"].tolist(),
-        "lon": np.round(sites["lon"], 5).tolist(),
-        "lat": np.round(sites["lat"], 5).tolist(),
+        "lon": np.round(sites["lon"], COORD_DECIMALS).tolist(),
+        "lat": np.round(sites["lat"], COORD_DECIMALS).tolist(),
         "sectors": sites["sectors"].tolist(),
         "statuses": list(SITE_STATUSES),
     }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _sites_geojson(state: ApiState, status: Any, computed_at: str) -> bytes:
+    """Every site as a GeoJSON Point with its status name: a layer GIS tools open as it is."""
+    sites = _live_ready(state).sites()
+    lon = np.round(sites["lon"], COORD_DECIMALS).tolist()
+    lat = np.round(sites["lat"], COORD_DECIMALS).tolist()
+    names = [SITE_STATUSES[c] for c in status.tolist()]
+    features = [
+        {
+            "type": "Feature",
+            "id": station,
+            "geometry": {"type": "Point", "coordinates": [x, y]},
+            "properties": {"station_id": station, "sectors": n, "status": name},
+        }
+        for station, x, y, n, name in zip(
+            sites["ids"].tolist(), lon, lat, sites["sectors"].tolist(), names, strict=True
+        )
+    ]
+    body = {"type": "FeatureCollection", "features": features, "computed_at": computed_at}
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -110,29 +128,46 @@ def _sites_body(state: ApiState) -> bytes:
     "/map/sites",
     tags=["telemetry"],
     response_model=SitesOut,
-    responses=_NOT_READY,
-    summary="Every site of the live layout, as columns (compact for 15,788 sites)",
+    responses={
+        **_NOT_READY,
+        200: {
+            "description": "columns (default) or, with `format=geojson`, a GeoJSON FeatureCollection",
+            "content": {"application/geo+json": {"schema": {"type": "object"}}},
+        },
+    },
+    summary="Every site of the live layout, as columns (compact) or as a GeoJSON layer",
 )
-async def get_sites(request: Request, state: StateDep, _caller: CurrentRole) -> Response:
-    """Parallel arrays `ids`, `lon`, `lat`, `sectors` and `status` (codes indexing `statuses`:
-    unknown = never reported, silent = unheard past the silence timeout). Positions are cached;
-    the statuses are the live coverage's latest read (it polls every few seconds)."""
-    plain, _ = await run_in_threadpool(_cached, state, "sites", lambda: _sites_body(state))
+async def get_sites(
+    state: StateDep,
+    _caller: CurrentRole,
+    format: Annotated[
+        Literal["columns", "geojson"],
+        Query(description="columns: parallel arrays for the page; geojson: one Point feature per site"),
+    ] = "columns",
+) -> Response:
+    """`columns`: parallel arrays `ids`, `lon`, `lat`, `sectors` and `status` (codes indexing
+    `statuses`: unknown = never reported, silent = unheard past the silence timeout). `geojson`:
+    Points with `station_id`, `sectors` and `status` by name (application/geo+json). Positions are
+    cached; the statuses are the live coverage's latest read (it polls every few seconds)."""
+    plain = await run_in_threadpool(_cached, state, "sites", lambda: _sites_body(state))
     live = _live_ready(state)
     status, snapshot = live.site_status, live.snapshot
-    cached = state.extras.get("sites_status")
+    key = f"sites_status_{format}"
+    cached = state.extras.get(key)
     if cached is None or cached[0] is not status or cached[1] is not snapshot:
+        computed_at = snapshot.computed_at.isoformat()
 
-        def build() -> tuple[bytes, bytes]:
+        def build() -> bytes:
+            if format == "geojson":
+                return _sites_geojson(state, status, computed_at)
             tail = b',"status":' + json.dumps(status.tolist(), separators=(",", ":")).encode()
-            tail += b',"computed_at":' + json.dumps(snapshot.computed_at.isoformat()).encode() + b"}"
-            body = plain[:-1] + tail
-            return body, gzip.compress(body, compresslevel=6)
+            return plain[:-1] + tail + b',"computed_at":' + json.dumps(computed_at).encode() + b"}"
 
         # one build per status read (every few seconds), however many screens ask
-        cached = (status, snapshot, *await run_in_threadpool(build))
-        state.extras["sites_status"] = cached
-    return _respond(request, (cached[2], cached[3]), "application/json")
+        cached = (status, snapshot, await run_in_threadpool(build))
+        state.extras[key] = cached
+    media_type = GeoJSONResponse.media_type if format == "geojson" else "application/json"
+    return _respond(cached[2], media_type)
 
 
 def _event(name: str, data: Any) -> bytes:

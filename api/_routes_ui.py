@@ -1,7 +1,8 @@
 """The operations page at `/`: a built single-page app in `api/static/` (sources in `api/ui/`).
 
-Every asset is served from here; the Content-Security-Policy lets the page load nothing from
-elsewhere, so a wall screen on a closed network shows the same page as a laptop online.
+Every asset is served from here; the Content-Security-Policy (added to every HTML response by
+`_http.SecurityHeadersMiddleware`) lets the page load nothing from elsewhere, so a wall screen on
+a closed network shows the same page as a laptop online.
 """
 
 from __future__ import annotations
@@ -13,12 +14,6 @@ from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-CSP = (
-    "default-src 'self'; script-src 'self'; worker-src 'self' blob:; img-src 'self' data: blob:; "
-    "style-src 'self' 'unsafe-inline'; connect-src 'self'; font-src 'self'; object-src 'none'; "
-    "base-uri 'none'; frame-ancestors 'self'"
-)
-
 router = APIRouter(include_in_schema=False)
 
 
@@ -27,7 +22,7 @@ def index() -> FileResponse:
     page = STATIC_DIR / "index.html"
     if not page.is_file():
         raise HTTPException(404, "the operations page is not built; run `make ui`")
-    return FileResponse(page, headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP})
+    return FileResponse(page, headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/ops")

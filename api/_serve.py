@@ -70,6 +70,7 @@ def start_api(
     port: int | None = None,
     layout: LayoutFactory | None = None,
     timeout: float = 60.0,
+    serve_metrics: bool = False,
 ) -> RunningApi:
     """Serve `create_app(settings)` on host:port (default: the settings') in a daemon thread."""
     import uvicorn
@@ -77,7 +78,7 @@ def start_api(
     settings, key = with_bootstrap_key(settings)
     host = host or settings.api_host
     port = port or settings.api_port
-    app = create_app(settings, layout=layout)
+    app = create_app(settings, layout=layout, serve_metrics=serve_metrics)
     config = uvicorn.Config(
         app,
         host=host,

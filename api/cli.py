@@ -54,10 +54,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(
             f"Zhongdu API on http://{host}:{port} (docs at /docs), database {mask_url(settings.database_url)}"
         )
+        if settings.api_metrics_port:
+            print(f"Prometheus metrics on http://{settings.api_metrics_host}:{settings.api_metrics_port}/metrics")
         if key:
             print(f"bootstrap admin key of this process (set ZHONGDU_ADMIN_API_KEY to choose one): {key}")
         config = uvicorn.Config(
-            create_app(settings),
+            create_app(settings, serve_metrics=True),
             host=host,
             port=port,
             log_level="warning",

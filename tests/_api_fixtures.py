@@ -71,6 +71,31 @@ def running_app(settings: Settings, *, live: bool = True) -> Iterator[TestClient
         yield client
 
 
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """`app` behind a real uvicorn socket on a free loopback port (for clients that are not
+    TestClient: browsers, third-party libraries); yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    from zhongdu.services import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the API did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def make_key(client: TestClient, role: str, name: str | None = None) -> str:
     answer = client.post(
         "/v1/admin/keys", json={"name": name or f"{role}-{time.monotonic_ns()}", "role": role},

@@ -73,11 +73,14 @@ def test_healthz_reports_a_dead_broker(pg_migrated: str) -> None:
     assert answer.json()["checks"]["broker"]["ok"] is False and answer.json()["checks"]["database"]["ok"]
 
 
-def test_metrics_count_requests_by_route(client: Any) -> None:
-    client.get("/v1/devices/air-1")
-    text = client.get("/metrics").text
-    assert 'zhongdu_api_requests_total{method="GET",route="/v1/devices/{device_id}",status="200"}' in text
-    assert "zhongdu_live_coverage_share" in text
+def test_metrics_count_requests_by_route(pg_migrated: str, mqtt_url: str) -> None:
+    settings = api_settings(pg_migrated, mqtt_url, api_public_metrics=True)
+    with running_app(settings) as client:
+        client.get("/v1/devices/air-1")
+        text = client.get("/metrics").text
+    assert 'zhongdu_api_requests_total{method="GET",route="/v1/devices/{device_id}",status="' in text
+    share = next(line for line in text.splitlines() if line.startswith("zhongdu_live_coverage_share "))
+    assert 0 < float(share.split()[1]) <= 1
 
 
 def test_openapi_has_examples_and_every_route(client: Any) -> None:

@@ -17,6 +17,7 @@ from zhongdu.services import free_port
 def test_demo_once_stores_telemetry_and_serves_coverage(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZHONGDU_")}
     env["ZHONGDU_DATA_DIR"] = str(tmp_path / "data")
+    env["ZHONGDU_API_METRICS_PORT"] = str(free_port())
     zhongdu = Path(sys.executable).with_name("zhongdu")
     done = subprocess.run(
         [str(zhongdu), "demo", "--once", "--port", str(free_port()), "--timeout", "120"],
@@ -49,6 +50,7 @@ def test_demo_on_a_secured_broker_gives_every_simulated_device_its_own_credentia
         env = {k: v for k, v in os.environ.items() if not k.startswith("ZHONGDU_")}
         env.update(
             ZHONGDU_DATA_DIR=str(tmp_path / "data"),
+            ZHONGDU_API_METRICS_PORT=str(free_port()),
             ZHONGDU_DATABASE_URL=pg_migrated,
             ZHONGDU_MQTT_URL=broker.config.ingest_url,  # the ingester's credential
             ZHONGDU_BROKER_ADMIN_URL=broker.config.admin_url,  # to issue the devices' own

@@ -144,8 +144,12 @@ def test_prometheus_scrapes_every_worker_and_the_api(compose: dict[str, Any]) ->
     for target in targets:
         host, port = target.split(":")
         command = services[host]["command"]
-        flag = "--metrics-port" if "--metrics-port" in command else "--port"
-        assert command[command.index(flag) + 1] == port, target
+        if "--metrics-port" in command:
+            assert command[command.index("--metrics-port") + 1] == port, target
+        else:  # the API: its own metrics port, not the public one
+            env = services[host]["environment"]
+            assert str(env["ZHONGDU_API_METRICS_PORT"]) == port != command[command.index("--port") + 1]
+            assert env["ZHONGDU_API_METRICS_HOST"] == "0.0.0.0"
     workers = {name for name in services if name.startswith("ingest-")}
     assert workers | {"api"} == {t.split(":")[0] for t in targets}
 

@@ -74,7 +74,9 @@ def test_batch_is_idempotent_and_status_keeps_the_newest(conn: psycopg.Connectio
         conn.commit()
     finally:
         conn.autocommit = True
-    assert first == sql.BatchCounts(readings=2, telemetry=2, statuses=1, rejected=1, devices=1, stations=1)
+    assert first == sql.BatchCounts(
+        readings=2, telemetry=2, statuses=1, rejected=1, devices=1, stations=1, datastreams=2
+    )
     assert (second.readings, second.telemetry, second.devices, second.stations) == (0, 0, 0, 0)
     assert second.rejected == 1  # rejects have no natural key: each delivery is kept
     assert status == ("up", "online", now)  # the older "down" report did not win

@@ -141,7 +141,7 @@ def run_demo(args: argparse.Namespace) -> int:
             sim_config = dataclasses.replace(sim_config, credentials=credentials, cafile=cafile)
 
         parts.start("ingester", lambda stop: run_ingester(settings, stop, mqtt5=broker.mqtt5))
-        api = start_api(settings, port=args.port, layout=lambda: (_grid, stations))
+        api = start_api(settings, port=args.port, layout=lambda: (_grid, stations), serve_metrics=True)
         parts.start("simulators", lambda stop: run_simulation(sim_config, stop))
 
         print("Zhongdu demo is up:")
@@ -156,7 +156,12 @@ def run_demo(args: argparse.Namespace) -> int:
         if sim_config.credentials:
             print(f"               each with its own MQTT credential ({len(sim_config.credentials)} issued)")
         print(f"  ops page   : {api.url}/   (open this: map, indicators, live, scenarios)")
-        print(f"  API        : {api.url}/docs   (OpenAPI {api.url}/openapi.json, metrics {api.url}/metrics)")
+        metrics = (
+            f"http://{settings.api_metrics_host}:{settings.api_metrics_port}/metrics"
+            if settings.api_metrics_port
+            else "off"
+        )
+        print(f"  API        : {api.url}/docs   (OpenAPI {api.url}/openapi.json, metrics {metrics})")
         print(f"  coverage   : {api.url}/v1/coverage")
         if api.admin_key:
             print(f"  admin key  : {api.admin_key}   (this run only; set ZHONGDU_ADMIN_API_KEY to fix one)")

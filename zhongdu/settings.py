@@ -105,6 +105,16 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, ge=1024, le=1 << 30, description="larger bodies get 413 (5,000 candidates fit)"
     )
     api_pool_size: int = Field(8, ge=1, le=100, description="database connections of one API process")
+    api_metrics_port: int = Field(
+        9109,
+        ge=0,
+        le=65535,
+        description="port of the API's Prometheus /metrics, apart from the public API; 0 = not served",
+    )
+    api_metrics_host: str = Field("127.0.0.1", description="address the metrics port binds")
+    api_public_metrics: bool = Field(
+        False, description="also serve /metrics on the API's own port (off: keep it off the public port)"
+    )
     database_schema: str | None = Field(
         None, description="schema put first on the API's search path (tests isolate modules with it)"
     )

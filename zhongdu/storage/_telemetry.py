@@ -59,6 +59,7 @@ class BatchCounts:
     rejected: int = 0
     devices: int = 0
     stations: int = 0
+    datastreams: int = 0  # Datastreams whose span or latest value the batch touched
 
 
 # -- binary arrays --------------------------------------------------------------------------------
@@ -164,6 +165,24 @@ _READINGS = """readings_in AS (
     SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::float8[], %b::text[], %b::text[])
     {conflict} RETURNING 1)"""
 
+# Each Datastream's span and latest value, from the batch's newest row per (device, metric)
+# (`latest_rows`). A row moves the latest value only if strictly newer, so a replay or a
+# conflicting value at the same time never overwrites what the readings table kept.
+_LATEST = """latest_in AS (
+    INSERT INTO datastream_latest AS l
+        (device_id, metric, unit, first_time, last_time, last_value, last_value_text)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::timestamptz[],
+                         %b::float8[], %b::text[])
+    ON CONFLICT (device_id, metric) DO UPDATE SET
+        first_time = LEAST(l.first_time, EXCLUDED.first_time),
+        unit = CASE WHEN EXCLUDED.last_time > l.last_time THEN EXCLUDED.unit ELSE l.unit END,
+        last_value = CASE WHEN EXCLUDED.last_time > l.last_time
+                          THEN EXCLUDED.last_value ELSE l.last_value END,
+        last_value_text = CASE WHEN EXCLUDED.last_time > l.last_time
+                               THEN EXCLUDED.last_value_text ELSE l.last_value_text END,
+        last_time = GREATEST(l.last_time, EXCLUDED.last_time)
+    RETURNING 1)"""
+
 _TELEMETRY = """telemetry_in AS (
     INSERT INTO station_telemetry
         (time, station_id, sector_id, status, prb_utilisation, active_users, tx_power_dbm)
@@ -207,6 +226,7 @@ _STATIONS = """stations_in AS (
 
 _PARTS = (
     ("readings", "readings_in", _READINGS),
+    ("datastreams", "latest_in", _LATEST),
     ("telemetry", "telemetry_in", _TELEMETRY),
     ("statuses", "status_in", _STATUS),
     ("rejected", "rejected_in", _REJECTED),
@@ -225,12 +245,38 @@ def _as_list(values: Sequence[Any]) -> list[Any]:
 
 _ENCODERS: dict[str, tuple[_Encoder, ...]] = {
     "readings": (_TS, _TXT, _TXT, _F8, _TXT, _TXT),
+    "datastreams": (_TXT, _TXT, _TXT, _TS, _TS, _F8, _TXT),
     "telemetry": (_TS, _TXT, _TXT, _TXT, _F8, _I4, _F8),
     "statuses": (_TXT, _TXT, _TXT, _TXT, _TXT, _TS),
     "rejected": (_TS, _TXT, _as_list, _I4, _TXT, _TXT),  # bytea[]: psycopg's own dumper
     "devices": (_TXT, _TXT),
     "stations": (_TXT,),
 }
+
+
+def latest_rows(readings: Sequence[ReadingRow]) -> list[tuple[Any, ...]]:
+    """Per (device, metric) in the batch: its first time and its newest row, as `_LATEST` takes them.
+
+    Of equal times the first row wins, as it does in the readings insert (ON CONFLICT DO NOTHING
+    keeps the first). A few hundred keys per batch: the upsert stays small whatever the batch size.
+    """
+    newest: dict[tuple[str, str], ReadingRow] = {}
+    first: dict[tuple[str, str], datetime] = {}
+    for row in readings:
+        key = (row[1], row[2])
+        kept = newest.get(key)
+        if kept is None:
+            newest[key] = row
+            first[key] = row[0]
+        else:
+            if row[0] > kept[0]:
+                newest[key] = row
+            if row[0] < first[key]:
+                first[key] = row[0]
+    return [
+        (device, metric, row[4], first[device, metric], row[0], row[3], row[5])
+        for (device, metric), row in sorted(newest.items())  # sorted: concurrent writers lock alike
+    ]
 
 
 def batch_statement(rows: BatchRows, *, optimistic: bool = False) -> tuple[str, list[object], list[str]]:
@@ -240,6 +286,7 @@ def batch_statement(rows: BatchRows, *, optimistic: bool = False) -> tuple[str, 
     """
     sources: dict[str, Sequence[tuple[Any, ...]]] = {
         "readings": rows.readings,
+        "datastreams": latest_rows(rows.readings),
         "telemetry": rows.telemetry,
         "statuses": rows.statuses,
         "rejected": rows.rejected,
@@ -263,7 +310,7 @@ def batch_statement(rows: BatchRows, *, optimistic: bool = False) -> tuple[str, 
 @functools.lru_cache(maxsize=128)
 def _statement(names: tuple[str, ...], optimistic: bool) -> str:
     """The statement for one set of parts, composed once with `psycopg.sql` from the fixed fragments
-    (2 x 2^6 possible statements; the data always travels as parameters)."""
+    (2 x 2^7 possible statements; the data always travels as parameters)."""
     conflict = sql.SQL("" if optimistic else "ON CONFLICT DO NOTHING")
     parts = [(cte, fragment) for name, cte, fragment in _PARTS if name in names]
     ctes = sql.SQL(",\n").join(
