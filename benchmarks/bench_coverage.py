@@ -1,6 +1,6 @@
 """Coverage engine benchmark: Taichung at H3 resolution 10 and 11, against two baselines in the same run.
 
-Run: `python benchmarks/bench_coverage.py` (or `zhongdu coverage bench -- ARGS`); `--help` for options.
+Run: `python benchmarks/bench_coverage.py`; `--help` for options.
 
 - Grid: the DATA helper's `build_grid(R)` from the shipped inputs when it works, else a stand-in built
   here (h3 polygon fill of the district polygons, each district's population spread uniformly).

@@ -26,7 +26,6 @@ from ._types import Grid, load_grid
 SERIES_CSV = "indicator_4g_modelled.csv"
 SERIES_JSON = "indicator_4g_modelled.json"
 SERIES_PNG = "indicator_4g_modelled.png"
-DEFAULT_GRID_FILE = "grid_res10.csv.gz"
 DEFAULT_RESOLUTION = 10
 DEFAULT_THRESHOLD_DBM = -110.0
 #: The plan's targets for 104-107 (2015-2018) and the NCC date that closes each year.

@@ -27,7 +27,6 @@ from zhongdu.errors import ZhongduError
 
 from ._grid_build import (
     COUNTS_FILE,
-    ENVIRONMENT_BY_DISTRICT,
     GridBuildError,
     open_source_text,
     read_districts,
@@ -353,12 +352,3 @@ def _district_sites(
         extra={"district": np.full(m, name), "environment": np.full(m, env)}
         | ({"operator": np.full(m, operator)} if operator else {}),
     )
-
-
-def check_environment_table() -> None:
-    """The shipped district table and the builder's environment table agree."""
-    for d in district_table():
-        if ENVIRONMENT_BY_DISTRICT.get(d.name_zh) != d.environment:
-            raise LayoutError(
-                f"{DISTRICTS_FILE}: environment of {d.name_zh} differs from the builder's table"
-            )
