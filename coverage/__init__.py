@@ -5,8 +5,9 @@ The placement names load on first use (PEP 562 `__getattr__`): they pull in SciP
 which every `zhongdu` command would otherwise pay for at start-up (about 0.5 s).
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from zhongdu._lazy import lazy_exports
 
 from ._capacity import CapacityParams, capacity_served, sector_load
 from ._engine import (
@@ -63,33 +64,26 @@ if TYPE_CHECKING:
         plan,
     )
 
-_LAZY: dict[str, str] = {
-    "CandidateDefaults": "._candidates",
-    "generate_candidates": "._candidates",
-    "MCLPResult": "._mclp",
-    "solve_mclp": "._mclp",
-    "PlacementError": "._placement",
-    "PlacementPick": "._placement",
-    "PlacementProblem": "._placement",
-    "PlacementResult": "._placement",
-    "build_problem": "._placement",
-    "greedy": "._placement",
-    "plan": "._placement",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import a lazily exported name's module on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CandidateDefaults": "._candidates",
+        "generate_candidates": "._candidates",
+        "MCLPResult": "._mclp",
+        "solve_mclp": "._mclp",
+        "PlacementError": "._placement",
+        "PlacementPick": "._placement",
+        "PlacementProblem": "._placement",
+        "PlacementResult": "._placement",
+        "build_problem": "._placement",
+        "greedy": "._placement",
+        "plan": "._placement",
+    },
+)
 
 
 __all__ = [  # noqa: RUF022 - grouped by owner
-    # engine (ENGINE helper)
+    # engine
     "EARTH_RADIUS_M",
     "ENVIRONMENTS",
     "STATION_COLUMNS",
@@ -115,7 +109,7 @@ __all__ = [  # noqa: RUF022 - grouped by owner
     "snapshot_record",
     "write_grid",
     "write_stations",
-    # grid build, layouts, indicator series (DATA helper): add below
+    # grid build, layouts, indicator series
     "ENVIRONMENT_BY_DISTRICT",
     "GridBuildError",
     "IndicatorError",
@@ -129,13 +123,13 @@ __all__ = [  # noqa: RUF022 - grouped by owner
     "modelled_share",
     "SERIES_CRITERIA",
     "station_counts",
-    # criteria: indoor, capacity (issue 14)
+    # criteria: indoor, capacity
     "CRITERIA",
     "CapacityParams",
     "capacity_served",
     "indoor_loss_db",
     "sector_load",
-    # scenario placement (PLACEMENT helper)
+    # scenario placement (loaded on first use)
     "CandidateDefaults",
     "MCLPResult",
     "PlacementError",
