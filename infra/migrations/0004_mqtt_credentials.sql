@@ -1,4 +1,4 @@
--- MQTT credentials of devices, stations and ingest workers (issue 13). The broker (Mosquitto's
+-- MQTT credentials of devices, stations and ingest workers. The broker (Mosquitto's
 -- dynamic security plugin) checks the password; this table records who holds which username,
 -- a hash of the secret (never the secret), and when it was issued, rotated or revoked.
 CREATE TABLE mqtt_credentials (
