@@ -8,9 +8,8 @@ which every `zhongdu` command would otherwise pay for at start-up (about 0.5 s).
 from typing import TYPE_CHECKING
 
 from zhongdu._lazy import lazy_exports
-
-from ._capacity import CapacityParams, capacity_served, sector_load
-from ._engine import (
+from zhongdu.coverage._capacity import CapacityParams, capacity_served, sector_load
+from zhongdu.coverage._engine import (
     CoverageEngine,
     CoverageError,
     CoverageResult,
@@ -18,8 +17,8 @@ from ._engine import (
     compute_coverage,
     coverage_matrix,
 )
-from ._grid_build import ENVIRONMENT_BY_DISTRICT, GridBuildError, build_grid
-from ._indicator import (
+from zhongdu.coverage._grid_build import ENVIRONMENT_BY_DISTRICT, GridBuildError, build_grid
+from zhongdu.coverage._indicator import (
     SERIES_CRITERIA,
     IndicatorError,
     load_default_grid,
@@ -27,10 +26,10 @@ from ._indicator import (
     modelled_indicator_series,
     modelled_share,
 )
-from ._indoor import CRITERIA, indoor_loss_db
-from ._layout import LayoutError, generate_layout, layout_counts, station_counts
-from ._live import StationStatus, live_coverage, snapshot_record
-from ._models import (
+from zhongdu.coverage._indoor import CRITERIA, indoor_loss_db
+from zhongdu.coverage._layout import LayoutError, generate_layout, layout_counts, station_counts
+from zhongdu.coverage._live import StationStatus, live_coverage, snapshot_record
+from zhongdu.coverage._models import (
     EARTH_RADIUS_M,
     great_circle_m,
     hata_path_loss,
@@ -38,7 +37,7 @@ from ._models import (
     rsrp_dbm,
     sector_gain_db,
 )
-from ._types import (
+from zhongdu.coverage._types import (
     ENVIRONMENTS,
     STATION_COLUMNS,
     Grid,
@@ -52,9 +51,9 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
-    from ._candidates import CandidateDefaults, generate_candidates
-    from ._mclp import MCLPResult, solve_mclp
-    from ._placement import (
+    from zhongdu.coverage._candidates import CandidateDefaults, generate_candidates
+    from zhongdu.coverage._mclp import MCLPResult, solve_mclp
+    from zhongdu.coverage._placement import (
         PlacementError,
         PlacementPick,
         PlacementProblem,

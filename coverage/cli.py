@@ -85,9 +85,8 @@ def capacity_params(args: argparse.Namespace) -> Any:
     """CapacityParams from --activity/--users-per-mhz (None when neither is given)."""
     if args.activity is None and args.users_per_mhz is None:
         return None
+    from zhongdu.coverage._capacity import CapacityParams
     from zhongdu.errors import ConfigError
-
-    from ._capacity import CapacityParams
 
     given = {
         k: v for k, v in (("activity", args.activity), ("users_per_mhz", args.users_per_mhz)) if v is not None
@@ -106,8 +105,8 @@ def _compute(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from ._engine import compute_coverage
-    from ._types import load_grid, load_stations
+    from zhongdu.coverage._engine import compute_coverage
+    from zhongdu.coverage._types import load_grid, load_stations
 
     threshold = args.threshold
     if threshold is None and args.model == "hata":  # disk ignores it; settings cost 0.1 s to import
@@ -174,9 +173,8 @@ def _compute_by_operator(
     import json
     import time
 
+    from zhongdu.coverage._by_operator import by_operator_json, compute_by_operator
     from zhongdu.errors import ConfigError
-
-    from ._by_operator import by_operator_json, compute_by_operator
 
     if args.per_cell is not None:
         raise ConfigError(

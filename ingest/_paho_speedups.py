@@ -29,6 +29,7 @@ from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+_packet_module: Any
 try:
     from paho.mqtt import _packet as _packet_module
 except ImportError:  # not a paho this was written for: install() declines
