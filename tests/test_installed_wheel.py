@@ -8,7 +8,6 @@ the commands run from an empty working directory, so `zhongdu` can only come fro
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,15 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from zhongdu.services import free_port
+from ._demo_fixtures import demo_env, demo_once
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZHONGDU_", "PYTHON"))}
-    env["ZHONGDU_DATA_DIR"] = str(tmp_path / "data")
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -96,21 +89,11 @@ def test_the_wheel_carries_its_run_time_files_and_no_benchmark_or_test_code(whee
 def test_installed_wheel_runs_the_demo_outside_the_checkout(venv: Path, tmp_path: Path) -> None:
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
-    env = _clean_env(tmp_path)
+    env = {k: v for k, v in demo_env(tmp_path).items() if not k.startswith("PYTHON")}
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import zhongdu.coverage, zhongdu.api; print(zhongdu.coverage.__path__[0])"],
         cwd=cwd, env=env, check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
     assert Path(where).is_relative_to(venv), where  # the wheel, not the checkout
-    done = subprocess.run(
-        [str(venv / "bin" / "zhongdu"), "demo", "--once", "--port", str(free_port()), "--timeout", "120"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    report = done.stdout + done.stderr[-3000:]
-    assert done.returncode == 0, report
-    assert "demo smoke check passed" in done.stdout, report
-    assert str(REPO_ROOT) not in done.stdout, report  # nothing read from the source tree
+    out = demo_once(venv / "bin" / "zhongdu", env, cwd=cwd)
+    assert str(REPO_ROOT) not in out, out  # nothing read from the source tree
