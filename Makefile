@@ -32,8 +32,9 @@ test: $(BIN)/.installed $(TS_DIR)/node_modules/.installed
 	infra/test-tools.sh
 	$(BIN)/pytest
 
-# mypy cannot see the editable install's folder mapping (coverage/ -> zhongdu.coverage), so it
-# checks a tree of links laid out as the installed package is.
+# mypy cannot see the editable install's folder mapping (coverage/ -> zhongdu.coverage): it finds
+# modules by path (mypy_path has no package-dir mapping) and never runs setuptools' editable import
+# hook (pypa/setuptools#3518). So it checks a tree of links laid out as the installed package is.
 TYPECHECK_TREE := build/typecheck
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -41,6 +42,7 @@ lint: $(BIN)/.installed
 	for f in zhongdu/*; do ln -s ../../../$$f $(TYPECHECK_TREE)/zhongdu/; done
 	for p in coverage ingest api simulators; do ln -s ../../../$$p $(TYPECHECK_TREE)/zhongdu/$$p; done
 	ln -s ../../../infra/migrations $(TYPECHECK_TREE)/zhongdu/migrations
+	ln -s ../../../infra/mosquitto $(TYPECHECK_TREE)/zhongdu/mosquitto
 	cd $(TYPECHECK_TREE) && MYPYPATH=. ../../$(BIN)/mypy --config-file ../../pyproject.toml -p zhongdu
 
 check: lint test

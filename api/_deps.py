@@ -51,12 +51,6 @@ def get_state(request: Request) -> ApiState:
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def get_pool(state: StateDep) -> ConnectionPool[Any]:
-    return state.pool
-
-
-PoolDep = Annotated[ConnectionPool[Any], Depends(get_pool)]
-
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key",

@@ -15,7 +15,7 @@
    layout: the live recomputation after one station's status changes (incremental engine) and a
    from-scratch `compute_coverage`; printed as ratios to the served p50.
 
-Goal (issue 6): p99 < 50 ms at 500 requests/s. Times are wall clock on a shared 2-core machine
+The goal: p99 < 50 ms at 500 requests/s. Times are wall clock on a shared 2-core machine
 where client and server compete for the cores: noisy; compare within a run.
 """
 

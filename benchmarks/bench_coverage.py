@@ -1,8 +1,8 @@
 """Coverage engine benchmark: Taichung at H3 resolution 10 and 11, against two baselines in the same run.
 
-Run: `python benchmarks/bench_coverage.py` (or `zhongdu coverage bench -- ARGS`); `--help` for options.
+Run: `python benchmarks/bench_coverage.py`; `--help` for options.
 
-- Grid: the DATA helper's `build_grid(R)` from the shipped inputs when it works, else a stand-in built
+- Grid: `build_grid(R)` from the shipped inputs when it works, else a stand-in built
   here (h3 polygon fill of the district polygons, each district's population spread uniformly).
 - Stations: `generate_layout(grid)` (NCC counts of 2022-11, 15,788 sites x 3 sectors) when present,
   else a seeded population-weighted stand-in; then a seeded sample of whole sites down to about
@@ -95,8 +95,8 @@ def get_grid(res: int, cache: Path) -> tuple[Any, Path, str]:
         except ImportError:
             from zhongdu.coverage._grid_build import build_grid
         grid = build_grid(res)
-        label = "DATA helper's build_grid (real population surface)"
-    except Exception as exc:  # any failure of the other part's builder: use the stand-in
+        label = "build_grid (real population surface)"
+    except Exception as exc:  # any failure of the grid builder: use the stand-in
         log(f"  build_grid({res}) unavailable ({type(exc).__name__}: {exc}); using the stand-in grid")
         grid = standin_grid(res)
         label = "stand-in grid (h3 polygon fill, uniform population per district)"
@@ -141,8 +141,8 @@ def get_stations(grid: Any, res: int, rows: int, cache: Path, seed: int) -> tupl
         except ImportError:
             from zhongdu.coverage._layout import generate_layout
         full = generate_layout(grid)
-        label = "DATA helper's generate_layout (NCC counts 2022-11, 3 sectors per site)"
-    except Exception as exc:  # the other part's generator failing: use the stand-in
+        label = "generate_layout (NCC counts 2022-11, 3 sectors per site)"
+    except Exception as exc:  # the layout generator failing: use the stand-in
         log(f"  generate_layout unavailable ({type(exc).__name__}: {exc}); using a stand-in layout")
         full = standin_layout(grid, 15_788, seed)
         label = "stand-in layout (15,788 population-weighted sites x 3 sectors)"
@@ -313,7 +313,7 @@ def bench_resolution(res: int, args: argparse.Namespace, cache: Path, report: di
     )
     log(f"engine hata: {t_hata:.3f} s warm ({t_cold_hata:.3f} s first call)  share {hata.share:.5f}")
     log(f"full layout ({len(full):,} rows): hata {t_full_hata:.3f} s, disk {t_full_disk:.3f} s")
-    if "operator" in full.extra:  # the criteria of issue 14 on the 2022-11 layout (goal: each < 0.5 s)
+    if "operator" in full.extra:  # the per-operator criteria on the 2022-11 layout (goal: each < 0.5 s)
         from zhongdu.coverage._by_operator import compute_by_operator
 
         t_indoor = warm(compute_coverage, args.repeats, grid, full, model="hata", criterion="indoor")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import statistics
 import sys
@@ -29,9 +30,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The browser tests' flags (tests/_ops_fixtures.py): headless, no network side-traffic, WebGL on
+# SwiftShader for MapLibre without a GPU. Kept here too: a benchmark does not import the tests.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+]  # fmt: skip
 
-from tests._ops_fixtures import CHROMIUM_ARGS, chromium_path
+
+def chromium_path() -> str:
+    """Debian's chromium (never a downloaded browser)."""
+    for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise SystemExit("no chromium on this machine: `apt-get install -y chromium`")
+
 
 FETCH_BODIES = """async () => {
   const t0 = performance.now();

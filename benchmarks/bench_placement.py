@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_placement.py [--resolution 10] [--candidates 5000] [--picks 200]
 
-1. Taichung at `--resolution` (the shipped default grid when the data helper's `load_default_grid`
+1. Taichung at `--resolution` (the shipped default grid when `load_default_grid`
    exists, else built from the shipped inputs), existing stations from `generate_layout(grid, date=...)`
    (or, when that is absent, a seeded stand-in: population-weighted tri-sector sites, documented in
    `standin_layout`), `--candidates` lattice candidates (`generate_candidates`, resolution 9,
@@ -37,7 +37,7 @@ def _grid(resolution: int) -> Any:
 
 
 def standin_layout(grid: Any, *, n_sites: int = 1200, seed: int = 2015) -> Any:
-    """Seeded stand-in for the DATA helper's layout: tri-sector sites at population-weighted cells."""
+    """Seeded stand-in for `generate_layout`: tri-sector sites at population-weighted cells."""
     from zhongdu.coverage._candidates import CandidateDefaults
     from zhongdu.coverage._types import Stations
 

@@ -5,11 +5,11 @@ The placement names load on first use (PEP 562 `__getattr__`): they pull in SciP
 which every `zhongdu` command would otherwise pay for at start-up (about 0.5 s).
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ._capacity import CapacityParams, capacity_served, sector_load
-from ._engine import (
+from zhongdu._lazy import lazy_exports
+from zhongdu.coverage._capacity import CapacityParams, capacity_served, sector_load
+from zhongdu.coverage._engine import (
     CoverageEngine,
     CoverageError,
     CoverageResult,
@@ -17,8 +17,8 @@ from ._engine import (
     compute_coverage,
     coverage_matrix,
 )
-from ._grid_build import ENVIRONMENT_BY_DISTRICT, GridBuildError, build_grid
-from ._indicator import (
+from zhongdu.coverage._grid_build import ENVIRONMENT_BY_DISTRICT, GridBuildError, build_grid
+from zhongdu.coverage._indicator import (
     SERIES_CRITERIA,
     IndicatorError,
     load_default_grid,
@@ -26,10 +26,10 @@ from ._indicator import (
     modelled_indicator_series,
     modelled_share,
 )
-from ._indoor import CRITERIA, indoor_loss_db
-from ._layout import LayoutError, generate_layout, layout_counts, station_counts
-from ._live import StationStatus, live_coverage, snapshot_record
-from ._models import (
+from zhongdu.coverage._indoor import CRITERIA, indoor_loss_db
+from zhongdu.coverage._layout import LayoutError, generate_layout, layout_counts, station_counts
+from zhongdu.coverage._live import StationStatus, live_coverage, snapshot_record
+from zhongdu.coverage._models import (
     EARTH_RADIUS_M,
     great_circle_m,
     hata_path_loss,
@@ -37,7 +37,7 @@ from ._models import (
     rsrp_dbm,
     sector_gain_db,
 )
-from ._types import (
+from zhongdu.coverage._types import (
     ENVIRONMENTS,
     STATION_COLUMNS,
     Grid,
@@ -51,9 +51,9 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
-    from ._candidates import CandidateDefaults, generate_candidates
-    from ._mclp import MCLPResult, solve_mclp
-    from ._placement import (
+    from zhongdu.coverage._candidates import CandidateDefaults, generate_candidates
+    from zhongdu.coverage._mclp import MCLPResult, solve_mclp
+    from zhongdu.coverage._placement import (
         PlacementError,
         PlacementPick,
         PlacementProblem,
@@ -63,33 +63,26 @@ if TYPE_CHECKING:
         plan,
     )
 
-_LAZY: dict[str, str] = {
-    "CandidateDefaults": "._candidates",
-    "generate_candidates": "._candidates",
-    "MCLPResult": "._mclp",
-    "solve_mclp": "._mclp",
-    "PlacementError": "._placement",
-    "PlacementPick": "._placement",
-    "PlacementProblem": "._placement",
-    "PlacementResult": "._placement",
-    "build_problem": "._placement",
-    "greedy": "._placement",
-    "plan": "._placement",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import a lazily exported name's module on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CandidateDefaults": "._candidates",
+        "generate_candidates": "._candidates",
+        "MCLPResult": "._mclp",
+        "solve_mclp": "._mclp",
+        "PlacementError": "._placement",
+        "PlacementPick": "._placement",
+        "PlacementProblem": "._placement",
+        "PlacementResult": "._placement",
+        "build_problem": "._placement",
+        "greedy": "._placement",
+        "plan": "._placement",
+    },
+)
 
 
 __all__ = [  # noqa: RUF022 - grouped by owner
-    # engine (ENGINE helper)
+    # engine
     "EARTH_RADIUS_M",
     "ENVIRONMENTS",
     "STATION_COLUMNS",
@@ -115,7 +108,7 @@ __all__ = [  # noqa: RUF022 - grouped by owner
     "snapshot_record",
     "write_grid",
     "write_stations",
-    # grid build, layouts, indicator series (DATA helper): add below
+    # grid build, layouts, indicator series
     "ENVIRONMENT_BY_DISTRICT",
     "GridBuildError",
     "IndicatorError",
@@ -129,13 +122,13 @@ __all__ = [  # noqa: RUF022 - grouped by owner
     "modelled_share",
     "SERIES_CRITERIA",
     "station_counts",
-    # criteria: indoor, capacity (issue 14)
+    # criteria: indoor, capacity
     "CRITERIA",
     "CapacityParams",
     "capacity_served",
     "indoor_loss_db",
     "sector_load",
-    # scenario placement (PLACEMENT helper)
+    # scenario placement (loaded on first use)
     "CandidateDefaults",
     "MCLPResult",
     "PlacementError",

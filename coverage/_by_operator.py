@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._capacity import CapacityParams
-from ._engine import (
+from zhongdu.coverage._capacity import CapacityParams
+from zhongdu.coverage._engine import (
     CoverageError,
     CoverageResult,
     Criterion,
@@ -30,8 +30,8 @@ from ._engine import (
     result_from_covered,
     result_from_fraction,
 )
-from ._operators import MAJOR_OPERATORS, OPERATORS, resolve_operator
-from ._types import Grid, Stations
+from zhongdu.coverage._operators import MAJOR_OPERATORS, OPERATORS, resolve_operator
+from zhongdu.coverage._types import Grid, Stations
 
 __all__ = ["compute_by_operator", "operator_mask", "operators_in"]
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from ._placement import PlacementError
+from zhongdu.coverage._placement import PlacementError
 
 if TYPE_CHECKING:
-    from ._types import Grid, Stations
+    from zhongdu.coverage._types import Grid, Stations
 
 __all__ = ["CandidateDefaults", "cell_to_parent", "generate_candidates"]
 
@@ -75,8 +75,8 @@ def generate_candidates(
     """
     import h3
 
-    from ._placement import existing_covered
-    from ._types import Stations as StationsT
+    from zhongdu.coverage._placement import existing_covered
+    from zhongdu.coverage._types import Stations as StationsT
 
     if not 0 <= resolution < grid.resolution:
         raise PlacementError(

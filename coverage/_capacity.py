@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ._types import Grid, Stations
+from zhongdu.coverage._types import Grid, Stations
 
 __all__ = ["CapacityParams", "capacity_served", "sector_load"]
 

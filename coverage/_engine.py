@@ -38,11 +38,9 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from zhongdu.errors import ZhongduError
-
-from ._capacity import CapacityParams, capacity_served
-from ._indoor import CRITERIA, indoor_loss_db
-from ._models import (
+from zhongdu.coverage._capacity import CapacityParams, capacity_served
+from zhongdu.coverage._indoor import CRITERIA, indoor_loss_db
+from zhongdu.coverage._models import (
     EARTH_RADIUS_M,
     MIN_DISTANCE_KM,
     great_circle_m,
@@ -50,7 +48,8 @@ from ._models import (
     max_reach_m,
     reference_signal_dbm,
 )
-from ._types import ENVIRONMENTS, Grid, Stations, StationsError
+from zhongdu.coverage._types import ENVIRONMENTS, Grid, Stations, StationsError
+from zhongdu.errors import ZhongduError
 
 __all__ = [
     "CoverageEngine",

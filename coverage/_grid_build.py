@@ -28,7 +28,7 @@ from zhongdu.errors import ZhongduError
 if TYPE_CHECKING:
     import geopandas as gpd
 
-    from ._types import Grid
+    from zhongdu.coverage._types import Grid
 
 log = logging.getLogger(__name__)
 
@@ -462,7 +462,7 @@ def build_grid(
     resolution: int = 10, source_dir: Path | None = None, progress: Progress | None = None
 ) -> Grid:
     """The population grid at `resolution` from the real inputs (see module docstring)."""
-    from ._types import Grid
+    from zhongdu.coverage._types import Grid
 
     cells, population, district_index, districts, environment = build_grid_arrays(
         resolution, source_dir, progress

@@ -18,15 +18,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from zhongdu.coverage._layout import DATA_DIR, DEFAULT_SEED, count_dates, generate_layout, resolve_date
+from zhongdu.coverage._types import Grid, load_grid
 from zhongdu.errors import ZhongduError
-
-from ._layout import DATA_DIR, DEFAULT_SEED, count_dates, generate_layout, resolve_date
-from ._types import Grid, load_grid
 
 SERIES_CSV = "indicator_4g_modelled.csv"
 SERIES_JSON = "indicator_4g_modelled.json"
 SERIES_PNG = "indicator_4g_modelled.png"
-DEFAULT_GRID_FILE = "grid_res10.csv.gz"
 DEFAULT_RESOLUTION = 10
 DEFAULT_THRESHOLD_DBM = -110.0
 #: The plan's targets for 104-107 (2015-2018) and the NCC date that closes each year.
@@ -50,7 +48,7 @@ class IndicatorError(ZhongduError, ValueError):
 
 def load_default_grid(resolution: int = DEFAULT_RESOLUTION) -> Grid:
     """The shipped grid (coverage/data/grid_res10.csv.gz); needs no source data."""
-    from ._grid_build import check_resolution
+    from zhongdu.coverage._grid_build import check_resolution
 
     res = check_resolution(resolution)
     path = DATA_DIR / f"grid_res{res}.csv.gz"
@@ -85,7 +83,7 @@ def indicator_at(
     model: Literal["disk", "hata"] = "hata",
 ) -> dict[str, Any]:
     """One row of the series: the layout at `date` and its coverage result."""
-    from ._engine import compute_coverage
+    from zhongdu.coverage._engine import compute_coverage
 
     iso = resolve_date(date)
     stations = generate_layout(grid, date=iso, seed=seed)
@@ -113,7 +111,7 @@ def _criteria(
     grid: Grid, stations: Any, model: Literal["disk", "hata"], threshold_dbm: float, outdoor: float
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Shares per criterion (SERIES_CRITERIA) and the indoor share of each operator."""
-    from ._by_operator import compute_by_operator
+    from zhongdu.coverage._by_operator import compute_by_operator
 
     kw: dict[str, Any] = {"model": model, "threshold_dbm": threshold_dbm}
     each = compute_by_operator(grid, stations, operator="each", criterion="indoor", **kw)
@@ -219,8 +217,8 @@ def stations_needed_curve(
     The counted stations saturate the indicator, so this says how many stations, placed the same
     way, the plan's targets would have needed in this model.
     """
-    from ._engine import compute_coverage
-    from ._layout import layout_counts, layout_from_counts
+    from zhongdu.coverage._engine import compute_coverage
+    from zhongdu.coverage._layout import layout_counts, layout_from_counts
 
     full = layout_counts(grid, date)
     out = []

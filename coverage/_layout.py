@@ -23,17 +23,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from zhongdu.errors import ZhongduError
-
-from ._grid_build import (
+from zhongdu.coverage._grid_build import (
     COUNTS_FILE,
-    ENVIRONMENT_BY_DISTRICT,
     GridBuildError,
     open_source_text,
     read_districts,
     source_dir_or_default,
 )
-from ._types import Grid, Stations
+from zhongdu.coverage._types import Grid, Stations
+from zhongdu.errors import ZhongduError
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 STATION_COUNTS_FILE = "station_counts_4g.csv"
@@ -249,7 +247,7 @@ def generate_layout(grid: Grid, *, date: str = DEFAULT_DATE, seed: int = DEFAULT
     in build order), sector ids `<station id>-<1..3>`; extra columns `district`, `environment`
     and `operator` (short code, e.g. CHT).
     """
-    from ._operators import operator_counts, operator_district_counts
+    from zhongdu.coverage._operators import operator_counts, operator_district_counts
 
     iso = resolve_date(date)
     split = operator_district_counts(layout_counts(grid, iso), operator_counts(iso))
@@ -264,7 +262,7 @@ def layout_from_counts(grid: Grid, counts: Mapping[str, int], *, seed: int = DEF
 
 def _place(grid: Grid, counts: Mapping[str, Mapping[str, int]], seed: int) -> Stations:
     """`counts[district][operator]` sites of each (district, operator) sequence ("" = no operator)."""
-    from ._operators import OPERATORS
+    from zhongdu.coverage._operators import OPERATORS
 
     op_index = {code: i + 1 for i, code in enumerate(OPERATORS)} | {"": 0}
     codes = _codes_for(grid)
@@ -353,12 +351,3 @@ def _district_sites(
         extra={"district": np.full(m, name), "environment": np.full(m, env)}
         | ({"operator": np.full(m, operator)} if operator else {}),
     )
-
-
-def check_environment_table() -> None:
-    """The shipped district table and the builder's environment table agree."""
-    for d in district_table():
-        if ENVIRONMENT_BY_DISTRICT.get(d.name_zh) != d.environment:
-            raise LayoutError(
-                f"{DISTRICTS_FILE}: environment of {d.name_zh} differs from the builder's table"
-            )

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._engine import CoverageEngine, CoverageError, CoverageResult
+from zhongdu.coverage._engine import CoverageEngine, CoverageError, CoverageResult
 
 __all__ = ["SERVING_STATUSES", "STATUSES", "StationStatus", "live_coverage", "snapshot_record"]
 

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import optimize, sparse
 
-from ._placement import PlacementError, PlacementProblem
+from zhongdu.coverage._placement import PlacementError, PlacementProblem
 
 __all__ = ["MCLPResult", "collapse_demand", "solve_mclp"]
 

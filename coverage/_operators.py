@@ -19,7 +19,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from ._grid_build import OPERATOR_SOURCE_FILE, GridBuildError, open_source_text, source_dir_or_default
+from zhongdu.coverage._grid_build import (
+    OPERATOR_SOURCE_FILE,
+    GridBuildError,
+    open_source_text,
+    source_dir_or_default,
+)
 
 __all__ = [
     "MAJOR_OPERATORS",

@@ -40,7 +40,7 @@ from scipy import sparse
 from zhongdu.errors import ZhongduError
 
 if TYPE_CHECKING:
-    from ._types import Grid, Stations
+    from zhongdu.coverage._types import Grid, Stations
 
 __all__ = [
     "PlacementError",
@@ -583,7 +583,7 @@ def existing_covered(
     """Cells the existing `up` sectors cover: the engine's covered mask, which needs one covering
     sector per cell rather than every sector-cell pair (seconds instead of a minute and 3 GB
     for the 2022-11 layout at resolution 10)."""
-    from ._engine import compute_coverage
+    from zhongdu.coverage._engine import compute_coverage
 
     if not np.asarray(stations.up, dtype=bool).any():
         return np.zeros(len(grid.population), dtype=bool)
@@ -606,7 +606,7 @@ def build_problem(
     `criterion` `indoor` plans for indoor coverage (building loss counted); `capacity` is not
     additive over sites (a site's value depends on its neighbours' loads) and is refused.
     """
-    from ._engine import coverage_matrix
+    from zhongdu.coverage._engine import coverage_matrix
 
     if criterion not in ("outdoor", "indoor"):
         raise PlacementError(

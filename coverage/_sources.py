@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._grid_build import (
+from zhongdu.coverage._grid_build import (
     AREA_POINTS_FILE,
     AREAS_FILE,
     COUNTS_FILE,

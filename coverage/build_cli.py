@@ -115,8 +115,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _grid_build(args: argparse.Namespace) -> int:
-    from ._grid_build import build_grid
-    from ._types import write_grid
+    from zhongdu.coverage._grid_build import build_grid
+    from zhongdu.coverage._types import write_grid
 
     say = _progress(args.quiet)
     grid = build_grid(args.resolution, args.source_dir, progress=say)
@@ -126,8 +126,8 @@ def _grid_build(args: argparse.Namespace) -> int:
 
 
 def _grid_rebuild_data(args: argparse.Namespace) -> int:
-    from ._grid_build import build_grid
-    from ._layout import (
+    from zhongdu.coverage._grid_build import build_grid
+    from zhongdu.coverage._layout import (
         DATA_DIR,
         DISTRICTS_FILE,
         STATION_COUNTS_FILE,
@@ -135,11 +135,11 @@ def _grid_rebuild_data(args: argparse.Namespace) -> int:
         write_districts_table,
         write_station_counts_table,
     )
-    from ._operators import (
+    from zhongdu.coverage._operators import (
         OPERATOR_COUNTS_FILE,
         build_operator_counts_table,
     )
-    from ._types import write_grid
+    from zhongdu.coverage._types import write_grid
 
     say = _progress(args.quiet)
     out: Path = args.out_dir or DATA_DIR
@@ -155,8 +155,8 @@ def _grid_rebuild_data(args: argparse.Namespace) -> int:
 
 
 def _grid_check_sources(args: argparse.Namespace) -> int:
-    from ._grid_build import SHIPPED_SOURCE_DIR
-    from ._sources import MANIFEST_FILE, check_sources
+    from zhongdu.coverage._grid_build import SHIPPED_SOURCE_DIR
+    from zhongdu.coverage._sources import MANIFEST_FILE, check_sources
 
     source_dir: Path = args.source_dir or SHIPPED_SOURCE_DIR
     problems = check_sources(source_dir, args.originals)
@@ -170,8 +170,8 @@ def _grid_check_sources(args: argparse.Namespace) -> int:
 
 
 def _grid_pack_sources(args: argparse.Namespace) -> int:
-    from ._grid_build import SHIPPED_SOURCE_DIR
-    from ._sources import pack_sources
+    from zhongdu.coverage._grid_build import SHIPPED_SOURCE_DIR
+    from zhongdu.coverage._sources import pack_sources
 
     out: Path = args.out_dir or SHIPPED_SOURCE_DIR
     packed = pack_sources(args.originals, out)
@@ -182,15 +182,15 @@ def _grid_pack_sources(args: argparse.Namespace) -> int:
 
 
 def _load_grid_arg(path: Path | None) -> Any:
-    from ._indicator import load_default_grid
-    from ._types import load_grid
+    from zhongdu.coverage._indicator import load_default_grid
+    from zhongdu.coverage._types import load_grid
 
     return load_default_grid() if path is None else load_grid(path)
 
 
 def _stations_generate(args: argparse.Namespace) -> int:
-    from ._layout import generate_layout
-    from ._types import write_stations
+    from zhongdu.coverage._layout import generate_layout
+    from zhongdu.coverage._types import write_stations
 
     say = _progress(args.quiet)
     grid = _load_grid_arg(args.grid)
@@ -203,7 +203,7 @@ def _stations_generate(args: argparse.Namespace) -> int:
 
 
 def _stations_counts(args: argparse.Namespace) -> int:
-    from ._layout import resolve_date, station_counts, unlabelled_station_count
+    from zhongdu.coverage._layout import resolve_date, station_counts, unlabelled_station_count
 
     date = resolve_date(args.date)
     counts = station_counts(date)
@@ -218,8 +218,8 @@ def _stations_counts(args: argparse.Namespace) -> int:
 
 
 def _indicator_rebuild(args: argparse.Namespace) -> int:
-    from ._indicator import compute_series, write_series
-    from ._layout import DATA_DIR
+    from zhongdu.coverage._indicator import compute_series, write_series
+    from zhongdu.coverage._layout import DATA_DIR
 
     say = _progress(args.quiet)
     grid = _load_grid_arg(args.grid)
@@ -236,7 +236,7 @@ def _indicator_rebuild(args: argparse.Namespace) -> int:
 
 
 def _indicator_show(args: argparse.Namespace) -> int:
-    from ._indicator import modelled_indicator_document
+    from zhongdu.coverage._indicator import modelled_indicator_document
 
     doc = modelled_indicator_document()
     if args.json:

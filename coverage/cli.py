@@ -1,4 +1,4 @@
-"""`zhongdu coverage compute` and `zhongdu coverage bench` (registered by `zhongdu.cli`).
+"""`zhongdu coverage compute` (registered by `zhongdu.cli`); its benchmark: benchmarks/bench_coverage.py.
 
 `compute` reads a grid CSV and a stations CSV and prints the JSON object of docs/coverage.md#output
 (`--json`) or a table; `--per-cell out.csv` also writes best RSRP, serving sector and covered flag
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser = subparsers.add_parser(
         "coverage",
         help="population covered by 4G sectors on an H3 grid (disk or Hata model)",
-        description="Coverage engine commands: `compute` from CSV files, `bench` against GIS baselines.",
+        description="Coverage engine commands: `compute` from CSV files.",
     )
     sub = parser.add_subparsers(dest="coverage_command", metavar="SUBCOMMAND", required=True)
     compute = sub.add_parser(
@@ -71,16 +71,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     compute.set_defaults(handler=_compute)
 
-    bench = sub.add_parser(
-        "bench",
-        help="time the engine against geopandas and h3.grid_disk baselines (prints ratios)",
-        description="Runs benchmarks/bench_coverage.py (see its --help); needs the repository checkout.",
-    )
-    bench.add_argument(
-        "args", nargs=argparse.REMAINDER, help="arguments for the benchmark, e.g. --resolutions 10"
-    )
-    bench.set_defaults(handler=_bench)
-
 
 def add_criterion_arguments(parser: argparse.ArgumentParser) -> None:
     """--criterion and the capacity parameters (shared by `coverage compute` and `plan`)."""
@@ -104,9 +94,8 @@ def capacity_params(args: argparse.Namespace) -> Any:
     """CapacityParams from --activity/--users-per-mhz (None when neither is given)."""
     if args.activity is None and args.users_per_mhz is None:
         return None
+    from zhongdu.coverage._capacity import CapacityParams
     from zhongdu.errors import ConfigError
-
-    from ._capacity import CapacityParams
 
     given = {
         k: v for k, v in (("activity", args.activity), ("users_per_mhz", args.users_per_mhz)) if v is not None
@@ -125,8 +114,8 @@ def _compute(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from ._engine import compute_coverage
-    from ._types import load_grid, load_stations
+    from zhongdu.coverage._engine import compute_coverage
+    from zhongdu.coverage._types import load_grid, load_stations
 
     threshold = args.threshold
     if threshold is None and args.model == "hata":  # disk ignores it; settings cost 0.1 s to import
@@ -195,9 +184,8 @@ def _compute_by_operator(
     import json
     import time
 
+    from zhongdu.coverage._by_operator import by_operator_json, compute_by_operator
     from zhongdu.errors import ConfigError
-
-    from ._by_operator import by_operator_json, compute_by_operator
 
     if args.per_cell is not None:
         raise ConfigError(
@@ -249,25 +237,3 @@ def _write_per_cell(path: Path, grid: Any, stations: Any, result: Any) -> None:
             )
         )
 
-
-def _bench(args: argparse.Namespace) -> int:
-    import runpy
-
-    from zhongdu.errors import ConfigError
-    from zhongdu.settings import REPO_ROOT
-
-    script = REPO_ROOT / "benchmarks" / "bench_coverage.py"
-    if not script.exists():
-        raise ConfigError(f"{script} not found: the benchmark runs from a repository checkout")
-    saved = sys.argv
-    rest = list(args.args)
-    if rest[:1] == ["--"]:
-        rest = rest[1:]
-    sys.argv = [str(script), *rest]
-    try:
-        runpy.run_path(str(script), run_name="__main__")
-    except SystemExit as exc:
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    finally:
-        sys.argv = saved
-    return 0

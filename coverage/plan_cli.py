@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._types import Grid
+    from zhongdu.coverage._types import Grid
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -90,14 +90,14 @@ def _common(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def _grid(path: Path | None) -> Grid:
-    from ._indicator import load_default_grid
-    from ._types import load_grid
+    from zhongdu.coverage._indicator import load_default_grid
+    from zhongdu.coverage._types import load_grid
 
     return load_grid(path) if path is not None else load_default_grid()
 
 
 def _district_minima(items: list[str]) -> dict[str, float]:
-    from ._placement import PlacementError
+    from zhongdu.coverage._placement import PlacementError
 
     minima: dict[str, float] = {}
     for item in items:
@@ -114,8 +114,8 @@ def _district_minima(items: list[str]) -> dict[str, float]:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from ._placement import PlacementError, plan
-    from ._types import load_stations
+    from zhongdu.coverage._placement import PlacementError, plan
+    from zhongdu.coverage._types import load_stations
 
     if args.stations is None or args.candidates is None:
         raise PlacementError("zhongdu plan needs --stations and --candidates (and --target or --budget)")
@@ -155,8 +155,8 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _candidates(args: argparse.Namespace) -> int:
-    from ._candidates import generate_candidates
-    from ._types import load_stations, write_stations
+    from zhongdu.coverage._candidates import generate_candidates
+    from zhongdu.coverage._types import load_stations, write_stations
 
     candidates = generate_candidates(
         _grid(args.grid),

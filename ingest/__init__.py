@@ -5,8 +5,9 @@ Pure parts (no I/O): the metric catalogue (`METRICS`, `DEVICE_KINDS`), `build_pa
 (with a stable `Reason`). The worker: `Ingester` (start/stop) and `run_ingester(settings, stop_event)`.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from zhongdu._lazy import lazy_exports
 from zhongdu.ingest._metrics_catalogue import (
     BOOLEAN_METRICS,
     DEVICE_KINDS,
@@ -24,16 +25,13 @@ from zhongdu.ingest._types import Accepted, IngestError, Reason, Rejected, Statu
 if TYPE_CHECKING:
     from zhongdu.ingest._worker import CommitInfo, Ingester, IngestStats, broker_accepts_mqtt5, run_ingester
 
-_WORKER_NAMES = frozenset({"CommitInfo", "Ingester", "IngestStats", "broker_accepts_mqtt5", "run_ingester"})
-
-
-def __getattr__(name: str) -> Any:
-    """The worker (paho-mqtt, psycopg) loads on first use: the catalogue and parser stay light."""
-    if name in _WORKER_NAMES:
-        from zhongdu.ingest import _worker
-
-        return getattr(_worker, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The worker (paho-mqtt, psycopg) loads on first use: the catalogue and parser stay light.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    dict.fromkeys(
+        ("CommitInfo", "Ingester", "IngestStats", "broker_accepts_mqtt5", "run_ingester"), "._worker"
+    ),
+)
 
 
 __all__ = [

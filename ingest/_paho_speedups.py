@@ -8,22 +8,44 @@ than 3.1.1 (5,000 vs 8,000+/s, bare subscribers). `install()` points paho's pack
 subclass that shares those tables between instances and skips the scan for a fresh object;
 decoding with properties present still runs paho's own code. Process-wide but semantically
 identical (tests compare both on real packets); `uninstall()` restores paho's class.
+
+Both speed-ups lean on paho's private names (`_packet.Properties`, `Client._packet_read`, ...), so
+they run only on the paho-mqtt releases they were tested on (`TESTED_PAHO`, pinned the same way in
+pyproject.toml); on any other, `install()` warns once and returns False, and the ingester uses
+paho's own client. tests/test_paho_speedups.py fails loudly when a private name changes.
+Measured gain: docs/performance.md (benchmarks/bench_paho_speedups.py).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
-from paho.mqtt import _packet as _packet_module
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+_packet_module: Any
+try:
+    from paho.mqtt import _packet as _packet_module
+except ImportError:  # not a paho this was written for: install() declines
+    _packet_module = None
+
+log = logging.getLogger(__name__)
+
+#: paho-mqtt releases (major.minor) whose private names these speed-ups were checked against.
+TESTED_PAHO = ("2.2",)
+#: paho's private `Client` methods that `FastClient` overrides or calls.
+_CLIENT_PRIVATES = (
+    "_create_socket", "_packet_read", "_packet_handle", "_handle_on_message", "_send_puback", "_easy_log",
+)  # fmt: skip
+
 _packet: Any = _packet_module  # paho's decoder module (its `Properties` is not re-exported)
-_ORIGINAL = _packet.Properties
+_ORIGINAL = getattr(_packet, "Properties", None)
 _TEMPLATE = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
 _PRIVATE = frozenset({"packetType", "types", "names", "properties"})
 _lock = threading.Lock()
@@ -48,14 +70,33 @@ class FastProperties(Properties):
         return super().unpack(buffer)  # type: ignore[no-untyped-call]
 
 
+_warned = False
+
+
+def supported() -> bool:
+    """This paho-mqtt is a tested release and has the private names the speed-ups use."""
+    version = ".".join(str(paho.mqtt.__version__).split(".")[:2])
+    return (
+        version in TESTED_PAHO
+        and _packet is not None
+        and getattr(_packet, "Properties", None) in (Properties, FastProperties)
+        and isinstance(getattr(_TEMPLATE, "properties", None), dict)
+        and all(callable(getattr(mqtt.Client, name, None)) for name in _CLIENT_PRIVATES)
+    )
+
+
 def install() -> bool:
-    """Use `FastProperties` in paho's packet decoder; False if this paho is not the expected one."""
+    """Use `FastProperties` in paho's packet decoder (and allow `FastClient`); False, with a
+    warning, if this paho-mqtt is not one the speed-ups were tested on."""
+    global _warned
     with _lock:
-        if _packet.Properties is FastProperties:
-            return True
-        if _packet.Properties is not Properties or not isinstance(
-            getattr(_TEMPLATE, "properties", None), dict
-        ):
+        if not supported():
+            if not _warned:
+                _warned = True
+                log.warning(
+                    "paho-mqtt %s is not a tested release (%s): MQTT speed-ups off, paho's own client used",
+                    paho.mqtt.__version__, ", ".join(f"{v}.x" for v in TESTED_PAHO),
+                )  # fmt: skip
             return False
         _packet.Properties = FastProperties
         return True
@@ -63,7 +104,8 @@ def install() -> bool:
 
 def uninstall() -> None:
     with _lock:
-        _packet.Properties = _ORIGINAL
+        if _packet is not None:
+            _packet.Properties = _ORIGINAL
 
 
 class _BufferedSocket:

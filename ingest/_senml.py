@@ -86,7 +86,6 @@ _SPECS: dict[str, tuple[int, str | None, float, float]] = {
     for name, spec in METRICS.items()
 }
 _BASE_LABELS = frozenset({"bn", "bt", "bu", "bv", "bs", "bver"})
-_VALUE_SET = frozenset(_VALUE_LABELS)
 
 
 def resolve_pack(

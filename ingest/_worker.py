@@ -209,8 +209,8 @@ class Ingester:
         With `retry_until`, a database or broker that does not answer yet is retried with backoff
         until it does (True) or the event is set (False); without it the error is raised.
         """
+        fast_paho = self._speedups and _paho_speedups.install()
         if self._speedups:
-            _paho_speedups.install()
             tune_gc()
         host, port, username, password = parse_mqtt_url(self.mqtt_url)  # type: ignore[arg-type]
         tls = mqtt_tls_context(self.mqtt_url, self.settings.mqtt_cafile)  # type: ignore[arg-type]
@@ -235,7 +235,7 @@ class Ingester:
         # v5 with a group: the shared subscription plus a plain one for retained statuses
         self._two_subscriptions = bool(use_v5 and self.settings.mqtt_share_group)
         # The fast reader takes whole packets off a plain socket; TLS goes through paho's own.
-        client_class = _paho_speedups.FastClient if self._speedups and tls is None else mqtt.Client
+        client_class = _paho_speedups.FastClient if fast_paho and tls is None else mqtt.Client
         client = client_class(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,

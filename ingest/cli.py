@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add `zhongdu ingest` (the worker) and `zhongdu ingest bench` (the benchmark)."""
+    """Add `zhongdu ingest` (the worker); its benchmark is `benchmarks/bench_ingest.py`."""
     parser = subparsers.add_parser(
         "ingest",
         help="run an ingest worker: MQTT telemetry into the database (ack after commit)",
@@ -52,45 +52,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--auto-register", action="store_true", default=None, help="register unknown devices")
     parser.set_defaults(handler=_run)
 
-    sub = parser.add_subparsers(dest="ingest_command", metavar="SUBCOMMAND")
-    bench = sub.add_parser(
-        "bench",
-        help="benchmark: sustained SenML stream through a tuned Mosquitto into PostgreSQL, vs row-by-row",
-        description=(
-            "Starts a private tuned Mosquitto and fresh databases, runs the ingester and a paced C "
-            "publisher (mosquitto_pub -l) at full load, half load and above capacity, then the same stream "
-            "through a naive row-by-row subscriber; prints messages/s, datapoints/s, publish-to-commit "
-            "latency, the capacity-to-naive ratio and zero-loss and sustained checks."
-        ),
-    )
-    bench.add_argument("--database-url", dest="bench_database_url", help="server for the benchmark databases")
-    bench.add_argument(
-        "--rate",
-        type=float,
-        default=6000.0,
-        help="msg/s offered at full load (default 6000; the goal is 5000)",
-    )
-    bench.add_argument("--seconds", type=float, default=20.0, help="length of the full-load stream")
-    bench.add_argument("--records", type=int, default=10, help="datapoints per SenML pack")
-    bench.add_argument("--half-seconds", type=float, default=10.0, help="length of the half-load latency run")
-    bench.add_argument("--naive-seconds", type=float, default=10.0, help="length of the naive baseline run")
-    bench.add_argument(
-        "--capacity-rate",
-        type=float,
-        default=20_000.0,
-        help="messages/s offered in the capacity phase, above what the ingester takes (0 skips it)",
-    )
-    bench.add_argument("--capacity-seconds", type=float, default=20.0, help="length of the capacity stream")
-    bench.add_argument(
-        "--workers", type=int, default=2, help="ingest workers in one shared-subscription group (default 2)"
-    )
-    bench.add_argument("--publishers", type=int, default=2, help="mosquitto_pub processes (one device each)")
-    bench.add_argument("--batch-size", type=int, default=2000, help="rows per ingest batch")
-    bench.add_argument(
-        "--writers", dest="bench_writers", type=int, default=1, help="writer connections per worker"
-    )
-    bench.add_argument("--json", action="store_true", help="print the results as one JSON object")
-    bench.set_defaults(handler=_bench)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -130,8 +91,3 @@ def _run(args: argparse.Namespace) -> int:
     ingester.run(stop)
     return 0
 
-
-def _bench(args: argparse.Namespace) -> int:
-    from zhongdu.ingest._bench import main
-
-    return main(args)

@@ -24,7 +24,7 @@ def host_port(url: str) -> tuple[str, int]:
 @contextmanager
 def publisher(url: str, name: str, *, mqtt5: bool = True) -> Iterator[mqtt.Client]:
     """A connected QoS 1 publisher. Its client id is `name` plus a random suffix: a client id names
-    an MQTT session, and parallel test runs (or another helper's) must never share one."""
+    an MQTT session, and parallel test runs (or other test suites on the broker) must never share one."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=f"{name}-{uuid.uuid4().hex[:8]}",

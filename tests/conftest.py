@@ -27,10 +27,10 @@ from psycopg import sql
 
 from zhongdu import services, storage
 from zhongdu.errors import StorageError
-from zhongdu.settings import REPO_ROOT
 
 PG_URL = os.environ.get("ZHONGDU_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MQTT_URL = os.environ.get("ZHONGDU_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TIMESCALE_DIR = REPO_ROOT / "infra" / "timescale-test"
 
 

@@ -388,7 +388,7 @@ def test_unknown_scenario(client: Any) -> None:
     assert client.get("/v1/scenarios/whatever").status_code == 422
 
 
-# --- criteria (issue 14) -----------------------------------------------------------------------
+# --- criteria: indoor, capacity, per operator ----------------------------------------------------
 
 
 def test_coverage_by_criterion_and_operator(client: Any) -> None:

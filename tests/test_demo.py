@@ -15,25 +15,14 @@ from zhongdu.services import free_port
 
 @pytest.mark.slow
 def test_demo_once_stores_telemetry_and_serves_coverage(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZHONGDU_")}
-    env["ZHONGDU_DATA_DIR"] = str(tmp_path / "data")
-    env["ZHONGDU_API_METRICS_PORT"] = str(free_port())
-    zhongdu = Path(sys.executable).with_name("zhongdu")
-    done = subprocess.run(
-        [str(zhongdu), "demo", "--once", "--port", str(free_port()), "--timeout", "120"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    report = done.stdout + done.stderr[-3000:]
-    assert done.returncode == 0, report
-    assert "embedded PostgreSQL" in done.stdout, report
-    assert "demo smoke check passed" in done.stdout, report
-    stored = next(line for line in done.stdout.splitlines() if "stored" in line)
+    from ._demo_fixtures import demo_env, demo_once
+
+    out = demo_once(Path(sys.executable).with_name("zhongdu"), demo_env(tmp_path))
+    assert "embedded PostgreSQL" in out, out
+    stored = next(line for line in out.splitlines() if "stored" in line)
     readings, telemetry = (int(word) for word in stored.split() if word.isdigit())
     assert readings > 0 and telemetry > 0
-    share_line = next(line for line in done.stdout.splitlines() if "live share" in line)
+    share_line = next(line for line in out.splitlines() if "live share" in line)
     share = float(share_line.split(":")[1])
     assert 0.5 < share <= 1.0
 

@@ -23,10 +23,11 @@ import pytest
 import yaml
 
 from zhongdu.services import free_port, wait_for_port
-from zhongdu.settings import REPO_ROOT, Settings, parse_mqtt_url
+from zhongdu.settings import Settings, parse_mqtt_url
 
 from ._broker_fixtures import make_ca_and_server_cert, try_connect
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = REPO_ROOT / "infra" / "deploy"
 
 

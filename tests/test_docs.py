@@ -13,8 +13,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from zhongdu.settings import REPO_ROOT
-
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DOCS = REPO_ROOT / "docs"
 README = REPO_ROOT / "README.md"
 # Built from parts, so that this file does not trip its own scan.

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 
 from zhongdu import services
-from zhongdu.settings import REPO_ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DOC_FILES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 RUNNABLE = ("zhongdu", "curl")

@@ -1,4 +1,4 @@
-"""`zhongdu ingest bench` end to end at a small scale: every phase runs, counts rows and reports.
+"""`benchmarks/bench_ingest.py` end to end at a small scale: every phase runs, counts rows and reports.
 
 The numbers themselves are the benchmark's business (docs/performance.md); this checks that the command works
 on a fresh clone (private Mosquitto, fresh database, C publishers, extra worker process) and that
@@ -8,15 +8,21 @@ benchmark database is dropped afterwards.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from zhongdu.ingest import _bench
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ingest.py"
+_spec = importlib.util.spec_from_file_location("bench_ingest", SCRIPT)
+assert _spec is not None and _spec.loader is not None
+_bench = sys.modules["bench_ingest"] = importlib.util.module_from_spec(_spec)  # dataclasses need it
+_spec.loader.exec_module(_bench)
 
 
 def _bench_databases(server: str) -> set[str]:
@@ -68,12 +74,12 @@ def test_cli_prints_json_and_refuses_bad_records(pg_server_url: str) -> None:
             publishers=1,
         )  # fmt: skip
     out = subprocess.run(
-        [sys.executable, "-m", "zhongdu.cli", "ingest", "bench", "--help"],
+        [sys.executable, str(SCRIPT), "--help"],
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert "--capacity-rate" in out.stdout and "--naive-seconds" in out.stdout
     done = subprocess.run(
-        [sys.executable, "-m", "zhongdu.cli", "ingest", "bench", "--database-url", pg_server_url,
+        [sys.executable, str(SCRIPT), "--database-url", pg_server_url,
          "--rate", "200", "--seconds", "1", "--records", "2", "--half-seconds", "1",
          "--naive-seconds", "1", "--capacity-rate", "0", "--workers", "1", "--publishers", "1", "--json"],
         capture_output=True, text=True, timeout=300,

@@ -16,15 +16,18 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from zhongdu.errors import ServiceError
-from zhongdu.settings import REPO_ROOT, Settings
+from zhongdu.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MOSQUITTO_CONF = REPO_ROOT / "infra" / "mosquitto" / "mosquitto.conf"
+#: Package data (`infra/mosquitto` is installed as `zhongdu.mosquitto`): an installed wheel starts
+#: the same tuned broker as a checkout.
+MOSQUITTO_CONF_PACKAGE = "zhongdu.mosquitto"
 
 
 @dataclass
@@ -84,7 +87,8 @@ def ensure_database(settings: Settings) -> Service:
 def mosquitto_config(port: int, persistence_dir: Path) -> str:
     """The project's tuned broker config with its listener and persistence moved."""
     lines = []
-    for line in MOSQUITTO_CONF.read_text().splitlines():
+    tuned = resources.files(MOSQUITTO_CONF_PACKAGE).joinpath("mosquitto.conf").read_text("utf-8")
+    for line in tuned.splitlines():
         if line.startswith("listener "):
             line = f"listener {port} 127.0.0.1"
         elif line.startswith("persistence_location "):

@@ -17,8 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from zhongdu.errors import ConfigError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 
 def mask_url(url: str | None) -> str | None:
     """The URL with its password replaced by `***`, for logs and reports."""
@@ -38,8 +36,9 @@ def shipped_source_dir() -> Path:
     """
     spec = importlib.util.find_spec("zhongdu.coverage")
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    base = Path(locations[0]) if locations else REPO_ROOT / "coverage"
-    return base / "data" / "source"
+    if not locations:
+        raise ConfigError("zhongdu.coverage is not installed: set ZHONGDU_SOURCE_DATA_DIR")
+    return Path(locations[0]) / "data" / "source"
 
 
 class Settings(BaseSettings):

@@ -21,8 +21,6 @@ from zhongdu.broker._dynsec import DynsecAdmin
 from zhongdu.errors import ConfigError
 from zhongdu.storage import _credentials as store
 
-KINDS = ("park", "bs")
-
 
 def secret_digest(secret: str) -> str:
     """`sha256$<hex>`: what the registry keeps of a credential (never the secret itself)."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from zhongdu.storage._registry import register_layout
 
 # Loaded on first use, so that `zhongdu --help` (which imports `zhongdu.storage.cli`) stays fast.
-_getattr, __dir__ = lazy_exports(
+__getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "connect": "._connect",
@@ -29,18 +29,8 @@ _getattr, __dir__ = lazy_exports(
         "migrate": "._migrate",
         "register_layout": "._registry",
     },
+    submodules={"api": "._api", "telemetry": "._telemetry"},
 )
-_MODULES = {"api": "zhongdu.storage._api", "telemetry": "zhongdu.storage._telemetry"}
-
-
-def __getattr__(name: str) -> object:
-    if name in _MODULES:
-        import importlib
-
-        module = importlib.import_module(_MODULES[name])
-        globals()[name] = module
-        return module
-    return _getattr(name)
 
 
 __all__ = [

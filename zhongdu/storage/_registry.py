@@ -8,19 +8,11 @@ from typing import Any
 
 import psycopg
 
-SECTOR_COLUMNS: tuple[str, ...] = (
-    "station_id",
-    "sector_id",
-    "lon",
-    "lat",
-    "height_m",
-    "eirp_dbm",
-    "frequency_mhz",
-    "bandwidth_mhz",
-    "azimuth_deg",
-    "beamwidth_deg",
-    "radius_m",
-)
+from zhongdu.coverage._types import STATION_COLUMNS
+
+#: The engine's station columns, without the run-time `status` (entity_status holds it) and with
+#: the disk model's `radius_m`: one list for the stations file and the registry.
+SECTOR_COLUMNS: tuple[str, ...] = (*(c for c in STATION_COLUMNS if c != "status"), "radius_m")
 _OPTIONAL = ("azimuth_deg", "beamwidth_deg", "radius_m")
 
 

@@ -412,24 +412,3 @@ def register_station(conn: psycopg.Connection, station_id: str, *, name: str | N
             "INSERT INTO stations (station_id, name) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             (station_id, name),
         )
-
-
-def rejected_counts(conn: psycopg.Connection) -> dict[str, int]:
-    """Rejected messages per reason (for tests, the benchmark and operators)."""
-    rows = conn.execute("SELECT reason, count(*) FROM rejected_messages GROUP BY reason").fetchall()
-    conn.commit()
-    return {str(r[0]): int(r[1]) for r in rows}
-
-
-def write_rows_naive(conn: psycopg.Connection, readings: Sequence[ReadingRow]) -> int:
-    """Row by row, one INSERT per row, then commit: the benchmark's baseline, not for production."""
-    inserted = 0
-    for row in readings:
-        cur = conn.execute(
-            "INSERT INTO readings (time, device_id, metric, value, unit, value_text)"
-            " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-            row,
-        )
-        inserted += cur.rowcount
-    conn.commit()
-    return inserted
