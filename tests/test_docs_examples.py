@@ -168,6 +168,7 @@ def doc_servers(pg_migrated: str, tmp_path_factory: pytest.TempPathFactory) -> I
         "ZHONGDU_AUTO_REGISTER": "true",
         "ZHONGDU_DATA_DIR": str(work / "data"),
         "ZHONGDU_CACHE_DIR": str(work / "cache"),
+        "ZHONGDU_API_METRICS_PORT": str(services.free_port()),  # 9109 may be another API's
     }
     env.pop("ZHONGDU_API_PORT", None)
     port = services.free_port()
