@@ -171,12 +171,14 @@ def create_app(
             {"name": "scenarios", "description": "placement scenarios for planners"},
             {"name": "indicators", "description": "the mid-term plan's 衡量指標"},
             {"name": "admin", "description": "API keys"},
+            {"name": "alerts", "description": "incidents on telemetry and outages, rules, webhooks"},
             {"name": "health", "description": "probes"},
         ],
     )
     _install_error_handlers(app)
     from zhongdu.api import (
         _routes_admin,
+        _routes_alerts,
         _routes_coverage,
         _routes_health,
         _routes_indicators,
@@ -194,6 +196,7 @@ def create_app(
         _routes_indicators,
         _routes_admin,
         _routes_ops,
+        _routes_alerts,
     ):
         app.include_router(module.router)
     _routes_ui.mount_ui(app)
