@@ -228,3 +228,24 @@ def test_webhooks_api_keeps_the_secret_out_of_listings(client: Any, db: str) -> 
     )
     assert bad.status_code == 422
     assert client.delete("/v1/alerts/webhooks/t-city", headers=ADMIN).status_code == 204
+
+
+def test_cli_manages_rules_and_lists_incidents(db: str, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    from zhongdu.cli import main
+
+    monkeypatch.setenv("ZHONGDU_DATABASE_URL", db)
+    assert main(["alerts", "rules", "set", "t-cli", "--name", "CO2", "--condition", "above", "--metric", "co2",
+                 "--threshold", "1500", "--clear-threshold", "1200", "--for", "300"]) == 0  # fmt: skip
+    assert (
+        main(["alerts", "rules", "set", "t-bad", "--name", "x", "--condition", "above", "--metric", "co3"])
+        == 2
+    )
+    incident = _raise(db, "cell-cli")
+    assert main(["alerts", "ack", str(incident), "--by", "林先生", "--note", "on site"]) == 0
+    assert main(["alerts", "list", "--state", "acknowledged"]) == 0
+    out = capsys.readouterr()
+    assert "rule t-cli created" in out.out and "not in the catalogue" in out.err
+    assert f"#{incident} acknowledged" in out.out and "ack 林先生" in out.out
+    assert main(["alerts", "webhooks", "add", "t-hook", "http://127.0.0.1:9/x"]) == 0
+    assert main(["alerts", "webhooks", "list"]) == 0
+    assert "delivered 0, pending 0, failed 0" in capsys.readouterr().out
