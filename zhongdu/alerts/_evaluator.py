@@ -402,9 +402,9 @@ def summarise(rule: Rule, source: str, value: float | None) -> str:
     if rule.condition in ("above", "below", "rate_above", "rate_below"):
         sign = ">" if "above" in rule.condition else "<"
         per = "/min" if rule.condition.startswith("rate") else ""
-        return f"{rule.name}: {source} {rule.metric} {shown}{per} {sign} {rule.threshold:g}"  # type: ignore[str-format]
+        return f"{rule.name}: {source} {rule.metric} {shown}{per} {sign} {rule.threshold:g}"
     if rule.condition == "no_data":
-        return f"{rule.name}: {source} silent for {shown} s (limit {rule.no_data_s:g} s)"  # type: ignore[str-format]
+        return f"{rule.name}: {source} silent for {shown} s (limit {rule.no_data_s:g} s)"
     if rule.condition == "station_down":
         return f"{rule.name}: station {source}"
     return f"{rule.name}: {source} {rule.metric}"

@@ -107,7 +107,8 @@ def list_webhooks(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
         return cur.execute(
             """SELECT w.webhook_id, w.url, w.format, w.min_severity, w.enabled, w.created_at,
                       count(d.delivered_at)::int AS delivered,
-                      count(d.event_id) FILTER (WHERE d.delivered_at IS NULL AND d.gave_up_at IS NULL)::int AS pending,
+                      count(d.event_id) FILTER (WHERE d.delivered_at IS NULL AND d.gave_up_at IS NULL)::int
+                          AS pending,
                       count(d.gave_up_at)::int AS failed
                FROM alert_webhooks w LEFT JOIN alert_deliveries d USING (webhook_id)
                GROUP BY w.webhook_id ORDER BY w.webhook_id"""
