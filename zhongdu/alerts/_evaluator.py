@@ -407,7 +407,7 @@ def summarise(rule: Rule, source: str, value: float | None) -> str:
         return f"{rule.name}: {source} silent for {shown} s (limit {rule.no_data_s:g} s)"
     if rule.condition == "station_down":
         return f"{rule.name}: station {source}"
-    return f"{rule.name}: {source} {rule.metric}"
+    return f"{rule.name}: {source} ({rule.metric})"
 
 
 def _f(value: Any) -> float | None:
