@@ -412,3 +412,22 @@ def summarise(rule: Rule, source: str, value: float | None) -> str:
 
 def _f(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def run_alerts(settings: Settings, stop: threading.Event, *, webhooks: bool = True) -> None:
+    """The evaluator in this thread and, with `webhooks`, the dispatcher in another, until `stop`
+    (what `zhongdu alerts run` and `zhongdu demo` run)."""
+    from zhongdu.alerts._webhooks import Dispatcher
+
+    dispatcher = None
+    if webhooks:
+        dispatcher = threading.Thread(
+            target=Dispatcher(settings).run, args=(stop,), name="alerts-webhooks", daemon=True
+        )
+        dispatcher.start()
+    try:
+        Evaluator(settings).run(stop)
+    finally:
+        stop.set()
+        if dispatcher is not None:
+            dispatcher.join(30)

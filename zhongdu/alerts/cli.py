@@ -124,12 +124,12 @@ def _run(args: argparse.Namespace) -> int:
     import threading
 
     from zhongdu import services, storage
-    from zhongdu.alerts._evaluator import Evaluator
-    from zhongdu.alerts._webhooks import Dispatcher
+    from zhongdu.alerts._evaluator import run_alerts
     from zhongdu.settings import Settings
 
     settings = Settings()
     url = services.ensure_database(settings).url
+    settings = settings.model_copy(update={"database_url": url})
     with storage.connect(url) as conn:
         storage.migrate(conn)
     if args.metrics_port:
@@ -139,21 +139,8 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    threads = [
-        threading.Thread(target=Evaluator(settings, database_url=url).run, args=(stop,), name="alerts-eval")
-    ]
-    if not args.no_webhooks:
-        dispatcher = Dispatcher(settings, database_url=url)
-        threads.append(threading.Thread(target=dispatcher.run, args=(stop,), name="alerts-webhooks"))
-    for thread in threads:
-        thread.start()
     print("alerts: evaluating" + ("" if args.no_webhooks else " and delivering webhooks") + "; Ctrl-C stops")
-    while not stop.wait(0.5):
-        if not all(t.is_alive() for t in threads):
-            stop.set()
-            return 1
-    for thread in threads:
-        thread.join(30)
+    run_alerts(settings, stop, webhooks=not args.no_webhooks)
     return 0
 
 
