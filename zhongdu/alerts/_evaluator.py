@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from zhongdu import storage
 from zhongdu.alerts import _incidents as incidents
-from zhongdu.alerts._machine import Action, State, condition, step
+from zhongdu.alerts._machine import Action, State, as_time, condition, step
 from zhongdu.alerts._rules import Rule, load_rules
 from zhongdu.errors import StorageError
 from zhongdu.settings import Settings
@@ -34,6 +34,7 @@ LEADER_LOCK_KEY = 0x7A68_616C_6572_74  # "zhalert"
 READING_CONDITIONS = frozenset({"above", "below", "rate_above", "rate_below", "event", "no_data"})
 CURSOR = "evaluator"
 REGISTRY_TTL_S = 30.0
+SAVE_LAST_TIME_S = 60.0
 
 
 class EvaluatorMetrics:
@@ -116,6 +117,8 @@ class Evaluator:
         self._devices: dict[str, Source] = {}
         self._devices_at = 0.0
         self._data_clock: float | None = None
+        self._saved: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._loaded_rules: list[Rule] | None = None
         self.leader = False
 
     # -- connections and leadership --------------------------------------------------------------
@@ -132,6 +135,7 @@ class Evaluator:
         self._lock_conn = storage.connect(self.url, schema=self.schema, autocommit=True)
         row = self._lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,)).fetchone()
         self.leader = bool(row and row[0])
+        self._loaded_rules = None  # a new leadership starts from the saved states
         if not self.leader:
             self._lock_conn.close()
             self._lock_conn = None
@@ -143,15 +147,15 @@ class Evaluator:
             if conn is not None and not conn.closed:
                 conn.close()
         self._conn = self._lock_conn = None
+        self._loaded_rules = None
         self.leader = False
         self.metrics.leader.set(0)
 
     # -- loading ---------------------------------------------------------------------------------
 
-    def _load(self, conn: psycopg.Connection[Any]) -> None:
-        # States are read every pass, not cached: a hand resolution or another evaluator's pass
-        # changes them, and a few thousand rows cost about a millisecond.
-        self._rules = load_rules(conn, enabled_only=True)
+    def _load_states(self, conn: psycopg.Connection[Any]) -> None:
+        """Every saved state, once per leadership (and after a rule change or a failed pass): while
+        it holds the leader lock, this evaluator is the only one that writes them."""
         self._states = {
             (row[0], row[1]): State(
                 bool(row[2]), _f(row[3]), _f(row[4]), _f(row[5]), row[6], list(row[7] or []), bool(row[8])
@@ -159,11 +163,11 @@ class Evaluator:
             for row in conn.execute(
                 """SELECT rule_id, source, firing, extract(epoch FROM pending_since),
                           extract(epoch FROM clear_since), extract(epoch FROM last_time), last_value,
-                          transitions, flapping FROM alert_state FOR UPDATE"""
+                          transitions, flapping FROM alert_state"""
             )
         }
-        if time.monotonic() - self._devices_at > REGISTRY_TTL_S:
-            self._refresh_devices(conn)
+        self._saved = {key: _persisted(state) for key, state in self._states.items()}
+        self._loaded_rules = list(self._rules)
 
     def _refresh_devices(self, conn: psycopg.Connection[Any]) -> None:
         self._devices = {
@@ -183,7 +187,11 @@ class Evaluator:
         conn = self._connection()
         result = PassResult()
         try:
-            self._load(conn)
+            self._rules = load_rules(conn, enabled_only=True)
+            if self._loaded_rules is None or self._rules != self._loaded_rules:
+                self._load_states(conn)
+            if time.monotonic() - self._devices_at > REGISTRY_TTL_S:
+                self._refresh_devices(conn)
             actions: list[tuple[Rule, str, Action, float, float | None, str]] = []
             dirty: set[tuple[str, str]] = set()
             result.readings = self._readings(conn, actions, dirty)
@@ -195,6 +203,7 @@ class Evaluator:
             conn.commit()
         except Exception:
             conn.rollback()
+            self._loaded_rules = None  # this pass's changes were not saved: start again from the saved ones
             raise
         for *_, action, _t, _v, _k in actions:
             result.actions[action.value] = result.actions.get(action.value, 0) + 1
@@ -353,25 +362,54 @@ class Evaluator:
             else:
                 incidents.note_flap(conn, rule.rule_id, source, flagged=action is Action.FLAPPING)
 
-    def _save_states(self, conn: psycopg.Connection[Any], dirty: set[tuple[str, str]]) -> None:
+    def _save_states(self, conn: psycopg.Connection[Any], touched: set[tuple[str, str]]) -> None:
+        """Save the states whose machine changed, and the others' last reading now and then.
+
+        Most readings only move `last_time`; saving it every pass would cost more than evaluating.
+        It is saved when the machine changes, for rate rules (the last value is half the rate), and
+        otherwise once it is `SAVE_LAST_TIME_S` (or a tenth of a no-data window) newer than saved: after
+        a restart, the overlap re-reads at most that much, and no-data silences stay right.
+        One COPY into a temporary table and one upsert.
+        """
+        by_id = {r.rule_id: r for r in self._rules}
+        dirty = set()
+        for key in touched:
+            now, old = _persisted(self._states[key]), self._saved.get(key)
+            rule = by_id.get(key[0])
+            if old is None or now[:5] != old[:5] or (rule is not None and rule.condition.startswith("rate")):
+                dirty.add(key)
+                continue
+            every = SAVE_LAST_TIME_S
+            if rule is not None and rule.no_data_s:
+                every = min(every, rule.no_data_s / 10)
+            if now[5] is not None and (old[5] is None or now[5] - old[5] >= every):
+                dirty.add(key)
         if not dirty:
             return
-        rows = []
-        for key in sorted(dirty):
-            s = self._states[key]
-            rows.append((key[0], key[1], s.firing, s.pending_since, s.clear_since, s.last_time, s.last_value,
-                         s.transitions, s.flapping))  # fmt: skip
-        with conn.cursor() as cur:
-            cur.executemany(
-                """INSERT INTO alert_state (rule_id, source, firing, pending_since, clear_since, last_time,
-                                                 last_value, transitions, flapping)
-                   VALUES (%s, %s, %s, to_timestamp(%s), to_timestamp(%s), to_timestamp(%s), %s, %s, %s)
-                   ON CONFLICT (rule_id, source) DO UPDATE SET firing = EXCLUDED.firing,
-                       pending_since = EXCLUDED.pending_since, clear_since = EXCLUDED.clear_since,
-                       last_time = EXCLUDED.last_time, last_value = EXCLUDED.last_value,
-                       transitions = EXCLUDED.transitions, flapping = EXCLUDED.flapping""",
-                rows,
-            )
+        conn.execute(
+            """CREATE TEMP TABLE IF NOT EXISTS alert_state_in
+                   (LIKE alert_state INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"""
+        )
+        with conn.cursor().copy(
+            "COPY alert_state_in (rule_id, source, firing, pending_since, clear_since, last_time, "
+            "last_value, transitions, flapping) FROM STDIN"
+        ) as copy:
+            for key in sorted(dirty):
+                s = self._states[key]
+                copy.write_row((key[0], key[1], s.firing, as_time(s.pending_since), as_time(s.clear_since),
+                                as_time(s.last_time), s.last_value, s.transitions, s.flapping))  # fmt: skip
+        conn.execute(
+            """INSERT INTO alert_state (rule_id, source, firing, pending_since, clear_since, last_time,
+                                        last_value, transitions, flapping)
+               SELECT rule_id, source, firing, pending_since, clear_since, last_time, last_value, transitions,
+                      flapping FROM alert_state_in ORDER BY rule_id, source
+               ON CONFLICT (rule_id, source) DO UPDATE SET firing = EXCLUDED.firing,
+                   pending_since = EXCLUDED.pending_since, clear_since = EXCLUDED.clear_since,
+                   last_time = EXCLUDED.last_time, last_value = EXCLUDED.last_value,
+                   transitions = EXCLUDED.transitions, flapping = EXCLUDED.flapping"""
+        )
+        for key in dirty:
+            self._saved[key] = _persisted(self._states[key])
 
     # -- loop ------------------------------------------------------------------------------------
 
@@ -408,6 +446,12 @@ def summarise(rule: Rule, source: str, value: float | None) -> str:
     if rule.condition == "station_down":
         return f"{rule.name}: station {source}"
     return f"{rule.name}: {source} ({rule.metric})"
+
+
+def _persisted(state: State) -> tuple[Any, ...]:
+    """What is saved of a state: the machine first (compared on every pass), then the last reading."""
+    return (state.firing, state.pending_since, state.clear_since, tuple(state.transitions), state.flapping,
+            state.last_time, state.last_value)  # fmt: skip
 
 
 def _f(value: Any) -> float | None:

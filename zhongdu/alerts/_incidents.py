@@ -145,7 +145,8 @@ def acknowledge(
 def resolve(
     conn: psycopg.Connection[Any], incident_id: int, *, by: str, note: str | None = None
 ) -> dict[str, Any]:
-    """Resolve an incident by hand (the rule's state is left alone: it re-opens if still true later)."""
+    """Resolve an incident by hand. The rule's state is left alone: a condition still holding opens
+    no new incident until it has cleared and crossed again (the operator closed this occurrence)."""
     row = conn.execute(
         """UPDATE alert_incidents SET state = 'resolved', resolved_at = now(), resolved_by = %s,
                   resolve_note = %s, updated_at = now()
@@ -156,9 +157,6 @@ def resolve(
         if get_incident(conn, incident_id) is None:
             raise IncidentError(f"no incident {incident_id}")
         raise IncidentError(f"incident {incident_id} is already resolved")
-    # the next time the condition holds is a new incident, not the one just closed
-    conn.execute("UPDATE alert_state SET firing = false, clear_since = NULL, flapping = false, "
-                 "transitions = '{}' WHERE rule_id = %s AND source = %s", (row[0], row[1]))  # fmt: skip
     _event(conn, incident_id, "resolved", by, note or "resolved by hand")
     incident = get_incident(conn, incident_id)
     assert incident is not None
