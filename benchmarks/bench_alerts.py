@@ -153,13 +153,23 @@ def capacity(server: str, rate: float, seconds: float, records: int, publishers:
                 stop.set()
                 thread.join(30)
                 evaluated = registry.get_sample_value("zhongdu_alerts_readings_evaluated_total") or 0
-                phase["evaluated_readings"] = int(evaluated)
+                reread = registry.get_sample_value("zhongdu_alerts_readings_reread_total") or 0
+                phase["evaluated_readings"] = int(evaluated - reread)
+                phase["reread_readings"] = int(reread)
                 lag = registry.get_sample_value("zhongdu_alerts_cursor_lag_seconds") or 0.0
                 phase["evaluator_lag_s_at_end"] = round(lag, 2)
             evaluator.close()
-            results[key] = {k: phase[k] for k in ("msgs_per_s", "datapoints_per_s", "latency_p50_s",
-                                                   "latency_p99_s", "lost", "load_average")} | (
-                {k: phase[k] for k in ("evaluated_readings", "evaluator_lag_s_at_end")} if alerting else {})  # fmt: skip
+            keep = [
+                "msgs_per_s",
+                "datapoints_per_s",
+                "latency_p50_s",
+                "latency_p99_s",
+                "lost",
+                "load_average",
+            ]
+            if alerting:
+                keep += ["evaluated_readings", "reread_readings", "evaluator_lag_s_at_end"]
+            results[key] = {k: phase[k] for k in keep}
             print(f"  {key}: {json.dumps(results[key])}", flush=True)
         ingester.stop()
     finally:
@@ -199,8 +209,8 @@ def main() -> int:
     }
     print(f"  {json.dumps(out['cost'])}", flush=True)
     if not args.skip_capacity:
-        print(f"capacity: {args.rate:.0f} msg/s offered for {args.seconds:.0f} s, without / with / without ...",
-              flush=True)  # fmt: skip
+        offered = f"{args.rate:.0f} msg/s offered for {args.seconds:.0f} s"
+        print(f"capacity: {offered}, without / with / without alerting ...", flush=True)
         out["capacity"] = capacity(args.database_url, args.rate, args.seconds, args.records, args.publishers)
         print(f"  ratio with/without alerting: {out['capacity']['ratio_with_vs_without']}", flush=True)
     print(json.dumps(out))

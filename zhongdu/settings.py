@@ -125,7 +125,10 @@ class Settings(BaseSettings):
         1.0, gt=0, le=3600, description="how often the alert evaluator reads new readings and statuses"
     )
     alerts_overlap_s: float = Field(
-        5.0, ge=0, le=3600, description="the evaluator re-reads this much before its cursor (late commits)"
+        2.0,
+        ge=0,
+        le=3600,
+        description="the evaluator re-reads this much data time before its cursor (rows committed late)",
     )
     alerts_webhook_timeout_s: float = Field(5.0, gt=0, le=120, description="per webhook request")
     alerts_webhook_max_attempts: int = Field(

@@ -42,6 +42,11 @@ class EvaluatorMetrics:
         self.readings = Counter(
             "zhongdu_alerts_readings_evaluated", "readings the alert evaluator read", registry=registry
         )
+        self.reread = Counter(
+            "zhongdu_alerts_readings_reread",
+            "readings read again in the overlap before the cursor (skipped when already seen)",
+            registry=registry,
+        )
         self.pass_seconds = Histogram(
             "zhongdu_alerts_pass_seconds", "time of one evaluation pass (read, evaluate, save)",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=registry,
@@ -85,7 +90,8 @@ class Source:
 
 @dataclass
 class PassResult:
-    readings: int = 0
+    readings: int = 0  # rows read, including those re-read in the overlap
+    reread: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -194,7 +200,7 @@ class Evaluator:
                 self._refresh_devices(conn)
             actions: list[tuple[Rule, str, Action, float, float | None, str]] = []
             dirty: set[tuple[str, str]] = set()
-            result.readings = self._readings(conn, actions, dirty)
+            result.readings, result.reread = self._readings(conn, actions, dirty)
             now = time.time() if now is None else now
             self._tick(conn, now, actions, dirty)
             self._apply(conn, actions)
@@ -210,6 +216,7 @@ class Evaluator:
             self.metrics.actions.labels(action.value).inc()
         result.seconds = time.perf_counter() - started
         self.metrics.readings.inc(result.readings)
+        self.metrics.reread.inc(result.reread)
         self.metrics.pass_seconds.observe(result.seconds)
         return result
 
@@ -218,13 +225,13 @@ class Evaluator:
         conn: psycopg.Connection[Any],
         actions: list[tuple[Rule, str, Action, float, float | None, str]],
         dirty: set[tuple[str, str]],
-    ) -> int:
+    ) -> tuple[int, int]:
         by_metric: dict[str, list[Rule]] = defaultdict(list)
         for rule in self._rules:
             if rule.condition in READING_CONDITIONS and rule.metric:
                 by_metric[rule.metric].append(rule)
         if not by_metric:
-            return 0
+            return 0, 0
         row = conn.execute(
             "SELECT extract(epoch FROM position)::float8 FROM alert_cursors WHERE name = %s", (CURSOR,)
         ).fetchone()
@@ -241,7 +248,8 @@ class Evaluator:
             (start, list(by_metric), self.batch_limit),
         ).fetchall()
         states = self._states
-        newest = start + overlap
+        newest = cursor = start + overlap
+        reread = 0
         for device_id, metric, t, value in rows:
             source = self._devices.get(device_id)
             if source is None:
@@ -250,6 +258,8 @@ class Evaluator:
                 self._devices[device_id] = source
             if t > newest:
                 newest = t
+            elif t <= cursor:
+                reread += 1
             for rule in by_metric[metric]:
                 if not rule.applies_to(device_id, source.kind, source.area):
                     continue
@@ -278,7 +288,7 @@ class Evaluator:
         self.metrics.lag.set(max(0.0, time.time() - newest))
         if rows:
             self._data_clock = newest
-        return len(rows)
+        return len(rows), reread
 
     def _tick(
         self,
