@@ -217,7 +217,9 @@ async def _stream(request: Request, state: ApiState, after: int | None, max_s: f
             return (int(rows[-1][0]) if rows else last), out, incidents.counts(conn)
 
     yield b"retry: 3000\n\n"
-    last, _, counts = await run_in_threadpool(read, after)
+    last, missed, counts = await run_in_threadpool(read, after)
+    for item in missed:  # a reconnecting client's Last-Event-ID: what happened meanwhile
+        yield _event("alert", item, event_id=item["event_id"])
     yield _event("counts", counts)
     while loop.time() - started < max_s and not state.closing.is_set():
         last, items, now_counts = await run_in_threadpool(read, last)

@@ -359,3 +359,34 @@ def test_defaults_are_installed_with_their_sources(db: str) -> None:
         Rule("t-bad", "bad", "above", metric="pm25", threshold=1).validate()
     with pytest.raises(ConfigError, match="use condition 'event'"):
         Rule("t-bad", "bad", "above", metric="intrusion", threshold=1).validate()
+
+
+def test_a_row_committed_late_by_another_worker_is_evaluated_once(db: str) -> None:
+    """Two workers commit out of data-time order: device A's reading lands after device B's newer
+    one moved the cursor; the overlap finds it, through the primary key, and only once."""
+    with storage.connect(db) as conn:
+        storage.telemetry.register_device(conn, "sec-a", "security")
+        storage.telemetry.register_device(conn, "sec-b", "security")
+        conn.commit()
+    add_rule(db, Rule("t-late", "Intrusion", "event", metric="intrusion", threshold=1.0))
+    ev = evaluator(db)
+    ev.run_once()
+    t0 = time.time()
+
+    def put(device: str, t: float, value: float) -> None:
+        with storage.connect(db) as conn:
+            conn.execute("INSERT INTO readings (time, device_id, metric, value) VALUES (to_timestamp(%s), %s, "
+                         "'intrusion', %s)", (t, device, value))  # fmt: skip
+            conn.commit()
+
+    put("sec-a", t0, 0.0)
+    put("sec-b", t0, 0.0)
+    ev.run_once()  # both devices known from here on
+    put("sec-b", t0 + 1.5, 0.0)
+    ev.run_once()  # the cursor is at t0 + 1.5
+    put("sec-a", t0 + 1.0, 1.0)  # committed late by the other worker
+    first = ev.run_once()
+    second = ev.run_once()
+    [incident] = incidents(db, "t-late")
+    assert incident["source"] == "sec-a" and incident["value"] == 1.0
+    assert (first.readings, first.reread) == (1, 1) and second.readings == 0

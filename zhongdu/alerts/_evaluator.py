@@ -124,6 +124,8 @@ class Evaluator:
         self._devices_at = 0.0
         self._data_clock: float | None = None
         self._saved: dict[tuple[str, str], tuple[Any, ...]] = {}
+        # newest data time evaluated per (device, metric); None: not known yet (re-read the overlap)
+        self._seen: dict[tuple[str, str], float] | None = None
         self._loaded_rules: list[Rule] | None = None
         self.leader = False
 
@@ -142,6 +144,7 @@ class Evaluator:
         row = self._lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,)).fetchone()
         self.leader = bool(row and row[0])
         self._loaded_rules = None  # a new leadership starts from the saved states
+        self._seen = None
         if not self.leader:
             self._lock_conn.close()
             self._lock_conn = None
@@ -210,6 +213,7 @@ class Evaluator:
         except Exception:
             conn.rollback()
             self._loaded_rules = None  # this pass's changes were not saved: start again from the saved ones
+            self._seen = None
             raise
         for *_, action, _t, _v, _k in actions:
             result.actions[action.value] = result.actions.get(action.value, 0) + 1
@@ -242,15 +246,45 @@ class Evaluator:
             start = float(row[0]) - overlap
             if self._data_clock is None:
                 self._data_clock = float(row[0])
-        rows = conn.execute(
-            """SELECT device_id, metric, extract(epoch FROM time)::float8, value FROM readings
-               WHERE time > to_timestamp(%s) AND metric = ANY(%s) ORDER BY time LIMIT %s""",
-            (start, list(by_metric), self.batch_limit),
-        ).fetchall()
+        seen = self._seen
+        if seen is None:
+            # first pass of a leadership (or after a failed one): re-read the overlap, the saved
+            # states tell what was evaluated
+            rows = conn.execute(
+                """SELECT device_id, metric, extract(epoch FROM time)::float8, value FROM readings
+                   WHERE time > to_timestamp(%s) AND metric = ANY(%s) ORDER BY time LIMIT %s""",
+                (start, list(by_metric), self.batch_limit),
+            ).fetchall()
+            seen = self._seen = {}
+        else:
+            # New rows past the cursor, plus, per (device, metric) already known, rows inside the
+            # overlap newer than the last one evaluated (committed late): found through the primary
+            # key, so a backlog's overlap is not read again and again.
+            keys = [(d, m, t) for (d, m), t in seen.items() if m in by_metric]
+            rows = conn.execute(
+                """(SELECT device_id, metric, extract(epoch FROM time)::float8 AS t, value FROM readings
+                    WHERE time > to_timestamp(%(cursor)s) AND metric = ANY(%(metrics)s)
+                    ORDER BY time LIMIT %(limit)s)
+                   UNION ALL
+                   (SELECT r.device_id, r.metric, extract(epoch FROM r.time)::float8, r.value
+                    FROM unnest(%(devices)s::text[], %(keys)s::text[], %(lasts)s::float8[]) AS k(d, m, last)
+                    JOIN readings r ON r.device_id = k.d AND r.metric = k.m
+                     AND r.time > to_timestamp(greatest(k.last, %(start)s) - 0.000001)
+                     AND r.time <= to_timestamp(%(cursor)s)
+                    WHERE extract(epoch FROM r.time)::float8 > k.last)
+                   ORDER BY t""",
+                {
+                    "cursor": start + overlap, "metrics": list(by_metric), "limit": self.batch_limit,
+                    "start": start, "devices": [k[0] for k in keys], "keys": [k[1] for k in keys],
+                    "lasts": [k[2] for k in keys],
+                },
+            ).fetchall()  # fmt: skip
         states = self._states
         newest = cursor = start + overlap
         reread = 0
         for device_id, metric, t, value in rows:
+            if t > seen.get((device_id, metric), 0.0):
+                seen[(device_id, metric)] = t
             source = self._devices.get(device_id)
             if source is None:
                 self._refresh_devices(conn)
