@@ -266,12 +266,14 @@ class Evaluator:
                     WHERE time > to_timestamp(%(cursor)s) AND metric = ANY(%(metrics)s)
                     ORDER BY time LIMIT %(limit)s)
                    UNION ALL
-                   (SELECT r.device_id, r.metric, extract(epoch FROM r.time)::float8, r.value
+                   (SELECT k.d, k.m, r.t, r.value
                     FROM unnest(%(devices)s::text[], %(keys)s::text[], %(lasts)s::float8[]) AS k(d, m, last)
-                    JOIN readings r ON r.device_id = k.d AND r.metric = k.m
-                     AND r.time > to_timestamp(greatest(k.last, %(start)s) - 0.000001)
-                     AND r.time <= to_timestamp(%(cursor)s)
-                    WHERE extract(epoch FROM r.time)::float8 > k.last)
+                    CROSS JOIN LATERAL (
+                        SELECT extract(epoch FROM time)::float8 AS t, value FROM readings
+                        WHERE device_id = k.d AND metric = k.m
+                          AND time > to_timestamp(greatest(k.last, %(start)s) - 0.000001)
+                          AND time <= to_timestamp(%(cursor)s)) r
+                    WHERE r.t > k.last)
                    ORDER BY t""",
                 {
                     "cursor": start + overlap, "metrics": list(by_metric), "limit": self.batch_limit,
