@@ -390,3 +390,27 @@ def test_a_row_committed_late_by_another_worker_is_evaluated_once(db: str) -> No
     [incident] = incidents(db, "t-late")
     assert incident["source"] == "sec-a" and incident["value"] == 1.0
     assert (first.readings, first.reread) == (1, 1) and second.readings == 0
+
+
+def test_no_data_waits_while_a_backlog_is_worked_off(db: str) -> None:
+    """After a long stop the evaluator reads its backlog in passes; until it has caught up, devices
+    whose newer readings are still unread are not called silent."""
+    with storage.connect(db) as conn:
+        storage.telemetry.register_device(conn, "meter-b", "meter")
+        conn.commit()
+    add_rule(db, Rule("t-gap", "Meter silent", "no_data", metric="energy", no_data_s=60))
+    ev = Evaluator(settings(db), metrics=EvaluatorMetrics(CollectorRegistry()), batch_limit=5)
+    _evaluators.append(ev)
+    ev.run_once()
+    t0 = time.time()
+    with storage.connect(db) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO readings (time, device_id, metric, value) VALUES (to_timestamp(%s), 'meter-b', 'energy', %s)",
+            [(t0 + i, float(i)) for i in range(12)],
+        )
+        conn.commit()
+    ev.run_once(now=t0 + 100)  # reads 5 of 12: the device's newest known reading is 96 s old
+    assert incidents(db, "t-gap") == []
+    ev.run_once(now=t0 + 100)
+    ev.run_once(now=t0 + 100)  # caught up: the last reading (t0 + 11) is 89 s old, over 60
+    assert [i["source"] for i in incidents(db, "t-gap")] == ["meter-b"]

@@ -123,6 +123,7 @@ class Evaluator:
         self._devices: dict[str, Source] = {}
         self._devices_at = 0.0
         self._data_clock: float | None = None
+        self._last_read = 0  # rows the last pass read (== batch_limit: a backlog is being worked off)
         self._saved: dict[tuple[str, str], tuple[Any, ...]] = {}
         # newest data time evaluated per (device, metric); None: not known yet (re-read the overlap)
         self._seen: dict[tuple[str, str], float] | None = None
@@ -322,6 +323,7 @@ class Evaluator:
             (CURSOR, newest),
         )
         self.metrics.lag.set(max(0.0, time.time() - newest))
+        self._last_read = len(rows)
         if rows:
             self._data_clock = newest
         return len(rows), reread
@@ -353,8 +355,11 @@ class Evaluator:
                 dirty.add(key)
                 if action is not None:
                     actions.append((rule, key[1], action, clock, state.last_value, "device"))
+        # While working off a backlog (the last read hit its limit), newer readings are still
+        # unread: judging silences now would call every busy device silent.
+        catching_up = self._last_read >= self.batch_limit
         for rule in self._rules:
-            if rule.condition == "no_data":
+            if rule.condition == "no_data" and not catching_up:
                 for device_id, source in self._devices.items():
                     if not rule.applies_to(device_id, source.kind, source.area):
                         continue
