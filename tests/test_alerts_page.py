@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,7 +19,7 @@ from zhongdu.alerts._rules import Rule, save_rule
 from zhongdu.api import start_api
 from zhongdu.settings import Settings
 
-from ._api_fixtures import api_settings, small_city
+from ._api_fixtures import ADMIN_KEY, api_settings, small_city
 from ._ops_fixtures import browser, screenshot, watched_page
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -54,6 +55,13 @@ def site(pg_migrated: str) -> Iterator[tuple[str, str]]:
         yield api.url, pg_migrated
     finally:
         api.stop()
+
+
+def _operator_key(url: str) -> str:
+    answer = httpx.post(f"{url}/v1/admin/keys", json={"name": "wall", "role": "operator"},
+                        headers={"X-API-Key": ADMIN_KEY})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["key"])
 
 
 def test_a_new_alert_shows_on_the_wall_without_a_reload(site: tuple[str, str]) -> None:
@@ -104,18 +112,29 @@ def test_a_new_alert_shows_on_the_wall_without_a_reload(site: tuple[str, str]) -
         assert "pm2_5" in popup.inner_text() and "12.5" in popup.inner_text()
         screenshot(page, "alerts-device-popup")
 
-        # acknowledged elsewhere: the count drops and the device turns orange, still without a reload
-        with storage.connect(db) as conn:
-            from zhongdu.alerts import acknowledge, list_incidents
-
-            [incident] = list_incidents(conn, state="open")
-            acknowledge(conn, incident["incident_id"], by="值班員 張", note="guard sent")
-            conn.commit()
+        # acknowledged on the page by the operator on duty: the count drops, the device turns orange
+        operator = _operator_key(url)
+        page.fill("#ack-by", "值班員 張")
+        page.locator("#alerts-list button.ack").click()
+        page.wait_for_function("document.querySelector('#ack-note').textContent !== ''")
+        assert (
+            "key" in page.locator("#ack-note").inner_text()
+            or "金鑰" in page.locator("#ack-note").inner_text()
+        )
+        page.fill("#ack-key", operator)
+        page.locator("#alerts-list button.ack").click()
         page.wait_for_function("document.querySelector('#kpi-alerts').textContent === '0'")
         page.wait_for_function(
             "window.zhongdu.map.querySourceFeatures('park-devices')"
             ".some(f => f.properties.id === 'shuinan-security-001' && f.properties.state === 'acked')"
         )
         assert "值班員 張" in page.locator("#alerts-list").inner_text()
+        banner.wait_for(state="hidden")  # handled: the banner gives way
+        with storage.connect(db) as conn:
+            from zhongdu.alerts import list_incidents
+
+            [incident] = list_incidents(conn, state="acknowledged")
+        assert incident["acked_by"] == "值班員 張"
+        screenshot(page, "alerts-acknowledged")
         assert watched.outside == [] and watched.errors == [], (watched.outside, watched.errors)
     evaluator.close()

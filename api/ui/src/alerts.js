@@ -2,7 +2,7 @@
 // (prominent on the wall), the list of incidents not yet resolved, and the park's devices on the
 // map coloured by state and alert; clicking one shows its latest readings. Everything follows
 // GET /v1/alerts/stream, so nothing needs a reload.
-import { getJson } from "./api.js";
+import { getJson, postJson } from "./api.js";
 import { fmtNum, fmtTime, t } from "./i18n.js";
 
 const EMPTY = { type: "FeatureCollection", features: [] };
@@ -45,8 +45,41 @@ function renderList(root) {
       <span class="sev">${t("sev_" + i.severity)}</span>
       <span class="what">${esc(i.summary)}${i.flapping ? ` <em class="flap">${t("flapping")}</em>` : ""}${i.escalation_level ? ` <em class="esc">↑${i.escalation_level}</em>` : ""}</span>
       <span class="muted">${fmtTime(i.opened_at)}</span>
-      <span class="muted">${i.state === "acknowledged" ? `✔ ${esc(i.acked_by)}` : t("alertUnacked")}</span>
+      <span class="muted">${i.state === "acknowledged" ? `✔ ${esc(i.acked_by)}` : `<button type="button" class="ack" data-ack="${i.incident_id}">${t("ackButton")}</button>`}</span>
     </li>`).join("");
+}
+
+// Acknowledging from the page: an operator's key and the person's name, kept for the session.
+async function ack(root, id) {
+  const key = root.querySelector("#ack-key").value.trim();
+  const by = root.querySelector("#ack-by").value.trim();
+  const note = root.querySelector("#ack-note");
+  if (!key || !by) {
+    note.textContent = t("ackNeeds");
+    return;
+  }
+  sessionStorage.setItem("zd-operator-key", key);
+  sessionStorage.setItem("zd-operator-name", by);
+  try {
+    const incident = await postJson(`/v1/alerts/${id}/ack`, { by }, key);
+    alerts.active.set(incident.incident_id, incident);
+    note.textContent = "";
+    renderList(root);
+  } catch (err) {
+    note.textContent = `${t("ackFailed")}: ${err.message}`;
+  }
+}
+
+function wireAck(root) {
+  const list = root.querySelector("#alerts-list");
+  if (!list || list.dataset.wired) return;
+  list.dataset.wired = "1";
+  root.querySelector("#ack-key").value = sessionStorage.getItem("zd-operator-key") || "";
+  root.querySelector("#ack-by").value = sessionStorage.getItem("zd-operator-name") || "";
+  list.addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-ack]");
+    if (button) ack(root, Number(button.dataset.ack));
+  });
 }
 
 function showBanner(root, event) {
@@ -125,12 +158,15 @@ function onAlert(root, map, event, log) {
   if (i.state === "resolved") alerts.active.delete(i.incident_id);
   else alerts.active.set(i.incident_id, i);
   if (NOTIFY.has(event.event)) showBanner(root, event);
+  const banner = root.querySelector("#alert-banner");
+  if (banner && !NOTIFY.has(event.event) && banner.dataset.incidentId === String(i.incident_id)) banner.hidden = true; // handled
   if (log) log(`<span class="sev-tag sev-${i.severity}">${t("ev_" + event.event)}</span> ${esc(i.summary)}${event.event === "acknowledged" ? ` (${esc(event.actor)})` : ""}`);
   renderList(root);
   drawDevices(map);
 }
 
 export async function startAlerts(root, map, log) {
+  wireAck(root);
   const body = await getJson("/v1/alerts", { limit: 500 });
   body.items.filter((i) => i.state !== "resolved").forEach((i) => alerts.active.set(i.incident_id, i));
   alerts.counts = body.counts;

@@ -70,6 +70,10 @@ const STRINGS = {
   latest: ["最新值", "Latest"],
   at: ["時間", "At"],
   noReadings: ["尚無資料", "No readings yet"],
+  ackButton: ["確認", "Acknowledge"],
+  ackBy: ["值班人員", "Operator on duty"],
+  ackNeeds: ["請填寫值班人員與操作金鑰", "Enter your name and an operator key"],
+  ackFailed: ["確認失敗", "Acknowledgement failed"],
   park: ["水湳智慧園區最新讀值", "Shuinan park: latest readings"],
   noPark: ["尚無園區讀值", "No park readings yet"],
   ingester: ["資料接收健康度", "Ingester health"],
@@ -153,6 +157,7 @@ export function toggleLang() {
 // Elements carrying data-i18n="key" get their text from the table.
 export function applyStatic(root = document) {
   root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
 }
 
 export function fmtPct(x, digits = 1) {
