@@ -107,6 +107,7 @@ class RuleIn(BaseModel):
     escalate_after_s: float | None = Field(None, gt=0)
     flap_window_s: float = Field(600.0, gt=0)
     flap_count: int = Field(4, ge=2, le=1000)
+    auto_resolve: bool = Field(True, description="false: the incident stays until a person resolves it")
     enabled: bool = True
     source_note: str = Field("", max_length=2000)
 

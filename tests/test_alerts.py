@@ -414,3 +414,30 @@ def test_no_data_waits_while_a_backlog_is_worked_off(db: str) -> None:
     ev.run_once(now=t0 + 100)
     ev.run_once(now=t0 + 100)  # caught up: the last reading (t0 + 11) is 89 s old, over 60
     assert [i["source"] for i in incidents(db, "t-gap")] == ["meter-b"]
+
+
+def test_an_intrusion_stays_open_until_a_person_resolves_it(db: str) -> None:
+    with storage.connect(db) as conn:
+        storage.telemetry.register_device(conn, "sec-gate", "security")
+        conn.execute("UPDATE alert_rules SET enabled = true WHERE rule_id = 'intrusion'")
+        conn.commit()
+    ev = evaluator(db)
+    ev.run_once()
+    t0 = time.time()
+    with storage.connect(db) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO readings (time, device_id, metric, value) VALUES (to_timestamp(%s), 'sec-gate', 'intrusion', %s)",
+            [(t0, 1.0), (t0 + 30, 0.0), (t0 + 60, 1.0), (t0 + 90, 0.0)],
+        )
+        conn.commit()
+    ev.run_once()
+    [incident] = incidents(db, "intrusion")  # the detector reset twice: still one, still open
+    assert incident["state"] == "open" and incident["severity"] == "critical"
+    with storage.connect(db) as conn:
+        resolve(conn, incident["incident_id"], by="guard 李", note="false alarm, cat")
+        conn.commit()
+        conn.execute("INSERT INTO readings (time, device_id, metric, value) VALUES (to_timestamp(%s), 'sec-gate', "
+                     "'intrusion', 1)", (t0 + 120,))  # fmt: skip
+        conn.commit()
+    ev.run_once()
+    assert [i["state"] for i in incidents(db, "intrusion")] == ["resolved", "open"]  # re-armed

@@ -24,6 +24,7 @@ CREATE TABLE alert_rules (
     escalate_after_s double precision CHECK (escalate_after_s IS NULL OR escalate_after_s > 0),
     flap_window_s    double precision NOT NULL DEFAULT 600 CHECK (flap_window_s > 0),
     flap_count       integer NOT NULL DEFAULT 4 CHECK (flap_count >= 2),
+    auto_resolve     boolean NOT NULL DEFAULT true,  -- false: a person resolves (intrusions)
     enabled          boolean NOT NULL DEFAULT true,
     source_note      text NOT NULL DEFAULT '',    -- where the threshold comes from
     created_by       text NOT NULL DEFAULT 'system',

@@ -409,7 +409,8 @@ class Evaluator:
                     details={"metric": rule.metric, "threshold": rule.threshold, "condition": rule.condition},
                 )  # fmt: skip
             elif action is Action.CLEAR:
-                incidents.resolve_open(conn, rule.rule_id, source)
+                if rule.auto_resolve:  # otherwise a person resolves it; the rule re-arms meanwhile
+                    incidents.resolve_open(conn, rule.rule_id, source)
             else:
                 incidents.note_flap(conn, rule.rule_id, source, flagged=action is Action.FLAPPING)
 

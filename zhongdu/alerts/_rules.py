@@ -46,6 +46,7 @@ class Rule:
     escalate_after_s: float | None = None
     flap_window_s: float = 600.0
     flap_count: int = 4
+    auto_resolve: bool = True
     enabled: bool = True
     source_note: str = ""
     created_by: str = "system"
@@ -256,7 +257,9 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         threshold=1.0,
         severity="critical",
         escalate_after_s=300,
-        source_note="the park's security plan: an intrusion alarm is acted on at once (no delay)",
+        auto_resolve=False,
+        source_note="the park's security plan: an intrusion alarm is acted on at once (no delay) and "
+        "stays open until a person resolves it, even when the detector resets",
     ),
     Rule(
         "meter-silent",

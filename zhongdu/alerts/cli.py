@@ -80,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     put.add_argument("--escalate-after", dest="escalate_after_s", type=float, help="seconds unacknowledged")
     put.add_argument("--flap-window", dest="flap_window_s", type=float, default=600.0)
     put.add_argument("--flap-count", type=int, default=4)
+    put.add_argument("--manual-resolve", action="store_true", help="a person resolves (no auto-resolve)")
     put.add_argument("--disabled", action="store_true")
     put.add_argument("--source-note", default="", help="where the threshold comes from")
     put.set_defaults(handler=_rules_set)
