@@ -441,3 +441,35 @@ def test_an_intrusion_stays_open_until_a_person_resolves_it(db: str) -> None:
         conn.commit()
     ev.run_once()
     assert [i["state"] for i in incidents(db, "intrusion")] == ["resolved", "open"]  # re-armed
+
+
+def test_two_ingest_workers_sharing_the_stream_still_open_one_incident(
+    db: str, mqtt_url: str, running_evaluator: Evaluator, wait_until: Wait
+) -> None:
+    """The device's messages are split between two workers of one shared subscription, committed
+    in two orders; the evaluator sees them through the database and opens one incident."""
+    group = f"a{uuid.uuid4().hex[:8]}"
+    workers = []
+    for _ in range(2):
+        s = Settings(database_url=db, mqtt_url=mqtt_url, auto_register=True, mqtt_share_group=group,
+                     ingest_batch_interval_ms=20)  # fmt: skip
+        worker = Ingester(s, metrics=IngestMetrics(CollectorRegistry()), client_id=f"alerts2-{uuid.uuid4().hex[:8]}",
+                          session_expiry_s=30)  # fmt: skip
+        worker.start()
+        assert worker.wait_connected()
+        workers.append(worker)
+    try:
+        device = f"air-{uuid.uuid4().hex[:6]}"
+        add_rule(db, Rule("t-two", "PM10 high", "above", metric="pm10", threshold=100.0, for_s=2.0))
+        t0 = time.time()
+        with publisher(mqtt_url, "alerts-pub2") as client:
+            publish_all(client, packs(device, "pm10", [150.0] * 20, t0, dt=0.25))
+            assert wait_until(lambda: len(incidents(db, "t-two")) == 1)
+            time.sleep(1.0)  # a few more passes: still one
+        assert sum(w.stats.committed for w in workers) >= 20
+        assert all(w.stats.committed > 0 for w in workers)  # both took a share
+        [incident] = incidents(db, "t-two")
+        assert incident["state"] == "open" and incident["source"] == device
+    finally:
+        for worker in workers:
+            worker.stop()
