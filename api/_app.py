@@ -189,12 +189,14 @@ def create_app(
             {"name": "indicators", "description": "the mid-term plan's 衡量指標"},
             {"name": "admin", "description": "API keys"},
             {"name": "sensorthings", "description": "the park's telemetry as OGC SensorThings API 1.1"},
+            {"name": "alerts", "description": "incidents on telemetry and outages, rules, webhooks"},
             {"name": "health", "description": "probes"},
         ],
     )
     _install_error_handlers(app)
     from zhongdu.api import (
         _routes_admin,
+        _routes_alerts,
         _routes_coverage,
         _routes_docs,
         _routes_health,
@@ -215,6 +217,7 @@ def create_app(
         _routes_admin,
         _routes_ops,
         _routes_sta,
+        _routes_alerts,
     ):
         app.include_router(module.router)
     _routes_ui.mount_ui(app)

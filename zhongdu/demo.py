@@ -110,6 +110,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import httpx
 
     from zhongdu import services, storage
+    from zhongdu.alerts._evaluator import run_alerts
     from zhongdu.api import default_layout, start_api
     from zhongdu.ingest import run_ingester
     from zhongdu.settings import Settings, mask_url
@@ -141,6 +142,7 @@ def run_demo(args: argparse.Namespace) -> int:
             sim_config = dataclasses.replace(sim_config, credentials=credentials, cafile=cafile)
 
         parts.start("ingester", lambda stop: run_ingester(settings, stop, mqtt5=broker.mqtt5))
+        parts.start("alerts", lambda stop: run_alerts(settings, stop))
         api = start_api(settings, port=args.port, layout=lambda: (_grid, stations), serve_metrics=True)
         parts.start("simulators", lambda stop: run_simulation(sim_config, stop))
 
@@ -163,6 +165,7 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         print(f"  API        : {api.url}/docs   (OpenAPI {api.url}/openapi.json, metrics {metrics})")
         print(f"  coverage   : {api.url}/v1/coverage")
+        print(f"  alerts     : {api.url}/v1/alerts   (rules: zhongdu alerts rules list; docs/alerts.md)")
         if api.admin_key:
             print(f"  admin key  : {api.admin_key}   (this run only; set ZHONGDU_ADMIN_API_KEY to fix one)")
 

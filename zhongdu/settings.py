@@ -129,6 +129,21 @@ class Settings(BaseSettings):
         300.0, gt=0, description="a coverage snapshot is stored at least this often"
     )
 
+    # alerts
+    alerts_poll_interval_s: float = Field(
+        1.0, gt=0, le=3600, description="how often the alert evaluator reads new readings and statuses"
+    )
+    alerts_overlap_s: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        description="the evaluator re-reads this much data time before its cursor (rows committed late)",
+    )
+    alerts_webhook_timeout_s: float = Field(5.0, gt=0, le=120, description="per webhook request")
+    alerts_webhook_max_attempts: int = Field(
+        8, ge=1, le=100, description="tries per event and webhook (backoff 2, 4, 8 ... s, at most 10 min)"
+    )
+
     @field_validator("database_url", "database_read_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:

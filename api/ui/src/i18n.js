@@ -45,6 +45,35 @@ const STRINGS = {
   targets: ["年度目標", "Yearly targets"],
   outagesLive: ["基地台中斷（即時）", "Station outages (live)"],
   noOutages: ["目前沒有中斷", "No outages now"],
+  alertsKpi: ["未確認警報", "Unacknowledged alerts"],
+  alertsLive: ["警報（未解除）", "Alerts (not resolved)"],
+  noAlerts: ["目前沒有警報", "No alerts now"],
+  alertAcked: ["已確認", "acknowledged"],
+  alertUnacked: ["未確認", "unacknowledged"],
+  flapping: ["反覆觸發", "flapping"],
+  sev_info: ["資訊", "Info"],
+  sev_warning: ["警告", "Warning"],
+  sev_critical: ["嚴重", "Critical"],
+  ev_opened: ["新警報", "New alert"],
+  ev_acknowledged: ["已確認", "Acknowledged"],
+  ev_resolved: ["已解除", "Resolved"],
+  ev_escalated: ["升級（逾時未確認）", "Escalated (unacknowledged)"],
+  ev_flapping: ["反覆觸發", "Flapping"],
+  ev_reopened: ["再次觸發", "Reopened"],
+  parkDevices: ["園區設備", "Park devices"],
+  dev_online: ["正常", "online"],
+  dev_offline: ["離線", "offline"],
+  dev_alert: ["警報", "alert"],
+  dev_acked: ["警報已確認", "alert acknowledged"],
+  kind: ["類型", "Kind"],
+  metric: ["量測項目", "Metric"],
+  latest: ["最新值", "Latest"],
+  at: ["時間", "At"],
+  noReadings: ["尚無資料", "No readings yet"],
+  ackButton: ["確認", "Acknowledge"],
+  ackBy: ["值班人員", "Operator on duty"],
+  ackNeeds: ["請填寫值班人員與操作金鑰", "Enter your name and an operator key"],
+  ackFailed: ["確認失敗", "Acknowledgement failed"],
   park: ["水湳智慧園區最新讀值", "Shuinan park: latest readings"],
   noPark: ["尚無園區讀值", "No park readings yet"],
   ingester: ["資料接收健康度", "Ingester health"],
@@ -129,6 +158,7 @@ export function toggleLang() {
 // Elements carrying data-i18n="key" get their text from the table.
 export function applyStatic(root = document) {
   root.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.i18nPlaceholder); });
 }
 
 export function fmtPct(x, digits = 1) {

@@ -11,6 +11,7 @@ import { logEvent, renderIngest, renderOutages, renderPark } from "./live.js";
 import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
 import { SitesLayer } from "./sites_layer.js";
 import { runScenario } from "./scenarios.js";
+import { addDeviceLayer, deviceHtml, loadDevices, rerenderAlerts, startAlerts } from "./alerts.js";
 
 const PARK_INTERVAL_MS = 30_000;
 const INGEST_INTERVAL_MS = 5_000;
@@ -87,6 +88,7 @@ function renderAll() {
   renderIndicators(document, state.year, state).catch(report);
   renderChart(document, state).catch(report);
   renderPark(document).catch(report);
+  rerenderAlerts(document);
 }
 
 function report(err) {
@@ -333,6 +335,7 @@ async function boot() {
   initSites(sites);
   state.sitesLayer = new SitesLayer(sites, state.codes);
   addLayers(map, state.districts, state.sitesLayer);
+  addDeviceLayer(map);
   drawAlerts();
   setDistrictShares();
   state.marks.sitesSet = performance.now();
@@ -343,8 +346,16 @@ async function boot() {
   renderKpis();
   renderOutages(document, state);
   connectStream();
+  loadDevices(map).catch(report);
+  startAlerts(document, map, (html) => logEvent(document, html)).catch(report);
 
   map.on("click", (e) => {
+    const device = map.queryRenderedFeatures(e.point, { layers: ["park-devices"] })[0];
+    if (device) {
+      const at = device.geometry.coordinates;
+      deviceHtml(device.properties.id).then((html) => popup(map, at, html)).catch(report);
+      return;
+    }
     if (map.getZoom() >= 11) {
       const alert = map.queryRenderedFeatures(e.point, { layers: ["alerts"] })[0];
       const index = alert ? alert.id : state.sitesLayer.pick(e.point);
@@ -370,6 +381,7 @@ async function boot() {
   else map.once("idle", panels);
   setInterval(() => renderPark(document).catch(report), PARK_INTERVAL_MS);
   setInterval(() => renderIngest(document).catch(report), INGEST_INTERVAL_MS);
+  setInterval(() => loadDevices(map).catch(report), PARK_INTERVAL_MS);
 }
 
 boot().catch(report);
