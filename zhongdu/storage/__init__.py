@@ -10,6 +10,7 @@ from zhongdu._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from zhongdu.storage import _api as api
+    from zhongdu.storage import _profiles as profiles
     from zhongdu.storage import _telemetry as telemetry
     from zhongdu.storage._connect import connect, has_timescale, prepare_connection, set_search_path
     from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
@@ -30,7 +31,11 @@ _getattr, __dir__ = lazy_exports(
         "register_layout": "._registry",
     },
 )
-_MODULES = {"api": "zhongdu.storage._api", "telemetry": "zhongdu.storage._telemetry"}
+_MODULES = {
+    "api": "zhongdu.storage._api",
+    "profiles": "zhongdu.storage._profiles",
+    "telemetry": "zhongdu.storage._telemetry",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -52,6 +57,7 @@ __all__ = [
     "has_timescale",
     "migrate",
     "prepare_connection",
+    "profiles",
     "register_layout",
     "set_search_path",
     "telemetry",
