@@ -181,6 +181,7 @@ def create_app(
         _routes_health,
         _routes_indicators,
         _routes_ops,
+        _routes_profiles,
         _routes_scenarios,
         _routes_telemetry,
         _routes_ui,
@@ -194,6 +195,7 @@ def create_app(
         _routes_indicators,
         _routes_admin,
         _routes_ops,
+        _routes_profiles,
     ):
         app.include_router(module.router)
     _routes_ui.mount_ui(app)

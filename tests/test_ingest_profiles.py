@@ -409,3 +409,84 @@ def test_profile_changes_apply_to_a_running_ingester(
         assert ingester.stats.config_reloads >= 1
     finally:
         ingester.stop()
+
+
+@pytest.mark.postgres
+def test_profiles_and_custom_metrics_over_the_api(pg_migrated: str) -> None:
+    from ._api_fixtures import api_settings, make_key, running_app
+
+    with psycopg.connect(pg_migrated) as conn:
+        conn.execute("TRUNCATE custom_metrics, device_profiles")
+    with running_app(api_settings(pg_migrated, None), live=False) as client:
+        operator = {"X-API-Key": make_key(client, "operator")}
+        viewer = {"X-API-Key": make_key(client, "viewer")}
+        assert client.get("/v1/device-profiles").status_code == 401
+        assert client.get("/v1/device-profiles", headers=viewer).status_code == 403
+        lux = {"value_type": "number", "unit": "lx", "min": 0, "max": 200000, "description": "illuminance"}
+        answer = client.put("/v1/custom-metrics/lux", json=lux, headers=operator)
+        assert answer.status_code == 200, answer.text
+        bad = client.put("/v1/custom-metrics/lux2", json={"value_type": "number"}, headers=operator)
+        assert bad.status_code == 422 and "needs a SenML unit" in bad.json()["detail"]
+        profile = {"devices": ["kpn001"], "prefixes": ["kpn001"], "aliases": {"light": "lux"}}
+        answer = client.put("/v1/device-profiles/kpn", json=profile, headers=operator)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["prefixes"] == [{"prefix": "kpn001"}]
+        unknown = client.put(
+            "/v1/device-profiles/x", json={"names": [{"name": "a", "metric": "pm3"}]}, headers=operator
+        )
+        assert unknown.status_code == 422 and "unknown metrics pm3" in unknown.json()["detail"]
+        listed = client.get("/v1/device-profiles", headers=operator).json()["items"]
+        assert [p["profile_id"] for p in listed] == ["kpn"]
+        assert [m["metric"] for m in client.get("/v1/custom-metrics", headers=operator).json()["items"]] == [
+            "lux"
+        ]
+        with storage.connect(pg_migrated) as conn:
+            from zhongdu.ingest._profiles import load_config
+
+            config = load_config(conn)
+        result = parse_message(
+            "zhongdu/v1/park/kpn001/senml", b'[{"bn": "kpn001", "n": "light", "u": "lx", "v": 5}]',
+            received_at=NOW, config=config,
+        )  # fmt: skip
+        assert isinstance(result, Accepted) and result.readings[0][2:5] == ("lux", 5, "lx")
+        assert client.delete("/v1/device-profiles/kpn", headers=operator).status_code == 204
+        assert client.delete("/v1/device-profiles/kpn", headers=operator).status_code == 404
+        assert client.delete("/v1/custom-metrics/lux", headers=operator).status_code == 204
+
+
+@pytest.mark.postgres
+def test_cli_sets_lists_and_deletes_profiles_and_metrics(pg_migrated: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with psycopg.connect(pg_migrated) as conn:
+        conn.execute("TRUNCATE custom_metrics, device_profiles")
+    env = dict(os.environ, ZHONGDU_DATABASE_URL=pg_migrated)
+
+    def zhongdu(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "zhongdu.cli", *args],
+            env=env, input=stdin, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    added = zhongdu(
+        "devices", "metric", "set", "battery_level", "--type", "number", "--unit", "%EL", "--max", "100"
+    )
+    assert added.returncode == 0 and "stored custom metric battery_level" in added.stdout, added.stderr
+    document = {
+        "profile_id": "ow",
+        "kinds": ["onewire"],
+        "names": [{"name": "x1", "metric": "battery_level"}],
+    }
+    stored = zhongdu("devices", "profile", "set", "-", stdin=json.dumps(document))
+    assert stored.returncode == 0 and "stored profile ow for kind onewire" in stored.stdout, stored.stderr
+    refused = zhongdu(
+        "devices", "profile", "set", "-", stdin=json.dumps({**document, "aliases": {"a": "nope"}})
+    )
+    assert refused.returncode != 0 and "unknown metrics nope" in refused.stderr
+    listed = json.loads(zhongdu("devices", "profile", "list").stdout)
+    assert [p["profile_id"] for p in listed] == ["ow"]
+    assert json.loads(zhongdu("devices", "metric", "list").stdout)[0]["unit"] == "%EL"
+    assert zhongdu("devices", "profile", "delete", "ow").returncode == 0
+    assert zhongdu("devices", "profile", "delete", "ow").returncode == 1
