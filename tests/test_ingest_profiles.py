@@ -490,3 +490,52 @@ def test_cli_sets_lists_and_deletes_profiles_and_metrics(pg_migrated: str) -> No
     assert json.loads(zhongdu("devices", "metric", "list").stdout)[0]["unit"] == "%EL"
     assert zhongdu("devices", "profile", "delete", "ow").returncode == 0
     assert zhongdu("devices", "profile", "delete", "ow").returncode == 1
+
+
+@pytest.mark.timescale
+@pytest.mark.mqtt
+def test_profiles_and_conflicts_on_timescaledb(
+    timescale_schema: tuple[str, str], tuned_broker: services.Service, wait_until: Wait
+) -> None:
+    url, schema = timescale_schema
+    with storage.connect(url, schema=schema) as conn:
+        storage.migrate(conn)
+        storage.telemetry.register_device(conn, "kpn001", "weather")
+        storage.profiles.put_custom_metric(conn, CustomMetric("lux", "number", "lx", 0, 200_000).as_json())
+        document = {"profile_id": "kpn", "devices": ["kpn001"], "prefixes": ["kpn001"]}
+        storage.profiles.put_profile(conn, Profile.from_json(document).as_json())
+    settings = Settings(
+        database_url=url, mqtt_url=tuned_broker.url, auto_register=False, ingest_batch_interval_ms=50,
+        mqtt_share_group=f"g{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+    ingester = Ingester(
+        settings,
+        schema=schema,
+        client_id=f"ts-{uuid.uuid4().hex[:6]}",
+        metrics=IngestMetrics(CollectorRegistry()),
+    )
+    ingester.start()
+    t = float(int(time.time()) - 120)
+    topic = "zhongdu/v1/park/kpn001/senml"
+    packs = [
+        [
+            {"bn": "kpn001", "bt": t, "n": "lux", "u": "lx", "v": 300},
+            {"n": "temperature", "u": "K", "v": 293.15},
+        ],
+        [{"bn": "kpn001", "bt": t, "n": "lux", "u": "lx", "v": 300}],  # identical replay
+        [{"bn": "kpn001", "bt": t, "n": "temperature", "u": "Cel", "v": 25}],  # conflict
+    ]
+    try:
+        assert ingester.wait_connected()
+        with publisher(tuned_broker.url, "pub-ts-profiles") as client:
+            for k, pack in enumerate(packs):
+                publish_all(client, [(topic, json.dumps(pack).encode())])
+                assert wait_until(lambda n=k + 1: ingester.stats.committed >= n, timeout=60)
+    finally:
+        ingester.stop()
+    with storage.connect(url, schema=schema) as conn:
+        stored = conn.execute("SELECT metric, value, unit FROM readings ORDER BY metric").fetchall()
+        kept = conn.execute("SELECT reason, detail FROM rejected_messages").fetchall()
+    assert stored == [("lux", 300.0, "lx"), ("temperature", pytest.approx(20.0), "Cel")]
+    assert len(kept) == 1 and kept[0][0] == "conflicting_value" and "received 25.0 Cel" in kept[0][1]
+    assert ingester.stats.duplicates == 1 and ingester.stats.conflicts == 1

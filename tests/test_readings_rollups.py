@@ -74,14 +74,14 @@ def test_rollups_stay_exact_and_grafana_ranges_use_an_index(pg_migrated: str) ->
                     rows.append((t, f"air-{d}", "co2", 400.0 + minute + d, "ppm", None))
                 rows.append((t, "ev-1", "charger_status", None, None, "charging"))
         _insert(conn, rows)
-        assert conn.execute("SELECT count(DISTINCT bucket) FROM readings_rollup_dirty").fetchone() == (6,)
+        assert conn.execute("SELECT count(DISTINCT bucket) FROM readings_rollup_dirty").fetchone() == (360,)
         # nothing refreshed yet: the views aggregate the dirty hours from the raw rows
         assert _same(_view(conn, "readings_1m"), _raw(conn, "1 minute"))
         assert _same(_view(conn, "readings_1h"), _raw(conn, "1 hour"))
 
         writer = Writer(pg_migrated)
         try:
-            assert writer.refresh_rollups() == 6
+            assert writer.refresh_rollups() == 6 * 60
             assert writer.refresh_rollups() == 0
         finally:
             writer.close()
@@ -99,7 +99,7 @@ def test_rollups_stay_exact_and_grafana_ranges_use_an_index(pg_migrated: str) ->
         conn.commit()
         assert _same(_view(conn, "readings_1m"), _raw(conn, "1 minute"))
         assert _same(_view(conn, "readings_1h"), _raw(conn, "1 hour"))
-        assert conn.execute("SELECT refresh_readings_rollups()").fetchone() == (2,)
+        assert conn.execute("SELECT refresh_readings_rollups()").fetchone() == (61,)  # the late minute, and the deleted hour's 60
         conn.commit()
         assert _same(_view(conn, "readings_1m"), _raw(conn, "1 minute"))
         assert _same(_view(conn, "readings_1h"), _raw(conn, "1 hour"))

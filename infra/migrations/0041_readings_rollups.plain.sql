@@ -1,16 +1,17 @@
 -- Plain PostgreSQL: readings_1m and readings_1h become index-friendly (a Grafana panel filters on
 -- `bucket BETWEEN $from AND $to`; over date_bin views that filter cannot use an index and every
--- refresh scanned the metric's whole history). TimescaleDB keeps its continuous aggregates.
+-- refresh aggregated the metric's whole history). TimescaleDB keeps its continuous aggregates.
 --
 -- How it stays exact without slowing the ingester:
 -- - rollup tables hold per-bucket min, max, sum, count of values and count of rows, indexed on
 --   bucket;
--- - a statement-level trigger notes the hours each insert, update or delete touches in
+-- - a statement-level trigger notes the minutes each insert, update or delete touches in
 --   readings_rollup_dirty (one small insert per ingest batch: the batch is one statement);
--- - refresh_readings_rollups() recomputes dirty hours from the raw rows (the ingester's first
---   writer calls it every ZHONGDU_INGEST_ROLLUP_REFRESH_S seconds; any client may);
--- - the views read the rollups for clean hours and aggregate the raw rows of dirty hours, so they
---   are exact at every moment, refreshed or not (late readings included).
+-- - refresh_readings_rollups() recomputes dirty minutes from the raw rows and their hours from the
+--   minute rollups (the ingester's first writer calls it every ZHONGDU_INGEST_ROLLUP_REFRESH_S
+--   seconds; any client may), so each raw row is read about once per refresh interval it spans;
+-- - the views read the rollups for clean buckets and aggregate the raw rows of dirty minutes, so
+--   they are exact at every moment, refreshed or not (late readings included).
 
 CREATE TABLE readings_rollup_1m (
     bucket      timestamptz NOT NULL,
@@ -27,15 +28,16 @@ CREATE INDEX readings_rollup_1m_bucket ON readings_rollup_1m (bucket);
 
 CREATE TABLE readings_rollup_1h (LIKE readings_rollup_1m INCLUDING ALL);
 
+-- Append-only (no unique key: concurrent writers never wait on each other here).
 CREATE TABLE readings_rollup_dirty (
-    bucket      timestamptz NOT NULL              -- an hour whose rollups are stale
+    bucket      timestamptz NOT NULL              -- a minute whose rollups are stale
 );
 CREATE INDEX readings_rollup_dirty_bucket ON readings_rollup_dirty (bucket);
 
 CREATE FUNCTION readings_mark_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO readings_rollup_dirty (bucket)
-    SELECT DISTINCT date_bin(INTERVAL '1 hour', time, TIMESTAMPTZ '2000-01-03 00:00:00+00') FROM changed;
+    SELECT DISTINCT date_bin(INTERVAL '1 minute', time, TIMESTAMPTZ '2000-01-03 00:00:00+00') FROM changed;
     RETURN NULL;
 END $$;
 
@@ -46,66 +48,70 @@ CREATE TRIGGER readings_rollup_update AFTER UPDATE ON readings
 CREATE TRIGGER readings_rollup_delete AFTER DELETE ON readings
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION readings_mark_dirty();
 
--- Recompute up to `max_hours` dirty hours (oldest first); returns how many, or -1 when another
--- session is refreshing.
-CREATE FUNCTION refresh_readings_rollups(max_hours integer DEFAULT 48) RETURNS integer
+-- Recompute up to `max_minutes` dirty minutes (oldest first) and the hours holding them; returns
+-- how many minutes, or -1 when another session is refreshing.
+CREATE FUNCTION refresh_readings_rollups(max_minutes integer DEFAULT 1440) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
+    minutes timestamptz[];
     hours timestamptz[];
 BEGIN
     IF NOT pg_try_advisory_xact_lock(7234001) THEN
         RETURN -1;
     END IF;
-    SELECT array_agg(bucket) INTO hours
-    FROM (SELECT DISTINCT bucket FROM readings_rollup_dirty ORDER BY bucket LIMIT max_hours) AS d;
-    IF hours IS NULL THEN
+    SELECT array_agg(bucket) INTO minutes
+    FROM (SELECT DISTINCT bucket FROM readings_rollup_dirty ORDER BY bucket LIMIT max_minutes) AS d;
+    IF minutes IS NULL THEN
         RETURN 0;
     END IF;
-    DELETE FROM readings_rollup_dirty WHERE bucket = ANY (hours);
-    DELETE FROM readings_rollup_1m r USING unnest(hours) AS h (hour)
-        WHERE r.bucket >= h.hour AND r.bucket < h.hour + INTERVAL '1 hour';
-    DELETE FROM readings_rollup_1h WHERE bucket = ANY (hours);
+    SELECT array_agg(DISTINCT date_bin(INTERVAL '1 hour', m, TIMESTAMPTZ '2000-01-03 00:00:00+00')) INTO hours
+    FROM unnest(minutes) AS m;
+    DELETE FROM readings_rollup_dirty WHERE bucket = ANY (minutes);
+    DELETE FROM readings_rollup_1m WHERE bucket = ANY (minutes);
     INSERT INTO readings_rollup_1m (bucket, device_id, metric, min, max, sum, nv, n)
-    SELECT date_bin(INTERVAL '1 minute', r.time, TIMESTAMPTZ '2000-01-03 00:00:00+00'), r.device_id, r.metric,
-           min(r.value), max(r.value), sum(r.value), count(r.value), count(*)
-    FROM unnest(hours) AS h (hour)
-    JOIN readings r ON r.time >= h.hour AND r.time < h.hour + INTERVAL '1 hour'
+    SELECT m.minute, r.device_id, r.metric, min(r.value), max(r.value), sum(r.value), count(r.value), count(*)
+    FROM unnest(minutes) AS m (minute)
+    JOIN readings r ON r.time >= m.minute AND r.time < m.minute + INTERVAL '1 minute'
     GROUP BY 1, 2, 3;
+    DELETE FROM readings_rollup_1h WHERE bucket = ANY (hours);
     INSERT INTO readings_rollup_1h (bucket, device_id, metric, min, max, sum, nv, n)
-    SELECT date_bin(INTERVAL '1 hour', m.bucket, TIMESTAMPTZ '2000-01-03 00:00:00+00'), m.device_id, m.metric,
-           min(m.min), max(m.max), sum(m.sum), sum(m.nv), sum(m.n)
+    SELECT h.hour, m.device_id, m.metric, min(m.min), max(m.max), sum(m.sum), sum(m.nv), sum(m.n)
     FROM unnest(hours) AS h (hour)
     JOIN readings_rollup_1m m ON m.bucket >= h.hour AND m.bucket < h.hour + INTERVAL '1 hour'
     GROUP BY 1, 2, 3;
-    RETURN cardinality(hours);
+    RETURN cardinality(minutes);
 END $$;
+
+-- Minute buckets with their partial sums: rollups for clean minutes, raw rows for dirty ones.
+CREATE VIEW readings_1m_parts AS
+SELECT r.bucket, r.device_id, r.metric, r.min, r.max, r.sum, r.nv, r.n
+FROM readings_rollup_1m r
+WHERE NOT EXISTS (SELECT 1 FROM readings_rollup_dirty d WHERE d.bucket = r.bucket)
+UNION ALL
+SELECT d.bucket, x.device_id, x.metric, min(x.value), max(x.value), sum(x.value), count(x.value), count(*)
+FROM (SELECT DISTINCT bucket FROM readings_rollup_dirty) AS d
+JOIN readings x ON x.time >= d.bucket AND x.time < d.bucket + INTERVAL '1 minute'
+GROUP BY 1, 2, 3;
 
 DROP VIEW readings_1m;
 DROP VIEW readings_1h;
 
 CREATE VIEW readings_1m AS
-SELECT r.bucket, r.device_id, r.metric, r.min, r.sum / NULLIF(r.nv, 0) AS avg, r.max, r.n
-FROM readings_rollup_1m r
-WHERE NOT EXISTS (
-    SELECT 1 FROM readings_rollup_dirty d
-    WHERE d.bucket = date_bin(INTERVAL '1 hour', r.bucket, TIMESTAMPTZ '2000-01-03 00:00:00+00'))
-UNION ALL
-SELECT date_bin(INTERVAL '1 minute', x.time, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket, x.device_id, x.metric,
-       min(x.value), avg(x.value), max(x.value), count(*)
-FROM (SELECT DISTINCT bucket FROM readings_rollup_dirty) AS d
-JOIN readings x ON x.time >= d.bucket AND x.time < d.bucket + INTERVAL '1 hour'
-GROUP BY 1, 2, 3;
+SELECT bucket, device_id, metric, min, sum / NULLIF(nv, 0) AS avg, max, n FROM readings_1m_parts;
 
 CREATE VIEW readings_1h AS
 SELECT r.bucket, r.device_id, r.metric, r.min, r.sum / NULLIF(r.nv, 0) AS avg, r.max, r.n
 FROM readings_rollup_1h r
-WHERE NOT EXISTS (SELECT 1 FROM readings_rollup_dirty d WHERE d.bucket = r.bucket)
+WHERE NOT EXISTS (
+    SELECT 1 FROM readings_rollup_dirty d
+    WHERE d.bucket >= r.bucket AND d.bucket < r.bucket + INTERVAL '1 hour')
 UNION ALL
-SELECT d.bucket, x.device_id, x.metric, min(x.value), avg(x.value), max(x.value), count(*)
-FROM (SELECT DISTINCT bucket FROM readings_rollup_dirty) AS d
-JOIN readings x ON x.time >= d.bucket AND x.time < d.bucket + INTERVAL '1 hour'
+SELECT h.hour, p.device_id, p.metric, min(p.min), sum(p.sum) / NULLIF(sum(p.nv), 0), max(p.max), sum(p.n)::bigint
+FROM (SELECT DISTINCT date_bin(INTERVAL '1 hour', bucket, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS hour
+      FROM readings_rollup_dirty) AS h
+JOIN readings_1m_parts p ON p.bucket >= h.hour AND p.bucket < h.hour + INTERVAL '1 hour'
 GROUP BY 1, 2, 3;
 
--- Readings stored before this migration: every hour they cover is dirty until refreshed.
+-- Readings stored before this migration: every minute they cover is dirty until refreshed.
 INSERT INTO readings_rollup_dirty (bucket)
-SELECT DISTINCT date_bin(INTERVAL '1 hour', time, TIMESTAMPTZ '2000-01-03 00:00:00+00') FROM readings;
+SELECT DISTINCT date_bin(INTERVAL '1 minute', time, TIMESTAMPTZ '2000-01-03 00:00:00+00') FROM readings;
