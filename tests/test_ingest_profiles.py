@@ -6,14 +6,18 @@ go through a real Mosquitto into PostgreSQL and are checked row by row.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+import cbor2
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from zhongdu import services, storage
@@ -37,8 +41,10 @@ from ._rfc8428_examples import (
 
 Wait = Callable[..., bool]
 NOW = datetime.now(UTC)
+CBOR = "application/senml+cbor"
 
 
+@functools.cache
 def _config() -> IngestConfig:
     metrics = [CustomMetric(**m) for m in CUSTOM_METRICS]
     known = set(METRICS) | {m.metric for m in metrics}
@@ -539,3 +545,32 @@ def test_profiles_and_conflicts_on_timescaledb(
     assert stored == [("lux", 300.0, "lx"), ("temperature", pytest.approx(20.0), "Cel")]
     assert len(kept) == 1 and kept[0][0] == "conflicting_value" and "received 25.0 Cel" in kept[0][1]
     assert ingester.stats.duplicates == 1 and ingester.stats.conflicts == 1
+
+
+cbor_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20) | st.binary(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.integers(-8, 12) | st.text(max_size=4), inner)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=200))
+def test_any_bytes_as_cbor_give_rows_or_a_rejection(payload: bytes) -> None:
+    result = _parse("ow-10e2073a01080063", None, payload=payload, content_type=CBOR, config=_config())
+    assert isinstance(result, Accepted) or result.reason != Reason.INTERNAL_ERROR, result
+
+
+senml_cbor = st.lists(
+    st.dictionaries(st.sampled_from(list(range(-6, 10))), cbor_values, max_size=6), max_size=5
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=cbor_values | senml_cbor)
+def test_any_cbor_value_gives_rows_or_a_rejection(body: object) -> None:
+    payload = cbor2.dumps(body)
+    result = _parse("ow-10e2073a01080063", None, payload=payload, content_type=CBOR, config=_config())
+    assert isinstance(result, Accepted) or result.reason != Reason.INTERNAL_ERROR, result
