@@ -568,7 +568,7 @@ senml_cbor = st.lists(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(body=cbor_values | senml_cbor)
 def test_any_cbor_value_gives_rows_or_a_rejection(body: object) -> None:
     payload = cbor2.dumps(body)
