@@ -48,6 +48,15 @@ CREATE TRIGGER readings_rollup_update AFTER UPDATE ON readings
 CREATE TRIGGER readings_rollup_delete AFTER DELETE ON readings
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION readings_mark_dirty();
 
+-- Runs of consecutive minutes as [lo, hi) ranges (gaps and islands).
+CREATE FUNCTION readings_minute_runs(minutes timestamptz[]) RETURNS TABLE (lo timestamptz, hi timestamptz)
+LANGUAGE sql STABLE ROWS 8 AS $$  -- few runs: keeps plans (and JIT) small
+    SELECT min(m), max(m) + INTERVAL '1 minute'
+    FROM (SELECT m, m - INTERVAL '1 minute' * row_number() OVER (ORDER BY m) AS island
+          FROM (SELECT DISTINCT m FROM unnest(minutes) AS u (m)) AS d) AS s
+    GROUP BY island
+$$;
+
 -- Recompute up to `max_minutes` dirty minutes (oldest first) and the hours holding them; returns
 -- how many minutes, or -1 when another session is refreshing.
 CREATE FUNCTION refresh_readings_rollups(max_minutes integer DEFAULT 1440) RETURNS integer
@@ -68,10 +77,12 @@ BEGIN
     FROM unnest(minutes) AS m;
     DELETE FROM readings_rollup_dirty WHERE bucket = ANY (minutes);
     DELETE FROM readings_rollup_1m WHERE bucket = ANY (minutes);
+    -- one range scan per run of consecutive minutes, however the rows lie on disk
     INSERT INTO readings_rollup_1m (bucket, device_id, metric, min, max, sum, nv, n)
-    SELECT m.minute, r.device_id, r.metric, min(r.value), max(r.value), sum(r.value), count(r.value), count(*)
-    FROM unnest(minutes) AS m (minute)
-    JOIN readings r ON r.time >= m.minute AND r.time < m.minute + INTERVAL '1 minute'
+    SELECT date_bin(INTERVAL '1 minute', r.time, TIMESTAMPTZ '2000-01-03 00:00:00+00'), r.device_id, r.metric,
+           min(r.value), max(r.value), sum(r.value), count(r.value), count(*)
+    FROM readings_minute_runs(minutes) AS runs
+    JOIN readings r ON r.time >= runs.lo AND r.time < runs.hi
     GROUP BY 1, 2, 3;
     DELETE FROM readings_rollup_1h WHERE bucket = ANY (hours);
     INSERT INTO readings_rollup_1h (bucket, device_id, metric, min, max, sum, nv, n)
@@ -88,9 +99,10 @@ SELECT r.bucket, r.device_id, r.metric, r.min, r.max, r.sum, r.nv, r.n
 FROM readings_rollup_1m r
 WHERE NOT EXISTS (SELECT 1 FROM readings_rollup_dirty d WHERE d.bucket = r.bucket)
 UNION ALL
-SELECT d.bucket, x.device_id, x.metric, min(x.value), max(x.value), sum(x.value), count(x.value), count(*)
-FROM (SELECT DISTINCT bucket FROM readings_rollup_dirty) AS d
-JOIN readings x ON x.time >= d.bucket AND x.time < d.bucket + INTERVAL '1 minute'
+SELECT date_bin(INTERVAL '1 minute', x.time, TIMESTAMPTZ '2000-01-03 00:00:00+00'), x.device_id, x.metric,
+       min(x.value), max(x.value), sum(x.value), count(x.value), count(*)
+FROM readings_minute_runs(ARRAY(SELECT DISTINCT bucket FROM readings_rollup_dirty)) AS runs
+JOIN readings x ON x.time >= runs.lo AND x.time < runs.hi
 GROUP BY 1, 2, 3;
 
 DROP VIEW readings_1m;
