@@ -84,6 +84,7 @@ _BASE_LABELS = frozenset({"bn", "bt", "bu", "bv", "bs", "bver"})
 _VALUE_SET = frozenset(_VALUE_LABELS)
 _OTHER_VALUES = frozenset({"vs", "vb", "vd", "s"})
 _VALUE_OR_SUM = frozenset({"v", "vs", "vb", "vd", "s"})
+_NO_DEVICES: frozenset[str] = frozenset()
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 MAX_DATA_VALUE = 8192  # base64url characters of a `vd` value kept in value_text
 
@@ -233,7 +234,7 @@ def resolve_pack(
         rows.append((last_time, row_device, metric, value, unit, text))
     if not rows:
         raise SenmlReject(Reason.BAD_SENML, "no record with a value or sum")
-    return rows, latest, metrics, frozenset(others)
+    return rows, latest, metrics, frozenset(others) if others else _NO_DEVICES
 
 
 _UNKNOWN_HINT = "; a device profile or a custom metric can name it (see docs/device-profiles.md)"
