@@ -338,10 +338,12 @@ class IngestConfig:
         for profile in all_profiles:
             for device in profile.devices:
                 by_device[device] = profile
+        # plain dicts, never changed after this: the parser looks them up for every record, and a
+        # dict look-up is faster than one through a MappingProxyType
         return cls(
-            specs=MappingProxyType(specs),
+            specs=specs,
             string_values=STRING_VALUES,
-            profiles=MappingProxyType(by_device),
+            profiles=by_device,
             version=version,
             custom_metrics=custom,
             all_profiles=all_profiles,

@@ -574,3 +574,18 @@ def test_any_cbor_value_gives_rows_or_a_rejection(body: object) -> None:
     payload = cbor2.dumps(body)
     result = _parse("ow-10e2073a01080063", None, payload=payload, content_type=CBOR, config=_config())
     assert isinstance(result, Accepted) or result.reason != Reason.INTERNAL_ERROR, result
+
+
+def test_ingest_health_shows_duplicates_and_conflicting_values() -> None:
+    from prometheus_client import generate_latest
+
+    from zhongdu.api._ingest_health import summarise
+
+    metrics = IngestMetrics(CollectorRegistry())
+    metrics.messages.labels("park").inc(5)
+    metrics.duplicates.inc(3)
+    metrics.rejected.labels("conflicting_value").inc(2)
+    summary = summarise(generate_latest(metrics.registry).decode())
+    assert summary is not None
+    assert summary["duplicates"] == 3 and summary["conflicting_values"] == 2
+    assert summary["rejected"] == {"conflicting_value": 2}
