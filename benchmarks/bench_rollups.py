@@ -21,10 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql as pgsql
 
 from zhongdu import storage
 from zhongdu.storage import telemetry as sql
 
+TRIGGERS_ON = "ALTER TABLE readings ENABLE TRIGGER USER"
+TRIGGERS_OFF = "ALTER TABLE readings DISABLE TRIGGER USER"
 FORMER_VIEW = """CREATE VIEW readings_1m_datebin AS
 SELECT date_bin(INTERVAL '1 minute', time, TIMESTAMPTZ '2000-01-03 00:00:00+00') AS bucket, device_id, metric,
        min(value) AS min, avg(value) AS avg, max(value) AS max, count(*) AS n
@@ -59,7 +62,7 @@ def main() -> int:
 
     name = f"zhongdu_bench_rollups_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(name)))
     url = args.server.rsplit("/", 1)[0] + "/" + name
     results: dict[str, float] = {}
     try:
@@ -73,9 +76,9 @@ def main() -> int:
                 for enabled, times in ((True, on), (False, off)):
                     start = now - timedelta(days=400) + timedelta(hours=2 * k + (0 if enabled else 1))
                     batch = _batch(start, 10, args.batch)
-                    conn.execute(f"ALTER TABLE readings {'ENABLE' if enabled else 'DISABLE'} TRIGGER USER")
+                    conn.execute(TRIGGERS_ON if enabled else TRIGGERS_OFF)
                     times.append(_timed(lambda b=batch: sql.write_batch(conn, b, optimistic=True)))
-            conn.execute("ALTER TABLE readings ENABLE TRIGGER USER")
+            conn.execute(TRIGGERS_ON)
             results["batch_with_rollups_ms"] = min(on)
             results["batch_without_rollups_ms"] = min(off)
 
@@ -92,7 +95,7 @@ def main() -> int:
             results["refresh_all_history_ms"] = refreshed
             conn.execute(FORMER_VIEW)
             conn.execute("ANALYZE")
-            panel = (
+            panel = pgsql.SQL(
                 "SELECT bucket, device_id, avg FROM {} WHERE metric = 'pm2_5'"
                 " AND bucket BETWEEN %s AND %s ORDER BY 1"
             )
@@ -101,13 +104,13 @@ def main() -> int:
                 ("readings_1m", "panel_rollup_ms"),
                 ("readings_1m_datebin", "panel_datebin_ms"),
             ):
-                query = panel.format(view)
+                query = panel.format(pgsql.Identifier(view))
                 results[key] = min(
                     _timed(lambda q=query: conn.execute(q, window).fetchall()) for _ in range(3)
                 )
     finally:
         with psycopg.connect(args.server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name)))
     ratios = {
         "rollup_write_overhead": round(
             results["batch_with_rollups_ms"] / results["batch_without_rollups_ms"], 3
