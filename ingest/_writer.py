@@ -288,18 +288,18 @@ class Writer:
                     return 0
 
     def refresh_rollups(self) -> int:
-        """Recompute the plain-PostgreSQL rollups of the hours written since the last call.
+        """Recompute the plain-PostgreSQL rollups (readings, station load) of the minutes written lately.
 
-        Returns the hours recomputed (-1: another session is at it); 0 on TimescaleDB, whose
+        Returns the minutes recomputed (0 also while another session is at it); 0 on TimescaleDB, whose
         continuous aggregates refresh themselves, and after any error (the views stay exact anyway).
         """
         if self._rollups is False:
             return 0
         try:
             conn = self._connection()
-            row = conn.execute("SELECT refresh_readings_rollups()").fetchone()
+            row = conn.execute("SELECT refresh_readings_rollups(), refresh_station_load_rollups()").fetchone()
             self._rollups = True
-            return int(row[0]) if row else 0
+            return max(0, int(row[0])) + max(0, int(row[1])) if row else 0
         except psycopg.errors.UndefinedFunction:
             self._rollups = False  # TimescaleDB (or a schema before the rollups)
             return 0

@@ -99,7 +99,9 @@ def test_rollups_stay_exact_and_grafana_ranges_use_an_index(pg_migrated: str) ->
         conn.commit()
         assert _same(_view(conn, "readings_1m"), _raw(conn, "1 minute"))
         assert _same(_view(conn, "readings_1h"), _raw(conn, "1 hour"))
-        assert conn.execute("SELECT refresh_readings_rollups()").fetchone() == (61,)  # the late minute, and the deleted hour's 60
+        assert conn.execute("SELECT refresh_readings_rollups()").fetchone() == (
+            61,
+        )  # the late minute, and the deleted hour's 60
         conn.commit()
         assert _same(_view(conn, "readings_1m"), _raw(conn, "1 minute"))
         assert _same(_view(conn, "readings_1h"), _raw(conn, "1 hour"))
@@ -156,3 +158,78 @@ def _seq_relations(plan_json: str) -> str:
 
     walk(json.loads(plan_json))
     return " ".join(found)
+
+
+def _load_raw(conn: psycopg.Connection, width: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        f"""SELECT date_bin(INTERVAL '{width}', time, {ORIGIN}), station_id, sector_id,
+                   min(prb_utilisation), avg(prb_utilisation), max(prb_utilisation),
+                   min(active_users), avg(active_users), max(active_users), count(*)
+            FROM station_telemetry GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+    ).fetchall()
+
+
+def _load_view(conn: psycopg.Connection, view: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        f"""SELECT bucket, station_id, sector_id, prb_min, prb_avg, prb_max, users_min, users_avg, users_max, n
+            FROM {view} ORDER BY 1, 2, 3"""
+    ).fetchall()
+
+
+def _same_load(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]]) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        if x[:3] != y[:3] or x[9] != y[9] or x[6] != y[6] or x[8] != y[8]:
+            return False
+        for u, v in ((x[3], y[3]), (x[4], y[4]), (x[5], y[5]), (x[7], y[7])):
+            if (u is None) != (v is None) or (u is not None and abs(float(u) - float(v)) > 1e-9):
+                return False
+    return True
+
+
+def test_station_load_rollups_stay_exact_and_use_an_index(pg_migrated: str) -> None:
+    with psycopg.connect(pg_migrated) as conn:
+        conn.execute("TRUNCATE station_telemetry, station_load_rollup_1m, station_load_rollup_1h")
+        conn.execute("TRUNCATE station_load_rollup_dirty")
+        times, stations, sectors, loads, users = [], [], [], [], []
+        for minute in range(180):
+            for s in range(8):
+                for sector in ("", "1", "2"):
+                    times.append(BASE + timedelta(minutes=minute, seconds=11))
+                    stations.append(f"TC-{s}")
+                    sectors.append(sector)
+                    loads.append(None if sector == "" else ((minute + s) % 100) / 100)
+                    users.append(None if sector == "" else (minute * 7 + s) % 60)
+        conn.execute(
+            "INSERT INTO station_telemetry (time, station_id, sector_id, status, prb_utilisation, active_users)"
+            " SELECT t, s, c, 'up', p, u FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::float8[],"
+            " %s::int4[]) AS x (t, s, c, p, u)",
+            (times, stations, sectors, loads, users),
+        )
+        conn.commit()
+        assert _same_load(_load_view(conn, "station_load_1m"), _load_raw(conn, "1 minute"))
+        assert _same_load(_load_view(conn, "station_load_1h"), _load_raw(conn, "1 hour"))
+        assert conn.execute("SELECT refresh_station_load_rollups()").fetchone() == (180,)
+        conn.commit()
+        assert _same_load(_load_view(conn, "station_load_1m"), _load_raw(conn, "1 minute"))
+        assert _same_load(_load_view(conn, "station_load_1h"), _load_raw(conn, "1 hour"))
+        late = BASE + timedelta(minutes=70, seconds=40)
+        conn.execute(
+            "INSERT INTO station_telemetry (time, station_id, sector_id, status, prb_utilisation, active_users)"
+            " VALUES (%s, 'TC-1', '1', 'degraded', 0.99, 59)",
+            (late,),
+        )
+        conn.commit()
+        assert _same_load(_load_view(conn, "station_load_1m"), _load_raw(conn, "1 minute"))
+        assert _same_load(_load_view(conn, "station_load_1h"), _load_raw(conn, "1 hour"))
+        conn.execute("SELECT refresh_station_load_rollups()")
+        conn.execute("ANALYZE station_load_rollup_1m")
+        conn.execute("ANALYZE station_load_rollup_dirty")
+        conn.commit()
+        plan = _plan(
+            conn,
+            "SELECT bucket, station_id, prb_avg FROM station_load_1m WHERE bucket BETWEEN %s AND %s",
+            (BASE + timedelta(minutes=100), BASE + timedelta(minutes=110)),
+        )
+        assert "station_load_rollup_1m" in plan and "station_load_rollup_1m" not in _seq_relations(plan), plan
