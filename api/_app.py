@@ -202,6 +202,7 @@ def create_app(
         _routes_health,
         _routes_indicators,
         _routes_ops,
+        _routes_profiles,
         _routes_scenarios,
         _routes_sta,
         _routes_telemetry,
@@ -218,6 +219,7 @@ def create_app(
         _routes_ops,
         _routes_sta,
         _routes_alerts,
+        _routes_profiles,
     ):
         app.include_router(module.router)
     _routes_ui.mount_ui(app)

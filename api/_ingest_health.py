@@ -124,5 +124,7 @@ def summarise(text: str) -> dict[str, Any] | None:
         "lag_p95_s": _quantile(lag_buckets, 0.95),
         "queue_depth": values.get(PREFIX + "queue_depth"),
         "db_errors": values.get(PREFIX + "db_errors_total", 0.0),
+        "duplicates": values.get(PREFIX + "duplicates_total", 0.0),
+        "conflicting_values": rejected.get("conflicting_value", 0.0),
         "broker_connected": values.get(PREFIX + "broker_connected"),
     }

@@ -102,6 +102,8 @@ class IngestHealthOut(BaseModel):
             "queue_depth": 12,
             "db_errors": 0,
             "broker_connected": 1,
+            "duplicates": 40,
+            "conflicting_values": 0,
         }
     )
     available: bool
@@ -119,6 +121,8 @@ class IngestHealthOut(BaseModel):
     queue_depth: float | None = None
     db_errors: float | None = None
     broker_connected: float | None = None
+    duplicates: float | None = None  # rows absorbed as identical replays
+    conflicting_values: float | None = None  # readings kept as conflicting_value rejections
 
 
 class ParkSeriesOut(BaseModel):

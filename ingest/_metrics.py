@@ -39,6 +39,12 @@ class IngestMetrics:
         self.rejected = Counter(
             "zhongdu_ingest_rejected", "messages rejected, by reason", ["reason"], registry=registry
         )
+        self.duplicates = Counter(
+            "zhongdu_ingest_duplicates",
+            "rows absorbed as identical replays of stored rows (a different value is rejected instead, "
+            "reason conflicting_value)",
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "zhongdu_ingest_batch_seconds", "time to write and commit one batch",
             buckets=_LATENCY_BUCKETS, registry=registry,

@@ -1,7 +1,9 @@
 """`parse_message`: one MQTT message in, rows or a rejection out. Pure, and never raises.
 
 Topics (docs/mqtt-contract.md#topics):
-- `zhongdu/v1/park/{device_id}/senml`     SenML JSON pack (see `_senml`)
+- `zhongdu/v1/park/{device_id}/senml`     SenML JSON pack (see `_senml`), or SenML CBOR when the
+                                          MQTT 5 content type is `application/senml+cbor`
+- `zhongdu/v1/park/{device_id}/senml-cbor` SenML CBOR pack whatever the content type (MQTT 3.1.1)
 - `zhongdu/v1/bs/{station_id}/telemetry`  base-station JSON object (see `_bs`)
 - `zhongdu/v1/{park|bs}/{id}/status`      `online` / `offline` (retained, the client's will);
                                           an empty payload (a cleared retained message) is ignored
@@ -19,7 +21,9 @@ from typing import Any
 
 import orjson
 
+from zhongdu.ingest import _senml_cbor
 from zhongdu.ingest._bs import resolve_telemetry
+from zhongdu.ingest._profiles import DEFAULT_CONFIG, IngestConfig
 from zhongdu.ingest._senml import SenmlReject, resolve_pack
 from zhongdu.ingest._types import Accepted, EntityKind, Reason, Rejected, StatusUpdate
 
@@ -28,7 +32,7 @@ log = logging.getLogger(__name__)
 TOPIC_ROOT = "zhongdu/v1/"
 _ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _LEAVES: dict[str, frozenset[str]] = {
-    "park": frozenset({"senml", "status"}),
+    "park": frozenset({"senml", _senml_cbor.TOPIC_LEAF, "status"}),
     "bs": frozenset({"telemetry", "status"}),
 }
 _CONNECTION = frozenset({"online", "offline"})
@@ -90,10 +94,15 @@ def parse_message(
     *,
     received_at: datetime,
     limits: Limits = DEFAULT_LIMITS,
+    content_type: str | None = None,
+    config: IngestConfig = DEFAULT_CONFIG,
 ) -> Accepted | Rejected:
-    """Validate one message. Any bytes on any topic give an `Accepted` or a `Rejected`."""
+    """Validate one message. Any bytes on any topic give an `Accepted` or a `Rejected`.
+
+    `content_type` is the MQTT 5 property; `config` holds custom metrics and device profiles.
+    """
     try:
-        return _parse(topic, payload, received_at, limits)
+        return _parse(topic, payload, received_at, limits, content_type, config)
     except Exception as exc:  # a bug must not lose the message: keep it as a rejection
         log.exception("parser failed on a message on %r", topic)
         return _rejected(
@@ -115,13 +124,20 @@ def _rejected(
     )
 
 
-def _parse(topic: str, payload: bytes, received_at: datetime, limits: Limits) -> Accepted | Rejected:
+def _parse(
+    topic: str,
+    payload: bytes,
+    received_at: datetime,
+    limits: Limits,
+    content_type: str | None,
+    config: IngestConfig,
+) -> Accepted | Rejected:
     parts = split_topic(topic)
     if parts is None:
         return _rejected(
             topic, payload, Reason.BAD_TOPIC,
-            "expected zhongdu/v1/park/<id>/senml, zhongdu/v1/bs/<id>/telemetry"
-            " or zhongdu/v1/<park|bs>/<id>/status",
+            "expected zhongdu/v1/park/<id>/senml, zhongdu/v1/park/<id>/senml-cbor,"
+            " zhongdu/v1/bs/<id>/telemetry or zhongdu/v1/<park|bs>/<id>/status",
             received_at, limits,
         )  # fmt: skip
     kind, entity_id, leaf = parts
@@ -132,15 +148,20 @@ def _parse(topic: str, payload: bytes, received_at: datetime, limits: Limits) ->
         )  # fmt: skip
     if leaf == "status":
         return _parse_status(topic, payload, kind, entity_id, received_at, limits)
+    cbor = leaf == _senml_cbor.TOPIC_LEAF or (content_type is not None and _senml_cbor.is_cbor(content_type))
     try:
-        decoded = _loads(payload)
+        decoded = _senml_cbor.loads(payload) if cbor else _loads(payload)
     except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
-        return _rejected(topic, payload, Reason.BAD_JSON, str(exc)[:200], received_at, limits)
+        if cbor:
+            return _rejected(topic, payload, Reason.BAD_CBOR, str(exc)[:200], received_at, limits)
+        return _rejected(topic, payload, Reason.BAD_JSON, _json_detail(exc, payload), received_at, limits)
     now_s = received_at.timestamp()
     try:
-        if leaf == "senml":
-            rows, data_time, metrics = resolve_pack(
-                decoded, entity_id, now_s, limits.max_future_s, limits.max_age_s
+        if cbor and kind != "park":
+            raise SenmlReject(Reason.BAD_CBOR, "SenML CBOR is taken on park senml topics only")
+        if kind == "park":
+            rows, data_time, metrics, others = resolve_pack(
+                decoded, entity_id, now_s, limits.max_future_s, limits.max_age_s, config
             )
             return Accepted(
                 topic=topic,
@@ -151,6 +172,7 @@ def _parse(topic: str, payload: bytes, received_at: datetime, limits: Limits) ->
                 status=StatusUpdate("park", entity_id, "online", None, "telemetry", data_time),
                 data_time=data_time,
                 metrics=frozenset(metrics),
+                other_devices=others,
             )
         telemetry, status, _ = resolve_telemetry(
             decoded, entity_id, now_s, limits.max_future_s, limits.max_age_s
@@ -167,6 +189,16 @@ def _parse(topic: str, payload: bytes, received_at: datetime, limits: Limits) ->
         )
     except SenmlReject as exc:
         return _rejected(topic, payload, exc.reason, exc.detail, received_at, limits)
+
+
+def _json_detail(exc: ValueError, payload: bytes) -> str:
+    detail = str(exc)[:200]
+    if payload[:1] and 0x80 <= payload[0] <= 0x9F:  # a CBOR array's first byte is never JSON
+        detail += (
+            "; this looks like SenML CBOR: publish it with MQTT 5 content type "
+            f"{_senml_cbor.CONTENT_TYPE} or on topic zhongdu/v1/park/<id>/{_senml_cbor.TOPIC_LEAF}"
+        )
+    return detail
 
 
 def _parse_status(

@@ -26,6 +26,7 @@ class Reason(StrEnum):
     BAD_TOPIC = "bad_topic"  # not zhongdu/v1/{park|bs}/{id}/{senml|telemetry|status}
     PAYLOAD_TOO_LARGE = "payload_too_large"
     BAD_JSON = "bad_json"  # not UTF-8 JSON, or NaN/Infinity, or nested too deep
+    BAD_CBOR = "bad_cbor"  # sent as SenML CBOR (content type or topic) but not one CBOR data item
     BAD_SENML = "bad_senml"  # JSON but not a valid SenML pack (RFC 8428)
     DEVICE_MISMATCH = "device_mismatch"  # SenML name names another device than the topic
     UNKNOWN_METRIC = "unknown_metric"
@@ -37,6 +38,7 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"  # registry step: not registered and auto-register off
     BAD_TELEMETRY = "bad_telemetry"  # base-station JSON object does not fit the schema
     BAD_STATUS = "bad_status"  # status topic payload other than online/offline
+    CONFLICTING_VALUE = "conflicting_value"  # same device, metric and time as a stored row, other value
     INTERNAL_ERROR = "internal_error"  # a parser bug; the message is still kept, never lost
 
 
@@ -66,6 +68,8 @@ class Accepted:
     data_time: datetime | None = None
     #: metric names seen (park), to guess a device kind when auto-registering
     metrics: frozenset[str] = field(default_factory=frozenset)
+    #: devices other than `entity_id` that a profile assigned readings to (a gateway's)
+    other_devices: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def datapoints(self) -> int:

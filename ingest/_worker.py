@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -45,6 +46,7 @@ from zhongdu.errors import ConfigError, StorageError
 from zhongdu.ingest import _paho_speedups
 from zhongdu.ingest._metrics import IngestMetrics, default_metrics
 from zhongdu.ingest._parse import Limits, parse_message
+from zhongdu.ingest._profiles import DEFAULT_CONFIG, IngestConfig, load_config
 from zhongdu.ingest._types import Accepted, IngestError
 from zhongdu.ingest._writer import Item, Writer
 from zhongdu.settings import Settings, mask_url, mqtt_tls_context, parse_mqtt_url
@@ -69,6 +71,9 @@ class IngestStats:
     committed: int = 0  # messages committed (accepted or rejected) and then acknowledged
     datapoints: int = 0  # rows of accepted messages committed (including duplicates ignored)
     rows_written: int = 0  # rows newly inserted into readings and station_telemetry
+    duplicates: int = 0  # rows absorbed as identical replays of stored rows
+    conflicts: int = 0  # readings kept as conflicting_value rejections
+    config_reloads: int = 0  # device profiles / custom metrics reloaded while running
     rejected: dict[str, int] = field(default_factory=dict)
     batches: int = 0
     connects: int = 0
@@ -200,6 +205,10 @@ class Ingester:
         self._received = {k: self.metrics.messages.labels(k) for k in ("park", "bs", "other")}
         self.protocol: str = "unknown"
         self._two_subscriptions = False
+        # Read by the network thread for every message, replaced whole by writer 0 on a change.
+        self.config: IngestConfig = DEFAULT_CONFIG
+        self._config_checked = 0.0
+        self._rollups_refreshed = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -218,9 +227,10 @@ class Ingester:
         delay = 1.0
         while True:
             try:
-                if self._migrate:
-                    with storage.connect(self.database_url, schema=self.schema) as conn:  # type: ignore[arg-type]
+                with storage.connect(self.database_url, schema=self.schema) as conn:  # type: ignore[arg-type]
+                    if self._migrate:
                         storage.migrate(conn)
+                    self.config = self._initial_config(conn)
                 if use_v5 is None:
                     use_v5 = broker_accepts_mqtt5(host, port, username=username, password=password, tls=tls)
                 break
@@ -279,6 +289,15 @@ class Ingester:
             mask_url(self.database_url),
         )  # fmt: skip
         return True
+
+    @staticmethod
+    def _initial_config(conn: Any) -> IngestConfig:
+        try:
+            return load_config(conn)
+        except psycopg.Error as exc:  # a schema without the profile tables (not migrated)
+            conn.rollback()
+            log.warning("no device profiles or custom metrics loaded: %s", exc)
+            return DEFAULT_CONFIG
 
     def wait_connected(self, timeout: float = 15.0) -> bool:
         return self._connected.wait(timeout)
@@ -388,7 +407,12 @@ class Ingester:
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", "replace")
         payload = bytes(message.payload)
-        result = parse_message(topic, payload, received_at=datetime.now(UTC), limits=self.limits)
+        properties = message.properties
+        content_type = getattr(properties, "ContentType", None) if properties is not None else None
+        result = parse_message(
+            topic, payload, received_at=datetime.now(UTC), limits=self.limits,
+            content_type=content_type, config=self.config,
+        )  # fmt: skip
         kind = result.kind if isinstance(result, Accepted) else "other"
         self._received[kind].inc()
         self.stats.received += 1  # only this thread writes it
@@ -424,9 +448,34 @@ class Ingester:
                 return items
             time.sleep(POLL_S)
 
+    def _refresh_config(self, writer: Writer) -> None:
+        """Reload profiles and custom metrics when they changed (writer 0, between batches)."""
+        now = time.monotonic()
+        if now - self._config_checked < self.settings.ingest_config_refresh_s:
+            return
+        self._config_checked = now
+        config = writer.load_config(self.config)
+        if config is not self.config:
+            self.config = config
+            with self._stats_lock:
+                self.stats.config_reloads += 1
+
+    def _refresh_rollups(self, writer: Writer) -> None:
+        """Plain PostgreSQL: fold the hours written lately into the 1-minute and 1-hour rollups."""
+        now = time.monotonic()
+        if now - self._rollups_refreshed < self.settings.ingest_rollup_refresh_s:
+            return
+        self._rollups_refreshed = now
+        hours = writer.refresh_rollups()
+        if hours > 0:
+            log.debug("rollups refreshed for %d hours", hours)
+
     def _writer_loop(self, writer: Writer) -> None:
         try:
             while True:
+                if writer is self._writers[0]:
+                    self._refresh_config(writer)
+                    self._refresh_rollups(writer)
                 items = self._collect()
                 self.metrics.queue_depth.set(len(self._inbox))
                 if not items:
@@ -462,6 +511,8 @@ class Ingester:
             m.rows.labels("station_telemetry").inc(counts.telemetry)
         for reason in result.rejected:
             m.rejected.labels(str(reason)).inc()
+        if result.duplicates:
+            m.duplicates.inc(result.duplicates)
         data_times = [
             r.data_time for it in items if isinstance(r := it.result, Accepted) and r.data_time is not None
         ]
@@ -474,6 +525,8 @@ class Ingester:
             stats.batches += 1
             stats.rows_written += counts.readings + counts.telemetry
             stats.datapoints += datapoints
+            stats.duplicates += result.duplicates
+            stats.conflicts += result.conflicts
             for reason in result.rejected:
                 stats.rejected[str(reason)] = stats.rejected.get(str(reason), 0) + 1
         if self._on_commit is not None:

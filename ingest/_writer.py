@@ -7,11 +7,12 @@ only once the batch is committed, retrying with backoff while the database is un
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
@@ -19,6 +20,7 @@ import psycopg
 from zhongdu import storage
 from zhongdu.errors import StorageError
 from zhongdu.ingest._metrics_catalogue import guess_device_kind
+from zhongdu.ingest._profiles import IngestConfig, load_config
 from zhongdu.ingest._types import Accepted, Reason, Rejected
 from zhongdu.settings import mask_url
 from zhongdu.storage import telemetry as sql
@@ -43,6 +45,9 @@ class WriteResult:
     rejected: list[Reason]  # reasons of the messages stored as rejected (including unknown_device)
     seconds: float  # time spent in the successful write (statement + commit)
     datapoints: int  # rows submitted for readings and station_telemetry (duplicates included)
+    conflicts: int = 0  # readings kept as conflicting_value rejections instead of being stored
+    #: readings and telemetry rows absorbed as identical replays of stored rows
+    duplicates: int = field(default=0)
 
 
 def _reject_row(result: Rejected) -> sql.RejectRow:
@@ -88,6 +93,10 @@ class Writer:
         # topic); their first readings name the kind
         self._kind_unknown: set[str] = set()
         self._stations: set[str] = set()
+        # where each message's readings start in the last built batch (for conflicting values)
+        self.reading_starts: list[int] = []
+        self.reading_items: list[int] = []
+        self._rollups: bool | None = None  # None: not tried yet; False: no rollups in this schema
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -125,7 +134,11 @@ class Writer:
         """The rows for `items`: registry check (one query, only for ids not cached), status merge."""
         unknown_devices = {
             r.entity_id for it in items if isinstance(r := it.result, Accepted) and r.kind == "park"
-        } - self._devices
+        }
+        for it in items:  # devices a gateway's profile names (rare: one attribute test per message)
+            if isinstance(r := it.result, Accepted) and r.other_devices:
+                unknown_devices |= r.other_devices
+        unknown_devices -= self._devices
         unknown_stations = {
             r.entity_id for it in items if isinstance(r := it.result, Accepted) and r.kind == "bs"
         } - self._stations
@@ -141,16 +154,20 @@ class Writer:
         telemetry_status: dict[tuple[str, str], tuple[str, datetime]] = {}
         connection: dict[tuple[str, str], tuple[str, datetime]] = {}
         new_device_metrics: dict[str, set[str]] = {}
-        for item in items:
+        self.reading_starts = starts = []
+        self.reading_items = owners = []
+        for index, item in enumerate(items):
             result = item.result
             if isinstance(result, Accepted) and (
                 (result.kind == "park" and result.entity_id in unknown_devices)
                 or (result.kind == "bs" and result.entity_id in unknown_stations)
+                or (result.other_devices and not result.other_devices.isdisjoint(unknown_devices))
             ):
                 if not self._auto_register:
                     result = self._unknown_rejection(item, result)
                 elif result.kind == "park":
-                    new_device_metrics.setdefault(result.entity_id, set()).update(result.metrics)
+                    for device in {result.entity_id, *result.other_devices} & unknown_devices:
+                        new_device_metrics.setdefault(device, set()).update(result.metrics)
             elif isinstance(result, Accepted) and result.metrics and result.entity_id in self._kind_unknown:
                 new_device_metrics.setdefault(result.entity_id, set()).update(result.metrics)
             if isinstance(result, Rejected):
@@ -158,6 +175,8 @@ class Writer:
                 reasons.append(result.reason)
                 continue
             if result.readings:
+                starts.append(len(rows.readings))
+                owners.append(index)
                 rows.readings.extend(result.readings)
             if result.telemetry:
                 rows.telemetry.extend(result.telemetry)
@@ -219,7 +238,93 @@ class Writer:
                 self._kind_unknown.update(d for d, kind in rows.new_devices if kind == "unknown")
                 self._kind_unknown.difference_update(d for d, kind in rows.new_devices if kind != "unknown")
                 self._stations.update(rows.new_stations)
-            return WriteResult(counts, reasons, seconds, len(rows.readings) + len(rows.telemetry))
+            submitted = len(rows.readings) + len(rows.telemetry)
+            absorbed = submitted - counts.readings - counts.telemetry
+            conflicts = 0
+            if counts.readings < len(rows.readings):
+                conflicts = self._keep_conflicts(items, rows)
+                reasons.extend([Reason.CONFLICTING_VALUE] * conflicts)
+            return WriteResult(counts, reasons, seconds, submitted, conflicts, absorbed - conflicts)
+
+    def _keep_conflicts(self, items: Sequence[Item], rows: sql.BatchRows) -> int:
+        """Store, as `conflicting_value` rejections, the readings that met another stored value.
+
+        Runs after the batch committed and only when some readings were not inserted: the rows
+        that then hold another value at the same (device, metric, time) are conflicts, the others
+        identical replays. The stored (first) value stays. Should this fail, the batch is not
+        acknowledged: its redelivery finds the same conflicts again.
+        """
+        while True:
+            try:
+                conn = self._connection()
+                found = sql.conflicting_readings(conn, rows.readings)
+                if not found:
+                    return 0
+                rejected = sql.BatchRows()
+                for position, stored_value, stored_text in found:
+                    item = items[self.reading_items[bisect.bisect_right(self.reading_starts, position) - 1]]
+                    time_, device, metric, value, unit, text = rows.readings[position]
+                    received = text if value is None else f"{value!r} {unit or ''}".strip()
+                    stored = stored_text if stored_value is None else f"{stored_value!r} {unit or ''}".strip()
+                    rejected.rejected.append(
+                        (
+                            item.result.received_at,
+                            item.result.topic,
+                            item.payload[: self._max_stored],
+                            len(item.payload),
+                            str(Reason.CONFLICTING_VALUE),
+                            f"{device} {metric} at {time_.isoformat()}: received {received!s:.80}, "
+                            f"stored {stored!s:.80}; the value stored first stays",
+                        )
+                    )
+                sql.write_batch(conn, rejected)
+                return len(found)
+            except (psycopg.OperationalError, psycopg.InterfaceError, StorageError) as exc:
+                log.warning("recording conflicting values failed (%s); retrying", exc)
+                if self._on_db_error is not None:
+                    self._on_db_error()
+                self.close()
+                if self._stop.wait(0.5):
+                    return 0
+
+    def refresh_rollups(self) -> int:
+        """Recompute the plain-PostgreSQL rollups (readings, station load) of the minutes written lately.
+
+        Returns the minutes recomputed (0 also while another session is at it); 0 on TimescaleDB, whose
+        continuous aggregates refresh themselves, and after any error (the views stay exact anyway).
+        """
+        if self._rollups is False:
+            return 0
+        try:
+            conn = self._connection()
+            row = conn.execute("SELECT refresh_readings_rollups(), refresh_station_load_rollups()").fetchone()
+            self._rollups = True
+            return max(0, int(row[0])) + max(0, int(row[1])) if row else 0
+        except psycopg.errors.UndefinedFunction:
+            self._rollups = False  # TimescaleDB (or a schema before the rollups)
+            return 0
+        except (psycopg.Error, StorageError) as exc:
+            log.warning("rollup refresh failed (%s); the views stay exact, only slower", exc)
+            self.close()
+            return 0
+
+    def load_config(self, current: IngestConfig) -> IngestConfig:
+        """The profiles and custom metrics, reloaded when their version moved; `current` on failure."""
+        try:
+            conn = self._connection()
+            version = storage.profiles.config_version(conn)
+            if version == current.version:
+                return current
+            config = load_config(conn, version)
+        except (psycopg.Error, StorageError) as exc:
+            log.warning("could not reload device profiles and custom metrics (%s); keeping the last", exc)
+            self.close()
+            return current
+        log.info(
+            "device profiles and custom metrics reloaded: %d profiles, %d custom metrics",
+            len(config.all_profiles), len(config.custom_metrics),
+        )  # fmt: skip
+        return config
 
     def _write_rows(self, conn: psycopg.Connection, rows: sql.BatchRows) -> sql.BatchCounts:
         """One statement, without ON CONFLICT unless duplicates were met lately (see `write_batch`)."""
@@ -261,4 +366,6 @@ class Writer:
             first.rejected + second.rejected,
             first.seconds + second.seconds,
             first.datapoints + second.datapoints,
+            first.conflicts + second.conflicts,
+            first.duplicates + second.duplicates,
         )

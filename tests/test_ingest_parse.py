@@ -226,7 +226,8 @@ def test_build_pack_round_trips() -> None:
         ([{"n": "3303/0/5700", "v": 1}], Reason.UNKNOWN_METRIC),  # LwM2M paths are not our metrics
         ([{"bn": "air-001", "n": "pm2_5", "v": 1}], Reason.UNKNOWN_METRIC),  # 'air-001pm2_5': no separator
         ([{"n": "air-001:pm3", "v": 1}], Reason.UNKNOWN_METRIC),
-        ([{"n": "air-001:pm2_5", "v": 1, "u": "kg/m3"}], Reason.BAD_UNIT),
+        ([{"n": "air-001:pm2_5", "v": 1, "u": "m"}], Reason.BAD_UNIT),  # no conversion to ug/m3
+        ([{"n": "air-001:pm2_5", "v": 1, "u": "kg/m3"}], Reason.OUT_OF_RANGE),  # 1e9 ug/m3
         ([{"bu": "Cel", "n": "air-001:pm2_5", "v": 1}], Reason.BAD_UNIT),
         ([{"n": "air-001:door_open", "vb": True, "u": "count"}], Reason.BAD_UNIT),
         ([{"n": "air-001:door_open", "v": 1}], Reason.BAD_VALUE),

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     ingest_max_inflight: int = Field(5000, ge=1, le=1_000_000)
     ingest_max_payload_bytes: int = Field(65_536, ge=64)
     ingest_max_future_s: float = Field(300.0, ge=0)
+    ingest_rollup_refresh_s: float = Field(
+        30.0, gt=0, le=86_400, description="plain PostgreSQL: seconds between refreshes of readings_1m/1h"
+    )
+    ingest_config_refresh_s: float = Field(
+        2.0, gt=0, le=3600, description="seconds between ingesters' checks for changed profiles and metrics"
+    )
     station_silence_timeout_s: float = Field(
         300.0, gt=0, description="a station silent this long counts as not serving"
     )

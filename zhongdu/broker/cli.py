@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     cred.set_defaults(handler=_credential)
     lst = dev_sub.add_parser("credentials", help="list issued credentials (never the secrets)")
     lst.set_defaults(handler=_list)
+    from zhongdu.ingest import profiles_cli
+
+    profiles_cli.register(dev_sub)
 
 
 def _config(args: argparse.Namespace) -> int:

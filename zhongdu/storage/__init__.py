@@ -10,6 +10,7 @@ from zhongdu._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from zhongdu.storage import _api as api
+    from zhongdu.storage import _profiles as profiles
     from zhongdu.storage import _telemetry as telemetry
     from zhongdu.storage._connect import connect, has_timescale, prepare_connection, set_search_path
     from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
@@ -29,7 +30,7 @@ __getattr__, __dir__ = lazy_exports(
         "migrate": "._migrate",
         "register_layout": "._registry",
     },
-    submodules={"api": "._api", "telemetry": "._telemetry"},
+    submodules={"api": "._api", "profiles": "._profiles", "telemetry": "._telemetry"},
 )
 
 
@@ -42,6 +43,7 @@ __all__ = [
     "has_timescale",
     "migrate",
     "prepare_connection",
+    "profiles",
     "register_layout",
     "set_search_path",
     "telemetry",

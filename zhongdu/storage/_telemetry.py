@@ -358,6 +358,33 @@ def write_batch(conn: psycopg.Connection, rows: BatchRows, *, optimistic: bool =
     return BatchCounts(**{name: int(value) for name, value in zip(names, row, strict=True)})
 
 
+_CONFLICTS = """SELECT i.k - 1, r.value, r.value_text
+    FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::float8[], %b::text[])
+         WITH ORDINALITY AS i (t, d, m, v, vt, k)
+    JOIN readings r ON r.device_id = i.d AND r.metric = i.m AND r.time = i.t
+    WHERE r.value IS DISTINCT FROM i.v OR r.value_text IS DISTINCT FROM i.vt
+    ORDER BY 1"""
+
+
+def conflicting_readings(
+    conn: psycopg.Connection, rows: Sequence[ReadingRow]
+) -> list[tuple[int, float | None, str | None]]:
+    """(position in `rows`, stored value, stored text) of each row whose key holds another value.
+
+    Meant right after `write_batch`: a row not inserted is either an identical replay (absorbed)
+    or a conflict, which this finds through the primary key.
+    """
+    if not rows:
+        return []
+    times, devices, metrics, values, _units, texts = zip(*rows, strict=True)
+    params = [encode_timestamptz(times), encode_text(devices), encode_text(metrics),
+              encode_float8(values), encode_text(texts)]  # fmt: skip
+    found = conn.execute(_CONFLICTS, params).fetchall()
+    if not conn.autocommit:
+        conn.commit()
+    return [(int(k), v, t) for k, v, t in found]
+
+
 def load_registry(conn: psycopg.Connection) -> tuple[set[str], set[str]]:
     """Every registered device id and station id (the ingester's in-memory cache)."""
     devices = conn.execute("SELECT device_id FROM devices").fetchall()
