@@ -34,7 +34,10 @@ class SteadyPublisher(threading.Thread):
         self.topic = f"zhongdu/v1/park/{device}/senml"
         host, port, user, pw = parse_mqtt_url(url)
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{device}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            # a secured broker binds a credential to one client id: its username
+            client_id=username or user or f"{device}-{uuid.uuid4().hex[:6]}",
+            protocol=mqtt.MQTTv5,
         )
         if username or user:
             self.client.username_pw_set(username or user, password if username else pw)

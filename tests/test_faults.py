@@ -181,7 +181,7 @@ def test_which_subscriptions_mosquitto_keeps_across_a_restart(shared: bool) -> N
         received: list[bytes] = []
 
         def session(clean: bool) -> mqtt.Client:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="keep-ingest", protocol=mqtt.MQTTv5)
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
             client.username_pw_set(user, password)
             client.on_message = lambda _c, _u, m: received.append(m.payload)
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -198,7 +198,7 @@ def test_which_subscriptions_mosquitto_keeps_across_a_restart(shared: bool) -> N
         subscriber.loop_stop()
         broker.stop()  # even a clean shutdown, which saves everything
         broker.start()
-        device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="keep-dev", protocol=mqtt.MQTTv5)
+        device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="park-keep-1", protocol=mqtt.MQTTv5)
         device.username_pw_set("park-keep-1", "pw-keep-1")
         device.connect("127.0.0.1", broker.port)
         device.loop_start()
