@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, ge=1024, le=1 << 30, description="larger bodies get 413 (5,000 candidates fit)"
     )
     api_pool_size: int = Field(8, ge=1, le=100, description="database connections of one API process")
+    scenario_max_mb: int = Field(
+        2048, ge=64, description="refuse scenarios whose estimated memory (MB) is above this, with 422"
+    )
+    scenario_workers: int = Field(
+        2, ge=1, le=16, description="placement scenarios computed at once, each in its own process"
+    )
     database_schema: str | None = Field(
         None, description="schema put first on the API's search path (tests isolate modules with it)"
     )
