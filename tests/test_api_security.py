@@ -148,3 +148,25 @@ def test_scenarios_are_bounded_and_run_outside_the_api(pg_migrated: str) -> None
     assert growth_mb < API_BUDGET_MB
     assert max(health_s) < 2.0
     assert bodies["big"]["result"]["worker_peak_mb"] < LIMIT_MB + 600  # the child's own imports and layout
+
+
+@pytest.mark.parametrize("trusted", [[], ["127.0.0.1"]], ids=["no-proxy", "behind-a-proxy"])
+def test_the_rate_limit_trusts_x_forwarded_for_only_from_configured_proxies(
+    pg_migrated: str, trusted: list[str]
+) -> None:
+    settings = api_settings(pg_migrated, None, rate_limit_per_minute=3, api_trusted_proxies=trusted)
+    api = start_api(settings, port=services.free_port(), layout=small_city)
+    try:
+        with httpx.Client(base_url=api.url, timeout=30) as http:
+            # a client rotating the header to get a fresh bucket on every request
+            spoofed = [http.get("/v1/devices", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+                       for i in range(6)]  # fmt: skip
+            # one client behind the proxy, always the same address
+            same = [http.get("/v1/devices", headers={"X-Forwarded-For": "198.51.100.7"}).status_code
+                    for _ in range(5)]  # fmt: skip
+    finally:
+        api.stop()
+    if trusted:  # the proxy's header names each client: six clients, one request each
+        assert spoofed == [200] * 6 and same == [200, 200, 200, 429, 429]
+    else:  # the header is ignored: one client (the TCP peer) over its limit
+        assert spoofed == [200, 200, 200, 429, 429, 429] and same == [429] * 5

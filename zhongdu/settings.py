@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(0, ge=0, description="per API key or client; 0 = off")
+    api_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-For names the client "
+        '(JSON list, e.g. ["10.0.0.5", "172.16.0.0/12"]); empty: the TCP peer is the client',
+    )
     api_max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, le=1 << 30, description="larger bodies get 413 (5,000 candidates fit)"
     )
