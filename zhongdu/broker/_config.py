@@ -35,6 +35,7 @@ DEFAULT_QUEUE_BYTES = 512 * 1024 * 1024
 # Per listener; the broker's open-file limit (LimitNOFILE) must be above it.
 DEFAULT_MAX_CONNECTIONS = 20_000
 MAX_PACKET_SIZE = 131_072
+DEFAULT_SAVE_EVERY_S = 1
 # The plugin's own password format (PBKDF2-SHA512); it hashes passwords set over $CONTROL the same way.
 _PBKDF2_ITERATIONS = 101
 
@@ -134,8 +135,12 @@ def mosquitto_conf(
     plain: bool = True,
     queue_bytes: int = DEFAULT_QUEUE_BYTES,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    save_every_s: int | None = DEFAULT_SAVE_EVERY_S,
 ) -> str:
-    """The configuration text; `root` is the directory as the broker will see it."""
+    """The configuration text; `root` is the directory as the broker will see it.
+
+    `save_every_s`: seconds between saves of the persistence file; None saves after every change
+    (benchmarked against each other in benchmarks/bench_broker_save.py)."""
     lines = [
         "# Zhongdu production broker (written by `zhongdu broker config`; see README, Security).",
         "# Credentials and ACLs live in the dynamic security plugin, managed at run time over $CONTROL",
@@ -159,11 +164,21 @@ def mosquitto_conf(
         "max_keepalive 300",
         "persistence true",
         f"persistence_location {root / 'data'}/",
-        "# Saved after every change that touches persisted state, not every 30 s: a broker killed at",
-        "# any moment (also in the first seconds after a worker connects) restarts with every session",
-        "# and every acknowledged message it had (cost measured in docs/performance.md).",
-        "autosave_on_changes true",
-        "autosave_interval 1",
+        *(
+            [
+                "# Saved after every change: no window, but each save rewrites the whole file, queue",
+                "# included, so intake collapses while the workers are away (benchmarks/bench_broker_save.py).",
+                "autosave_on_changes true",
+                "autosave_interval 1",
+            ]
+            if save_every_s is None
+            else [
+                f"# Saved every {save_every_s} s (not 30): a worker's new session and what is queued for it",
+                "# are on disk within that time; a SIGKILL loses at most what was acknowledged since",
+                "# (docs/faults-and-attacks.md; cost in docs/performance.md).",
+                f"autosave_interval {save_every_s}",
+            ]
+        ),
         "persistent_client_expiration 14d",
         "log_dest stderr",
         "log_type error",
