@@ -66,6 +66,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     config.add_argument(
         "--max-connections", type=int, default=None, help="connections per listener (default 20000)"
     )
+    config.add_argument(
+        "--cluster",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: N (3 or 5) nats-server configs for the clustered tier (docs/cluster.md); "
+        "MQTT on --port, --port+1, ...; client ports 4222+, routes 6222+",
+    )
+    config.add_argument(
+        "--cluster-hosts", default=None, help="with --cluster: the nodes' addresses, comma-separated"
+    )
     config.set_defaults(handler=_config)
 
     worker = broker_sub.add_parser(
@@ -122,7 +133,29 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     lst.set_defaults(handler=_list)
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from zhongdu.broker._cluster import write_cluster_config
+
+    cluster = write_cluster_config(
+        args.out,
+        nodes=args.cluster,
+        mqtt_ports=[args.port + k for k in range(args.cluster)],
+        bind=args.bind,
+        hosts=args.cluster_hosts.split(",") if args.cluster_hosts else None,
+        root=args.root,
+        max_connections=args.max_connections or 20_000,
+    )
+    for node in cluster.nodes:
+        print(f"wrote {node.conf_path}; start: nats-server -c {node.conf_path}", file=sys.stderr)
+    print("devices and ingest workers may use any node (MQTT 3.1.1):", file=sys.stderr)
+    for k, url in enumerate(cluster.mqtt_urls, start=1):
+        print(f"ZHONGDU_MQTT_URL={url}" if k == 1 else f"# node {k}: ZHONGDU_MQTT_URL={url}")
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
+    if args.cluster is not None:
+        return _cluster(args)
     from zhongdu.broker import write_broker_config
     from zhongdu.broker._config import DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_BYTES, write_secret_file
 
