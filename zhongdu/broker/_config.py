@@ -116,6 +116,8 @@ class BrokerConfig:
     admin_url: str
     ingest_urls: tuple[str, ...]  # one per worker, each with its own credential and client id
     tls_url: str | None
+    # what the `mosquitto` user could not read or write, each with its fix (empty: nothing)
+    warnings: tuple[str, ...] = ()
 
     @property
     def ingest_url(self) -> str:
@@ -266,8 +268,9 @@ def write_broker_config(
     with os.fdopen(fd, "w") as fh:
         json.dump(dynsec_bootstrap(admin_password, *ingest_passwords), fh, indent=1)
     _hand_to_broker_user(out)
-    if seen_by_broker:  # with --root the paths are the container's, not checkable here
-        check_broker_can_read(out, [p for p in (cert, key, cafile) if p is not None])
+    tls_files = [p for p in (cert, key, cafile) if p is not None]
+    # with --root the paths are the container's, not checkable here
+    warnings = broker_cannot_read(out, tls_files) if seen_by_broker else []
     host = host or ("127.0.0.1" if bind in ("0.0.0.0", "::") else bind)  # noqa: S104 (a comparison)
     url_port = port if plain else tls_port
     scheme = "mqtt" if plain else "mqtts"
@@ -280,6 +283,7 @@ def write_broker_config(
             for k, password in enumerate(ingest_passwords, start=1)
         ),
         tls_url=f"mqtts://{host}:{tls_port}" if cert is not None else None,
+        warnings=tuple(warnings),
     )
 
 
@@ -306,21 +310,25 @@ def _allowed(path: Path, uid: int, groups: set[int], bit: int) -> bool:
     return (st.st_mode >> shift) & bit == bit
 
 
-def check_broker_can_read(out: Path, tls_files: list[Path]) -> None:
-    """Refuse a config the broker could not use: a key or directory the `mosquitto` user cannot read
-    makes the plugin fail to load, and then the broker refuses every client without saying why."""
+def broker_cannot_read(out: Path, tls_files: list[Path]) -> list[str]:
+    """What a root-started broker (running as `mosquitto`) could not read or write, with the fix: a
+    key or directory it cannot read makes the plugin fail to load, and then the broker refuses every
+    client without saying why. A TLS file that does not exist at all is an error."""
     missing = [f"{p} does not exist" for p in tls_files if not p.exists()]
     if missing:
         raise ConfigError("the broker could not start with this config: " + "; ".join(missing))
     account = _broker_account()
     if account is None:
-        return
+        return []
     uid, _gid, groups = account
     problems: list[str] = []
     for target, need_write in [(out.resolve(), True), *((p.resolve(), False) for p in tls_files)]:
         for parent in reversed(target.parents):
             if not _allowed(parent, uid, groups, 1):
-                problems.append(f"the mosquitto user cannot enter {parent} (fix: chmod o+x {parent})")
+                problems.append(
+                    f"the mosquitto user cannot enter {parent} (fix: chmod o+x {parent}, "
+                    "or write the config elsewhere)"
+                )
                 break
         else:
             if target.is_dir():
@@ -333,9 +341,7 @@ def check_broker_can_read(out: Path, tls_files: list[Path]) -> None:
                     f"the mosquitto user cannot read {target} "
                     f"(fix: chgrp mosquitto {target} && chmod g+r {target})"
                 )
-    if problems:
-        found = "; ".join(dict.fromkeys(problems))
-        raise ConfigError(f"the broker could not start with this config: {found}")
+    return list(dict.fromkeys(problems))
 
 
 def write_secret_file(path: Path, text: str) -> None:

@@ -182,6 +182,8 @@ def _config(args: argparse.Namespace) -> int:
     )
     if result.tls_url:
         print(f"TLS listener: {result.tls_url}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: the broker will refuse every client until this is fixed: {warning}", file=sys.stderr)
     if args.admin_env_file:
         write_secret_file(args.admin_env_file, f"ZHONGDU_BROKER_ADMIN_URL={result.admin_url}\n")
         print(f"wrote {args.admin_env_file} (0600): the broker admin credential", file=sys.stderr)
