@@ -376,3 +376,23 @@ def try_connect_as(url: str, username: str, password: str, client_id: str) -> in
         client.loop(0.1)
     client.disconnect()
     return result[0] if result else -1
+
+
+def test_credentials_issued_before_ids_were_bound_are_bound_in_place(
+    broker: SecuredBroker, pg_migrated: str
+) -> None:
+    """An older credential (created without `clientid`) could use any id until `zhongdu broker
+    bind-ids` binds it, password unchanged."""
+    old_user, old_pass = f"park-old-{uuid.uuid4().hex[:6]}", "an-old-password"
+    with DynsecAdmin(broker.config.admin_url) as admin:
+        admin.run([{"command": "createClient", "username": old_user, "password": old_pass}])
+    assert try_connect_as(broker.url, old_user, old_pass, f"someone-else-{uuid.uuid4().hex[:4]}") == 0
+    env = dict(os.environ, ZHONGDU_BROKER_ADMIN_URL=broker.config.admin_url)
+    done = subprocess.run(
+        [sys.executable, "-m", "zhongdu.cli", "broker", "bind-ids"], env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and "bound" in done.stdout, done.stderr
+    assert try_connect_as(broker.url, old_user, old_pass, "someone-else") == NOT_AUTHORIZED
+    assert try_connect_as(broker.url, old_user, old_pass, old_user) == 0  # its own id, same password
+    assert try_connect(broker.config.admin_url) == 0  # the admin is left unbound

@@ -174,6 +174,15 @@ class DynsecAdmin:
         """Revoke: the client is deleted, and the broker disconnects any session using it."""
         self.run([{"command": "deleteClient", "username": username}], ignore=("not found",))
 
+    def bind_client_ids(self, *, skip: Sequence[str] = ()) -> list[str]:
+        """Bind every client but `skip` to the client id equal to its username, passwords unchanged:
+        credentials issued before ids were bound could otherwise connect under any client's id.
+        Returns the usernames bound."""
+        users = [u for u in self.list_clients() if u not in skip]
+        if users:
+            self.run([{"command": "setClientId", "username": u, "clientid": u} for u in users])
+        return users
+
     def list_clients(self) -> list[str]:
         answers = self.run([{"command": "listClients", "verbose": False, "count": -1, "offset": 0}])
         return [str(c) for c in answers[0].get("data", {}).get("clients", [])]

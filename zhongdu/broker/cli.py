@@ -93,6 +93,19 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     worker.add_argument("--host", default=None, help="broker host for the URL (default: the admin URL's)")
     worker.set_defaults(handler=_worker)
 
+    bind = broker_sub.add_parser(
+        "bind-ids",
+        help="bind every existing credential to its own client id (for credentials issued before)",
+        description=(
+            "Credentials issued before client ids were bound can connect under any client id, and so "
+            "end another client's session (the ingest worker's too). This binds every client on the "
+            "broker except the admin to the client id equal to its username, passwords unchanged, "
+            "through ZHONGDU_BROKER_ADMIN_URL. Devices must then connect with their username as "
+            "client id."
+        ),
+    )
+    bind.set_defaults(handler=_bind_ids)
+
     devices = subparsers.add_parser("devices", help="register devices and stations; their MQTT credentials")
     dev_sub = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
     add = dev_sub.add_parser("add", help="register a park device (or a station with --kind station)")
@@ -227,6 +240,22 @@ def _worker(args: argparse.Namespace) -> int:
     url = f"{scheme}://{username}:{quote(password, safe='')}@{args.host or host}:{port}"
     write_secret_file(args.env_file, f"ZHONGDU_MQTT_URL={url}\n")
     print(f"wrote {args.env_file} (0600): {username}, client id {username}", file=sys.stderr)
+    return 0
+
+
+def _bind_ids(args: argparse.Namespace) -> int:
+    from zhongdu.broker import ADMIN_USER, DynsecAdmin
+    from zhongdu.errors import ConfigError
+    from zhongdu.settings import Settings, parse_mqtt_url
+
+    settings = Settings()
+    if not settings.broker_admin_url:
+        raise ConfigError("set ZHONGDU_BROKER_ADMIN_URL (`zhongdu broker config --admin-env-file` writes it)")
+    admin_user = parse_mqtt_url(settings.broker_admin_url)[2] or ADMIN_USER
+    cafile = str(settings.mqtt_cafile) if settings.mqtt_cafile else None
+    with DynsecAdmin(settings.broker_admin_url, cafile=cafile) as admin:
+        bound = admin.bind_client_ids(skip=(admin_user,))
+    print(f"bound {len(bound)} client(s) to their own client id")
     return 0
 
 
