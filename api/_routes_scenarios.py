@@ -113,6 +113,7 @@ def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]
     out: dict[str, Any] = state.scenario_runner.compute(
         plan_in_child, live.grid, live.serving_stations(), candidates, options
     )
+    state.metrics.scenario_peak_mb.set(out["worker_peak_mb"])
     out.update(
         method="celf-greedy",
         model=model,
@@ -143,6 +144,7 @@ def create_scenario(
             state, live.grid, candidate_stations(request["candidates"]), scenario.model or live.model
         )
         if refusal is not None:
+            state.metrics.scenarios_refused.inc()
             raise HTTPException(422, refusal)
     storage.api.insert_scenario(
         conn, scenario_id=scenario_id, created_by=principal.name, name=scenario.name, request=request

@@ -91,6 +91,7 @@ def test_scenarios_are_bounded_and_run_outside_the_api(pg_migrated: str) -> None
             assert refused.status_code == 422, refused.text
             detail = refused.json()["detail"]
             assert f"the limit is {LIMIT_MB:,} MB (ZHONGDU_SCENARIO_MAX_MB)" in detail, detail
+            assert "zhongdu_api_scenarios_refused_total 1.0" in http.get("/metrics").text
 
             # the largest scenario at 50 km the limit allows
             grid, _ = layout()
