@@ -33,7 +33,12 @@ from prometheus_client import CollectorRegistry
 
 from zhongdu import storage
 from zhongdu.broker import DynsecAdmin
-from zhongdu.broker._cluster import write_cluster_config
+from zhongdu.broker._cluster import (
+    read_cluster_users,
+    user_entry,
+    write_cluster_config,
+    write_cluster_users,
+)
 from zhongdu.broker._config import write_broker_config
 from zhongdu.ingest import build_pack
 from zhongdu.ingest._metrics import IngestMetrics
@@ -110,6 +115,11 @@ def _cluster() -> Iterator[dict[str, Any]]:
         work / "c", mqtt_ports=[free_port() for _ in range(3)],
         client_ports=[free_port() for _ in range(3)], route_ports=[free_port() for _ in range(3)],
     )  # fmt: skip
+    users = read_cluster_users(work / "c")
+    for k in range(16):
+        name = f"park-bench-{k}"
+        users[name] = user_entry(name, f"bench-pw-bench-{k}", kind="park", entity_id=f"bench-{k}")
+    write_cluster_users(work / "c", users)
     procs = [
         subprocess.Popen([nats, "-c", str(n.conf_path)], stderr=subprocess.DEVNULL) for n in config.nodes
     ]
@@ -117,7 +127,7 @@ def _cluster() -> Iterator[dict[str, Any]]:
         for node in config.nodes:
             wait_for_port("127.0.0.1", node.mqtt_port)
         time.sleep(3.0)
-        yield {"ports": [n.mqtt_port for n in config.nodes], "v5": False}
+        yield {"ports": [n.mqtt_port for n in config.nodes], "v5": False, "ingest_url": config.ingest_urls[0]}
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -177,7 +187,8 @@ def case(name: str, broker: dict[str, Any], admin_db: str, args: argparse.Namesp
         ports = [broker["port"]] * len(devices)
     else:
         ports = broker["ports"]
-        worker_url = f"mqtt://127.0.0.1:{ports[1]}"
+        worker_url = broker["ingest_url"].rsplit(":", 1)[0] + f":{ports[1]}"
+        creds = {d: (f"park-{d}", f"bench-pw-{d}") for d in devices}
         ports = [ports[0] if k % 2 == 0 else ports[2] for k in range(len(devices))]
     lags: list[float] = []
 

@@ -21,7 +21,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from zhongdu.broker._cluster import ClusterConfig, write_cluster_config
+from zhongdu.broker._cluster import (
+    ClusterConfig,
+    read_cluster_users,
+    user_entry,
+    write_cluster_config,
+    write_cluster_users,
+)
 from zhongdu.ingest._metrics import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 from zhongdu.services import free_port, wait_for_port
@@ -36,11 +42,14 @@ NATS = shutil.which("nats-server") or (
 pytestmark = [pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.slow]
 Wait = Callable[..., bool]
 RATE = 100.0  # per device; two devices
+WORKER_NODE, DEVICE_NODES = 1, (0, 2)
 
 
 class Cluster:
-    def __init__(self, config: ClusterConfig, workdir: Path) -> None:
+    def __init__(self, config: ClusterConfig, workdir: Path, devices: dict[str, str]) -> None:
         self.config, self.workdir = config, workdir
+        self.devices = devices  # device id -> password (username park-<id>)
+        self.probe = ("", "")  # a device only for telling that the worker has subscribed
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, k: int) -> None:
@@ -73,7 +82,15 @@ def cluster() -> Iterator[Cluster]:
         client_ports=[free_port() for _ in range(3)],
         route_ports=[free_port() for _ in range(3)],
     )
-    running = Cluster(config, work)
+    prefix = f"cl{uuid.uuid4().hex[:5]}"
+    devices = {f"{prefix}-{node}": f"pw-{uuid.uuid4().hex}" for node in DEVICE_NODES}
+    users = read_cluster_users(work / "cluster")
+    probe = (f"{prefix}-probe", f"pw-{uuid.uuid4().hex}")
+    for device, password in [*devices.items(), probe]:
+        users[f"park-{device}"] = user_entry(f"park-{device}", password, kind="park", entity_id=device)
+    write_cluster_users(work / "cluster", users)
+    running = Cluster(config, work, devices)
+    running.probe = probe
     try:
         for k in range(3):
             running.start(k)
@@ -148,20 +165,26 @@ def test_cluster_fault_loses_no_acknowledged_message(
     cluster: Cluster, pg_migrated: str, wait_until: Wait, fault: str
 ) -> None:
     urls = cluster.config.mqtt_urls
-    client_id = f"zhongdu-ingest-{uuid.uuid4().hex[:6]}"
+    # zhongdu-ingest-1's credential, used on node 2 (any node accepts it)
+    worker_url = (
+        cluster.config.ingest_urls[0].rsplit(":", 1)[0] + f":{cluster.config.nodes[WORKER_NODE].mqtt_port}"
+    )
+    client_id = "zhongdu-ingest-1"
     thread_worker: Ingester | None = None
     process_worker: WorkerProcess | None = None
     if fault == "sigkill-worker":
-        process_worker = WorkerProcess(pg_migrated, urls[WORKER_NODE], client_id, cluster.workdir)
+        process_worker = WorkerProcess(pg_migrated, worker_url, client_id, cluster.workdir)
         # subscribed once a probe published to another node is stored
+        probe_id, probe_password = cluster.probe
         probe = SteadyPublisher(
-            urls[0], f"probe-{uuid.uuid4().hex[:5]}", rate=20, t0=time.time() - 7200, v5=False
-        )
+            urls[0], probe_id, rate=20, t0=time.time() - 7200, v5=False,
+            username=f"park-{probe_id}", password=probe_password,
+        )  # fmt: skip
         probe.start()
         stored = "SELECT count(*) FROM readings WHERE device_id = %s"
         try:
             assert wait_until(lambda: scalar(pg_migrated, stored, (probe.device,)) > 0, timeout=90), (
-                process_worker.log.read_text()[-2000:]
+                process_worker.log.read_text()[-2000:] + cluster.logs()
             )
         finally:
             probe.stop.set()
@@ -169,7 +192,7 @@ def test_cluster_fault_loses_no_acknowledged_message(
             probe.close()
     else:
         settings = Settings(
-            database_url=pg_migrated, mqtt_url=urls[WORKER_NODE], auto_register=True,
+            database_url=pg_migrated, mqtt_url=worker_url, auto_register=True,
             mqtt_share_group="", ingest_batch_interval_ms=20,
         )  # fmt: skip
         thread_worker = Ingester(
@@ -179,9 +202,11 @@ def test_cluster_fault_loses_no_acknowledged_message(
         assert thread_worker.wait_connected(60), cluster.logs()
         assert thread_worker.protocol == "3.1.1"
     t0 = float(int(time.time()) - 3600)
-    prefix = f"cl{uuid.uuid4().hex[:5]}"
     pubs = [
-        SteadyPublisher(urls[node], f"{prefix}-{node}", rate=RATE, t0=t0, v5=False) for node in DEVICE_NODES
+        SteadyPublisher(
+            urls[node], device, rate=RATE, t0=t0, v5=False, username=f"park-{device}", password=password
+        )
+        for node, (device, password) in zip(DEVICE_NODES, cluster.devices.items(), strict=True)
     ]
     try:
         for pub in pubs:
@@ -207,3 +232,57 @@ def test_cluster_fault_loses_no_acknowledged_message(
     assert result.acked == result.published
     assert result.lost == [], (len(result.lost), result.lost[:10], cluster.logs())
     assert result.rows == result.stored and result.rejected == 0
+
+
+def test_credentials_and_per_device_acls_hold_on_the_cluster(
+    cluster: Cluster, pg_migrated: str, wait_until: Wait
+) -> None:
+    from ._broker_fixtures import try_connect
+
+    urls = cluster.config.mqtt_urls
+    (own, password), (other, _) = list(cluster.devices.items())
+    for url in urls:  # every node
+        assert try_connect(url, v5=False) == 135  # anonymous
+        assert try_connect(url, f"park-{own}", "a guess", v5=False) == 135
+        assert try_connect(url, f"park-{own}", password, v5=False) == 0
+    settings = Settings(database_url=pg_migrated, mqtt_url=cluster.config.ingest_urls[0], auto_register=True,
+                        mqtt_share_group="", ingest_batch_interval_ms=20)  # fmt: skip
+    worker = Ingester(settings, mqtt5=False, metrics=IngestMetrics(CollectorRegistry()))
+    worker.start()
+    try:
+        assert worker.wait_connected(60), cluster.logs()
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"park-{own}", protocol=mqtt.MQTTv311)
+        device.username_pw_set(f"park-{own}", password)
+        subacks: list[int] = []
+        device.on_subscribe = lambda _c, _u, _m, reasons, _p: subacks.extend(int(r.value) for r in reasons)
+        device.connect("127.0.0.1", cluster.config.nodes[0].mqtt_port)
+        device.loop_start()
+        t = time.time() - 600
+        import json
+
+        from zhongdu.ingest import build_pack
+
+        for target in (own, other):  # its own subtree, then another device's
+            info = device.publish(
+                f"zhongdu/v1/park/{target}/senml",
+                json.dumps(build_pack(target, {"pm2_5": 1.0}, time_s=t)).encode(),
+                qos=1,
+            )
+            info.wait_for_publish(10)
+        device.subscribe("zhongdu/v1/#", qos=1)
+        assert wait_until(lambda: subacks != [], timeout=10)
+        device.disconnect()
+        device.loop_stop()
+        stored = "SELECT count(*) FROM readings WHERE device_id = %s"
+        assert wait_until(lambda: scalar(pg_migrated, stored, (own,)) == 1, timeout=30)
+        time.sleep(1.0)
+        assert scalar(pg_migrated, stored, (other,)) == 0  # MQTT 3.1.1: acked, dropped, never stored
+        assert subacks == [128]  # devices read nothing
+    finally:
+        worker.stop()
+    print(
+        "\ncluster ACLs: anonymous and wrong passwords refused on all 3 nodes; publish outside its subtree dropped; subscribe refused"
+    )

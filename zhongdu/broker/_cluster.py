@@ -8,12 +8,17 @@ plain file; `write_cluster_config` writes one per node and the URLs the workers 
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from zhongdu.errors import ConfigError
 
 CLUSTER_NAME = "zhongdu"
+USERS_FILE = "users.conf"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class ClusterNode:
 @dataclass(frozen=True)
 class ClusterConfig:
     nodes: tuple[ClusterNode, ...]
+    ingest_urls: tuple[str, ...] = ()  # one credential per worker, spread over the nodes
 
     @property
     def mqtt_urls(self) -> list[str]:
@@ -65,6 +71,8 @@ def node_conf(
             "# the replicas stored the message (Raft). nats-server 2.9 syncs files every 2 minutes:",
             "# a SIGKILL of any node loses nothing, a power loss of a majority at once may.",
             f'jetstream {{ store_dir: "{store_dir}" }}',
+            "# users.conf: one user per device, station and ingest worker (write_cluster_users)",
+            f'authorization {{ include "{USERS_FILE}" }}',
             f'cluster {{ name: "{CLUSTER_NAME}", listen: "{bind}:{route_port}", routes: [{route_list}] }}',
             "mqtt {",
             f'  listen: "{bind}:{mqtt_port}"',
@@ -90,6 +98,7 @@ def write_cluster_config(
     hosts: list[str] | None = None,
     root: Path | None = None,
     max_connections: int = 20_000,
+    workers: int = 1,
 ) -> ClusterConfig:
     """Write `node-<n>.conf` for every node under `out` (ports default to 1883+, 4222+, 6222+).
 
@@ -132,4 +141,59 @@ def write_cluster_config(
         (out / "data" / name).mkdir(parents=True, exist_ok=True)
         ports = (mqtt_ports[k], client_ports[k], route_ports[k])
         written.append(ClusterNode(name, hosts[k], conf, *ports, store))
-    return ClusterConfig(tuple(written))
+    passwords = {f"zhongdu-ingest-{k}": secrets.token_urlsafe(24) for k in range(1, workers + 1)}
+    write_cluster_users(
+        out, {user: user_entry(user, password, kind="ingest") for user, password in passwords.items()}
+    )
+    urls = tuple(
+        f"mqtt://{user}:{password}@{written[k % nodes].host}:{written[k % nodes].mqtt_port}"
+        for k, (user, password) in enumerate(passwords.items())
+    )
+    return ClusterConfig(tuple(written), urls)
+
+
+def _bcrypt(password: str) -> str:
+    import bcrypt
+
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+
+
+def user_entry(username: str, password: str, *, kind: str, entity_id: str | None = None) -> str:
+    """One `users` entry: a device or station publishes only under its own subtree and reads
+    nothing; a worker reads the tree (and the gateway's own `$MQTT.sub.>` delivery subjects) and
+    publishes nothing. Passwords are stored as bcrypt hashes, which nats-server checks."""
+    if kind == "ingest":
+        permissions = {
+            "publish": {"deny": [">"]},
+            "subscribe": {"allow": ["zhongdu.v1", "zhongdu.v1.>", "$MQTT.sub.>"]},
+        }
+    else:
+        permissions = {
+            "publish": {"allow": [f"zhongdu.v1.{kind}.{entity_id}.>"]},
+            "subscribe": {"deny": [">"]},
+        }
+    return json.dumps({"user": username, "password": _bcrypt(password), "permissions": permissions})
+
+
+def write_cluster_users(out: Path, entries: Mapping[str, str]) -> Path:
+    """Write `users.conf` (0600) from {username: entry}; reload every node afterwards
+    (`nats-server --signal reload=<pid>` or SIGHUP) so the change takes effect without a restart."""
+    text = "users: [\n" + "\n".join(f"  {entry}" for entry in entries.values()) + "\n]\n"
+    path = out / USERS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    return path
+
+
+def read_cluster_users(out: Path) -> dict[str, str]:
+    """The entries of `users.conf` by username (to add or remove one and write them back)."""
+    entries: dict[str, str] = {}
+    for line in (out / USERS_FILE).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            entries[json.loads(line)["user"]] = line
+    return entries

@@ -148,6 +148,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def _cluster(args: argparse.Namespace) -> int:
     from zhongdu.broker._cluster import write_cluster_config
+    from zhongdu.broker._config import write_secret_file
 
     cluster = write_cluster_config(
         args.out,
@@ -157,12 +158,20 @@ def _cluster(args: argparse.Namespace) -> int:
         hosts=args.cluster_hosts.split(",") if args.cluster_hosts else None,
         root=args.root,
         max_connections=args.max_connections or 20_000,
+        workers=args.workers,
     )
     for node in cluster.nodes:
         print(f"wrote {node.conf_path}; start: nats-server -c {node.conf_path}", file=sys.stderr)
-    print("devices and ingest workers may use any node (MQTT 3.1.1):", file=sys.stderr)
-    for k, url in enumerate(cluster.mqtt_urls, start=1):
-        print(f"ZHONGDU_MQTT_URL={url}" if k == 1 else f"# node {k}: ZHONGDU_MQTT_URL={url}")
+    print("devices may use any node (MQTT 3.1.1): " + " ".join(cluster.mqtt_urls), file=sys.stderr)
+    if args.env_file:
+        for k, url in enumerate(cluster.ingest_urls, start=1):
+            path = args.env_file if k == 1 else args.env_file.with_name(f"{args.env_file.name}.{k}")
+            write_secret_file(path, f"ZHONGDU_MQTT_URL={url}\n")
+            print(f"wrote {path} (0600): ingest worker {k}'s credential", file=sys.stderr)
+        return 0
+    print("secrets below are shown only once (--env-file writes them to 0600 files):", file=sys.stderr)
+    for k, url in enumerate(cluster.ingest_urls, start=1):
+        print(f"ZHONGDU_MQTT_URL={url}" if k == 1 else f"# worker {k}: ZHONGDU_MQTT_URL={url}")
     return 0
 
 
