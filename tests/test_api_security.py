@@ -145,7 +145,7 @@ def test_scenarios_are_bounded_and_run_outside_the_api(pg_migrated: str) -> None
     )
     assert bodies["big"]["status"] == "done", bodies["big"]["error"]
     assert bodies["small"]["status"] == "done", bodies["small"]["error"]
-    assert finished["small"] < finished["big"]  # the second planner did not wait for the first
+    assert finished["small"] <= finished["big"]  # the second planner did not wait for the first
     assert growth_mb < API_BUDGET_MB
     assert max(health_s) < 2.0
     assert bodies["big"]["result"]["worker_peak_mb"] < LIMIT_MB + 600  # the child's own imports and layout
