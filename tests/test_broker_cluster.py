@@ -186,6 +186,9 @@ def test_cluster_fault_loses_no_acknowledged_message(
             assert wait_until(lambda: scalar(pg_migrated, stored, (probe.device,)) > 0, timeout=90), (
                 process_worker.log.read_text()[-2000:] + cluster.logs()
             )
+        except BaseException:
+            process_worker.stop()  # never left running when the test fails here
+            raise
         finally:
             probe.stop.set()
             probe.join(10)
