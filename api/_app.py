@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -30,6 +29,7 @@ from zhongdu.api._http import ConditionalGzipMiddleware, HeadMiddleware, Securit
 from zhongdu.api._live import LayoutFactory, LiveCoverage, default_layout
 from zhongdu.api._metrics import ApiMetrics, MetricsMiddleware
 from zhongdu.api._ratelimit import RateLimitMiddleware
+from zhongdu.api._scenario_pool import ScenarioPool
 from zhongdu.api._security import KeyVerifier
 from zhongdu.errors import ConfigError, ZhongduError
 from zhongdu.settings import Settings
@@ -158,7 +158,7 @@ def create_app(
             verifier=KeyVerifier(admin_key),
             metrics=metrics,
             live=live,
-            scenario_runner=ThreadPoolExecutor(max_workers=1, thread_name_prefix="zhongdu-scenario"),
+            scenario_runner=ScenarioPool(settings.scenario_workers),
         )
         app.state.zhongdu = state
         if live is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,6 +23,7 @@ from zhongdu.api._security import ROLE_RANK, AuthError, KeyVerifier, Principal
 
 if TYPE_CHECKING:
     from zhongdu.api._live import LiveCoverage
+    from zhongdu.api._scenario_pool import ScenarioPool
     from zhongdu.settings import Settings
 
 
@@ -37,7 +37,7 @@ class ApiState:
     verifier: KeyVerifier
     metrics: ApiMetrics
     live: LiveCoverage | None
-    scenario_runner: ThreadPoolExecutor
+    scenario_runner: ScenarioPool
     modelled_series: list[dict[str, Any]] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     closing: threading.Event = field(default_factory=threading.Event)  # set at shutdown: streams end

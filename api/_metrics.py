@@ -43,6 +43,16 @@ class ApiMetrics:
         self.rate_limited = Counter(
             "zhongdu_api_rate_limited", "requests refused by the rate limit", registry=self.registry
         )
+        self.scenarios_refused = Counter(
+            "zhongdu_api_scenarios_refused",
+            "scenarios refused because their estimated memory is above ZHONGDU_SCENARIO_MAX_MB",
+            registry=self.registry,
+        )
+        self.scenario_peak_mb = Gauge(
+            "zhongdu_api_scenario_worker_peak_megabytes",
+            "peak memory of the child process that computed the last scenario",
+            registry=self.registry,
+        )
 
     def watch(self, live: Any) -> None:
         """Read the live coverage's gauges at scrape time, wherever the metrics are served."""

@@ -19,6 +19,7 @@ router = APIRouter(prefix="/v1/admin/keys", tags=["admin"])
 def create_key(conn: ConnDep, _admin: AdminDep, body: KeyIn) -> dict[str, Any]:
     """The whole key is in this answer only; the server keeps just its scrypt hash."""
     row, key = create_api_key(conn, name=body.name, role=body.role)
+    conn.commit()  # before the answer: the caller may use the key at once (the pool commits later)
     return {**row, "key": key}
 
 
@@ -38,5 +39,8 @@ def revoke_key(
 ) -> Response:
     if not storage.api.revoke_api_key(conn, key_id):
         raise HTTPException(404, f"no active key {key_id}")
+    # committed before the cache forgets it: a request in between would otherwise find the row still
+    # active and cache the revoked key again
+    conn.commit()
     state.verifier.forget(key_id)
     return Response(status_code=204)

@@ -1,5 +1,7 @@
-"""Placement scenarios: planners post candidate sites and a goal; a background worker runs the
-placement (`zhongdu.coverage.plan`, CELF greedy) on the live layout and stores the result."""
+"""Placement scenarios: planners post candidate sites and a goal; a child process runs the
+placement (`zhongdu.coverage.plan`, CELF greedy) on the live layout and the result is stored.
+
+A scenario whose estimated memory is above the limit is refused before it is queued."""
 
 from __future__ import annotations
 
@@ -41,21 +43,14 @@ def run_scenario(state: ApiState, scenario_id: str, request: dict[str, Any]) -> 
         storage.api.update_scenario(conn, scenario_id, status="done", result=result)
 
 
-def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]:
-    """The placement of the request's candidates on top of the stations serving now."""
-    from zhongdu.coverage import Stations, plan
-
-    live = state.live
-    if live is None or not live.ready.wait(timeout=600) or live.grid is None or live.snapshot is None:
-        raise RuntimeError(
-            live.error if live is not None and live.error else "live coverage is not available"
-        )
-    rows = request["candidates"]
+def candidate_stations(rows: list[dict[str, Any]]) -> Any:
+    """The request's candidates as a stations table (defaults filled where a field is empty)."""
+    from zhongdu.coverage import Stations
 
     def column(name: str) -> Any:
         return np.array([np.nan if r.get(name) is None else r[name] for r in rows], dtype=np.float64)
 
-    candidates = Stations.from_columns(
+    return Stations.from_columns(
         station_id=[r["station_id"] for r in rows],
         sector_id=[r.get("sector_id") or "" for r in rows],
         lon=column("lon"),
@@ -69,14 +64,45 @@ def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]
         radius_m=column("radius_m"),
         extra={"cost": column("cost"), "kind": np.array([r.get("kind", "") for r in rows], dtype=str)},
     )
+
+
+def too_large(state: ApiState, grid: Any, candidates: Any, model: str) -> str | None:
+    """Why a scenario may not run (its estimated memory is above the limit), or None."""
+    from zhongdu.coverage._footprint import placement_footprint
+
+    limit = state.settings.scenario_max_mb
+    footprint = placement_footprint(
+        grid, candidates, model=model, threshold_dbm=state.settings.rsrp_threshold_dbm
+    )
+    if footprint.megabytes <= limit:
+        return None
+    return (
+        f"this scenario would need about {footprint.megabytes:,.0f} MB ({len(candidates):,} candidates "
+        f"reaching up to {footprint.pairs:,} cells in all); the limit is {limit:,} MB "
+        "(ZHONGDU_SCENARIO_MAX_MB): send fewer candidates or smaller radius_m, or split it"
+    )
+
+
+def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]:
+    """The placement of the request's candidates on top of the stations serving now, computed in a
+    child process (`ScenarioPool`); refused first if its memory estimate is above the limit."""
+    from zhongdu.api._scenario_pool import plan_in_child
+
+    live = state.live
+    if live is None or not live.ready.wait(timeout=600) or live.grid is None or live.snapshot is None:
+        raise RuntimeError(
+            live.error if live is not None and live.error else "live coverage is not available"
+        )
+    rows = request["candidates"]
+    candidates = candidate_stations(rows)
     model = request.get("model") or live.model
+    refusal = too_large(state, live.grid, candidates, model)
+    if refusal is not None:
+        raise ValueError(refusal)
     target, budget, max_cost = request.get("target_share"), request.get("budget"), request.get("max_cost")
     if target is None and budget is None and max_cost is None:
         budget = len({r["station_id"] for r in rows})  # no goal: rank every candidate site
-    result = plan(
-        live.grid,
-        live.serving_stations(),
-        candidates,
+    options = dict(
         model=model,
         threshold_dbm=state.settings.rsrp_threshold_dbm,
         target=target,
@@ -84,7 +110,10 @@ def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]
         max_cost=max_cost,
         criterion=request.get("criterion") or "outdoor",
     )
-    out: dict[str, Any] = result.to_dict()
+    out: dict[str, Any] = state.scenario_runner.compute(
+        plan_in_child, live.grid, live.serving_stations(), candidates, options
+    )
+    state.metrics.scenario_peak_mb.set(out["worker_peak_mb"])
     out.update(
         method="celf-greedy",
         model=model,
@@ -95,14 +124,28 @@ def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]
 
 
 @router.post(
-    "", response_model=ScenarioCreatedOut, status_code=202, summary="Request a placement scenario (planner)"
+    "",
+    response_model=ScenarioCreatedOut,
+    status_code=202,
+    responses={422: {"model": ErrorOut, "description": "invalid, or above the scenario memory limit"}},
+    summary="Request a placement scenario (planner)",
 )
 def create_scenario(
     state: StateDep, conn: ConnDep, principal: PlannerDep, scenario: ScenarioIn
 ) -> dict[str, Any]:
-    """Queue a placement of the candidate sites; poll `GET /v1/scenarios/{id}` for the result."""
+    """Queue a placement of the candidate sites; poll `GET /v1/scenarios/{id}` for the result.
+
+    Refused with 422 when its estimated memory is above `ZHONGDU_SCENARIO_MAX_MB`."""
     scenario_id = f"sc_{secrets.token_hex(6)}"
     request = scenario.model_dump(mode="json")
+    live = state.live
+    if live is not None and live.grid is not None:  # before the grid loads, the worker checks
+        refusal = too_large(
+            state, live.grid, candidate_stations(request["candidates"]), scenario.model or live.model
+        )
+        if refusal is not None:
+            state.metrics.scenarios_refused.inc()
+            raise HTTPException(422, refusal)
     storage.api.insert_scenario(
         conn, scenario_id=scenario_id, created_by=principal.name, name=scenario.name, request=request
     )

@@ -51,6 +51,13 @@ def close_streams(app: Any) -> None:
         state.closing.set()
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling, trusting only the configured proxies: uvicorn's default
+    trusts any from loopback, so a client on the API's host could pick its rate-limit address."""
+    trusted = settings.api_trusted_proxies
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": ",".join(trusted) or None}
+
+
 def make_server(config: Any) -> Any:
     """A uvicorn server whose Ctrl-C / SIGTERM first ends the event streams, then shuts down."""
     import uvicorn
@@ -86,6 +93,7 @@ def start_api(
         log_level="warning",
         access_log=False,
         lifespan="on",
+        **proxy_options(settings),
         timeout_graceful_shutdown=5,  # open event streams (the page) must not hold a stop
     )
     server = make_server(config)

@@ -41,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from zhongdu.api import create_app, with_bootstrap_key
-    from zhongdu.api._serve import make_server
+    from zhongdu.api._serve import make_server, proxy_options
     from zhongdu.settings import Settings, mask_url
 
     settings = Settings()
@@ -64,6 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=port,
             log_level="warning",
             access_log=False,
+            **proxy_options(settings),
             timeout_graceful_shutdown=5,
         )
         make_server(config).run()

@@ -30,7 +30,7 @@ from zhongdu.ingest._types import Accepted, EntityKind, Reason, Rejected, Status
 log = logging.getLogger(__name__)
 
 TOPIC_ROOT = "zhongdu/v1/"
-_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _LEAVES: dict[str, frozenset[str]] = {
     "park": frozenset({"senml", _senml_cbor.TOPIC_LEAF, "status"}),
     "bs": frozenset({"telemetry", "status"}),
@@ -83,7 +83,7 @@ def split_topic(topic: str) -> tuple[EntityKind, str, str] | None:
         return None
     kind, entity_id, leaf = parts
     leaves = _LEAVES.get(kind)
-    if leaves is None or leaf not in leaves or not _ID_RE.fullmatch(entity_id):
+    if leaves is None or leaf not in leaves or not ID_RE.fullmatch(entity_id):
         return None
     return kind, entity_id, leaf  # type: ignore[return-value]
 

@@ -167,7 +167,10 @@ class Ingester:
         if not self.mqtt_url:
             raise ConfigError("the ingester needs a broker: set ZHONGDU_MQTT_URL (or run `zhongdu demo`)")
         self.schema = schema
-        self.client_id = client_id or settings.mqtt_client_id
+        # A secured broker binds each credential to one client id, its username (each worker has its
+        # own): any other id would be refused, so the username wins over a configured id.
+        url_user = parse_mqtt_url(self.mqtt_url)[2]
+        self.client_id = url_user or client_id or settings.mqtt_client_id
         self._mqtt5 = mqtt5
         self._migrate = migrate
         self.metrics = metrics or default_metrics()

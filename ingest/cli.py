@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--client-id",
         help="MQTT client id = the name of this worker's persistent session: keep it stable across "
-        "restarts, distinct per worker and per database (default: ZHONGDU_MQTT_CLIENT_ID-<hostname>)",
+        "restarts, distinct per worker and per database (default: ZHONGDU_MQTT_CLIENT_ID-<hostname>; "
+        "when ZHONGDU_MQTT_URL names a user, that username, the only id a secured broker accepts)",
     )
     parser.add_argument(
         "--group",

@@ -326,7 +326,8 @@ class Simulation:
         password = self.config.credentials.get(username)
         if password is None:
             raise ConfigError(f"no credential for {username} in the credentials file")
-        link = Link(f"{src.entity_id}-{self._token}"[-64:], src.status_topic, [src.status_topic])
+        # A secured broker binds each credential to one client id: its username.
+        link = Link(username, src.status_topic, [src.status_topic])
         link.username, link.password = username, password
         return link
 
@@ -336,7 +337,9 @@ class Simulation:
         versions = {"5": [mqtt.MQTTv5], "3.1.1": [mqtt.MQTTv311], "auto": [mqtt.MQTTv5, mqtt.MQTTv311]}
         last_error: BrokerError | None = None
         for protocol in versions[self.config.mqtt_version]:
-            probe_link = [Link(f"zhongdu-sim-probe-{self._token}", None, [])]
+            # the probe closes before the links connect, so it may borrow the first one's bound id
+            probe_id = links[0].username or f"zhongdu-sim-probe-{self._token}"
+            probe_link = [Link(probe_id, None, [])]
             probe_link[0].username, probe_link[0].password = links[0].username, links[0].password
             probe: Network | RawNetwork
             if self.config.engine == "raw":

@@ -93,7 +93,8 @@ def try_connect(
     host, port, user, pw = parse_mqtt_url(url)
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=f"probe-{uuid.uuid4().hex[:8]}",
+        # a secured broker binds a credential to one client id, its username
+        client_id=username or user or f"probe-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
     )
     if username or user:

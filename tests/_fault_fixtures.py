@@ -27,14 +27,18 @@ class SteadyPublisher(threading.Thread):
 
     def __init__(
         self, url: str, device: str, *, rate: float, t0: float, username: str | None = None,
-        password: str | None = None,
+        password: str | None = None, v5: bool = True,
     ) -> None:  # fmt: skip
         super().__init__(name=f"pub-{device}", daemon=True)
         self.device, self.rate, self.t0 = device, rate, t0
         self.topic = f"zhongdu/v1/park/{device}/senml"
         host, port, user, pw = parse_mqtt_url(url)
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{device}-{uuid.uuid4().hex[:6]}", protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2,
+            # a secured broker binds a credential to one client id: its username
+            client_id=username or user or f"{device}-{uuid.uuid4().hex[:6]}",
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            **({} if v5 else {"clean_session": True}),
         )
         if username or user:
             self.client.username_pw_set(username or user, password if username else pw)

@@ -85,10 +85,14 @@ def _issue(url: str, broker: SecuredBroker, entity_id: str) -> tuple[str, str]:
 class Device:
     """A connected QoS 1 client that records PUBACK and SUBACK reason codes."""
 
-    def __init__(self, url: str, username: str, password: str, *, v5: bool = True) -> None:
+    def __init__(
+        self, url: str, username: str, password: str, *, v5: bool = True, client_id: str | None = None,
+        clean_start: bool = True,
+    ) -> None:  # fmt: skip
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{username}-{uuid.uuid4().hex[:6]}",
+            CallbackAPIVersion.VERSION2, client_id=client_id or username,  # a credential's bound id
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            **({} if v5 else {"clean_session": clean_start}),
         )  # fmt: skip
         self.client.username_pw_set(username, password)
         self.pubacks: dict[int, int] = {}
@@ -105,7 +109,7 @@ class Device:
         self.client.on_disconnect = lambda _c, _u, _f, reason, _p: self.disconnected.append(int(reason.value))
         host, port = "127.0.0.1", int(url.rsplit(":", 1)[1])
         self.client.reconnect_delay_set(60, 60)
-        self.client.connect(host, port)
+        self.client.connect(host, port, **({"clean_start": clean_start} if v5 else {}))
         self.client.loop_start()
 
     def publish(self, topic: str, payload: bytes) -> int:
@@ -310,3 +314,85 @@ def test_simulators_publish_with_per_device_credentials(
     assert wait_until(lambda: scalar(pg_migrated, stored, (prefix + "%",)) == len(devices), timeout=30)
     telemetry = "SELECT count(DISTINCT station_id) FROM station_telemetry WHERE station_id LIKE %s"
     assert wait_until(lambda: scalar(pg_migrated, telemetry, (prefix + "%",)) == len(stations), timeout=30)
+
+
+def test_a_credential_cannot_take_over_another_clients_id(
+    broker: SecuredBroker, pg_migrated: str, ingester: Ingester, wait_until: Wait
+) -> None:
+    """The attack: a device connects with its own valid credential but the ingest worker's (or another
+    device's) client id and clean_start off, to kick that client and reset its session. Each id is
+    bound to one credential, so the broker refuses the CONNECT and the victim never notices."""
+    from ._fault_fixtures import SteadyPublisher, wait_acked, wait_stored
+
+    attacker_id, victim_id = f"sec-x-{uuid.uuid4().hex[:6]}", f"sec-v-{uuid.uuid4().hex[:6]}"
+    _register(pg_migrated, attacker_id, victim_id)
+    attacker_user, attacker_pass = _issue(pg_migrated, broker, attacker_id)
+    victim_user, victim_pass = _issue(pg_migrated, broker, victim_id)
+    assert ingester.client_id == "zhongdu-ingest-1"  # the URL's username, its bound id
+    connects_before = ingester.stats.connects
+    victim = SteadyPublisher(
+        broker.url, victim_id, rate=300, t0=float(int(time.time()) - 7200),
+        username=victim_user, password=victim_pass,
+    )  # fmt: skip
+    victim.start()
+    refused: list[int] = []
+    try:
+        time.sleep(0.5)
+        for _hold in range(5):  # five holds of 1 s, as the attack was first tried
+            for target in (ingester.client_id, victim_user):
+                attack = Device(broker.url, attacker_user, attacker_pass, client_id=target, clean_start=False)
+                assert wait_until(lambda a=attack: a.connack != [], timeout=5)  # type: ignore[misc]
+                time.sleep(0.5)
+                refused += attack.connack
+                attack.close()
+        # its own id still works: the binding refuses only other ids
+        own = Device(broker.url, attacker_user, attacker_pass)
+        assert wait_until(lambda: own.connack == [0], timeout=5)
+        own.close()
+        # and the worker's credential cannot borrow a device's id either
+        worker_user, worker_pass = _userpass(broker.config.ingest_url)
+        assert try_connect_as(broker.url, worker_user, worker_pass, victim_user) == NOT_AUTHORIZED
+    finally:
+        victim.stop.set()
+        victim.join(10)
+    wait_acked([victim])
+    result = wait_stored(pg_migrated, [victim])
+    victim.close()
+    print(f"\nclient-id takeover x10: refused {refused.count(NOT_AUTHORIZED)}; {result.line('victim stream')}")
+    assert refused == [NOT_AUTHORIZED] * 10
+    assert ingester.stats.connects == connects_before  # never kicked
+    assert result.acked == result.published > 1000
+    assert result.lost == [] and result.rows == result.stored
+
+
+def try_connect_as(url: str, username: str, password: str, client_id: str) -> int:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    result: list[int] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: result.append(int(reason.value))
+    client.connect("127.0.0.1", int(url.rsplit(":", 1)[1]), keepalive=10)
+    deadline = time.monotonic() + 10
+    while not result and time.monotonic() < deadline:
+        client.loop(0.1)
+    client.disconnect()
+    return result[0] if result else -1
+
+
+def test_credentials_issued_before_ids_were_bound_are_bound_in_place(
+    broker: SecuredBroker, pg_migrated: str
+) -> None:
+    """An older credential (created without `clientid`) could use any id until `zhongdu broker
+    bind-ids` binds it, password unchanged."""
+    old_user, old_pass = f"park-old-{uuid.uuid4().hex[:6]}", "an-old-password"
+    with DynsecAdmin(broker.config.admin_url) as admin:
+        admin.run([{"command": "createClient", "username": old_user, "password": old_pass}])
+    assert try_connect_as(broker.url, old_user, old_pass, f"someone-else-{uuid.uuid4().hex[:4]}") == 0
+    env = dict(os.environ, ZHONGDU_BROKER_ADMIN_URL=broker.config.admin_url)
+    done = subprocess.run(
+        [sys.executable, "-m", "zhongdu.cli", "broker", "bind-ids"], env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and "bound" in done.stdout, done.stderr
+    assert try_connect_as(broker.url, old_user, old_pass, "someone-else") == NOT_AUTHORIZED
+    assert try_connect_as(broker.url, old_user, old_pass, old_user) == 0  # its own id, same password
+    assert try_connect(broker.config.admin_url) == 0  # the admin is left unbound

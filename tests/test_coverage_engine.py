@@ -332,3 +332,22 @@ def test_per_cell_detail_on_a_sub_grid_equals_the_whole(model: str) -> None:
     assert whole.best_rsrp_dbm is not None and part.best_rsrp_dbm is not None
     np.testing.assert_allclose(part.best_rsrp_dbm, whole.best_rsrp_dbm[rows], equal_nan=True)
     assert part.population_total == pytest.approx(grid.population[rows].sum())
+
+
+@pytest.mark.parametrize("per_cell", [True, False], ids=["per-cell", "witness"])
+def test_a_cell_exactly_at_the_threshold_is_covered(per_cell: bool) -> None:
+    """RSRP >= threshold covers: the boundary belongs to the covered side (both search paths)."""
+    st = random_stations(GRID, 7, 3)
+    low = compute_coverage(GRID, st, model="hata", threshold_dbm=-140.0, per_cell=True)
+    assert low.best_rsrp_dbm is not None and low.covered is not None
+    rsrp = low.best_rsrp_dbm
+    # the weakest covered cells: the edge, where the pre-filter by reach is tightest too
+    for cell in np.argsort(np.where(np.isnan(rsrp), np.inf, rsrp))[:3]:
+        exact = float(rsrp[cell])
+        at = compute_coverage(GRID, st, model="hata", threshold_dbm=exact, per_cell=per_cell)
+        above = compute_coverage(
+            GRID, st, model="hata", threshold_dbm=float(np.nextafter(exact, np.inf)), per_cell=per_cell
+        )
+        assert at.covered is not None and above.covered is not None
+        assert at.covered[cell], f"cell {cell} at exactly {exact!r} dBm must be covered"
+        assert not above.covered[cell], f"cell {cell} one ulp below the threshold must not be"

@@ -39,14 +39,12 @@ def compose() -> dict[str, Any]:
 
 def _documented_broker_command() -> list[str]:
     """The `zhongdu broker config …` command from the compose file's header comment."""
-    lines = [
-        line.lstrip("# ").rstrip("\\ ").strip() for line in (DEPLOY / "compose.yaml").read_text().splitlines()
-    ]
-    start = next(i for i, line in enumerate(lines) if line.startswith("zhongdu broker config"))
+    raw = [line.lstrip("# ").rstrip() for line in (DEPLOY / "compose.yaml").read_text().splitlines()]
+    start = next(i for i, line in enumerate(raw) if line.startswith("zhongdu broker config"))
     words: list[str] = []
-    for line in lines[start:]:
-        words += shlex.split(line.split(">>")[0])
-        if ">>" in line:
+    for line in raw[start:]:
+        words += shlex.split(line.rstrip("\\"))
+        if not line.endswith("\\"):
             break
     return words
 
@@ -72,12 +70,16 @@ def test_compose_services_fit_together(compose: dict[str, Any]) -> None:
     assert {"timescaledb", "mosquitto", "migrate", "api", "nginx", "prometheus"} <= set(services)
     workers = {name: s for name, s in services.items() if name.startswith("ingest-")}
     assert len(workers) >= 2
-    ids = [s["command"][s["command"].index("--client-id") + 1] for s in workers.values()]
-    assert ids == list(workers) and len(set(ids)) == len(ids)  # stable, distinct sessions
+    # each worker its own credential file, hence its own bound client id and session
+    files = [s["env_file"] for s in workers.values()]
+    assert files == [["ingest.env"]] + [[f"ingest.env.{k}"] for k in range(2, len(workers) + 1)]
     assert {s["environment"]["ZHONGDU_MQTT_SHARE_GROUP"] for s in workers.values()} == {"ingest"}
     for service in [*workers.values(), services["api"], services["migrate"]]:
         env = service["environment"]
-        assert env["ZHONGDU_ENV"] == "production" and "${ZHONGDU_MQTT_URL" in env["ZHONGDU_MQTT_URL"]
+        assert env["ZHONGDU_ENV"] == "production"
+        assert "ZHONGDU_BROKER_ADMIN_URL" not in env  # the admin credential stays off these hosts
+    assert "ZHONGDU_MQTT_URL" not in services["ingest-1"]["environment"]  # env_file's would lose
+    assert "@" not in services["api"]["environment"]["ZHONGDU_MQTT_URL"]  # no credential on the API
     assert "ports" not in services["api"]  # reached only through nginx
     assert services["mosquitto"]["ports"] == ["8883:8883"]  # TLS only from outside
     mounts = dict(v.split(":")[:2][::-1] for v in services["mosquitto"]["volumes"])
@@ -103,7 +105,8 @@ def test_the_documented_broker_config_starts_and_serves() -> None:
     ca, cert, key = make_ca_and_server_cert(work)
     port, tls_port = free_port(), free_port()
     local = {"--out": str(work / "broker"), "--root": str(work / "broker"), "--bind": "127.0.0.1",
-             "--host": "127.0.0.1", "--plugin": "", "--cert": str(cert), "--key": str(key)}  # fmt: skip
+             "--host": "127.0.0.1", "--plugin": "", "--cert": str(cert), "--key": str(key),
+             "--env-file": str(work / "ingest.env"), "--admin-env-file": str(work / "broker-admin.env")}  # fmt: skip
     words = _documented_broker_command()[3:]
     args = [
         w
@@ -121,7 +124,13 @@ def test_the_documented_broker_config_starts_and_serves() -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    urls = dict(line.split("=", 1) for line in done.stdout.splitlines())
+    assert done.stdout == ""  # secrets go to the 0600 files only
+    assert (work / "ingest.env.3").stat().st_mode & 0o777 == 0o600
+    urls = dict(
+        line.split("=", 1)
+        for name in ("ingest.env", "broker-admin.env")
+        for line in (work / name).read_text().splitlines()
+    )
     proc = subprocess.Popen(["mosquitto", "-c", str(work / "broker" / "mosquitto.conf")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:

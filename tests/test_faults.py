@@ -181,7 +181,7 @@ def test_which_subscriptions_mosquitto_keeps_across_a_restart(shared: bool) -> N
         received: list[bytes] = []
 
         def session(clean: bool) -> mqtt.Client:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="keep-ingest", protocol=mqtt.MQTTv5)
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=mqtt.MQTTv5)
             client.username_pw_set(user, password)
             client.on_message = lambda _c, _u, m: received.append(m.payload)
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -198,7 +198,7 @@ def test_which_subscriptions_mosquitto_keeps_across_a_restart(shared: bool) -> N
         subscriber.loop_stop()
         broker.stop()  # even a clean shutdown, which saves everything
         broker.start()
-        device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="keep-dev", protocol=mqtt.MQTTv5)
+        device = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="park-keep-1", protocol=mqtt.MQTTv5)
         device.username_pw_set("park-keep-1", "pw-keep-1")
         device.connect("127.0.0.1", broker.port)
         device.loop_start()
@@ -213,3 +213,64 @@ def test_which_subscriptions_mosquitto_keeps_across_a_restart(shared: bool) -> N
         subscriber.loop_stop()
         log = broker.log()
     assert received == ([] if shared else [b"while the worker was away"]), log
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.mqtt
+def test_broker_sigkill_at_random_moments_right_after_the_worker_connects(
+    pg_migrated: str, wait_until: Wait
+) -> None:
+    """The window that saving every 30 s left: a broker killed in the first seconds after a worker
+    connected restarted without its session, and what was queued for it was lost. With saving on
+    changes the session is on disk at once. No SIGUSR1 here: nothing helps the broker save."""
+    import random
+
+    rng = random.Random(int(os.environ.get("ZHONGDU_TEST_SEED", "0")) or None)
+    prefix = f"rk{uuid.uuid4().hex[:5]}"
+    devices = [f"{prefix}-{k}" for k in range(DEVICES)]
+    kills: list[float] = []
+    with secured_broker() as broker, psycopg.connect(pg_migrated) as conn:
+        for device in devices:
+            storage.api.insert_device(
+                conn, device_id=device, kind="air", name=None, lon=None, lat=None, metadata={}
+            )
+        conn.commit()
+        with DynsecAdmin(broker.config.admin_url) as admin:
+            creds = [issue(conn, admin, device) for device in devices]
+        t0 = float(int(time.time()) - 3600)
+        pubs = [
+            SteadyPublisher(
+                broker.url, c.entity_id, rate=RATE, t0=t0, username=c.username, password=c.password
+            )
+            for c in creds
+        ]
+        worker = _ingester(pg_migrated, broker.config.ingest_url, group="")  # a session seconds old
+        for pub in pubs:
+            pub.start()
+        try:
+            for _round in range(3):
+                connects = worker.stats.connects
+                delay = rng.uniform(0.2, 3.0)  # the first seconds of the (re)connected session
+                time.sleep(delay)
+                broker.kill()
+                kills.append(delay)
+                time.sleep(rng.uniform(0.5, 2.0))
+                broker.start()
+                assert wait_until(lambda c=connects: worker.stats.connects > c, timeout=60)
+            time.sleep(2.0)
+            for pub in pubs:
+                pub.stop.set()
+                pub.join(10)
+            wait_acked(pubs)
+            result = wait_stored(pg_migrated, pubs)
+        finally:
+            for pub in pubs:
+                pub.close()
+            worker.stop()
+        broker_log = broker.log()
+    kill_text = ", ".join(f"{d:.1f} s" for d in kills)
+    print(f"\n{result.line(f'3 SIGKILLs {kill_text} after the worker (re)connected')}")
+    assert result.acked == result.published
+    assert result.lost == [], (len(result.lost), result.lost[:20], broker_log)
+    assert result.rows == result.stored and result.rejected == 0

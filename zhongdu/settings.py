@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_per_minute: int = Field(0, ge=0, description="per API key or client; 0 = off")
+    api_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-For names the client "
+        '(JSON list, e.g. ["10.0.0.5", "172.16.0.0/12"]); empty: the TCP peer is the client',
+    )
     api_max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, le=1 << 30, description="larger bodies get 413 (5,000 candidates fit)"
     )
@@ -119,6 +124,12 @@ class Settings(BaseSettings):
     api_metrics_host: str = Field("127.0.0.1", description="address the metrics port binds")
     api_public_metrics: bool = Field(
         False, description="also serve /metrics on the API's own port (off: keep it off the public port)"
+    )
+    scenario_max_mb: int = Field(
+        2048, ge=64, description="refuse scenarios whose estimated memory (MB) is above this, with 422"
+    )
+    scenario_workers: int = Field(
+        2, ge=1, le=16, description="placement scenarios computed at once, each in its own process"
     )
     database_schema: str | None = Field(
         None, description="schema put first on the API's search path (tests isolate modules with it)"

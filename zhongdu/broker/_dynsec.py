@@ -136,14 +136,26 @@ class DynsecAdmin:
         self, username: str, password: str, rolename: str, acls: list[dict[str, Any]], text: str
     ) -> None:
         """Create the role (if new) and the client, or rotate an existing client's password: sessions
-        opened with the old one are disconnected, and only the new one logs in again."""
+        opened with the old one are disconnected, and only the new one logs in again.
+
+        The client id is bound to the username: a holder of this credential cannot connect under
+        another client's id, so it can neither take over nor reset another client's session.
+        """
         self.run([{"command": "createRole", "rolename": rolename, "acls": acls}], ignore=("already exists",))
-        create = {"command": "createClient", "username": username, "password": password, "textname": text}
+        create = {
+            "command": "createClient",
+            "username": username,
+            "password": password,
+            "clientid": username,
+            "textname": text,
+        }
         answers = self.run([{**create, "roles": [{"rolename": rolename}]}], ignore=("already exists",))
         if answers and answers[0].get("error"):  # it existed: rotate, cut sessions on the old one
             self.run(
                 [
                     {"command": "setClientPassword", "username": username, "password": password},
+                    # binds credentials issued before client ids were bound, on their next rotation
+                    {"command": "setClientId", "username": username, "clientid": username},
                     {"command": "disableClient", "username": username},  # disconnects its sessions
                     {"command": "enableClient", "username": username},
                 ]
@@ -155,12 +167,21 @@ class DynsecAdmin:
         self._put_client(username, password, rolename, acls, f"zhongdu {kind} {entity_id}")
 
     def put_ingest_client(self, username: str, password: str) -> None:
-        """An ingest workers' client: reads the tree, publishes nothing."""
+        """One ingest worker's client (its username is its client id): reads the tree, publishes nothing."""
         self._put_client(username, password, INGEST_ROLE, ingest_acls(), "zhongdu ingest workers")
 
     def delete_client(self, username: str) -> None:
         """Revoke: the client is deleted, and the broker disconnects any session using it."""
         self.run([{"command": "deleteClient", "username": username}], ignore=("not found",))
+
+    def bind_client_ids(self, *, skip: Sequence[str] = ()) -> list[str]:
+        """Bind every client but `skip` to the client id equal to its username, passwords unchanged:
+        credentials issued before ids were bound could otherwise connect under any client's id.
+        Returns the usernames bound."""
+        users = [u for u in self.list_clients() if u not in skip]
+        if users:
+            self.run([{"command": "setClientId", "username": u, "clientid": u} for u in users])
+        return users
 
     def list_clients(self) -> list[str]:
         answers = self.run([{"command": "listClients", "verbose": False, "count": -1, "offset": 0}])

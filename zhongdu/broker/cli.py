@@ -43,7 +43,69 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     config.add_argument("--tls-port", type=int, default=8883, help="TLS listener port (default 8883)")
     config.add_argument("--tls-only", action="store_true", help="no plain listener (needs --cert/--key)")
     config.add_argument("--force", action="store_true", help="replace an existing dynamic security JSON")
+    config.add_argument(
+        "--workers", type=int, default=1, help="ingest workers, each with its own credential (default 1)"
+    )
+    config.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="write ZHONGDU_MQTT_URL of worker 1 here (created 0600); workers 2.. get FILE.2, FILE.3, ...",
+    )
+    config.add_argument(
+        "--admin-env-file",
+        type=Path,
+        default=None,
+        help="write ZHONGDU_BROKER_ADMIN_URL here (created 0600); keep it off the API's and workers' hosts",
+    )
+    config.add_argument(
+        "--queue-bytes",
+        type=int,
+        default=None,
+        help="cap on each client's queued bytes (default 536870912, 512 MiB)",
+    )
+    config.add_argument(
+        "--max-connections", type=int, default=None, help="connections per listener (default 20000)"
+    )
+    config.add_argument(
+        "--cluster",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: N (3 or 5) nats-server configs for the clustered tier (docs/cluster.md); "
+        "MQTT on --port, --port+1, ...; client ports 4222+, routes 6222+",
+    )
+    config.add_argument(
+        "--cluster-hosts", default=None, help="with --cluster: the nodes' addresses, comma-separated"
+    )
     config.set_defaults(handler=_config)
+
+    worker = broker_sub.add_parser(
+        "worker",
+        help="issue or rotate an ingest worker's own credential (bound to its client id)",
+        description=(
+            "Issue (or rotate) the credential of ingest worker N at run time through "
+            "ZHONGDU_BROKER_ADMIN_URL: username and client id zhongdu-ingest-N, read-only on zhongdu/v1/#. "
+            "Writes ZHONGDU_MQTT_URL into --env-file (created 0600)."
+        ),
+    )
+    worker.add_argument("number", type=int, help="the worker's number (1-999)")
+    worker.add_argument("--env-file", type=Path, required=True, help="file to write (created 0600)")
+    worker.add_argument("--host", default=None, help="broker host for the URL (default: the admin URL's)")
+    worker.set_defaults(handler=_worker)
+
+    bind = broker_sub.add_parser(
+        "bind-ids",
+        help="bind every existing credential to its own client id (for credentials issued before)",
+        description=(
+            "Credentials issued before client ids were bound can connect under any client id, and so "
+            "end another client's session (the ingest worker's too). This binds every client on the "
+            "broker except the admin to the client id equal to its username, passwords unchanged, "
+            "through ZHONGDU_BROKER_ADMIN_URL. Devices must then connect with their username as "
+            "client id."
+        ),
+    )
+    bind.set_defaults(handler=_bind_ids)
 
     devices = subparsers.add_parser("devices", help="register devices and stations; their MQTT credentials")
     dev_sub = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
@@ -73,6 +135,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     cred.add_argument(
         "--json", action="store_true", help="print {username: password} (simulate --credentials)"
     )
+    cred.add_argument(
+        "--credentials-file",
+        type=Path,
+        default=None,
+        help="write {username: password} as JSON here (created 0600; for simulate --credentials) "
+        "instead of printing the passwords",
+    )
     cred.set_defaults(handler=_credential)
     lst = dev_sub.add_parser("credentials", help="list issued credentials (never the secrets)")
     lst.set_defaults(handler=_list)
@@ -81,8 +150,40 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     profiles_cli.register(dev_sub)
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    from zhongdu.broker._cluster import write_cluster_config
+    from zhongdu.broker._config import write_secret_file
+
+    cluster = write_cluster_config(
+        args.out,
+        nodes=args.cluster,
+        mqtt_ports=[args.port + k for k in range(args.cluster)],
+        bind=args.bind,
+        hosts=args.cluster_hosts.split(",") if args.cluster_hosts else None,
+        root=args.root,
+        max_connections=args.max_connections or 20_000,
+        workers=args.workers,
+    )
+    for node in cluster.nodes:
+        print(f"wrote {node.conf_path}; start: nats-server -c {node.conf_path}", file=sys.stderr)
+    print("devices may use any node (MQTT 3.1.1): " + " ".join(cluster.mqtt_urls), file=sys.stderr)
+    if args.env_file:
+        for k, url in enumerate(cluster.ingest_urls, start=1):
+            path = args.env_file if k == 1 else args.env_file.with_name(f"{args.env_file.name}.{k}")
+            write_secret_file(path, f"ZHONGDU_MQTT_URL={url}\n")
+            print(f"wrote {path} (0600): ingest worker {k}'s credential", file=sys.stderr)
+        return 0
+    print("secrets below are shown only once (--env-file writes them to 0600 files):", file=sys.stderr)
+    for k, url in enumerate(cluster.ingest_urls, start=1):
+        print(f"ZHONGDU_MQTT_URL={url}" if k == 1 else f"# worker {k}: ZHONGDU_MQTT_URL={url}")
+    return 0
+
+
 def _config(args: argparse.Namespace) -> int:
+    if args.cluster is not None:
+        return _cluster(args)
     from zhongdu.broker import write_broker_config
+    from zhongdu.broker._config import DEFAULT_MAX_CONNECTIONS, DEFAULT_QUEUE_BYTES, write_secret_file
 
     result = write_broker_config(
         args.out,
@@ -97,6 +198,9 @@ def _config(args: argparse.Namespace) -> int:
         tls_port=args.tls_port,
         plain=not args.tls_only,
         overwrite=args.force,
+        workers=args.workers,
+        queue_bytes=args.queue_bytes or DEFAULT_QUEUE_BYTES,
+        max_connections=args.max_connections or DEFAULT_MAX_CONNECTIONS,
     )
     print(
         f"wrote {result.conf_path} and {result.dynsec_path}; start: mosquitto -c {result.conf_path}",
@@ -104,9 +208,67 @@ def _config(args: argparse.Namespace) -> int:
     )
     if result.tls_url:
         print(f"TLS listener: {result.tls_url}", file=sys.stderr)
-    print("secrets below are shown only once:", file=sys.stderr)
-    print(f"ZHONGDU_BROKER_ADMIN_URL={result.admin_url}")
-    print(f"ZHONGDU_MQTT_URL={result.ingest_url}")
+    for warning in result.warnings:
+        print(f"warning: the broker will refuse every client until this is fixed: {warning}", file=sys.stderr)
+    if args.admin_env_file:
+        write_secret_file(args.admin_env_file, f"ZHONGDU_BROKER_ADMIN_URL={result.admin_url}\n")
+        print(f"wrote {args.admin_env_file} (0600): the broker admin credential", file=sys.stderr)
+    if args.env_file:
+        for k, url in enumerate(result.ingest_urls, start=1):
+            path = args.env_file if k == 1 else args.env_file.with_name(f"{args.env_file.name}.{k}")
+            write_secret_file(path, f"ZHONGDU_MQTT_URL={url}\n")
+            print(f"wrote {path} (0600): ingest worker {k}'s credential", file=sys.stderr)
+    if args.admin_env_file and args.env_file:
+        return 0
+    print("secrets below are shown only once (--env-file/--admin-env-file write them to 0600 files):",
+          file=sys.stderr)  # fmt: skip
+    if not args.admin_env_file:
+        print(f"ZHONGDU_BROKER_ADMIN_URL={result.admin_url}")
+    if not args.env_file:
+        for k, url in enumerate(result.ingest_urls, start=1):
+            print(f"ZHONGDU_MQTT_URL={url}" if k == 1 else f"# worker {k}: ZHONGDU_MQTT_URL={url}")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import secrets
+    from urllib.parse import quote
+
+    from zhongdu.broker import DynsecAdmin
+    from zhongdu.broker._config import ingest_username, write_secret_file
+    from zhongdu.errors import ConfigError
+    from zhongdu.settings import Settings, parse_mqtt_url
+
+    if not 1 <= args.number <= 999:
+        raise ConfigError(f"the worker number must be between 1 and 999, got {args.number}")
+    settings = Settings()
+    if not settings.broker_admin_url:
+        raise ConfigError("set ZHONGDU_BROKER_ADMIN_URL (`zhongdu broker config --admin-env-file` writes it)")
+    host, port, _, _ = parse_mqtt_url(settings.broker_admin_url)
+    scheme = settings.broker_admin_url.split("://", 1)[0]
+    username, password = ingest_username(args.number), secrets.token_urlsafe(24)
+    cafile = str(settings.mqtt_cafile) if settings.mqtt_cafile else None
+    with DynsecAdmin(settings.broker_admin_url, cafile=cafile) as admin:
+        admin.put_ingest_client(username, password)
+    url = f"{scheme}://{username}:{quote(password, safe='')}@{args.host or host}:{port}"
+    write_secret_file(args.env_file, f"ZHONGDU_MQTT_URL={url}\n")
+    print(f"wrote {args.env_file} (0600): {username}, client id {username}", file=sys.stderr)
+    return 0
+
+
+def _bind_ids(args: argparse.Namespace) -> int:
+    from zhongdu.broker import ADMIN_USER, DynsecAdmin
+    from zhongdu.errors import ConfigError
+    from zhongdu.settings import Settings, parse_mqtt_url
+
+    settings = Settings()
+    if not settings.broker_admin_url:
+        raise ConfigError("set ZHONGDU_BROKER_ADMIN_URL (`zhongdu broker config --admin-env-file` writes it)")
+    admin_user = parse_mqtt_url(settings.broker_admin_url)[2] or ADMIN_USER
+    cafile = str(settings.mqtt_cafile) if settings.mqtt_cafile else None
+    with DynsecAdmin(settings.broker_admin_url, cafile=cafile) as admin:
+        bound = admin.bind_client_ids(skip=(admin_user,))
+    print(f"bound {len(bound)} client(s) to their own client id")
     return 0
 
 
@@ -125,8 +287,11 @@ def _add(args: argparse.Namespace) -> int:
     from zhongdu import storage
     from zhongdu.errors import ConfigError
     from zhongdu.ingest import DEVICE_KINDS
+    from zhongdu.ingest._parse import ID_RE
     from zhongdu.storage import _credentials as store
 
+    if not ID_RE.fullmatch(args.id):
+        raise ConfigError(f"bad id {args.id!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
     if args.kind != "station" and args.kind not in DEVICE_KINDS:
         raise ConfigError(f"unknown kind {args.kind!r}; one of {', '.join([*DEVICE_KINDS, 'station'])}")
     _, database = _database()
@@ -158,8 +323,13 @@ def _add(args: argparse.Namespace) -> int:
 def _credential(args: argparse.Namespace) -> int:
     from zhongdu import storage
     from zhongdu.broker import DynsecAdmin, issue, revoke
+    from zhongdu.broker._config import write_secret_file
     from zhongdu.errors import ConfigError
+    from zhongdu.ingest._parse import ID_RE
 
+    bad = [i for i in args.ids if not ID_RE.fullmatch(i)]
+    if bad:
+        raise ConfigError(f"bad id {bad[0]!r}: use 1 to 64 of A-Z a-z 0-9 _ . : -")
     settings, database = _database()
     if not settings.broker_admin_url:
         raise ConfigError("set ZHONGDU_BROKER_ADMIN_URL (printed by `zhongdu broker config`)")
@@ -179,7 +349,7 @@ def _credential(args: argparse.Namespace) -> int:
                     continue
                 cred = issue(conn, admin, entity_id, kind=args.kind)
                 issued[cred.username] = cred.password
-                if not args.json:
+                if not args.json and not args.credentials_file:
                     verb = "rotated" if cred.rotations else "issued"
                     print(
                         f"{verb} {cred.username} (publishes only zhongdu/v1/{cred.kind}/{entity_id}/#); "
@@ -189,7 +359,10 @@ def _credential(args: argparse.Namespace) -> int:
                     print(f"{cred.username} {cred.password}")
     finally:
         database.stop()
-    if args.json and issued:
+    if args.credentials_file and issued:
+        write_secret_file(args.credentials_file, json.dumps(issued, indent=1) + "\n")
+        print(f"wrote {len(issued)} credential(s) to {args.credentials_file} (0600)", file=sys.stderr)
+    elif args.json and issued:
         print(json.dumps(issued, indent=1))
     return 0
 
