@@ -3,9 +3,9 @@
 `write_broker_config` writes `mosquitto.conf` and the dynamic security plugin's JSON with an admin
 client (manages credentials at run time over `$CONTROL`) and one client per ingest worker, each with
 a random password returned once. Every non-admin client is bound to one client id, its username, so
-a credential cannot be used to take over another client's session. Tuning as docs/security-and-deployment.md#broker-tuning
-explains (Nagle off, large in-flight and queue limits, persistence), since Debian's defaults throttle
-QoS 1 to ~110 msg/s.
+a credential cannot be used to take over another client's session. Tuning as
+docs/security-and-deployment.md#broker-tuning explains (Nagle off, large in-flight and queue limits,
+persistence), since Debian's defaults throttle QoS 1 to ~110 msg/s.
 """
 
 from __future__ import annotations
