@@ -178,7 +178,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         if item["attainment"] is None and projection and projection.get("attainment") is not None:
             attainment += f"<br><small>趨勢預估 {100 * projection['attainment']:.1f}%</small>"
         components = actual.get("components") or {}
-        comp_text = "；".join(f"{e(str(k))}={v:g}" for k, v in components.items())
+        names = _component_names(item)
+        comp_text = "；".join(f"{e(names.get(str(k), str(k)))} {v:g}" for k, v in components.items())
         owner = e(item.get("owner_agency_zh") or "")
         recorded_by = actual.get("recorded_by")
         computation = actual.get("computation")
@@ -222,7 +223,9 @@ body {{ font-family: {FONT_STACK}; font-size: 10pt; color: #222; }}
 h1 {{ font-size: 16pt; margin: 0 0 4pt; }} h2 {{ font-size: 12pt; margin: 12pt 0 4pt; }}
 table {{ border-collapse: collapse; width: 100%; }}
 th, td {{ border: 1px solid #bbb; padding: 3pt 4pt; vertical-align: top; text-align: left; }}
-th {{ background: #eef2f7; }} small {{ color: #555; }}
+th {{ background: #eef2f7; white-space: nowrap; }} small {{ color: #555; }}
+td:nth-child(1) {{ width: 17%; }} td:nth-child(6), td:nth-child(8) {{ white-space: nowrap; }}
+td:nth-child(7) {{ width: 22%; overflow-wrap: anywhere; }}
 tr.behind td:first-child, tr.at_risk td:first-child {{ border-left: 4pt solid #c0392b; }}
 tr.attained td:first-child {{ border-left: 4pt solid #1f8a4c; }}
 .score {{ font-size: 14pt; font-weight: bold; }}
@@ -247,6 +250,15 @@ tr.attained td:first-child {{ border-left: 4pt solid #1f8a4c; }}
 </body></html>"""
 
 
+def _component_names(item: Mapping[str, Any]) -> dict[str, str]:
+    """Chinese names of an entry's components: the year's milestones or the indicator's parts."""
+    details = item.get("details") or {}
+    parts = list(details.get("components") or []) + list(
+        (details.get("checklist") or {}).get(str(item.get("year"))) or []
+    )
+    return {str(p["key"]): str(p["name_zh"]) for p in parts if "key" in p}
+
+
 def _freq_zh(frequency: Any) -> str:
     return {"monthly": "每月填報", "quarterly": "每季填報", "yearly": "每年填報"}.get(
         str(frequency), str(frequency)
@@ -255,6 +267,10 @@ def _freq_zh(frequency: Any) -> str:
 
 def to_pdf(document: str) -> bytes:
     """The HTML printed to PDF by WeasyPrint (imported here: it loads Pango, a slow first import)."""
+    import logging
+
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # INFO narrates every layout step
+        logging.getLogger(name).setLevel(logging.WARNING)
     from weasyprint import HTML
 
     pdf: bytes = HTML(string=document).write_pdf()
