@@ -119,39 +119,39 @@ def make_entry(
         )
         if v is not None
     )
-    common = {
-        "indicator_id": indicator_id,
-        "year": year,
-        "evidence": _text("evidence", evidence),
-        "note": _text("note", note),
-        "corrects": corrects,
-        "given": given,
-    }
+    evidence_, note_ = _text("evidence", evidence), _text("note", note)
+
+    def made(value: float, **parts: Any) -> Entry:
+        return Entry(
+            indicator_id=indicator_id,
+            year=year,
+            value=value,
+            evidence=evidence_,
+            note=note_,
+            corrects=corrects,
+            given=given,
+            **parts,
+        )
+
     if kind == "checklist":
         milestones = checklist_for(row, year)
         if not milestones:
             raise EntryError(f"{indicator_id} has no milestone checklist for {year}")
         if set(given) != {"components"} or components is None:
-            keys = ", ".join(m["key"] for m in milestones)
-            raise EntryError(f"{indicator_id} takes its {year} checklist as `components` ({keys} = 1 or 0)")
+            listed = ", ".join(m["key"] for m in milestones)
+            raise EntryError(f"{indicator_id} takes its {year} checklist as `components` ({listed} = 1 or 0)")
         known = {m["key"] for m in milestones}
         unknown = sorted(set(components) - known)
         if unknown:
             raise EntryError(
                 f"{indicator_id} {year} has no milestone {', '.join(unknown)}; known: {sorted(known)}"
             )
-        done = {k: 1.0 if components.get(k) else 0.0 for k in sorted(known)}
+        ticked = {k: 1.0 if components.get(k) else 0.0 for k in sorted(known)}
         for key, flag in components.items():
             if float(flag) not in (0.0, 1.0):
                 raise EntryError(f"milestone {key} is done (1) or not (0); got {flag!r}")
-        n_done = sum(done.values())
-        return Entry(
-            value=n_done / len(known),
-            numerator=n_done,
-            denominator=float(len(known)),
-            components=done,
-            **common,
-        )
+        n_done = sum(ticked.values())
+        return made(n_done / len(known), numerator=n_done, denominator=float(len(known)), components=ticked)
     if kind == "parts":
         parts = (row.get("details") or {})["components"]
         keys = [str(p["key"]) for p in parts]
@@ -162,31 +162,32 @@ def make_entry(
         counts = {k: _finite(k, float(components[k])) for k in keys}
         planned = sum(float(p["per_year"]) for p in parts)
         done = sum(min(counts[str(p["key"])], float(p["per_year"])) for p in parts)
-        return Entry(value=done / planned, numerator=done, denominator=planned, components=counts, **common)
+        return made(done / planned, numerator=done, denominator=planned, components=counts)
     if kind == "quota":
-        keys = [str(c["key"]) for c in (row.get("details") or {})["components"]]
+        quota_keys = [str(c["key"]) for c in (row.get("details") or {})["components"]]
         if set(given) == {"value"} and value is not None:
-            return Entry(value=_boolean(indicator_id, value), **common)
-        if set(given) != {"components"} or components is None or set(components) != set(keys):
+            return made(_boolean(indicator_id, value))
+        if set(given) != {"components"} or components is None or set(components) != set(quota_keys):
             raise EntryError(
-                f"{indicator_id} takes `components` {', '.join(keys)} (people), or a yes/no `value` (1 or 0)"
+                f"{indicator_id} takes `components` {', '.join(quota_keys)} (people), "
+                "or a yes/no `value` (1 or 0)"
             )
-        counts = {k: _finite(k, float(components[k])) for k in keys}
+        people = {k: _finite(k, float(components[k])) for k in quota_keys}
         met = all(
-            counts[k] >= counts[k.replace("_employed", "_required")] for k in keys if k.endswith("_employed")
+            people[k] >= people[k.replace("_employed", "_required")]
+            for k in quota_keys
+            if k.endswith("_employed")
         )
-        return Entry(value=1.0 if met else 0.0, components=counts, **common)
+        return made(1.0 if met else 0.0, components=people)
     if kind == "ratio":
         if set(given) == {"numerator", "denominator"} and numerator is not None and denominator is not None:
             _finite("numerator", numerator)
             if not math.isfinite(denominator) or denominator <= 0:
                 raise EntryError(f"`denominator` must be > 0; got {denominator!r}")
-            return Entry(
-                value=numerator / denominator, numerator=numerator, denominator=denominator, **common
-            )
+            return made(numerator / denominator, numerator=numerator, denominator=denominator)
         if set(given) == {"value"} and value is not None:
             scale = 100.0 if unit == "%" else 1.0
-            return Entry(value=_finite("value", value) / scale, **common)
+            return made(_finite("value", value) / scale)
         raise EntryError(
             f"{indicator_id} is a ratio: give `numerator` and `denominator` (> 0), or `value`"
             + (" in percent" if unit == "%" else "")
@@ -197,10 +198,10 @@ def make_entry(
             raise EntryError(
                 f"{indicator_id} is a count ({unit}): give `value`; got {list(given) or 'nothing'}"
             )
-        return Entry(value=_finite("value", value), **common)
+        return made(_finite("value", value))
     if set(given) != {"value"} or value is None:
         raise EntryError(f"{indicator_id} is yes/no: give `value` 1 or 0; got {list(given) or 'nothing'}")
-    return Entry(value=_boolean(indicator_id, value), **common)
+    return made(_boolean(indicator_id, value))
 
 
 def _boolean(indicator_id: str, value: float) -> float:

@@ -539,6 +539,9 @@ class ScoreOut(BaseModel):
     )
     behind: list[str] = Field(description="indicators behind their target or projected to miss it")
     criterion_4g: str | None = Field(description="the 4G indicator's criterion this score uses")
+    criterion_4g_recorded: str | None = Field(
+        None, description="the criterion the commission scores on (ZHONGDU_INDICATOR_4G_CRITERION)"
+    )
     summary_en: str
     summary_zh: str
     dimensions: list[DimensionScoreOut]

@@ -133,7 +133,9 @@ def get_score(
     """Σ weight × min(1, actual / target), out of the whole plan: missing actuals score 0 and are named."""
     year_ = _year(year)
     criterion_ = _criterion(state, criterion)
-    return ind.score(_indicators(state, conn, plan, year_, criterion_), year_, criterion=criterion_)
+    result = ind.score(_indicators(state, conn, plan, year_, criterion_), year_, criterion=criterion_)
+    result["criterion_4g_recorded"] = state.settings.indicator_4g_criterion
+    return result
 
 
 def _entry_of(row: dict[str, Any], body: ActualIn) -> entries.Entry:
