@@ -65,7 +65,8 @@ def collect(
             for point_year in range(year - 4, year + 1):
                 point = ind.modelled_for_year(series, point_year)
                 if point is not None:
-                    trends.setdefault(str(item["id"]), {})[point_year] = float(point["share"])
+                    true = ind.year_true_point(point, point_year)
+                    trends.setdefault(str(item["id"]), {})[point_year] = float(true["share"])
             point = ind.modelled_for_year(modelled_series("outdoor"), year)
             districts = list((point or {}).get("districts") or [])
     lock = storage.api.year_lock(conn, plan_id, year) if plan_id else None

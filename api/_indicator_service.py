@@ -92,7 +92,9 @@ def year_view(
         point = ind.modelled_for_year(series, point_year)
         for row in rows:
             if (row.get("details") or {}).get("actual_source") == ind.COVERAGE_SOURCE and point is not None:
-                history.setdefault(str(row["indicator_id"]), {})[point_year] = float(point["share"])
+                history.setdefault(str(row["indicator_id"]), {})[point_year] = float(
+                    ind.year_true_point(point, point_year)["share"]
+                )
     amendments = {str(a["indicator_id"]): a for a in storage.api.list_amendments(conn, plan_id, year)}
     return ind.build_indicators(
         rows,

@@ -95,17 +95,34 @@ def engine_actual(
     point = modelled_for_year(series, year)
     if point is None:
         return None
+    true = year_true_point(point, year)
     return {
-        "value": float(point["share"]),
-        "numerator": _float_or_none(point.get("population_covered")),
-        "denominator": _float_or_none(point.get("population_total")),
+        "value": float(true["share"]),
+        "numerator": _float_or_none(true.get("population_covered")),
+        "denominator": _float_or_none(true.get("population_total")),
         "source": "modelled",
         "recorded_by": "coverage engine (modelled from the NCC per-district station counts)",
         "recorded_at": None,
         "evidence": f"modelled layout of {point.get('stations', '?')} stations at {point.get('date')}"
-        + (f", criterion {point['criterion']}" if point.get("criterion") else ""),
+        + (f", criterion {point['criterion']}" if point.get("criterion") else "")
+        + (
+            f"; denominator: {year}-12 population, {true['population_basis']}"
+            if "population_basis" in true
+            else ""
+        )
+        + (f" ({true['method']})" if "method" in true else ""),
         "computation": f"{ENGINE_COMPUTATION}/modelled/{point.get('criterion') or 'outdoor'}",
     }
+
+
+def year_true_point(point: Mapping[str, Any], year: int) -> Mapping[str, Any]:
+    """The point re-weighted by the year's district populations (see `_population_years`); a point
+    without the fields that needs (hand-made series in tests) is taken as it is."""
+    if not point.get("districts") and point.get("criterion") is None:
+        return point
+    from zhongdu.api._population_years import year_true
+
+    return year_true(point, year)
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -259,8 +276,12 @@ def score(
     missing = [i for i in indicators if i["attainment"] is None]
     weight_missing = total_weight - weight_scored
     projected = sum(
-        float(i["weight"]) * float(i["attainment"] if i["attainment"] is not None
-                                   else (i.get("projection") or {}).get("attainment") or 0.0)
+        float(i["weight"])
+        * float(
+            i["attainment"]
+            if i["attainment"] is not None
+            else (i.get("projection") or {}).get("attainment") or 0.0
+        )
         for i in indicators
     )
     behind = [str(i["id"]) for i in indicators if i.get("status") in ("behind", "at_risk")]

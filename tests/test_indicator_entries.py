@@ -133,3 +133,25 @@ def test_projection_and_status() -> None:
     assert ind.status_of(None, 0.8, "higher", {"value": 0.9}) == "on_track"
     assert ind.status_of(None, 0.8, "higher", None) == "no_actual"
     assert ind.status_of(0.9, None, "higher", None) == "no_target"
+
+
+def test_4g_denominators_are_the_years_own_population() -> None:
+    from zhongdu.api import _population_years as pop
+
+    june_2017, basis = pop.population_at(2017, 6)
+    assert round(sum(june_2017.values())) == 2_775_618 and "2017-06" in basis  # 最小統計區 2017-06
+    assert round(sum(pop.population_at(2024, 4)[0].values())) == 2_850_285  # MOI table 2024-04
+    end_2015, basis = pop.population_at(2015)
+    assert end_2015 == june_2017 and "held" in basis  # no district figures before 2017-06
+    end_2018, basis = pop.population_at(2018)
+    assert "interpolated" in basis and 2_775_618 < sum(end_2018.values()) < 2_850_285
+    assert len(end_2018) == 29
+    # the share follows the district weights: a district that is half covered weighs by its people
+    point = {"date": "2018-12-31", "share": 0.0, "districts": [
+        {"district": d, "share": 0.5 if d == "北屯區" else 1.0} for d in end_2018
+    ]}
+    true = pop.year_true(point, 2018)
+    expected = 1.0 - 0.5 * end_2018["北屯區"] / sum(end_2018.values())
+    assert true["share"] == pytest.approx(expected) and true["population_total"] == pytest.approx(sum(end_2018.values()))
+    other = pop.year_true({**point, "share": 0.9, "criterion": "indoor_every_major"}, 2018)
+    assert other["share"] == 0.9 and "city share" in other["method"]
