@@ -378,6 +378,11 @@ class ScenarioIn(InModel):
     criterion: Literal["outdoor", "indoor"] = Field(
         "outdoor", description="plan for outdoor coverage or indoor (3GPP O2I building loss counted)"
     )
+    operator: Annotated[str, StringConstraints(pattern=r"^(any|every_major|[A-Z]{2,5})$")] | None = Field(
+        None,
+        description="count only this operator's coverage (CHT, TWM, FET, ...), or each major operator's "
+        "(every_major: new sites shared by the three); default any operator",
+    )
 
     @model_validator(mode="after")
     def _disk_needs_radius(self) -> ScenarioIn:

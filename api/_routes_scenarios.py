@@ -83,12 +83,14 @@ def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]
         budget=budget,
         max_cost=max_cost,
         criterion=request.get("criterion") or "outdoor",
+        operator=request.get("operator"),
     )
     out: dict[str, Any] = result.to_dict()
     out.update(
         method="celf-greedy",
         model=model,
         criterion=request.get("criterion") or "outdoor",
+        operator=request.get("operator") or "any",
         base="stations serving at " + live.snapshot.computed_at.isoformat(),
     )
     return out
