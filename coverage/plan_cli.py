@@ -173,6 +173,8 @@ def _candidates(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         min_population=args.min_population,
         limit=args.limit,
+        criterion=getattr(args, "criterion", "outdoor"),
+        operator=getattr(args, "operator", None),
     )
     write_stations(candidates, args.out)
     n_sites = len(set(candidates.station_id.tolist()))

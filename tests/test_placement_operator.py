@@ -61,3 +61,13 @@ def test_plan_cli_takes_the_operator() -> None:
          "--operator", "every_major", "--target", "0.9"]
     )
     assert (args.criterion, args.operator, args.target) == ("indoor", "every_major", 0.9)
+
+
+def test_candidates_follow_the_operator_view() -> None:
+    from zhongdu.coverage._candidates import generate_candidates
+
+    grid, stations = small_city()
+    anyone = generate_candidates(grid, stations, model="disk", resolution=8)
+    every = generate_candidates(grid, stations, model="disk", resolution=8, operator="every_major")
+    # the cells west and east cover are not covered by all three majors: they become candidates too
+    assert len(set(every.station_id.tolist())) > len(set(anyone.station_id.tolist()))
