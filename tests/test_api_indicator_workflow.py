@@ -11,7 +11,7 @@ import pytest
 
 from zhongdu.cli import main
 
-from ._api_fixtures import ADMIN_KEY, api_settings, make_key, running_app
+from ._api_fixtures import ADMIN_KEY, api_settings, make_key, running_app, wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -215,3 +215,28 @@ def test_cli_import_refuses_a_bad_file_and_takes_a_good_one(
     report = tmp_path / "report.html"
     assert main(["indicator", "report", "--year", "2018", "--out", str(report)]) == 0
     assert "M2-1" in report.read_text("utf-8")
+
+
+def test_a_scenario_plans_for_every_major_operator(pg_migrated: str, mqtt_url: str) -> None:
+    """The planner's question: which sites bring coverage up when every major operator must reach
+    a person, not just anyone's network (small city: each of its three sites is another operator's)."""
+
+    with running_app(api_settings(pg_migrated, mqtt_url)) as live_client:
+        planner = {"X-API-Key": make_key(live_client, "planner")}
+        live = live_client.get("/v1/coverage").json()
+        request = {
+            "name": "三大業者共站", "budget": 1, "model": "disk", "operator": "every_major",
+            "candidates": [{"station_id": "cand-shared", "lon": 120.64, "lat": 24.17, "radius_m": 900}],
+        }
+        bad = live_client.post("/v1/scenarios", json={**request, "operator": "every-major"}, headers=planner)
+        assert bad.status_code == 422
+        created = live_client.post("/v1/scenarios", json=request, headers=planner)
+        assert created.status_code == 202, created.text
+        url = f"/v1/scenarios/{created.json()['scenario_id']}"
+        assert wait_for(lambda: live_client.get(url).json()["status"] in ("done", "failed"), 60)
+        body = live_client.get(url).json()
+        assert body["status"] == "done", body["error"]
+        result = body["result"]
+        assert result["operator"] == "every_major"
+        assert result["share_before"] < live["share"]  # fewer people are reached by all three
+        assert result["share_after"] > result["share_before"]
