@@ -153,6 +153,49 @@ def district_svg(districts: Sequence[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
+def district_map_svg(districts: Sequence[Mapping[str, Any]]) -> str:
+    """The 4G share per district on the district outlines (shipped source data), as inline SVG;
+    empty when the outlines cannot be read, so the report still prints with the bars alone."""
+    if not districts:
+        return ""
+    try:
+        import io
+
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+
+        from zhongdu.coverage._grid_build import read_source_geojson, source_dir_or_default
+
+        gdf = read_source_geojson(source_dir_or_default(None), "taichung_districts.geojson")
+    except Exception:  # a map is a nicety: missing source data must not stop the report
+        return ""
+    shares = {str(d["district"]): 100 * float(d["share"]) for d in districts}
+    gdf = gdf.assign(share=[shares.get(str(n)) for n in gdf["name_zh"]])
+    bounds = [0, 70, 80, 90, 95, 99, 99.9, 100.01]
+    cmap = ListedColormap(["#c0392b", "#e0a100", "#f1c40f", "#a3d977", "#4caf50", "#1f8a4c", "#0b5d33"])
+    fig, ax = plt.subplots(figsize=(6.2, 3.6), dpi=72)
+    gdf.plot(
+        column="share",
+        ax=ax,
+        cmap=cmap,
+        norm=BoundaryNorm(bounds, cmap.N),
+        edgecolor="#555",
+        linewidth=0.4,
+        legend=True,
+        legend_kwds={"shrink": 0.7, "label": "%"},
+        missing_kwds={"color": "#ddd"},
+    )
+    ax.set_axis_off()
+    out = io.StringIO()
+    fig.savefig(out, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    svg = out.getvalue()
+    return svg[svg.index("<svg") :]
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """The report as one self-contained HTML page (the PDF is this page, printed)."""
     e = html.escape
@@ -247,7 +290,8 @@ tr.attained td:first-child {{ border-left: 4pt solid #1f8a4c; }}
 {"".join(rows)}</table>
 <h2>三、4G 基地台人口涵蓋率（各行政區）</h2>
 <p>{district_note}</p>
-{district_svg(report["districts"])}
+<div style="display:flex; gap:12pt; align-items:flex-start">
+<div>{district_map_svg(report["districts"])}</div><div>{district_svg(report["districts"])}</div></div>
 </body></html>"""
 
 
@@ -270,8 +314,8 @@ def to_pdf(document: str) -> bytes:
     """The HTML printed to PDF by WeasyPrint (imported here: it loads Pango, a slow first import)."""
     import logging
 
-    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # INFO narrates every layout step
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # narrates layout, warns on SVG CSS
+        logging.getLogger(name).setLevel(logging.ERROR)
     from weasyprint import HTML
 
     pdf: bytes = HTML(string=document).write_pdf()
