@@ -34,6 +34,13 @@ REVIEW_ZH = {
     "returned": "退回",
     "approved": "核定",
 }
+#: What each criterion of the 4G indicator rests on (docs/indicators.md says more).
+CRITERION_ASSUMPTIONS_ZH = {
+    "outdoor": "Hata 傳播模型、RSRP ≥ −110 dBm、依 NCC 各區站數模擬之站址；任一業者涵蓋即算",
+    "indoor": "同上，另計 3GPP TR 38.901 建物穿透損耗（14–25 dB）",
+    "capacity": "同上，另計尖峰 5% 使用者活躍、每 20 MHz 200 人之容量",
+    "indoor_every_major": "室內，且中華電信、台灣大哥大、遠傳三家皆涵蓋（不論訂閱哪家）",
+}
 CRITERION_ZH = {
     "outdoor": "室外訊號（任一業者，-110 dBm）",
     "indoor": "室內訊號（任一業者）",
@@ -69,6 +76,34 @@ def collect(
                     trends.setdefault(str(item["id"]), {})[point_year] = float(true["share"])
             point = ind.modelled_for_year(modelled_series("outdoor"), year)
             districts = list((point or {}).get("districts") or [])
+    criteria: list[dict[str, Any]] = []
+    engine_item = next(
+        (i for i in items if (i.get("details") or {}).get("actual_source") == ind.COVERAGE_SOURCE), None
+    )
+    if engine_item is not None:
+        from zhongdu.api._indicator_service import modelled_series
+
+        for name in (
+            "outdoor",
+            "indoor",
+            "indoor_every_major",
+            "capacity",
+            "indoor_CHT",
+            "indoor_TWM",
+            "indoor_FET",
+        ):
+            point = ind.modelled_for_year(modelled_series(name), year)
+            if point is None:
+                continue
+            share = float(ind.year_true_point(point, year)["share"])
+            criteria.append(
+                {
+                    "criterion": name,
+                    "share": share,
+                    "attainment": ind.attainment(share, engine_item["target"]),
+                    "scored": name == criterion,
+                }
+            )
     lock = storage.api.year_lock(conn, plan_id, year) if plan_id else None
     return {
         "plan_id": plan_id,
@@ -78,6 +113,7 @@ def collect(
         "score": ind.score(items, year, criterion=criterion),
         "trends": trends,
         "districts": districts,
+        "criteria": criteria,
         "lock": lock,
         "generated_at": datetime.now(UTC),
     }
@@ -246,6 +282,13 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<td>{d['weight_scored']:g}</td></tr>"
         for d in score["dimensions"]
     )
+    criteria_rows = "".join(
+        f"<tr><td>{e(criterion_zh(str(c['criterion'])))}{'（評分準則）' if c['scored'] else ''}</td>"
+        f"<td>{100 * c['share']:.2f}%</td>"
+        f"<td>{_fraction_pct(c['attainment'])}</td>"
+        f"<td><small>{e(_assumption_zh(str(c['criterion'])))}</small></td></tr>"
+        for c in report.get("criteria") or []
+    )
     missing = "、".join(score["missing"]) or "無"
     behind = "、".join(score["behind"]) or "無"
     district_note = (
@@ -282,8 +325,10 @@ tr.attained td:first-child {{ border-left: 4pt solid #1f8a4c; }}
 <p>尚無實績值之指標：{e(missing)}　落後或預估落後之指標：{e(behind)}
 　趨勢預估總分：{score["projected_score"]:.2f}</p>
 <p>4G 指標（B7-2）評分準則：{e(criterion_zh(report["criterion"]))}（{e(report["criterion"])}）。
-其他準則（室內、各業者、三大業者皆涵蓋、容量）之數值見平台「計畫指標」頁，其假設見 docs/indicators.md。</p>
+其他準則（室內、各業者、三大業者皆涵蓋、容量）之值與假設列於下表，僅供參考，不計入總分。</p>
 <table><tr><th>面向</th><th>得分 / 權重</th><th>已有實績之權重</th></tr>{dims}</table>
+<h2>4G 指標（B7-2）各準則之值（模擬，年底人口為分母）</h2>
+<table><tr><th>準則</th><th>涵蓋率</th><th>達成度</th><th>假設</th></tr>{criteria_rows}</table>
 <h2>二、各項指標</h2>
 <table><tr><th>指標</th><th>權重</th><th>目標值</th><th>實績值</th><th>達成度</th><th>狀態</th>
 <th>佐證資料・備註・填報人</th><th>審核</th><th>趨勢（虛線：目標）</th></tr>
@@ -302,6 +347,16 @@ def _component_names(item: Mapping[str, Any]) -> dict[str, str]:
         (details.get("checklist") or {}).get(str(item.get("year"))) or []
     )
     return {str(p["key"]): str(p["name_zh"]) for p in parts if "key" in p}
+
+
+def _fraction_pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _assumption_zh(criterion: str) -> str:
+    if criterion in CRITERION_ASSUMPTIONS_ZH:
+        return CRITERION_ASSUMPTIONS_ZH[criterion]
+    return f"室內，僅計 {criterion.removeprefix('indoor_')} 之基地台（依其站址占比）"
 
 
 def _freq_zh(frequency: Any) -> str:
