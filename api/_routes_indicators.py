@@ -380,6 +380,48 @@ class ReviewIn(BaseModel):
     note: _LongText | None = None
 
 
+class LockOut(BaseModel):
+    plan_id: str
+    year: int
+    locked_by: str
+    locked_at: datetime
+    note: str | None
+
+
+class AmendmentOut(BaseModel):
+    id: int
+    plan_id: str
+    indicator_id: str
+    year: int
+    old_target: float | None = Field(
+        description="the target in force before (the plan's, or an earlier amendment)"
+    )
+    new_target: float
+    reason: str
+    countermeasures: str
+    amended_by: str
+    amended_at: datetime
+
+
+class ReviewOut(BaseModel):
+    id: int
+    plan_id: str
+    indicator_id: str
+    year: int
+    status: Literal["draft", "self_assessed", "reviewed", "approved", "returned"]
+    changed_by: str
+    changed_at: datetime
+    note: str | None
+
+
+class YearOut(BaseModel):
+    plan_id: str
+    year: int
+    lock: LockOut | None = Field(description="null while the year is open")
+    reviews: list[ReviewOut] = Field(description="the current status of each indicator that has one")
+    amendments: list[AmendmentOut]
+
+
 #: Who may set each status: the owner agency assesses itself (planner), the commission reviews or
 #: returns it (operator), approval is the commission's head's (admin).
 REVIEW_ROLES: dict[str, str] = {
@@ -391,7 +433,7 @@ REVIEW_ROLES: dict[str, str] = {
 }
 
 
-@router.get("/years/{year}", summary="Whether a plan year is locked, and its reviews")
+@router.get("/years/{year}", response_model=YearOut, summary="Whether a plan year is locked, and its reviews")
 def get_year(
     conn: ConnDep, _caller: CurrentRole, year: Annotated[int, Path(ge=1990, le=2100)], plan: PlanParam = None
 ) -> dict[str, Any]:
@@ -405,7 +447,9 @@ def get_year(
     }
 
 
-@router.post("/years/{year}/lock", status_code=201, summary="Lock an evaluated year (admin)")
+@router.post(
+    "/years/{year}/lock", response_model=LockOut, status_code=201, summary="Lock an evaluated year (admin)"
+)
 def lock_year(
     conn: ConnDep,
     principal: AdminDep,
@@ -420,6 +464,7 @@ def lock_year(
 
 @router.post(
     "/{indicator_id}/amendments",
+    response_model=AmendmentOut,
     status_code=201,
     responses={409: {"model": ErrorOut, "description": "the year is locked"}},
     summary="Amend a target, with its reason and countermeasures (operator)",
@@ -458,6 +503,7 @@ def amend_target(
 
 @router.post(
     "/{indicator_id}/review",
+    response_model=ReviewOut,
     status_code=201,
     responses={403: {"model": ErrorOut}, 409: {"model": ErrorOut, "description": "the year is locked"}},
     summary="Move an indicator's year through self-assessment, review and approval",
