@@ -55,6 +55,7 @@ def _key(stack: dict[str, Any], role: str, name: str) -> str:
 
 def _open(chromium: Any, url: str) -> Any:
     watched = watched_page(chromium)
+    watched.page.set_default_timeout(60_000)  # two shared cores: a busy machine, not a slow page
     watched.page.goto(url + "/")
     watched.page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
     watched.page.select_option("#year", "2016")

@@ -151,6 +151,7 @@ const STRINGS = {
   imported: ["已匯入", "imported"],
   unchanged: ["未變動", "unchanged"],
   line: ["第 {n} 行", "line {n}"],
+  locked: ["本年度已評核鎖定，不再接受填報", "This year is evaluated and locked: no more entries"],
 };
 
 let lang = (new URLSearchParams(location.search).get("lang") || localStorage.getItem("zd-lang") || "zh") === "en" ? 1 : 0;

@@ -95,6 +95,7 @@ export async function openEntryForm(root, state, id, onSaved) {
   if (!item) return;
   const en = currentLang() === "en";
   const engine = (item.details || {}).actual_source === "coverage_engine";
+  const locked = Boolean(state.indicatorCycle && state.indicatorCycle.lock);
   const amendment = item.amendment
     ? `<p class="note">${t("amended")}: ${esc(item.amendment.reason)} — ${t("countermeasures")}: ${esc(item.amendment.countermeasures)}</p>`
     : "";
@@ -111,9 +112,9 @@ export async function openEntryForm(root, state, id, onSaved) {
       <label>${t("evidence")}<input name="evidence" maxlength="2000" placeholder="${t("evidenceHint")}" value="${esc(item.actual ? item.actual.evidence : "")}"></label>
       <label>${t("note")}<input name="note" maxlength="2000" value=""></label>
       <label>${t("apiKey")}<input id="entry-key" type="password" autocomplete="off" placeholder="zd_…" value="${esc(keyOf())}"></label>
-      <button id="entry-save" type="submit">${item.actual ? t("saveCorrection") : t("save")}</button>
+      <button id="entry-save" type="submit" ${locked ? "disabled" : ""}>${item.actual ? t("saveCorrection") : t("save")}</button>
       <button id="entry-close" type="button">${t("close")}</button>
-      <span id="entry-status" class="muted" role="status"></span>
+      <span id="entry-status" class="muted" role="status">${locked ? t("locked") : ""}</span>
     </form>`}
     <div id="entry-history"></div>`;
   const form = box.querySelector("#entry-form");

@@ -28,13 +28,15 @@ let ticket = 0; // the latest request wins when year or criterion change faster 
 export async function renderIndicators(root, year, state) {
   const criterion = state.criterion;
   const mine = ++ticket;
-  const [list, score] = await Promise.all([
+  const [list, score, cycle] = await Promise.all([
     getJson("/v1/indicators", { year, criterion }),
     getJson("/v1/indicators/score", { year, criterion }),
+    getJson(`/v1/indicators/years/${year}`).catch(() => null),
   ]);
   if (mine !== ticket) return;
   list.criterion = criterion;
   state.indicators = list;
+  state.indicatorCycle = cycle;
   const en = currentLang() === "en";
   const rows = list.items.map((item) => {
     const att = item.attainment;
@@ -61,6 +63,7 @@ export async function renderIndicators(root, year, state) {
   root.querySelector("#score").innerHTML = `${t("score")}: <b>${fmtNum(score.score, 2)}</b> / ${fmtNum(score.max_score, 0)}
     <span class="muted">(${score.indicators_with_actual}/${score.indicators_total})</span>
     <br><span class="note" id="score-summary">${en ? score.summary_en : score.summary_zh}</span>
+    ${cycle && cycle.lock ? `<br><span class="note" id="year-lock">${t("locked")}: ${cycle.lock.locked_by} ${new Date(cycle.lock.locked_at).toLocaleDateString()}</span>` : ""}
     <br><span class="note" id="score-criterion" data-criterion="${recorded || ""}">${t("scoredOn")}: ${t("crit_" + (recorded || criterion))} (${t("recordedChoice")})${other}</span>`;
   root.querySelector("#score").dataset.score = score.score;
   const exportLink = root.querySelector("#export-csv");
