@@ -43,6 +43,14 @@ class ApiMetrics:
         self.rate_limited = Counter(
             "zhongdu_api_rate_limited", "requests refused by the rate limit", registry=self.registry
         )
+        self.indicator_entries = Counter(
+            "zhongdu_indicator_entries", "plan indicator entries stored", ["via"], registry=self.registry
+        )
+        self.indicator_rows_rejected = Counter(
+            "zhongdu_indicator_import_rejected_rows",
+            "bad rows in refused indicator imports",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

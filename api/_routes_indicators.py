@@ -193,7 +193,12 @@ def _kind_help(kind: str) -> str:
     summary="Enter an indicator's actual for a year (planner or higher)",
 )
 def record_actual(
-    conn: ConnDep, principal: PlannerDep, indicator_id: IndicatorId, body: ActualIn, plan: PlanParam = None
+    state: StateDep,
+    conn: ConnDep,
+    principal: PlannerDep,
+    indicator_id: IndicatorId,
+    body: ActualIn,
+    plan: PlanParam = None,
 ) -> dict[str, Any]:
     """`numerator`+`denominator` or `value` (percent) for a ratio, `value`/`count` for a count,
     `value` 1/0 or `achieved` for yes/no, `components` for B7-1 (checklist), B6-1 (parts) and M1-1.
@@ -227,13 +232,15 @@ def record_actual(
                 else ""
             ),
         )
-    return service.store_entry(
+    stored = service.store_entry(
         conn,
         plan_id,
         entry,
         recorded_by=principal.name,
         corrects=None if current is None else int(current["id"]),
     )
+    state.metrics.indicator_entries.labels("form").inc()
+    return stored
 
 
 @router.get(
@@ -319,8 +326,12 @@ async def import_actuals(
     from starlette.concurrency import run_in_threadpool
 
     try:
-        return await run_in_threadpool(work)
+        result = await run_in_threadpool(work)
+        if not dry_run:
+            state.metrics.indicator_entries.labels("import").inc(result["imported"])
+        return result
     except service.ImportRejected as exc:
+        state.metrics.indicator_rows_rejected.inc(len(exc.errors))
         errors = [{"line": e.line, "indicator_id": e.indicator_id, "message": e.message} for e in exc.errors]
         return JSONResponse({"detail": str(exc), "errors": errors}, status_code=422)
     except service.PlanError as exc:

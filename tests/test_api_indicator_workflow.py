@@ -107,6 +107,9 @@ def test_a_malformed_csv_changes_nothing_and_names_its_bad_rows(
     assert "m9" in errors[5]["message"] and "coverage engine" in errors[6]["message"]
     assert "line 2" in errors[7]["message"] and "AD year" in errors[8]["message"]
     assert _count(pg_migrated) == before  # not even the good row
+    metrics = client.get("/metrics").text
+    assert 'zhongdu_indicator_entries_total{via="import"} 14.0' in metrics
+    assert "zhongdu_indicator_import_rejected_rows_total 6.0" in metrics
 
 
 def test_a_viewer_cannot_enter_or_import(client: Any) -> None:
