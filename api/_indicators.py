@@ -152,8 +152,9 @@ def build_indicators(
         details = dict(row.get("details") or {})
         indicator_id = str(row["indicator_id"])
         actual: Mapping[str, Any] | None = recorded.get(indicator_id)
-        if details.get("actual_source") == COVERAGE_SOURCE and engine is not None:
-            actual = engine
+        frozen = actual is not None and actual.get("source") in ("modelled", "live")
+        if details.get("actual_source") == COVERAGE_SOURCE and engine is not None and not frozen:
+            actual = engine  # until the year is locked: then the value it was evaluated on stays
         amendment = (amendments or {}).get(indicator_id)
         target = float(amendment["new_target"]) if amendment is not None else target_for(row, year)
         value = float(actual["value"]) if actual is not None else None

@@ -462,14 +462,41 @@ def get_year(
     "/years/{year}/lock", response_model=LockOut, status_code=201, summary="Lock an evaluated year (admin)"
 )
 def lock_year(
+    state: StateDep,
     conn: ConnDep,
     principal: AdminDep,
     year: Annotated[int, Path(ge=1990, le=2100)],
     body: Annotated[LockIn | None, Body()] = None,
     plan: PlanParam = None,
 ) -> dict[str, Any]:
-    """After the lock no entry, amendment or review of the year is accepted. Locking twice keeps the first."""
+    """After the lock no entry, amendment or review of the year is accepted. Locking twice keeps the first.
+
+    The platform-computed values (B7-2) are stored as entries at the lock, with their computation,
+    so a later model or data change cannot move an evaluated year.
+    """
     plan_id = choose_plan(conn, plan, year)
+    existing = storage.api.year_lock(conn, plan_id, year)
+    if existing is not None:
+        return existing
+    criterion = state.settings.indicator_4g_criterion
+    for item in _indicators(state, conn, plan_id, year, criterion):
+        actual = item["actual"]
+        if actual is None or actual.get("source") not in ("modelled", "live") or actual.get("entry_id"):
+            continue
+        storage.api.insert_indicator_actual(
+            conn,
+            plan_id=plan_id,
+            indicator_id=str(item["id"]),
+            year=year,
+            value=float(actual["value"]),
+            numerator=actual.get("numerator"),
+            denominator=actual.get("denominator"),
+            source=str(actual["source"]),
+            recorded_by=f"platform, frozen at the lock by {principal.name}",
+            evidence=actual.get("evidence"),
+            note=f"criterion {criterion}",
+            computation=actual.get("computation"),
+        )
     return storage.api.lock_year(conn, plan_id, year, principal.name, body.note if body else None)
 
 

@@ -174,6 +174,9 @@ def test_amendment_review_and_lock(client: Any, planner: dict[str, str], pg_migr
                          headers={"X-API-Key": ADMIN_KEY})
     assert locked.status_code == 201
     before = _count(pg_migrated)
+    relock = client.post("/v1/indicators/years/2017/lock", headers={"X-API-Key": ADMIN_KEY})
+    assert relock.status_code == 201 and relock.json()["note"] == "106 年度評核完成"  # the first lock stays
+    assert _count(pg_migrated) == before
     refused = client.post("/v1/indicators/B4-1/actuals", json={"year": 2017, "value": 90}, headers=planner)
     assert refused.status_code == 409 and "locked" in refused.json()["detail"]
     imported = client.post("/v1/indicators/import", content=_csv(["B2-1,2017,4,,,,,"]), headers=planner)
@@ -181,6 +184,11 @@ def test_amendment_review_and_lock(client: Any, planner: dict[str, str], pg_migr
     assert client.post("/v1/indicators/B4-1/amendments", json=body, headers=operator).status_code == 409
     assert _count(pg_migrated) == before
     assert client.get("/v1/indicators/years/2017").json()["lock"]["locked_by"]
+    # the 4G value the year was evaluated on is stored with its computation, and is what it shows
+    frozen = {i["id"]: i for i in client.get("/v1/indicators", params={"year": 2017}).json()["items"]}["B7-2"]
+    assert frozen["actual"]["entry_id"] is not None and frozen["actual"]["source"] == "modelled"
+    assert frozen["actual"]["computation"].startswith("zhongdu.coverage.indicator_4g@")
+    assert frozen["actual"]["note"] == "criterion outdoor"
 
 
 def test_the_report_names_every_indicator_and_the_score(client: Any) -> None:
