@@ -112,7 +112,36 @@ def test_the_form_stores_an_actual_and_the_table_updates_without_a_reload(
     )
     assert float(_row(page, "B7-1")["attainment"]) == pytest.approx(0.75)
     screenshot(page, "indicator_form_b7_1")
+
+    # the yearly cycle from the form: the agency's self-assessment passes, approval needs an admin
+    page.click("#entry-review button[data-review='self_assessed']")
+    page.wait_for_function("document.querySelector('#review-status').textContent.includes('機關自評')")
+    page.click("#entry-review button[data-review='approved']")
+    page.wait_for_function("document.querySelector('#review-status').dataset.error")
+    assert "admin" in page.locator("#review-status").inner_text()
+    items = {i["id"]: i for i in stack["http"].get("/v1/indicators", params={"year": 2016}).json()["items"]}
+    assert items["B7-1"]["review"]["status"] == "self_assessed"
     assert [e for e in watched.errors if e.startswith("page error")] == []
+    page.context.close()
+
+
+def test_a_csv_from_the_page_fills_the_table(stack: dict[str, Any], chromium: Any, tmp_path: Any) -> None:
+    key = _key(stack, "planner", "人事室")
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    page.evaluate(f"sessionStorage.setItem('zd-planner-key', '{key}')")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("indicator_id,year,value\nM1-2,2016,abc\n", encoding="utf-8")
+    page.set_input_files("#import-csv", str(bad))
+    page.wait_for_function("document.querySelector('#import-status').textContent.includes('第 2 行')")
+    assert _row(page, "M1-2")["actual"] == ""
+    good = tmp_path / "good.csv"
+    good.write_text("\ufeffindicator_id,year,value,numerator,denominator\nM1-2,2016,,45,100\n", encoding="utf-8")
+    page.set_input_files("#import-csv", str(good))
+    page.wait_for_function(
+        "document.querySelector(\"#indicator-table tbody tr[data-id='M1-2']\").dataset.actual !== ''"
+    )
+    assert float(_row(page, "M1-2")["actual"]) == pytest.approx(0.45)
     page.context.close()
 
 

@@ -151,6 +151,9 @@ const STRINGS = {
   imported: ["已匯入", "imported"],
   unchanged: ["未變動", "unchanged"],
   line: ["第 {n} 行", "line {n}"],
+  baseline: ["計畫所載基準值", "The plan's baseline"],
+  reviewStep: ["年度評核流程", "Yearly cycle"],
+  lockYear: ["鎖定本年度（評核完成）", "Lock this year (evaluated)"],
   locked: ["本年度已評核鎖定，不再接受填報", "This year is evaluated and locked: no more entries"],
 };
 

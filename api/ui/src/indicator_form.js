@@ -116,7 +116,24 @@ export async function openEntryForm(root, state, id, onSaved) {
       <button id="entry-close" type="button">${t("close")}</button>
       <span id="entry-status" class="muted" role="status">${locked ? t("locked") : ""}</span>
     </form>`}
+    ${item.details && item.details.baseline ? `<p class="muted note" id="entry-baseline">${t("baseline")} (${item.details.baseline.year - 1911}): ${esc(item.details.baseline.source_zh)}</p>` : ""}
+    <div class="review" id="entry-review">${t("reviewStep")}: ${["self_assessed", "reviewed", "returned", "approved"]
+      .map((s) => `<button type="button" data-review="${s}" ${locked ? "disabled" : ""}>${t("review_" + s)}</button>`).join(" ")}
+      <span id="review-status" class="muted" role="status">${item.review ? `${t("review_" + item.review.status)} · ${esc(item.review.changed_by)}` : ""}</span></div>
     <div id="entry-history"></div>`;
+  box.querySelectorAll("#entry-review button").forEach((b) => b.addEventListener("click", async () => {
+    const status = box.querySelector("#review-status");
+    const key = (box.querySelector("#entry-key") || {}).value || keyOf();
+    if (!key) { status.textContent = t("needKey"); return; }
+    try {
+      await postJson(`/v1/indicators/${item.id}/review`, { year: item.year, status: b.dataset.review }, key);
+      await onSaved();
+      await openEntryForm(root, state, id, onSaved);
+    } catch (err) {
+      status.textContent = `${t("failed")}: ${err.message}`;
+      status.dataset.error = err.message;
+    }
+  }));
   const form = box.querySelector("#entry-form");
   if (form) {
     box.querySelector("#entry-close").addEventListener("click", () => { box.hidden = true; box.innerHTML = ""; });

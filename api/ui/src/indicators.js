@@ -72,6 +72,22 @@ export async function renderIndicators(root, year, state) {
   if (reportLink) reportLink.href = `/v1/indicators/report?year=${year}&format=pdf`;
 }
 
+// Lock the shown year (an admin key): asks first, since a lock is final.
+export async function lockYear(root, state) {
+  const status = root.querySelector("#import-status");
+  const key = sessionStorage.getItem("zd-planner-key") || (root.querySelector("#planner-key") || {}).value || "";
+  if (!key) { status.textContent = t("needKey"); return; }
+  if (!window.confirm(`${t("lockYear")}: ${state.year}?`)) return;
+  const answer = await fetch(`/v1/indicators/years/${state.year}/lock`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json", "X-API-Key": key },
+    body: "{}",
+  });
+  const body = await answer.json();
+  status.textContent = answer.ok ? t("locked") : `${t("failed")}: ${body.detail || body.message}`;
+  await renderIndicators(root, state.year, state);
+}
+
 // Upload a CSV with the planner key; the answer names every bad line (nothing is imported then).
 export async function importCsv(root, state, file) {
   const status = root.querySelector("#import-status");
