@@ -253,6 +253,10 @@ def render_html(report: Mapping[str, Any]) -> str:
                 f"<br><small>（修正自 {_pct(amendment.get('old_target'), item['unit'], item['kind'])}；"
                 f"原因：{e(str(amendment['reason']))}；因應對策：{e(str(amendment['countermeasures']))}）</small>"
             )
+        baseline = (item.get("details") or {}).get("baseline")
+        if baseline:
+            roc_year = int(baseline["year"]) - 1911
+            target_text += f"<br><small>基準值（{roc_year} 年）：{_baseline_text(baseline, item)}</small>"
         attainment = "–" if item["attainment"] is None else f"{100 * item['attainment']:.1f}%"
         projection = item.get("projection")
         if item["attainment"] is None and projection and projection.get("attainment") is not None:
@@ -347,6 +351,17 @@ def _component_names(item: Mapping[str, Any]) -> dict[str, str]:
         (details.get("checklist") or {}).get(str(item.get("year"))) or []
     )
     return {str(p["key"]): str(p["name_zh"]) for p in parts if "key" in p}
+
+
+def _baseline_text(baseline: Mapping[str, Any], item: Mapping[str, Any]) -> str:
+    """The plan's quoted baseline in the indicator's unit (its sentence is in the catalogue)."""
+    if baseline.get("numerator") is not None and baseline.get("denominator"):
+        share = float(baseline["numerator"]) / float(baseline["denominator"])
+        return f"{baseline['numerator']:,} / {baseline['denominator']:,} = {100 * share:.2f}%"
+    if baseline.get("count") is not None:
+        other = "（另一口徑，僅供參考）" if baseline.get("note") else ""
+        return f"{baseline['count']:,} {item.get('unit', '')}{other}"
+    return "–"
 
 
 def _fraction_pct(value: float | None) -> str:
