@@ -17,6 +17,12 @@ import psycopg
 
 from zhongdu import storage
 from zhongdu.api import _indicators as ind
+from zhongdu.errors import ZhongduError
+
+
+class ReportError(ZhongduError):
+    """The report cannot be printed here (a system library is missing)."""
+
 
 FONT_STACK = '"WenQuanYi Micro Hei", "Noto Sans CJK TC", "Noto Sans TC", "Droid Sans Fallback", sans-serif'
 STATUS_ZH = {
@@ -386,7 +392,13 @@ def to_pdf(document: str) -> bytes:
 
     for name in ("weasyprint", "weasyprint.progress", "fontTools"):  # narrates layout, warns on SVG CSS
         logging.getLogger(name).setLevel(logging.ERROR)
-    from weasyprint import HTML
+    try:
+        from weasyprint import HTML
+    except OSError as exc:  # Pango missing: the HTML form still works
+        raise ReportError(
+            f"the PDF needs Pango (Debian libpango-1.0-0, libpangoft2-1.0-0): {exc}; "
+            "ask for format=html, or install it"
+        ) from exc
 
     pdf: bytes = HTML(string=document).write_pdf()
     return pdf
