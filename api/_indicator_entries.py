@@ -187,6 +187,11 @@ def make_entry(
             return made(numerator / denominator, numerator=numerator, denominator=denominator)
         if set(given) == {"value"} and value is not None:
             scale = 100.0 if unit == "%" else 1.0
+            if unit == "%" and 0 < value <= 1:  # every target is 40-100 %: this is a fraction typed
+                raise EntryError(
+                    f"{indicator_id}'s `value` is in percent: {value:g} reads as {value:g} %; for "
+                    f"{100 * value:g} % write {100 * value:g} (or give numerator and denominator)"
+                )
             return made(_finite("value", value) / scale)
         raise EntryError(
             f"{indicator_id} is a ratio: give `numerator` and `denominator` (> 0), or `value`"

@@ -82,6 +82,9 @@ def test_ratio_value_is_in_the_plans_percent() -> None:
         entries.make_entry(ROWS["B4-1"], 2016, numerator=1, denominator=0)
     with pytest.raises(entries.EntryError, match="ratio"):
         entries.make_entry(ROWS["B4-1"], 2016, value=85, numerator=1, denominator=2)
+    with pytest.raises(entries.EntryError, match="write 85"):  # a fraction typed into a percent
+        entries.make_entry(ROWS["B4-1"], 2016, value=0.85)
+    assert entries.make_entry(ROWS["B4-1"], 2016, value=0).value == 0.0
 
 
 def test_baselines_quote_the_plan() -> None:
