@@ -53,6 +53,14 @@ class ApiMetrics:
             "peak memory of the child process that computed the last scenario",
             registry=self.registry,
         )
+        self.indicator_entries = Counter(
+            "zhongdu_indicator_entries", "plan indicator entries stored", ["via"], registry=self.registry
+        )
+        self.indicator_rows_rejected = Counter(
+            "zhongdu_indicator_import_rejected_rows",
+            "bad rows in refused indicator imports",
+            registry=self.registry,
+        )
 
     def watch(self, live: Any) -> None:
         """Read the live coverage's gauges at scrape time, wherever the metrics are served."""

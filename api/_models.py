@@ -384,6 +384,11 @@ class ScenarioIn(InModel):
     criterion: Literal["outdoor", "indoor"] = Field(
         "outdoor", description="plan for outdoor coverage or indoor (3GPP O2I building loss counted)"
     )
+    operator: Annotated[str, StringConstraints(pattern=r"^(any|every_major|[A-Z]{2,5})$")] | None = Field(
+        None,
+        description="count only this operator's coverage (CHT, TWM, FET, ...), or each major operator's "
+        "(every_major: new sites shared by the three); default any operator",
+    )
 
     @model_validator(mode="after")
     def _disk_needs_radius(self) -> ScenarioIn:
@@ -455,6 +460,11 @@ class ActualOut(BaseModel):
     recorded_by: str | None
     recorded_at: datetime | None
     evidence: str | None
+    entry_id: int | None = None
+    components: dict[str, float] | None = None
+    note: str | None = None
+    corrects: int | None = Field(None, description="the entry this one corrects")
+    computation: str | None = Field(None, description="name@version of the platform computation")
 
 
 class IndicatorOut(BaseModel):
@@ -477,6 +487,17 @@ class IndicatorOut(BaseModel):
     actual: ActualOut | None
     attainment: float | None = Field(description="min(1, actual / target)")
     attained: bool | None
+    status: Literal["attained", "behind", "at_risk", "on_track", "no_actual", "no_target"] = Field(
+        description="behind: an actual short of its target; at_risk: the trend's projection is short"
+    )
+    projection: dict[str, Any] | None = Field(
+        description="the year's value projected from earlier years' actuals (when it has none yet)"
+    )
+    amendment: dict[str, Any] | None = Field(description="the target amendment in force, if any")
+    plan_target: float | None = Field(description="the plan's own target, before amendments")
+    review: dict[str, Any] | None = Field(description="the yearly cycle's status of this indicator")
+    frequency: str
+    owner_agency_zh: str | None
     details: dict[str, Any]
 
 
@@ -502,7 +523,7 @@ class ScoreOut(BaseModel):
             "score": 61.5,
             "max_score": 100.0,
             "weight_scored": 65.0,
-            "score_of_scored": 94.6,
+            "attainment_of_reported": 94.6,
             "indicators_total": 15,
             "indicators_with_actual": 9,
             "indicators_attained": 7,
@@ -515,11 +536,25 @@ class ScoreOut(BaseModel):
     score: float = Field(description="Σ weight × attainment over indicators with an actual and a target")
     max_score: float
     weight_scored: float = Field(description="total weight of the indicators that have an actual")
-    score_of_scored: float | None = Field(description="score rescaled to 100 over the scored weight")
+    attainment_of_reported: float | None = Field(
+        description="attainment (0-100) of the reported indicators only: a partial figure, not the score"
+    )
     indicators_total: int
     indicators_with_actual: int
     indicators_attained: int
     missing: list[str]
+    weight_missing: float = Field(description="weight of the indicators without an actual (they score 0)")
+    complete: bool = Field(description="every indicator has an actual for the year")
+    projected_score: float = Field(
+        description="the score if indicators without an actual reach their trend's projection"
+    )
+    behind: list[str] = Field(description="indicators behind their target or projected to miss it")
+    criterion_4g: str | None = Field(description="the 4G indicator's criterion this score uses")
+    criterion_4g_recorded: str | None = Field(
+        None, description="the criterion the commission scores on (ZHONGDU_INDICATOR_4G_CRITERION)"
+    )
+    summary_en: str
+    summary_zh: str
     dimensions: list[DimensionScoreOut]
 
 
@@ -547,7 +582,15 @@ class ActualIn(InModel):
     denominator: float | None = Field(None, gt=0, le=1e12)
     count: float | None = Field(None, ge=0, le=1e9)
     achieved: bool | None = None
+    value: float | None = Field(
+        None, ge=0, le=1e12, description="in the plan's unit: percent for a % indicator, the count, 1/0"
+    )
+    components: dict[str, float] | None = Field(
+        None, description="B7-1 milestone -> 1/0, B6-1 part -> times done, M1-1 quota counts"
+    )
     evidence: LongText | None = None
+    note: LongText | None = None
+    corrects: int | None = Field(None, ge=1, description="id of the entry this one corrects")
 
 
 class ActualRecordOut(BaseModel):
@@ -562,6 +605,10 @@ class ActualRecordOut(BaseModel):
     recorded_by: str
     recorded_at: datetime
     evidence: str | None
+    components: dict[str, float] | None = None
+    note: str | None = None
+    corrects: int | None = None
+    computation: str | None = None
 
 
 class ActualHistoryOut(BaseModel):

@@ -109,6 +109,7 @@ def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]
         budget=budget,
         max_cost=max_cost,
         criterion=request.get("criterion") or "outdoor",
+        operator=request.get("operator"),
     )
     out: dict[str, Any] = state.scenario_runner.compute(
         plan_in_child, live.grid, live.serving_stations(), candidates, options
@@ -118,6 +119,7 @@ def compute_scenario(state: ApiState, request: dict[str, Any]) -> dict[str, Any]
         method="celf-greedy",
         model=model,
         criterion=request.get("criterion") or "outdoor",
+        operator=request.get("operator") or "any",
         base="stations serving at " + live.snapshot.computed_at.isoformat(),
     )
     return out

@@ -67,15 +67,20 @@ def generate_candidates(
     min_population: float = 1.0,
     limit: int | None = None,
     defaults: CandidateDefaults = CandidateDefaults(),
+    criterion: Literal["outdoor", "indoor"] = "outdoor",
+    operator: str | None = None,
 ) -> Stations:
     """One candidate site per lattice cell holding at least `min_population` uncovered people.
+
+    "Uncovered" is under the criterion (`indoor`: building loss counted) and, with `operator`,
+    by that operator's sectors (by each major operator's for `every_major`), as `plan` counts it.
 
     Sites are ordered by the uncovered population of their lattice cell (largest first), then by
     cell index; `limit` keeps the first ones. Station ids are `C<resolution>-<h3 hex>`.
     """
     import h3
 
-    from zhongdu.coverage._placement import existing_covered
+    from zhongdu.coverage._placement import covered_by_operator, existing_covered
     from zhongdu.coverage._types import Stations as StationsT
 
     if not 0 <= resolution < grid.resolution:
@@ -84,7 +89,14 @@ def generate_candidates(
         )
     if limit is not None and limit < 1:
         raise PlacementError(f"limit must be at least 1, got {limit}")
-    covered = existing_covered(grid, stations, model=model, threshold_dbm=threshold_dbm)
+    if operator is None or operator == "any":
+        covered = existing_covered(
+            grid, stations, model=model, threshold_dbm=threshold_dbm, criterion=criterion
+        )
+    else:
+        covered = covered_by_operator(
+            grid, stations, operator, model=model, threshold_dbm=threshold_dbm, criterion=criterion
+        )
     open_cells = ~covered & (grid.population > 0)
     parents, inverse = np.unique(cell_to_parent(grid.cells[open_cells], resolution), return_inverse=True)
     uncovered = np.bincount(inverse.ravel(), weights=grid.population[open_cells], minlength=len(parents))

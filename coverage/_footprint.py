@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from ._models import EARTH_RADIUS_M, RURAL, SUBURBAN, URBAN, max_reach_m
-from ._types import Grid, Stations
+from zhongdu.coverage._models import EARTH_RADIUS_M, RURAL, SUBURBAN, URBAN, max_reach_m
+from zhongdu.coverage._types import Grid, Stations
 
 # Peak bytes per (sector, cell) pair of `plan` (measured on the shipped grid with the disk model:
 # 524 MB for 100 candidates reaching 15.0 M pairs, 35 B each, rounded up) and the fixed part.

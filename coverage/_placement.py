@@ -592,6 +592,34 @@ def existing_covered(
     return np.asarray(result.covered, dtype=bool)
 
 
+def covered_by_operator(
+    grid: Grid,
+    stations: Stations,
+    operator: str,
+    *,
+    model: Literal["disk", "hata"],
+    threshold_dbm: float,
+    criterion: Literal["outdoor", "indoor"],
+) -> NDArray[np.bool_]:
+    """Cells the existing sectors of one operator cover, or (`every_major`) that each of the major
+    operators covers with its own sectors: a subscriber's view, whichever network one is on."""
+    from zhongdu.coverage._by_operator import operator_mask
+    from zhongdu.coverage._engine import CoverageError
+    from zhongdu.coverage._operators import MAJOR_OPERATORS
+
+    codes = MAJOR_OPERATORS if operator == "every_major" else (operator,)
+    covered = np.ones(len(grid.population), dtype=bool)
+    for code in codes:
+        try:
+            mask = operator_mask(stations, code)
+        except (CoverageError, ValueError) as exc:
+            raise PlacementError(str(exc)) from exc
+        covered &= existing_covered(
+            grid, stations.take(mask), model=model, threshold_dbm=threshold_dbm, criterion=criterion
+        )
+    return covered
+
+
 def build_problem(
     grid: Grid,
     stations: Stations,
@@ -600,11 +628,16 @@ def build_problem(
     model: Model = "hata",
     threshold_dbm: float = -110.0,
     criterion: str = "outdoor",
+    operator: str | None = None,
 ) -> PlacementProblem:
     """Coverage of the existing `up` sectors and of every candidate site, from the engine's sparse reach.
 
     `criterion` `indoor` plans for indoor coverage (building loss counted); `capacity` is not
     additive over sites (a site's value depends on its neighbours' loads) and is refused.
+    `operator` (a code, or `every_major`) counts a cell as covered only by that operator's
+    sectors (each major operator's, for `every_major`); a new site then carries that operator
+    (all three majors co-located, for `every_major`), so its reach adds to every one of them and
+    the problem stays additive.
     """
     from zhongdu.coverage._engine import coverage_matrix
 
@@ -625,7 +658,12 @@ def build_problem(
             "give candidates their own ids"
         )
     n_cells = len(grid.population)
-    covered = existing_covered(grid, stations, model=model, threshold_dbm=threshold_dbm, criterion=crit)
+    if operator is None or operator == "any":
+        covered = existing_covered(grid, stations, model=model, threshold_dbm=threshold_dbm, criterion=crit)
+    else:
+        covered = covered_by_operator(
+            grid, stations, operator, model=model, threshold_dbm=threshold_dbm, criterion=crit
+        )
     assert len(covered) == n_cells
     sector = coverage_matrix(grid, candidates, model=model, threshold_dbm=threshold_dbm, criterion=crit)
     site_ids, site_of_row, sites = site_matrix(sector, candidates.station_id)
@@ -675,6 +713,7 @@ def plan(
     max_cost: float | None = None,
     district_min: Mapping[str, float] | None = None,
     criterion: str = "outdoor",
+    operator: str | None = None,
 ) -> PlacementResult:
     """Which candidate sites, in which order, raise the covered population most (CELF greedy).
 
@@ -683,6 +722,12 @@ def plan(
     """
     _check_limits(target, budget, max_cost)
     problem = build_problem(
-        grid, stations, candidates, model=model, threshold_dbm=threshold_dbm, criterion=criterion
+        grid,
+        stations,
+        candidates,
+        model=model,
+        threshold_dbm=threshold_dbm,
+        criterion=criterion,
+        operator=operator,
     )
     return greedy(problem, target=target, budget=budget, max_cost=max_cost, district_min=district_min)

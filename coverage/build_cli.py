@@ -91,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     counts.set_defaults(handler=_stations_counts)
 
     ind = subparsers.add_parser(
-        "indicator", help="the modelled 4G coverage indicator series (plan 2015-2018)"
+        "indicator",
+        help="plan indicators: import, export, score, report; the modelled 4G series (rebuild, show)",
     )
     ind_sub = ind.add_subparsers(dest="indicator_command", metavar="ACTION", required=True)
     rebuild = ind_sub.add_parser(
@@ -112,6 +113,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     show = ind_sub.add_parser("show", help="print the shipped series (plan year-ends first)")
     show.add_argument("--json", action="store_true", help="print the whole JSON document")
     show.set_defaults(handler=_indicator_show)
+    from zhongdu.api.indicator_cli import register_actions
+
+    register_actions(ind_sub)
 
 
 def _grid_build(args: argparse.Namespace) -> int:

@@ -87,6 +87,12 @@ def _common(parser: argparse.ArgumentParser, *, required: bool) -> None:
         help="plan for outdoor coverage (default) or indoor (3GPP O2I building loss counted)",
         **(sub or {"default": "outdoor"}),
     )
+    parser.add_argument(
+        "--operator",
+        help="count a cell as covered only by this operator's sectors (CHT, TWM, FET, ...) or by each "
+        "major operator's (every_major; new sites are then shared by the three); default: any operator",
+        **(sub or {"default": None}),
+    )
 
 
 def _grid(path: Path | None) -> Grid:
@@ -132,6 +138,7 @@ def _plan(args: argparse.Namespace) -> int:
         max_cost=args.max_cost,
         district_min=_district_minima(args.district_min),
         criterion=args.criterion,
+        operator=args.operator,
     )
     if args.json:
         json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)
@@ -166,6 +173,8 @@ def _candidates(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         min_population=args.min_population,
         limit=args.limit,
+        criterion=getattr(args, "criterion", "outdoor"),
+        operator=getattr(args, "operator", None),
     )
     write_stations(candidates, args.out)
     n_sites = len(set(candidates.station_id.tolist()))

@@ -9,6 +9,10 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || missing+=(nats-server)
 command -v openssl >/dev/null || missing+=(openssl)
+# a CJK font for the indicators' annual report (WeasyPrint finds it through fontconfig)
+fc-list 2>/dev/null | grep -qiE "wqy|noto sans cjk" || missing+=(fonts-wqy-microhei)
+# ... and the text layout library WeasyPrint loads (chromium usually brings it along)
+ldconfig -p 2>/dev/null | grep -q "libpangoft2-1.0" || missing+=(libpangoft2-1.0-0)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "installing the tests' system tools: ${missing[*]}"

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.postgres
 
 PLAN = "taichung-rdec-midterm-104-107"
 
-# Transcribed independently from the plan's 衡量指標 tables (the indicator catalogue's `source`): id -> (dimension, weight, kind, targets).
+# Transcribed independently from the plan's 衡量指標 tables (tests/data): id -> (dimension, weight, kind, targets).
 SEED = {
     "B1-1": ("業務", 7, "ratio", [0.75, 0.75, 0.77, 0.77]),
     "B2-1": ("業務", 7, "count", [4, 4, 4, 4]),
@@ -147,7 +147,11 @@ def test_score_by_hand() -> None:
     assert result["weight_scored"] == 20 and result["max_score"] == 100
     assert result["indicators_with_actual"] == 3 and result["indicators_attained"] == 1
     assert result["missing"] == ["D"]
-    assert result["score_of_scored"] == pytest.approx(62.5)
+    assert result["attainment_of_reported"] == pytest.approx(62.5)
+    # the score cannot be misread as full marks: it names what is missing and its weight
+    assert result["weight_missing"] == 80 and result["complete"] is False
+    assert "3 of 4 indicators" in result["summary_en"] and "80 weight" in result["summary_en"]
+    assert "以 0 分計" in result["summary_zh"]
     dims = {d["dimension"]: d for d in result["dimensions"]}
     assert dims["人力"]["score"] == 0 and dims["業務"]["score"] == pytest.approx(12.5)
 
@@ -219,8 +223,12 @@ def test_past_4g_actuals_are_the_modelled_series(client: Any) -> None:
         year_end = max((p for p in series if p["date"].startswith(str(year))), key=lambda p: p["date"])
         item = {i["id"]: i for i in client.get("/v1/indicators", params={"year": year}).json()["items"]}["B7-2"]
         assert item["actual"]["source"] == "modelled", year
-        assert item["actual"]["value"] == pytest.approx(year_end["share"])
-        assert item["attainment"] == pytest.approx(min(1.0, year_end["share"] / item["target"]))
+        # the year-end layout's district shares, weighted by that year's district populations
+        true = ind.year_true_point(year_end, year)
+        assert item["actual"]["value"] == pytest.approx(true["share"])
+        assert item["actual"]["value"] == pytest.approx(year_end["share"], abs=1e-3)
+        assert item["actual"]["denominator"] == pytest.approx(true["population_total"])
+        assert item["attainment"] == pytest.approx(min(1.0, true["share"] / item["target"]))
         assert year_end["date"] in item["actual"]["evidence"]
 
 
@@ -271,12 +279,15 @@ def test_bad_actuals_get_clear_422s(client: Any, indicator: str, body: dict[str,
     assert fragment in answer.text
 
 
-def test_actuals_need_an_operator(client: Any) -> None:
+def test_actuals_need_a_planner(client: Any) -> None:
     body = {"year": 2016, "count": 4}
     assert client.post("/v1/indicators/B2-1/actuals", json=body).status_code == 401
-    planner = make_key(client, "planner")
+    viewer = make_key(client, "viewer")
+    answer = client.post("/v1/indicators/B2-1/actuals", json=body, headers={"X-API-Key": viewer})
+    assert answer.status_code == 403 and "planner" in answer.json()["detail"]
+    planner = make_key(client, "planner", "研考會 planner")
     answer = client.post("/v1/indicators/B2-1/actuals", json=body, headers={"X-API-Key": planner})
-    assert answer.status_code == 403 and "operator" in answer.json()["detail"]
+    assert answer.status_code == 201 and answer.json()["recorded_by"] == "研考會 planner"
     assert client.post("/v1/indicators/B2-1/actuals", json=body,
                        headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 201
     assert client.post("/v1/indicators/Z9-9/actuals", json=body, headers={"X-API-Key": ADMIN_KEY}).status_code == 404

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     coverage_model: Literal["disk", "hata"] = "hata"
     grid_path: Path | None = Field(None, description="population grid CSV; default: the shipped one")
     stations_path: Path | None = Field(None, description="station layout CSV; default: generated")
+    indicator_4g_criterion: str = Field(
+        "outdoor",
+        pattern=r"^(outdoor|indoor|capacity|indoor_every_major|indoor_[A-Z]{2,5})$",
+        description="the criterion the plan's 4G indicator (B7-2) is scored on: the commission's "
+        "recorded choice (docs/indicators.md); default outdoor, as the regulator reads coverage",
+    )
 
     # api
     api_host: str = "127.0.0.1"

@@ -387,15 +387,22 @@ def insert_indicator_actual(
     source: str,
     recorded_by: str,
     evidence: str | None,
+    components: dict[str, float] | None = None,
+    note: str | None = None,
+    corrects: int | None = None,
+    computation: str | None = None,
 ) -> Row:
+    """Append an entry (entries are never updated: a correction is a new entry naming the old one)."""
     row = _one(
         conn,
         """INSERT INTO indicator_actuals (plan_id, indicator_id, year, numerator, denominator, value,
-                                          source, recorded_by, evidence)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-           RETURNING id, plan_id, indicator_id, year, numerator, denominator, value, source,
-                     recorded_by, recorded_at, evidence""",
-        (plan_id, indicator_id, year, numerator, denominator, value, source, recorded_by, evidence),
+                                          source, recorded_by, evidence, components, note, corrects,
+                                          computation)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           RETURNING id, plan_id, indicator_id, year, numerator, denominator, value, source, recorded_by,
+                  recorded_at, evidence, components, note, corrects, computation""",
+        (plan_id, indicator_id, year, numerator, denominator, value, source, recorded_by, evidence,
+         Jsonb(components) if components is not None else None, note, corrects, computation),
     )
     assert row is not None
     return row
@@ -405,13 +412,27 @@ def latest_indicator_actuals(conn: Conn, plan_id: str, year: int) -> dict[str, R
     """The most recent recorded actual of each indicator for a year (later records supersede)."""
     rows = _all(
         conn,
-        """SELECT DISTINCT ON (indicator_id) id, indicator_id, year, numerator, denominator, value,
-                  source, recorded_by, recorded_at, evidence
+        """SELECT DISTINCT ON (indicator_id)
+                  id, plan_id, indicator_id, year, numerator, denominator, value, source, recorded_by,
+                  recorded_at, evidence, components, note, corrects, computation
            FROM indicator_actuals WHERE plan_id = %s AND year = %s
            ORDER BY indicator_id, recorded_at DESC, id DESC""",
         (plan_id, year),
     )
     return {str(r["indicator_id"]): r for r in rows}
+
+
+def latest_indicator_actuals_all_years(conn: Conn, plan_id: str) -> list[Row]:
+    """The current entry of every indicator and year (for trends and projections)."""
+    return _all(
+        conn,
+        """SELECT DISTINCT ON (indicator_id, year)
+                  id, plan_id, indicator_id, year, numerator, denominator, value, source, recorded_by,
+                  recorded_at, evidence, components, note, corrects, computation
+           FROM indicator_actuals WHERE plan_id = %s
+           ORDER BY indicator_id, year, recorded_at DESC, id DESC""",
+        (plan_id,),
+    )
 
 
 def list_indicator_actuals(
@@ -420,13 +441,101 @@ def list_indicator_actuals(
     """Every recorded actual of one indicator, newest first (the audit trail)."""
     return _all(
         conn,
-        """SELECT id, indicator_id, year, numerator, denominator, value, source, recorded_by,
-                  recorded_at, evidence
+        """SELECT id, plan_id, indicator_id, year, numerator, denominator, value, source, recorded_by,
+                  recorded_at, evidence, components, note, corrects, computation
            FROM indicator_actuals
            WHERE plan_id = %s AND indicator_id = %s AND (%s::int IS NULL OR year = %s)
            ORDER BY recorded_at DESC, id DESC""",
         (plan_id, indicator_id, year, year),
     )
+
+
+def get_indicator_actual(conn: Conn, plan_id: str, entry_id: int) -> Row | None:
+    return _one(
+        conn,
+        """SELECT id, plan_id, indicator_id, year, numerator, denominator, value, source, recorded_by,
+                  recorded_at, evidence, components, note, corrects, computation
+           FROM indicator_actuals WHERE plan_id = %s AND id = %s""",
+        (plan_id, entry_id),
+    )
+
+
+def year_lock(conn: Conn, plan_id: str, year: int) -> Row | None:
+    """Who locked a plan year and when (None while it is open)."""
+    return _one(
+        conn,
+        "SELECT plan_id, year, locked_by, locked_at, note FROM indicator_year_locks"
+        " WHERE plan_id = %s AND year = %s",
+        (plan_id, year),
+    )
+
+
+def lock_year(conn: Conn, plan_id: str, year: int, locked_by: str, note: str | None) -> Row:
+    row = _one(
+        conn,
+        """INSERT INTO indicator_year_locks (plan_id, year, locked_by, note) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (plan_id, year) DO UPDATE SET note = indicator_year_locks.note
+           RETURNING plan_id, year, locked_by, locked_at, note""",
+        (plan_id, year, locked_by, note),
+    )
+    assert row is not None
+    return row
+
+
+def insert_amendment(
+    conn: Conn, *, plan_id: str, indicator_id: str, year: int, old_target: float | None, new_target: float,
+    reason: str, countermeasures: str, amended_by: str,
+) -> Row:
+    row = _one(
+        conn,
+        """INSERT INTO indicator_amendments (plan_id, indicator_id, year, old_target, new_target, reason,
+                                             countermeasures, amended_by)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+           RETURNING id, plan_id, indicator_id, year, old_target, new_target, reason, countermeasures,
+                     amended_by, amended_at""",
+        (plan_id, indicator_id, year, old_target, new_target, reason, countermeasures, amended_by),
+    )
+    assert row is not None
+    return row
+
+
+def list_amendments(conn: Conn, plan_id: str, year: int | None = None) -> list[Row]:
+    """Target amendments, oldest first (the last one of an indicator and year is in force)."""
+    return _all(
+        conn,
+        """SELECT id, plan_id, indicator_id, year, old_target, new_target, reason, countermeasures,
+                  amended_by, amended_at
+           FROM indicator_amendments WHERE plan_id = %s AND (%s::int IS NULL OR year = %s)
+           ORDER BY id""",
+        (plan_id, year, year),
+    )
+
+
+def insert_review(
+    conn: Conn, *, plan_id: str, indicator_id: str, year: int, status: str, changed_by: str, note: str | None
+) -> Row:
+    row = _one(
+        conn,
+        """INSERT INTO indicator_reviews (plan_id, indicator_id, year, status, changed_by, note)
+           VALUES (%s, %s, %s, %s, %s, %s)
+           RETURNING id, plan_id, indicator_id, year, status, changed_by, changed_at, note""",
+        (plan_id, indicator_id, year, status, changed_by, note),
+    )
+    assert row is not None
+    return row
+
+
+def latest_reviews(conn: Conn, plan_id: str, year: int) -> dict[str, Row]:
+    """The current review status of each indicator in a year."""
+    rows = _all(
+        conn,
+        """SELECT DISTINCT ON (indicator_id) id, plan_id, indicator_id, year, status, changed_by,
+                  changed_at, note
+           FROM indicator_reviews WHERE plan_id = %s AND year = %s
+           ORDER BY indicator_id, id DESC""",
+        (plan_id, year),
+    )
+    return {str(r["indicator_id"]): r for r in rows}
 
 
 # --- API keys ----------------------------------------------------------------------------------

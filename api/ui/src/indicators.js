@@ -3,6 +3,7 @@ import uPlot from "uplot";
 import { getJson } from "./api.js";
 import { CRITERION_COLOURS, LIVE_COLOUR, TARGET_COLOUR } from "./colours.js";
 import { currentLang, fmtNum, fmtPct, t } from "./i18n.js";
+import { openEntryForm } from "./indicator_form.js";
 
 function fmtValue(item, v) {
   if (v == null) return "–";
@@ -27,30 +28,84 @@ let ticket = 0; // the latest request wins when year or criterion change faster 
 export async function renderIndicators(root, year, state) {
   const criterion = state.criterion;
   const mine = ++ticket;
-  const [list, score] = await Promise.all([
+  const [list, score, cycle] = await Promise.all([
     getJson("/v1/indicators", { year, criterion }),
     getJson("/v1/indicators/score", { year, criterion }),
+    getJson(`/v1/indicators/years/${year}`).catch(() => null),
   ]);
   if (mine !== ticket) return;
   list.criterion = criterion;
   state.indicators = list;
+  state.indicatorCycle = cycle;
   const en = currentLang() === "en";
   const rows = list.items.map((item) => {
     const att = item.attainment;
     const bar = att == null ? "" : `<span class="bar"><span style="width:${(100 * att).toFixed(1)}%"></span></span>`;
-    return `<tr data-id="${item.id}" data-target="${item.target ?? ""}" data-actual="${item.actual ? item.actual.value : ""}" data-attainment="${att ?? ""}">
-      <td class="mono">${item.id}</td>
+    const flag = item.status === "behind" || item.status === "at_risk"
+      ? ` <span class="flag ${item.status}" title="${t("flag_" + item.status)}">▼</span>` : "";
+    return `<tr data-id="${item.id}" data-target="${item.target ?? ""}" data-actual="${item.actual ? item.actual.value : ""}" data-attainment="${att ?? ""}" data-status="${item.status}" class="st-${item.status}">
+      <td class="mono">${item.id}${flag}</td>
       <td>${en ? item.name_en : item.name_zh}</td>
       <td class="num">${fmtValue(item, item.target)}</td>
       <td class="num" title="${item.actual ? item.actual.source : ""}">${fmtValue(item, item.actual ? item.actual.value : null)}</td>
       <td class="num att">${att == null ? "–" : fmtPct(att, 0)}${bar}</td>
       <td class="num">${fmtNum(item.weight, 1)}</td>
+      <td><button type="button" class="enter" data-enter="${item.id}">${t("enter")}</button></td>
     </tr>`;
   });
-  root.querySelector("#indicator-table tbody").innerHTML = rows.join("");
+  const tbody = root.querySelector("#indicator-table tbody");
+  tbody.innerHTML = rows.join("");
+  tbody.querySelectorAll("button.enter").forEach((b) => b.addEventListener("click", () => {
+    openEntryForm(root, state, b.dataset.enter, () => renderIndicators(root, state.year, state)).catch((err) => console.warn(err));
+  }));
+  const recorded = score.criterion_4g_recorded;
+  const other = recorded && criterion !== recorded ? ` — ${t("viewingOther")}` : "";
   root.querySelector("#score").innerHTML = `${t("score")}: <b>${fmtNum(score.score, 2)}</b> / ${fmtNum(score.max_score, 0)}
-    <span class="muted">(${score.indicators_with_actual}/${score.indicators_total})</span>`;
+    <span class="muted">(${score.indicators_with_actual}/${score.indicators_total})</span>
+    <br><span class="note" id="score-summary">${en ? score.summary_en : score.summary_zh}</span>
+    ${cycle && cycle.lock ? `<br><span class="note" id="year-lock">${t("locked")}: ${cycle.lock.locked_by} ${new Date(cycle.lock.locked_at).toLocaleDateString()}</span>` : ""}
+    <br><span class="note" id="score-criterion" data-criterion="${recorded || ""}">${t("scoredOn")}: ${t("crit_" + (recorded || criterion))} (${t("recordedChoice")})${other}</span>`;
   root.querySelector("#score").dataset.score = score.score;
+  const exportLink = root.querySelector("#export-csv");
+  if (exportLink) exportLink.href = `/v1/indicators/export?year=${year}&format=csv`;
+  const reportLink = root.querySelector("#report-pdf");
+  if (reportLink) reportLink.href = `/v1/indicators/report?year=${year}&format=pdf`;
+}
+
+// Lock the shown year (an admin key): asks first, since a lock is final.
+export async function lockYear(root, state) {
+  const status = root.querySelector("#import-status");
+  const key = sessionStorage.getItem("zd-planner-key") || (root.querySelector("#planner-key") || {}).value || "";
+  if (!key) { status.textContent = t("needKey"); return; }
+  if (!window.confirm(`${t("lockYear")}: ${state.year}?`)) return;
+  const answer = await fetch(`/v1/indicators/years/${state.year}/lock`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json", "X-API-Key": key },
+    body: "{}",
+  });
+  const body = await answer.json();
+  status.textContent = answer.ok ? t("locked") : `${t("failed")}: ${body.detail || body.message}`;
+  await renderIndicators(root, state.year, state);
+}
+
+// Upload a CSV with the planner key; the answer names every bad line (nothing is imported then).
+export async function importCsv(root, state, file) {
+  const status = root.querySelector("#import-status");
+  const key = sessionStorage.getItem("zd-planner-key") || (root.querySelector("#planner-key") || {}).value || "";
+  if (!key) { status.textContent = t("needKey"); return; }
+  const answer = await fetch("/v1/indicators/import", {
+    method: "POST",
+    headers: { "Content-Type": "text/csv", Accept: "application/json", "X-API-Key": key },
+    body: await file.arrayBuffer(),
+  });
+  const body = await answer.json();
+  if (answer.ok) {
+    status.textContent = `${t("imported")} ${body.imported}, ${t("unchanged")} ${body.unchanged}`;
+    await renderIndicators(root, state.year, state);
+  } else {
+    const lines = (body.errors || []).map((e) => `${t("line").replace("{n}", e.line)}: ${e.message}`);
+    status.textContent = `${t("failed")}: ${body.detail || body.message}${lines.length ? " — " + lines.join("; ") : ""}`;
+  }
 }
 
 export function targetForYear(state, year) {

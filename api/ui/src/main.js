@@ -6,7 +6,7 @@ import "./style.css";
 import { getJson } from "./api.js";
 import { STATUS_NAMES } from "./colours.js";
 import { applyStatic, currentLang, fmtInt, fmtPct, fmtTime, t, toggleLang } from "./i18n.js";
-import { CRITERIA, criterionOptions, drawChart, renderChart, renderIndicators, targetForYear } from "./indicators.js";
+import { CRITERIA, criterionOptions, drawChart, importCsv, lockYear, renderChart, renderIndicators, targetForYear } from "./indicators.js";
 import { logEvent, renderIngest, renderOutages, renderPark } from "./live.js";
 import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
 import { SitesLayer } from "./sites_layer.js";
@@ -317,6 +317,8 @@ async function boot() {
     drawChart(document, state);
   });
   $("#planner-key").value = sessionStorage.getItem("zd-planner-key") || "";
+  $("#lock-year").addEventListener("click", () => lockYear(document, state).catch(report));
+  $("#import-csv").addEventListener("change", (e) => { if (e.target.files[0]) importCsv(document, state, e.target.files[0]).catch(report); });
   $("#run").addEventListener("click", () => runScenario(document, state, showPicks).catch(report));
 
   const districtsP = getJson("/v1/map/districts");
