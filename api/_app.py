@@ -170,6 +170,7 @@ def create_app(
             {"name": "telemetry", "description": "stations and park devices"},
             {"name": "scenarios", "description": "placement scenarios for planners"},
             {"name": "indicators", "description": "the mid-term plan's 衡量指標"},
+            {"name": "petitions", "description": "1999 hotline and petitions: hotspots, trends, Open311"},
             {"name": "admin", "description": "API keys"},
             {"name": "health", "description": "probes"},
         ],
@@ -181,6 +182,7 @@ def create_app(
         _routes_health,
         _routes_indicators,
         _routes_ops,
+        _routes_petitions,
         _routes_scenarios,
         _routes_telemetry,
         _routes_ui,
@@ -194,6 +196,7 @@ def create_app(
         _routes_indicators,
         _routes_admin,
         _routes_ops,
+        _routes_petitions,
     ):
         app.include_router(module.router)
     _routes_ui.mount_ui(app)

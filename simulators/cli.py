@@ -14,6 +14,7 @@ examples:
   zhongdu simulate park --devices 2000 --count 100000 --engine raw  # the same, fastest (for benchmarks)
   zhongdu simulate park --faults duplicate,malformed,late --fault-rate 0.05
   zhongdu simulate stations --stations stations.csv --outages 'TC-0001@2m+5m,TC-0002@10m+5m:degraded'
+  zhongdu simulate petitions --cases 50000 --out petitions.csv --cluster 120.6846,24.1375,300,500,drain
 
 Progress and a summary go to stderr. The broker comes from --url, else ZHONGDU_MQTT_URL, else
 mqtt://127.0.0.1:1883.
@@ -59,7 +60,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sim.add_argument("what", choices=("park", "stations", "all"), help="which entities to simulate")
+    sim.add_argument(
+        "what",
+        choices=("park", "stations", "all", "petitions"),
+        help="which entities to simulate (petitions: a synthetic 1999/petition CSV, no broker)",
+    )
     sim.add_argument(
         "--url", help="broker, mqtt://[user:pass@]host:port (default: ZHONGDU_MQTT_URL or localhost)"
     )
@@ -125,6 +130,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="JSON {username: password} per device/station (`zhongdu devices credential ID... --json`) "
         "for a broker that confines each device to its own topics",
     )
+    from zhongdu.petitions.cli import add_simulate_arguments
+
+    add_simulate_arguments(sim)
     sim.set_defaults(handler=run_simulate)
 
 
@@ -151,6 +159,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     from zhongdu.settings import Settings
     from zhongdu.simulators import FaultConfig, SimulationConfig, run_simulation
 
+    if args.what == "petitions":
+        from zhongdu.petitions.cli import simulate_petitions
+
+        return simulate_petitions(args)
     settings = Settings()
     url = args.url or settings.mqtt_url or "mqtt://127.0.0.1:1883"
     stations_file = Path(args.stations_file) if args.stations_file else settings.stations_path

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "zhongdu.coverage.cli",
     "zhongdu.coverage.plan_cli",
     "zhongdu.api.cli",
+    "zhongdu.petitions.cli",
 )
 
 #: The commands each module registers (checked by a test), so `zhongdu <command> ...` imports only
@@ -41,6 +42,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "coverage": "zhongdu.coverage.cli",
     "plan": "zhongdu.coverage.plan_cli",
     "api": "zhongdu.api.cli",
+    "petitions": "zhongdu.petitions.cli",
 }
 
 Handler = Callable[[argparse.Namespace], int | None]
