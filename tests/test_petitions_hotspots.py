@@ -29,14 +29,17 @@ CENTRE = (120.6846, 24.1375)  # 臺中市政府 area, West District
 def _cells10(df) -> np.ndarray:
     placed = df[df["lon"] != ""]
     return np.array(
-        [h3.str_to_int(h3.latlng_to_cell(float(la), float(lo), 10)) for lo, la in zip(placed["lon"], placed["lat"])],
+        [
+            h3.str_to_int(h3.latlng_to_cell(float(la), float(lo), 10))
+            for lo, la in zip(placed["lon"], placed["lat"], strict=False)
+        ],
         dtype=np.int64,
     )
 
 
 def test_parent_cells_match_h3() -> None:
     rng = np.random.default_rng(1)
-    points = zip(rng.uniform(24.0, 24.4, 200), rng.uniform(120.5, 121.0, 200))
+    points = zip(rng.uniform(24.0, 24.4, 200), rng.uniform(120.5, 121.0, 200), strict=False)
     cells = np.array([h3.str_to_int(h3.latlng_to_cell(la, lo, 10)) for la, lo in points], dtype=np.int64)
     for res in (8, 9, 10):
         expected = [h3.str_to_int(h3.cell_to_parent(h3.int_to_str(int(c)), res)) for c in cells]
@@ -115,8 +118,15 @@ def test_planted_cluster_is_the_top_hotspot(measure: str) -> None:
     assert distance_m < 600, f"top hotspot {h3.int_to_str(int(top))} is {distance_m:.0f} m from the cluster"
 
 
-@pytest.mark.parametrize(("spread", "measure", "n"), [("uniform", "count", 50_000), ("uniform", "count", 500),
-                                                      ("population", "rate", 50_000), ("population", "rate", 500)])
+@pytest.mark.parametrize(
+    ("spread", "measure", "n"),
+    [
+        ("uniform", "count", 50_000),
+        ("uniform", "count", 500),
+        ("population", "rate", 50_000),
+        ("population", "rate", 500),
+    ],
+)
 def test_no_hotspots_without_a_cluster(spread: str, measure: str, n: int) -> None:
     """Cases spread as the null says (uniform over cells for counts, by residents for rates), dense
     or sparse: nothing is significant at the 5 % false discovery rate."""
@@ -167,7 +177,12 @@ def test_emerging_labels() -> None:
     for t in range(months):
         centre = rng.choice(grid_cells, size=3000)  # uniform over the city
         grow, fall = 160 + 16 * t, 336 - 16 * t
-        cells += [centre, np.full(grow, child(*grow_at)), np.full(300, child(*keep_at)), np.full(fall, child(*fall_at))]
+        cells += [
+            centre,
+            np.full(grow, child(*grow_at)),
+            np.full(300, child(*keep_at)),
+            np.full(fall, child(*fall_at)),
+        ]
         steps += [np.full(len(centre), t), np.full(grow, t), np.full(300, t), np.full(fall, t)]
         if t == months - 1:
             cells.append(np.full(400, child(*new_at)))

@@ -65,7 +65,9 @@ def emerging_hotspots(
     flat = np.bincount(idx[keep] * steps + case_steps[keep], minlength=n * steps)
     counts = flat.reshape(n, steps).astype(np.float64)
     z = gi_star(area.weights, counts)  # every month in one sparse product
-    p = np.maximum(2.0 * stats.norm.sf(np.abs(z)), exact_pvalues(area.weights, counts, area.extent / area.extent.sum()))
+    p = np.maximum(
+        2.0 * stats.norm.sf(np.abs(z)), exact_pvalues(area.weights, counts, area.extent / area.extent.sum())
+    )
     q = np.column_stack([fdr_qvalues(p[:, t]) for t in range(steps)])
     hot = (q <= alpha) & (z > 0)
     share = hot.mean(axis=1)

@@ -230,7 +230,11 @@ class Hotspots:
             "multiple_testing": f"Benjamini-Hochberg false discovery rate, q <= {self.alpha}",
             "p_values": "two-sided; the larger of Gi*'s normal approximation and the exact Binomial test "
             "of the neighbourhood's cases under random allocation"
-            + (" (uniform over the city's area)" if self.measure == "count" else " (in proportion to residents)"),
+            + (
+                " (uniform over the city's area)"
+                if self.measure == "count"
+                else " (in proportion to residents)"
+            ),
             "cells_tested": len(self.cells),
         }
 
