@@ -195,6 +195,7 @@ class Hotspots:
     alpha: float
     cells: NDArray[np.int64]
     counts: NDArray[np.float64]
+    neighbourhood: NDArray[np.float64]  # cases in the cell's k-ring, itself included (what Gi* sums)
     population: NDArray[np.float64]
     rate: NDArray[np.float64]  # EB-smoothed, per RATE_PER residents
     raw_rate: NDArray[np.float64]
@@ -282,6 +283,7 @@ def hotspots(
         alpha=alpha,
         cells=area.cells[sel],
         counts=counts[sel],
+        neighbourhood=np.asarray(weights @ counts[tested], dtype=np.float64),
         population=area.population[sel],
         rate=per_resident[sel] * RATE_PER,
         raw_rate=raw[sel],

@@ -130,6 +130,7 @@ def hotspots_geojson(
                 "properties": {
                     "cell": h3.int_to_str(int(result.cells[i])),
                     "count": int(result.counts[i]),
+                    "neighbourhood_count": int(result.neighbourhood[i]),
                     "population": round(float(result.population[i]), 1),
                     "rate": round(float(result.rate[i]), 4),
                     "raw_rate": None if np.isnan(result.raw_rate[i]) else round(float(result.raw_rate[i]), 4),
@@ -185,6 +186,7 @@ def new_hotspots_between(
             "lat": round(h3.cell_to_latlng(int(c))[0], 6),
             "lon": round(h3.cell_to_latlng(int(c))[1], 6),
             "count": int(second.counts[p]),
+            "neighbourhood_count": int(second.neighbourhood[p]),
             "z": round(float(second.z[p]), 3),
             "q": float(second.q[p]),
             "category": category,

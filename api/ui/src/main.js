@@ -10,6 +10,7 @@ import { CRITERIA, criterionOptions, drawChart, renderChart, renderIndicators, t
 import { logEvent, renderIngest, renderOutages, renderPark } from "./live.js";
 import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
 import { SitesLayer } from "./sites_layer.js";
+import { addPetitionLayer, onPetitionHotspot, renderPetitions } from "./petitions.js";
 import { runScenario } from "./scenarios.js";
 
 const PARK_INTERVAL_MS = 30_000;
@@ -87,6 +88,7 @@ function renderAll() {
   renderIndicators(document, state.year, state).catch(report);
   renderChart(document, state).catch(report);
   renderPark(document).catch(report);
+  renderPetitions();
 }
 
 function report(err) {
@@ -281,6 +283,7 @@ function connectStream() {
   source.addEventListener("error", () => { state.stream = "lost"; renderKpis(); });
   source.addEventListener("coverage", (e) => onCoverage(JSON.parse(e.data)));
   source.addEventListener("stations", (e) => onStations(JSON.parse(e.data)));
+  source.addEventListener("petition_hotspot", (e) => onPetitionHotspot(JSON.parse(e.data), (html) => logEvent(document, html)));
   window.zhongdu.stream = source;
 }
 
@@ -333,6 +336,7 @@ async function boot() {
   initSites(sites);
   state.sitesLayer = new SitesLayer(sites, state.codes);
   addLayers(map, state.districts, state.sitesLayer);
+  addPetitionLayer(map);
   drawAlerts();
   setDistrictShares();
   state.marks.sitesSet = performance.now();
