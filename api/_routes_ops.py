@@ -212,8 +212,9 @@ async def get_events(
 ) -> StreamingResponse:
     """`event: coverage` carries the body of `GET /v1/coverage` whenever a new live snapshot is
     published; `event: stations` the sites whose status changed (the first one lists every site that
-    ever reported), with counts per status. Looked for every second; a comment every 15 s keeps
-    proxies from closing an idle stream."""
+    ever reported), with counts per status; `event: petition_hotspot` a cell that became a
+    significant petition hotspot with an import (docs/petitions.md). Looked for every second; a
+    comment every 15 s keeps proxies from closing an idle stream."""
     return StreamingResponse(
         _stream(request, state, max_seconds),
         media_type="text/event-stream",

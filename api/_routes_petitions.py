@@ -45,7 +45,6 @@ Res = Annotated[int, Query(ge=8, le=10, description="H3 resolution, 8-10")]
 K = Annotated[int, Query(ge=0, le=3, description="neighbourhood: H3 grid disk radius k (0-3)")]
 Alpha = Annotated[float, Query(gt=0, lt=0.5, description="false discovery rate (Benjamini-Hochberg)")]
 _BAD: dict[int | str, dict[str, Any]] = {422: {"model": ErrorOut, "description": "invalid parameters"}}
-ALERT_WINDOW = timedelta(days=30)
 
 
 def _category(text: str | None) -> str | None:
@@ -75,7 +74,8 @@ def _window(conn: Any, start: datetime | None, end: datetime | None, days: int =
 
 
 def publish_new_hotspots(state: Any, conn: Any) -> list[dict[str, Any]]:
-    """Compare the latest 30 days with the 30 before; announce cells that became hot (once each)."""
+    """Compare the latest window (ZHONGDU_PETITION_ALERT_WINDOW_DAYS, ending at the latest case) with
+    the one before it; announce the cells that became significant hot spots, once each."""
     from zhongdu.petitions._service import HOTSPOT_LISTENERS, Window, new_hotspots_between
     from zhongdu.storage import _petitions as store
 
@@ -83,9 +83,10 @@ def publish_new_hotspots(state: Any, conn: Any) -> list[dict[str, Any]]:
     if latest is None:
         return []
     end = latest + timedelta(seconds=1)
-    after = Window(end - ALERT_WINDOW, end)
-    before = Window(end - 2 * ALERT_WINDOW, end - ALERT_WINDOW)
-    found = new_hotspots_between(conn, before, after)
+    span = timedelta(days=state.settings.petition_alert_window_days)
+    after = Window(end - span, end)
+    before = Window(end - 2 * span, end - span)
+    found = new_hotspots_between(conn, before, after, res=state.settings.petition_alert_resolution)
     announced: set[tuple[str, str]] = state.extras.setdefault("petition_hotspots_announced", set())
     fresh = [h for h in found if (h["cell"], h["window"]["from"][:10]) not in announced]
     if not fresh:

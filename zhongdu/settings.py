@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         300.0, gt=0, description="a coverage snapshot is stored at least this often"
     )
 
+    # petitions: after an import, the latest window is compared with the one before it
+    petition_alert_window_days: int = Field(
+        30, ge=1, le=365, description="days per window when looking for new petition hotspots"
+    )
+    petition_alert_resolution: int = Field(8, ge=8, le=10, description="H3 resolution of that comparison")
+
     @field_validator("database_url", "database_read_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:

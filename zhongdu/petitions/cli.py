@@ -160,6 +160,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _hotspots(args: argparse.Namespace) -> int:
+    from datetime import timedelta, timezone
+
     from zhongdu.petitions import _service
     from zhongdu.storage import _petitions as store
 
@@ -177,8 +179,10 @@ def _hotspots(args: argparse.Namespace) -> int:
         )
         synthetic = store.any_synthetic(conn)
     body = _service.hotspots_geojson(result, window=window, category=category, synthetic=synthetic)
+    taipei = timezone(timedelta(hours=8))
+    first, last = window.start.astimezone(taipei), window.end.astimezone(taipei)
     print(
-        f"{result.cases} cases {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}"
+        f"{result.cases} cases {first:%Y-%m-%d}..{last:%Y-%m-%d} (Taiwan time)"
         f"{' (SYNTHETIC)' if synthetic else ''}; {len(result.cells)} cells at res {args.res}, k={args.k}, "
         f"{args.measure}: {body['hot']} hot, {body['cold']} cold at FDR {args.alpha}"
     )
