@@ -61,7 +61,14 @@ def _category(text: str | None) -> str | None:
 def _aware(value: datetime | None) -> datetime | None:
     from datetime import UTC
 
-    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
+    from zhongdu.api._params import LATEST
+
+    if value is None:
+        return None
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if not datetime(1980, 1, 1, tzinfo=UTC) <= aware <= LATEST:
+        unprocessable(f"times must lie between 1980 and {LATEST.year}, got {value.isoformat()}")
+    return aware
 
 
 def _window(conn: Any, start: datetime | None, end: datetime | None, days: int = 90) -> Any:
@@ -200,7 +207,7 @@ def get_emerging(
         int, Query(ge=3, le=60, description="how many months, ending with the latest case's")
     ] = 12,
     to: To = None,
-    res: Res = 8,
+    res: Annotated[int, Query(ge=8, le=9, description="H3 resolution, 8-9 (a cells x months matrix)")] = 8,
     k: K = 1,
     alpha: Alpha = 0.05,
 ) -> dict[str, Any]:

@@ -36,6 +36,9 @@ TAIPEI = timezone(timedelta(hours=8), "Asia/Taipei")
 LON_RANGE = (120.3, 121.6)
 LAT_RANGE = (23.9, 24.6)
 _MAX_DESCRIPTION = 2000
+#: 1999 began in 2011 (as 1999 臺中市民當家熱線); earlier dates are typos, not history
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ def parse_time(text: str | None, name: str) -> datetime | None:
         raise ValueError(f"{name} is not an ISO 8601 time: {text!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=TAIPEI)
+    if not EARLIEST <= parsed <= LATEST:
+        raise ValueError(f"{name} {value} is outside {EARLIEST.year}-{LATEST.year - 1}")
     return parsed.astimezone(UTC)
 
 
@@ -102,6 +107,8 @@ def _text(row: Mapping[str, Any], key: str) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
+    if "\x00" in text:
+        raise ValueError(f"{key} contains a NUL character")
     return text or None
 
 
@@ -164,7 +171,7 @@ def check_rows(rows: Iterable[Mapping[str, Any]], places: Places) -> Checked:
     seen: set[str] = set()
     for number, row in enumerate(rows, start=1):
         raw = {str(k): v for k, v in row.items() if k is not None}
-        case_id = _text(row, "case_id")
+        case_id = str(row.get("case_id")).replace("\x00", "")[:64] if row.get("case_id") is not None else None
         try:
             extra = row.get(None)  # type: ignore[call-overload]
             if extra:

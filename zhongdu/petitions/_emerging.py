@@ -54,19 +54,24 @@ def emerging_hotspots(
     case_steps: NDArray[np.int64],
     steps: int,
     *,
+    counts: NDArray[np.int64] | None = None,
     alpha: float = 0.05,
 ) -> Emerging:
-    """Label cells by their hot-spot history over `steps` time steps (case_steps in 0..steps-1)."""
+    """Label cells by their hot-spot history over `steps` time steps (case_steps in 0..steps-1).
+
+    One entry per case, or (with `counts`) per cell and step with its number of cases.
+    """
     if steps < 3:
         raise ValueError("emerging hot spots need at least 3 time steps (months)")
     idx = area.index_of(parent_cells(np.asarray(case_cells10, dtype=np.int64), area.res))
     keep = (idx >= 0) & (case_steps >= 0) & (case_steps < steps)
     n = len(area.cells)
-    flat = np.bincount(idx[keep] * steps + case_steps[keep], minlength=n * steps)
-    counts = flat.reshape(n, steps).astype(np.float64)
-    z = gi_star(area.weights, counts)  # every month in one sparse product
+    per = np.ones(len(idx)) if counts is None else np.asarray(counts, dtype=np.float64)
+    flat = np.bincount(idx[keep] * steps + case_steps[keep], weights=per[keep], minlength=n * steps)
+    matrix = flat.reshape(n, steps).astype(np.float64)
+    z = gi_star(area.weights, matrix)  # every month in one sparse product
     p = np.maximum(
-        2.0 * stats.norm.sf(np.abs(z)), exact_pvalues(area.weights, counts, area.extent / area.extent.sum())
+        2.0 * stats.norm.sf(np.abs(z)), exact_pvalues(area.weights, matrix, area.extent / area.extent.sum())
     )
     q = np.column_stack([fdr_qvalues(p[:, t]) for t in range(steps)])
     hot = (q <= alpha) & (z > 0)

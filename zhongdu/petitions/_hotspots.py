@@ -177,6 +177,8 @@ def eb_rates(cases: NDArray[np.float64], population: NDArray[np.float64]) -> NDA
     if total_pop <= 0:
         raise ValueError("the study area has no residents")
     m = cases.sum() / total_pop
+    if m == 0:
+        return np.zeros(len(pop), dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         raw = np.where(pop > 0, cases / pop, m)
     a = max(float((pop * (raw - m) ** 2).sum() / total_pop - m / pop.mean()), 0.0)
@@ -242,23 +244,29 @@ class Hotspots:
 
 def hotspots(
     area: StudyArea,
-    case_cells10: NDArray[np.int64],
+    cells: NDArray[np.int64],
     *,
+    counts: NDArray[np.int64] | None = None,
     measure: Measure = "count",
     alpha: float = 0.05,
 ) -> Hotspots:
-    """Gi* of the cases (their resolution-10 cells) over `area`, FDR-corrected at `alpha`."""
+    """Gi* of the cases over `area`, FDR-corrected at `alpha`.
+
+    `cells` holds one resolution-10 cell per case, or (with `counts`) cells at the area's
+    resolution or finer with their case counts, as the database aggregates them.
+    """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
-    idx = area.index_of(parent_cells(np.asarray(case_cells10, dtype=np.int64), area.res))
+    idx = area.index_of(parent_cells(np.asarray(cells, dtype=np.int64), area.res))
     inside = idx >= 0
-    counts = np.bincount(idx[inside], minlength=len(area.cells)).astype(np.float64)
-    per_resident = eb_rates(counts, area.population)
+    per = np.ones(len(idx)) if counts is None else np.asarray(counts, dtype=np.float64)
+    tally = np.bincount(idx[inside], weights=per[inside], minlength=len(area.cells)).astype(np.float64)
+    per_resident = eb_rates(tally, area.population)
     with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(area.population > 0, counts / area.population, np.nan) * RATE_PER
+        raw = np.where(area.population > 0, tally / area.population, np.nan) * RATE_PER
     if measure == "count":
         tested = np.ones(len(area.cells), dtype=bool)
-        values = counts
+        values = tally
         weights = area.weights
         # a cell on the city's edge is partly outside it: its share is the part inside
         shares = area.extent / area.extent.sum()
@@ -272,7 +280,7 @@ def hotspots(
         raise ValueError(f"measure must be count or rate, got {measure!r}")
     z_tested = gi_star(weights, values)
     p_normal = 2.0 * stats.norm.sf(np.abs(z_tested))
-    p_exact = exact_pvalues(weights, counts[tested], shares)
+    p_exact = exact_pvalues(weights, tally[tested], shares)
     p_tested = np.maximum(p_normal, p_exact)
     q_tested = fdr_qvalues(p_tested)
     sel = np.flatnonzero(tested)
@@ -282,8 +290,8 @@ def hotspots(
         measure=measure,
         alpha=alpha,
         cells=area.cells[sel],
-        counts=counts[sel],
-        neighbourhood=np.asarray(weights @ counts[tested], dtype=np.float64),
+        counts=tally[sel],
+        neighbourhood=np.asarray(weights @ tally[tested], dtype=np.float64),
         population=area.population[sel],
         rate=per_resident[sel] * RATE_PER,
         raw_rate=raw[sel],
@@ -292,8 +300,8 @@ def hotspots(
         p_exact=p_exact,
         p=p_tested,
         q=q_tested,
-        cases=int(inside.sum()),
-        outside=int((~inside).sum()),
+        cases=int(per[inside].sum()),
+        outside=int(per[~inside].sum()),
     )
 
 

@@ -100,10 +100,10 @@ def run_hotspots(
     """Gi* over the window's cases. Coarse cases (placed at a village centre) are left out unless
     asked for: at resolution 8-10 they would pile up on the centres and make hotspots of them."""
     area = default_study_area(res, k)
-    cells = store.case_cells(
-        conn, start=window.start, end=window.end, category=category, include_coarse=include_coarse
+    cells, counts = store.cell_counts(
+        conn, res=res, start=window.start, end=window.end, category=category, include_coarse=include_coarse
     )
-    return hotspots(area, cells, measure=measure, alpha=alpha)
+    return hotspots(area, cells, counts=counts, measure=measure, alpha=alpha)
 
 
 def hotspots_geojson(
@@ -226,11 +226,11 @@ def emerging_geojson(
     start = datetime(y, m, 1, tzinfo=taipei)
     ny, nm = (last.year + 1, 1) if last.month == 12 else (last.year, last.month + 1)
     stop = datetime(ny, nm, 1, tzinfo=taipei)
-    cells, steps = store.case_cells_by_month(
-        conn, start=start, end=stop, category=category, include_coarse=include_coarse
+    cells, steps, counts = store.cell_counts_by_month(
+        conn, res=res, start=start, end=stop, category=category, include_coarse=include_coarse
     )
     area = default_study_area(res, k)
-    result = emerging_hotspots(area, cells, steps, months, alpha=alpha)
+    result = emerging_hotspots(area, cells, steps, months, counts=counts, alpha=alpha)
     labels = []
     yy, mm = y, m
     for _ in range(months):
@@ -255,7 +255,7 @@ def emerging_geojson(
                 },
             }
         )
-    counts = {p: int((result.pattern == p).sum()) for p in PATTERNS}
+    per_pattern = {p: int((result.pattern == p).sum()) for p in PATTERNS}
     return {
         "type": "FeatureCollection",
         "features": features,
@@ -277,6 +277,6 @@ def emerging_geojson(
         },
         "months": labels,
         "category": category,
-        "counts": counts,
+        "counts": per_pattern,
         "synthetic": store.any_synthetic(conn),
     }

@@ -134,7 +134,8 @@ def import_cases(
                             r.row_number,
                             r.case_id,
                             r.reason,
-                            json.dumps(r.raw, ensure_ascii=False, default=str),
+                            # jsonb refuses \u0000: a NUL in a rejected row is kept as U+FFFD
+                            json.dumps(r.raw, ensure_ascii=False, default=str).replace("\\u0000", "\ufffd"),
                         )
                         for r in rejections
                     ],
@@ -194,27 +195,66 @@ def case_cells(
     return _copy_int64(conn, query, 1)[:, 0]
 
 
-def case_cells_by_month(
+def cell_counts(
     conn: psycopg.Connection[Any],
     *,
-    start: datetime,
-    end: datetime,
+    res: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
     category: str | None = None,
+    district: str | None = None,
     include_coarse: bool = False,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(cells, month index from `start`'s month, Taiwan time) of every case in the window."""
+    """(cells at `res`, cases per cell) of the window, counted by the database.
+
+    The parent cell is the stored resolution-10 index with its resolution field set to `res` and
+    the finer digits set to 7 (as `zhongdu.petitions._hotspots.parent_cells`): a million cases
+    become at most a few ten thousand rows before they leave the server.
+    """
+    if not 0 <= res <= 10:
+        raise ValueError(f"resolution must be 0-10, got {res}")
+    clear = ~(0xF << 52)
+    bits = (res << 52) | ((1 << ((15 - res) * 3)) - 1)
     query = sql.SQL(
-        "SELECT h3_10, ((extract(year FROM t) - {y}) * 12 + extract(month FROM t) - {m})::bigint"
-        " FROM (SELECT h3_10, received_at AT TIME ZONE 'Asia/Taipei' AS t FROM petitions"
-        " WHERE {w} AND (NOT coarse OR {c})) s"
+        "SELECT (h3_10 & {clear}::bigint) | {bits}::bigint AS cell, count(*) FROM petitions"
+        " WHERE {w} AND (NOT coarse OR {c}) GROUP BY 1"
     ).format(
-        y=sql.Literal(start.astimezone(_TAIPEI).year),
-        m=sql.Literal(start.astimezone(_TAIPEI).month),
-        w=_where(start, end, category, None),
+        clear=sql.Literal(clear),
+        bits=sql.Literal(bits),
+        w=_where(start, end, category, district),
         c=sql.Literal(include_coarse),
     )
     rows = _copy_int64(conn, query, 2)
     return rows[:, 0], rows[:, 1]
+
+
+def cell_counts_by_month(
+    conn: psycopg.Connection[Any],
+    *,
+    res: int,
+    start: datetime,
+    end: datetime,
+    category: str | None = None,
+    include_coarse: bool = False,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """(cells at `res`, month index from `start`'s month in Taiwan time, cases) of the window."""
+    if not 0 <= res <= 10:
+        raise ValueError(f"resolution must be 0-10, got {res}")
+    query = sql.SQL(
+        "SELECT cell, ((extract(year FROM t) - {y}) * 12 + extract(month FROM t) - {m})::bigint, count(*)"
+        " FROM (SELECT (h3_10 & {clear}::bigint) | {bits}::bigint AS cell,"
+        " received_at AT TIME ZONE 'Asia/Taipei' AS t FROM petitions"
+        " WHERE {w} AND (NOT coarse OR {c})) s GROUP BY 1, 2"
+    ).format(
+        y=sql.Literal(start.astimezone(_TAIPEI).year),
+        m=sql.Literal(start.astimezone(_TAIPEI).month),
+        clear=sql.Literal(~(0xF << 52)),
+        bits=sql.Literal((res << 52) | ((1 << ((15 - res) * 3)) - 1)),
+        w=_where(start, end, category, None),
+        c=sql.Literal(include_coarse),
+    )
+    rows = _copy_int64(conn, query, 3)
+    return rows[:, 0], rows[:, 1], rows[:, 2]
 
 
 def count_coarse(
