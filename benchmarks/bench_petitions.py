@@ -148,8 +148,14 @@ def main() -> int:
                 datetime(2025, 12, 1, tzinfo=UTC),
                 datetime(2027, 1, 1, tzinfo=UTC),
             )
-            t_read, cells = best(lambda: store.case_cells(conn, start=window.start, end=window.end))
-            print(f"database read alone (binary COPY into NumPy): {t_read:.3f} s for {len(cells):,} cells")
+            t_raw, cells = best(lambda: store.case_cells(conn, start=window.start, end=window.end), 1)
+            print(f"database read of every case's cell (binary COPY): {t_raw:.3f} s, {len(cells):,} rows")
+            t_read, (parents, n) = best(
+                lambda: store.cell_counts(conn, res=args.res, start=window.start, end=window.end)
+            )
+            print(
+                f"count per cell in SQL (GROUP BY): {t_read:.3f} s, {len(parents):,} rows, {n.sum():,} cases"
+            )
             t_db, r = best(lambda: run_hotspots(conn, window=window, res=args.res, k=args.k))
             print(f"database read + hotspots (the API's path): {t_db:.3f} s for {r.cases:,} cases")
         finally:

@@ -166,6 +166,20 @@ def test_batch_api(loaded: str) -> None:
         assert (again["inserted"], again["unchanged"], again["rejected"]) == (0, 1, 1)
         rejects = client.get("/v1/petitions/rejects", params={"batch_id": body["batch_id"]}).json()["items"]
         assert rejects[0]["reason"].startswith("category must be") and rejects[0]["source"].startswith("api:")
+        # a NUL (which PostgreSQL cannot store) or a year-1 date is one rejected row, not a failed batch
+        odd = {
+            "cases": [
+                {**GOOD_ROW, "case_id": "API-3\u0000"},
+                {**GOOD_ROW, "case_id": "API-4", "received_at": "0001-01-01T00:00:00"},
+                {**GOOD_ROW, "case_id": "API-5", "village": "x\u0000"},
+                {**GOOD_ROW, "case_id": "API-6"},
+            ]
+        }
+        answer = client.post("/v1/petitions", json=odd, headers={"X-API-Key": key})
+        assert answer.status_code == 200, answer.text
+        reasons = [r["reason"] for r in answer.json()["rejections"]]
+        assert answer.json()["inserted"] == 1 and len(reasons) == 3, reasons
+        assert "NUL" in reasons[0] and "outside 1990" in reasons[1] and "NUL" in reasons[2]
         bad = client.post("/v1/petitions", json={"cases": "nope"}, headers={"X-API-Key": key})
         assert bad.status_code == 422 and "cases" in bad.json()["message"]
 
