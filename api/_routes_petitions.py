@@ -111,6 +111,27 @@ def publish_new_hotspots(state: Any, conn: Any) -> list[dict[str, Any]]:
     return fresh
 
 
+def _metrics(state: Any) -> dict[str, Any]:
+    """The petition collectors, in the app's registry (created on first use)."""
+    found: dict[str, Any] | None = state.extras.get("petition_metrics")
+    if found is None:
+        from prometheus_client import Counter
+
+        registry = state.metrics.registry
+        found = {
+            "rows": Counter(
+                "zhongdu_petition_rows", "petition rows imported, by outcome", ["outcome"], registry=registry
+            ),
+            "hotspots": Counter(
+                "zhongdu_petition_new_hotspots",
+                "new significant petition hotspots announced",
+                registry=registry,
+            ),
+        }
+        state.extras["petition_metrics"] = found
+    return found
+
+
 def _import(
     state: Any, conn: Any, rows: list[dict[str, Any]], source: str, synthetic: bool | None
 ) -> dict[str, Any]:
@@ -118,7 +139,11 @@ def _import(
 
     report, rejected = import_rows(conn, rows, source=source, synthetic=synthetic)
     conn.commit()
+    counters = _metrics(state)
+    for outcome in ("inserted", "updated", "unchanged", "rejected"):
+        counters["rows"].labels(outcome).inc(getattr(report, outcome))
     fresh = publish_new_hotspots(state, conn) if report.inserted or report.updated else []
+    counters["hotspots"].inc(len(fresh))
     return {**report.__dict__, "rejections": rejected, "new_hotspots": fresh}
 
 

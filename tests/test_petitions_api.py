@@ -164,6 +164,9 @@ def test_batch_api(loaded: str) -> None:
         ]
         again = client.post("/v1/petitions", json=batch, headers={"X-API-Key": key}).json()
         assert (again["inserted"], again["unchanged"], again["rejected"]) == (0, 1, 1)
+        metrics = client.get("/metrics").text
+        assert 'zhongdu_petition_rows_total{outcome="rejected"} 2.0' in metrics
+        assert 'zhongdu_petition_rows_total{outcome="unchanged"} 1.0' in metrics
         rejects = client.get("/v1/petitions/rejects", params={"batch_id": body["batch_id"]}).json()["items"]
         assert rejects[0]["reason"].startswith("category must be") and rejects[0]["source"].startswith("api:")
         # a NUL (which PostgreSQL cannot store) or a year-1 date is one rejected row, not a failed batch
