@@ -138,6 +138,29 @@ def test_csv_import_is_idempotent_and_keeps_bad_rows(loaded: str, sim_csv: Path,
     assert code == 0 and "1 rows: 0 new, 1 updated, 0 unchanged, 0 rejected" in out
 
 
+def test_cli_export_and_open311_file_import(loaded: str, tmp_path: Path) -> None:
+    """`export --format open311` then `import FILE.json` under new ids: the same cases again."""
+    out = tmp_path / "requests.json"
+    code, _ = _cli(
+        loaded, "petitions", "export", "--format", "open311", "--category", "drain", "--out", str(out)
+    )
+    assert code == 0
+    requests = json.loads(out.read_text("utf-8"))
+    assert requests and all(r["service_code"] == "drain" for r in requests)
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(
+        json.dumps([{**r, "service_request_id": "J-" + r["service_request_id"]} for r in requests[:30]])
+    )
+    code, text = _cli(loaded, "petitions", "import", str(renamed))
+    assert code == 0 and "30 rows: 30 new" in text
+    csv_out = tmp_path / "cases.csv"
+    assert _cli(loaded, "petitions", "export", "--category", "drain", "--out", str(csv_out))[0] == 0
+    rows = list(csv.DictReader(io.StringIO(csv_out.read_text("utf-8"))))
+    assert len(rows) == len(requests) + 30 and rows[0]["category"] == "drain"
+    code, text = _cli(loaded, "petitions", "emerging", "--months", "12")
+    assert code == 0 and "(SYNTHETIC)" in text and "new" in text
+
+
 def test_a_file_without_the_columns_is_refused(pg_migrated: str, tmp_path: Path, capsys: Any) -> None:
     path = tmp_path / "wrong.csv"
     path.write_text("id,when,what\n1,2026-01-01,x\n", "utf-8")

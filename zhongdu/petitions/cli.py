@@ -17,6 +17,7 @@ examples:
   zhongdu petitions import petitions.csv
   zhongdu petitions hotspots --category drain --res 9 --top 5
   zhongdu petitions trends --category drain
+  zhongdu petitions emerging --months 12 --res 8
   zhongdu petitions export --format open311 --out requests.json
   zhongdu petitions breakpoint --at 2025-01-01T00:00:00+08:00 --kind policy --note "new towing contract"
 
@@ -60,6 +61,17 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     hot.add_argument("--top", type=int, default=10, help="print the N hottest cells (default 10)")
     hot.add_argument("--geojson", type=Path, help="also write the significant cells as GeoJSON")
     hot.set_defaults(handler=_hotspots)
+
+    em = sub.add_parser("emerging", help="emerging hot spots: Gi* per month, Mann-Kendall trend per cell")
+    em.add_argument("--category", help="one category (code or Chinese name)")
+    em.add_argument("--months", type=int, default=12, help="whole months ending with the latest case's (12)")
+    em.add_argument(
+        "--to", dest="end", help="the last month is the one holding this time (default: latest case)"
+    )
+    em.add_argument("--res", type=int, choices=(8, 9), default=8, help="H3 resolution (default 8)")
+    em.add_argument("--k", type=int, choices=(0, 1, 2, 3), default=1, help="grid-disk radius (default 1)")
+    em.add_argument("--geojson", type=Path, help="also write the labelled cells as GeoJSON")
+    em.set_defaults(handler=_emerging)
 
     tr = sub.add_parser("trends", help="cases per month and time to close, per category")
     _window_args(tr)
@@ -193,6 +205,35 @@ def _hotspots(args: argparse.Namespace) -> int:
                 f"  {p['cell']}  count {p['count']:6d}  rate {p['rate']:8.3f}  z {p['z']:7.2f}"
                 f"  q {p['q']:.2e}"
             )
+    if args.geojson:
+        args.geojson.write_text(json.dumps(body, ensure_ascii=False, default=str), "utf-8")
+    return 0
+
+
+def _emerging(args: argparse.Namespace) -> int:
+    from zhongdu.petitions import _service
+
+    if not 3 <= args.months <= 60:
+        raise _service.PetitionInputError("--months must be 3-60")
+    with _connect() as conn:
+        body = _service.emerging_geojson(
+            conn,
+            category=_category(args.category),
+            months=args.months,
+            end=_time(args.end),
+            res=args.res,
+            k=args.k,
+        )
+    counts = ", ".join(f"{n} {p}" for p, n in body["counts"].items())
+    print(
+        f"{body['months'][0]}..{body['months'][-1]}{' (SYNTHETIC)' if body['synthetic'] else ''}, "
+        f"res {args.res}, k={args.k}: {counts}"
+    )
+    for f in body["features"]:
+        p = f["properties"]
+        print(
+            f"  {p['cell']}  {p['pattern']:<12}  hot {p['hot_months']:2d} months  trend z {p['trend_z']:6.2f}"
+        )
     if args.geojson:
         args.geojson.write_text(json.dumps(body, ensure_ascii=False, default=str), "utf-8")
     return 0
