@@ -93,7 +93,13 @@ def publish_new_hotspots(state: Any, conn: Any) -> list[dict[str, Any]]:
     span = timedelta(days=state.settings.petition_alert_window_days)
     after = Window(end - span, end)
     before = Window(end - 2 * span, end - span)
-    found = new_hotspots_between(conn, before, after, res=state.settings.petition_alert_resolution)
+    found = new_hotspots_between(
+        conn,
+        before,
+        after,
+        res=state.settings.petition_alert_resolution,
+        measure=state.settings.petition_alert_measure,
+    )
     announced: set[tuple[str, str]] = state.extras.setdefault("petition_hotspots_announced", set())
     fresh = [h for h in found if (h["cell"], h["window"]["from"][:10]) not in announced]
     if not fresh:

@@ -357,7 +357,9 @@ def test_a_new_hotspot_is_announced_on_the_event_stream(pg_migrated: str) -> Non
             rows = [
                 {**r, "case_id": "EV-" + r["case_id"]} for r in csv.DictReader(io.StringIO(out.getvalue()))
             ]
-            answer = http.post("/v1/petitions", json={"cases": rows}, headers={"X-API-Key": key})
+            answer = http.post(
+                "/v1/petitions", json={"cases": rows, "synthetic": True}, headers={"X-API-Key": key}
+            )
             assert answer.status_code == 200, answer.text
             assert answer.json()["new_hotspots"], answer.json()["rejected"]
             listener.join(20)

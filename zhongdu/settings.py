@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         30, ge=1, le=365, description="days per window when looking for new petition hotspots"
     )
     petition_alert_resolution: int = Field(8, ge=8, le=10, description="H3 resolution of that comparison")
+    petition_alert_measure: Literal["count", "rate"] = Field(
+        "rate", description="rate: residents' excess (counts would flag dense districts month after month)"
+    )
 
     @field_validator("database_url", "database_read_url")
     @classmethod

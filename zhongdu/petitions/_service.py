@@ -171,13 +171,14 @@ def new_hotspots_between(
     category: str | None = None,
     res: int = 8,
     k: int = 1,
+    measure: Measure = "rate",
     alpha: float = 0.05,
 ) -> list[dict[str, Any]]:
     """Cells significantly hot in the `after` window that were not in the `before` window."""
     from h3.api import basic_int as h3
 
-    first = run_hotspots(conn, window=before, category=category, res=res, k=k, alpha=alpha)
-    second = run_hotspots(conn, window=after, category=category, res=res, k=k, alpha=alpha)
+    first = run_hotspots(conn, window=before, category=category, res=res, k=k, measure=measure, alpha=alpha)
+    second = run_hotspots(conn, window=after, category=category, res=res, k=k, measure=measure, alpha=alpha)
     cells = new_significant_hotspots(first, second)
     pos = np.searchsorted(second.cells, cells)
     return [
@@ -192,6 +193,7 @@ def new_hotspots_between(
             "category": category,
             "res": res,
             "k": k,
+            "measure": measure,
             "window": {"from": after.start.isoformat(), "to": after.end.isoformat()},
         }
         for c, p in zip(cells.tolist(), pos.tolist(), strict=True)
