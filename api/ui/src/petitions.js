@@ -147,7 +147,7 @@ export function addPetitionLayer(map) {
   }, before);
   map.on("click", "petition-hot", (e) => {
     const p = e.features[0].properties;
-    const html = `<div class="popup" data-cell="${esc(p.cell)}"><h3>${tr("hot")} <span class="mono">${esc(p.cell)}</span></h3>
+    const html = `<div class="popup" data-cell="${esc(p.cell)}"><h3>${tr(p.verdict === "cold" ? "cold" : "hot")} <span class="mono">${esc(p.cell)}</span></h3>
       <dl><dt>${tr("count")}</dt><dd>${fmtInt(p.count)}</dd><dt>${tr("ring")}</dt><dd>${fmtInt(p.neighbourhood_count)}</dd><dt>${tr("rate")}</dt><dd>${Number(p.rate).toFixed(3)}</dd>
       <dt>Gi* z</dt><dd>${Number(p.z).toFixed(2)}</dd><dt>q (FDR)</dt><dd>${Number(p.q).toExponential(1)}</dd></dl>
       ${pet.hotspots && pet.hotspots.synthetic ? `<p class="synthetic-badge">${tr("synthetic")}</p>` : ""}</div>`;
