@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import h3
 import httpx
 import pytest
 
@@ -92,13 +93,20 @@ def test_hotspot_layer_filters_and_a_new_hotspot_without_reload(stack: dict[str,
     top_api = next(f["properties"]["cell"] for f in api["features"] if f["properties"]["verdict"] == "hot")
     assert page.locator("#pet-top tbody tr").first.get_attribute("data-cell") == top_api
     # the layer holds the API's significant cells and draws them where the page flies
-    assert page.evaluate("window.zhongdu.petitions.drawn") == len(
-        api["features"]
-    )
+    assert page.evaluate("window.zhongdu.petitions.drawn") == len(api["features"])
     page.locator(f"#pet-top a[data-fly='{top_api}']").click()
     page.wait_for_function(
         "window.zhongdu.map.queryRenderedFeatures({layers: ['petition-hot']}).length > 0", timeout=30_000
     )
+    # clicking the cell opens its popup (not the district's)
+    lat, lon = h3.cell_to_latlng(top_api)
+    point = page.evaluate(
+        f"(() => {{ const p = window.zhongdu.map.project([{lon}, {lat}]); return [p.x, p.y]; }})()"
+    )
+    box = page.locator("#map canvas").bounding_box()
+    page.mouse.click(box["x"] + point[0], box["y"] + point[1])
+    page.locator(f".popup[data-cell='{top_api}']").wait_for(timeout=10_000)
+    assert page.locator(".popup[data-district]").count() == 0
     screenshot(page, "petitions-hotspots")
 
     # filters: a category and a period are asked of the API

@@ -354,6 +354,7 @@ async function boot() {
       const index = alert ? alert.id : state.sitesLayer.pick(e.point);
       if (index >= 0) { siteClick(index, [state.sites.lon[index], state.sites.lat[index]]); return; }
     }
+    if (map.getLayer("petition-hot") && map.queryRenderedFeatures(e.point, { layers: ["petition-hot"] }).length) return; // its own popup
     const district = map.queryRenderedFeatures(e.point, { layers: ["district-fill"] })[0];
     if (district) selectDistrict(district.properties.district, e.lngLat);
   });
