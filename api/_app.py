@@ -187,6 +187,7 @@ def create_app(
             {"name": "telemetry", "description": "stations and park devices"},
             {"name": "scenarios", "description": "placement scenarios for planners"},
             {"name": "indicators", "description": "the mid-term plan's 衡量指標"},
+            {"name": "petitions", "description": "1999 hotline and petitions: hotspots, trends, Open311"},
             {"name": "admin", "description": "API keys"},
             {"name": "sensorthings", "description": "the park's telemetry as OGC SensorThings API 1.1"},
             {"name": "alerts", "description": "incidents on telemetry and outages, rules, webhooks"},
@@ -202,6 +203,7 @@ def create_app(
         _routes_health,
         _routes_indicators,
         _routes_ops,
+        _routes_petitions,
         _routes_profiles,
         _routes_scenarios,
         _routes_sta,
@@ -220,6 +222,7 @@ def create_app(
         _routes_sta,
         _routes_alerts,
         _routes_profiles,
+        _routes_petitions,
     ):
         app.include_router(module.router)
     _routes_ui.mount_ui(app)

@@ -399,3 +399,42 @@ class LiveCoverage:
         ids = np.asarray(self.stations.station_id, dtype=str)
         up = snapshot.serving[np.searchsorted(self._station_ids, ids)]
         return dataclasses.replace(self.stations, up=up)
+
+
+class EventBus:
+    """Named events for the page's stream besides coverage and stations (e.g. `petition_hotspot`).
+
+    Publishers call `publish` from any thread; each open stream remembers the last sequence number
+    it sent and asks `since(seq)`. The newest `keep` events are kept, so a stream that falls behind
+    skips the oldest instead of growing without bound.
+    """
+
+    def __init__(self, keep: int = 200) -> None:
+        from collections import deque
+
+        self._lock = threading.Lock()
+        self._events: deque[tuple[int, str, Any]] = deque(maxlen=keep)
+        self._seq = 0
+
+    def publish(self, name: str, data: Any) -> int:
+        with self._lock:
+            self._seq += 1
+            self._events.append((self._seq, name, data))
+            return self._seq
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def since(self, seq: int) -> list[tuple[int, str, Any]]:
+        with self._lock:
+            return [e for e in self._events if e[0] > seq]
+
+
+def event_bus(extras: dict[str, Any]) -> EventBus:
+    """The app's bus, kept in `ApiState.extras` (created on first use)."""
+    bus = extras.get("event_bus")
+    if bus is None:
+        bus = extras.setdefault("event_bus", EventBus())
+    assert isinstance(bus, EventBus)
+    return bus

@@ -24,7 +24,7 @@ from zhongdu import storage
 from zhongdu.api._deps import ApiState, ConnDep, CurrentRole, StateDep
 from zhongdu.api._http import GeoJSONResponse
 from zhongdu.api._ingest_health import IngestHealth
-from zhongdu.api._live import SITE_STATUSES
+from zhongdu.api._live import SITE_STATUSES, event_bus
 from zhongdu.api._models import ErrorOut
 from zhongdu.api._models_ops import (
     CoverageSeriesOut,
@@ -185,8 +185,14 @@ async def _stream(request: Request, state: ApiState, max_s: float) -> AsyncItera
     started = last_sent = loop.time()
     snapshot = None
     codes = None
+    bus = event_bus(state.extras)
+    bus_seen = bus.last_seq  # events published before the stream opened are not replayed
     yield b"retry: 3000\n\n"
     while loop.time() - started < max_s and not state.closing.is_set():
+        for seq, name, data in bus.since(bus_seen):
+            yield _event(name, data)
+            bus_seen = seq
+            last_sent = loop.time()
         live = state.live
         current = live.snapshot if live is not None else None
         if current is not None and current is not snapshot:
@@ -241,8 +247,9 @@ async def get_events(
 ) -> StreamingResponse:
     """`event: coverage` carries the body of `GET /v1/coverage` whenever a new live snapshot is
     published; `event: stations` the sites whose status changed (the first one lists every site that
-    ever reported), with counts per status. Looked for every second; a comment every 15 s keeps
-    proxies from closing an idle stream."""
+    ever reported), with counts per status; `event: petition_hotspot` a cell that became a
+    significant petition hotspot with an import (docs/petitions.md). Looked for every second; a
+    comment every 15 s keeps proxies from closing an idle stream."""
     return StreamingResponse(
         _stream(request, state, max_seconds),
         media_type="text/event-stream",

@@ -16,6 +16,7 @@ examples:
   zhongdu stations generate --out stations.csv     # then take two of its sites down, one degraded:
   zhongdu simulate stations --stations stations.csv \\
       --outages 'TC-66000010-CHT-00001@2m+5m,TC-66000010-CHT-00002@10m+5m:degraded'
+  zhongdu simulate petitions --cases 50000 --out petitions.csv --cluster 120.6846,24.1375,300,500,drain
 
 Progress and a summary go to stderr. The broker comes from --url, else ZHONGDU_MQTT_URL, else
 mqtt://127.0.0.1:1883.
@@ -61,7 +62,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sim.add_argument("what", choices=("park", "stations", "all"), help="which entities to simulate")
+    sim.add_argument(
+        "what",
+        choices=("park", "stations", "all", "petitions"),
+        help="which entities to simulate (petitions: a synthetic 1999/petition CSV, no broker)",
+    )
     sim.add_argument(
         "--url", help="broker, mqtt://[user:pass@]host:port (default: ZHONGDU_MQTT_URL or localhost)"
     )
@@ -127,6 +132,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="JSON {username: password} per device/station (`zhongdu devices credential ID... --json`) "
         "for a broker that confines each device to its own topics",
     )
+    from zhongdu.petitions.cli import add_simulate_arguments
+
+    add_simulate_arguments(sim)
     sim.set_defaults(handler=run_simulate)
 
 
@@ -153,6 +161,10 @@ def run_simulate(args: argparse.Namespace) -> int:
     from zhongdu.settings import Settings
     from zhongdu.simulators import FaultConfig, SimulationConfig, run_simulation
 
+    if args.what == "petitions":
+        from zhongdu.petitions.cli import simulate_petitions
+
+        return simulate_petitions(args)
     settings = Settings()
     url = args.url or settings.mqtt_url or "mqtt://127.0.0.1:1883"
     stations_file = Path(args.stations_file) if args.stations_file else settings.stations_path

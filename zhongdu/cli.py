@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "zhongdu.coverage.plan_cli",
     "zhongdu.api.cli",
     "zhongdu.alerts.cli",
+    "zhongdu.petitions.cli",
 )
 
 #: The commands each module registers (checked by a test), so `zhongdu <command> ...` imports only
@@ -43,6 +44,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "plan": "zhongdu.coverage.plan_cli",
     "api": "zhongdu.api.cli",
     "alerts": "zhongdu.alerts.cli",
+    "petitions": "zhongdu.petitions.cli",
 }
 
 Handler = Callable[[argparse.Namespace], int | None]

@@ -166,6 +166,14 @@ class Settings(BaseSettings):
     alerts_webhook_max_attempts: int = Field(
         8, ge=1, le=100, description="tries per event and webhook (backoff 2, 4, 8 ... s, at most 10 min)"
     )
+    # petitions: after an import, the latest window is compared with the one before it
+    petition_alert_window_days: int = Field(
+        30, ge=1, le=365, description="days per window when looking for new petition hotspots"
+    )
+    petition_alert_resolution: int = Field(8, ge=8, le=10, description="H3 resolution of that comparison")
+    petition_alert_measure: Literal["count", "rate"] = Field(
+        "rate", description="rate: residents' excess (counts would flag dense districts month after month)"
+    )
 
     @field_validator("database_url", "database_read_url")
     @classmethod

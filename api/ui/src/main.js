@@ -10,6 +10,7 @@ import { CRITERIA, criterionOptions, drawChart, importCsv, lockYear, renderChart
 import { logEvent, renderIngest, renderOutages, renderPark } from "./live.js";
 import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
 import { SitesLayer } from "./sites_layer.js";
+import { addPetitionLayer, onPetitionHotspot, renderPetitions } from "./petitions.js";
 import { runScenario } from "./scenarios.js";
 import { addDeviceLayer, deviceHtml, loadDevices, rerenderAlerts, startAlerts } from "./alerts.js";
 
@@ -89,6 +90,7 @@ function renderAll() {
   renderChart(document, state).catch(report);
   renderPark(document).catch(report);
   rerenderAlerts(document);
+  renderPetitions();
 }
 
 function report(err) {
@@ -283,6 +285,7 @@ function connectStream() {
   source.addEventListener("error", () => { state.stream = "lost"; renderKpis(); });
   source.addEventListener("coverage", (e) => onCoverage(JSON.parse(e.data)));
   source.addEventListener("stations", (e) => onStations(JSON.parse(e.data)));
+  source.addEventListener("petition_hotspot", (e) => onPetitionHotspot(JSON.parse(e.data), (html) => logEvent(document, html)));
   window.zhongdu.stream = source;
 }
 
@@ -338,6 +341,7 @@ async function boot() {
   state.sitesLayer = new SitesLayer(sites, state.codes);
   addLayers(map, state.districts, state.sitesLayer);
   addDeviceLayer(map);
+  addPetitionLayer(map);
   drawAlerts();
   setDistrictShares();
   state.marks.sitesSet = performance.now();
@@ -363,6 +367,7 @@ async function boot() {
       const index = alert ? alert.id : state.sitesLayer.pick(e.point);
       if (index >= 0) { siteClick(index, [state.sites.lon[index], state.sites.lat[index]]); return; }
     }
+    if (map.getLayer("petition-hot") && map.queryRenderedFeatures(e.point, { layers: ["petition-hot"] }).length) return; // its own popup
     const district = map.queryRenderedFeatures(e.point, { layers: ["district-fill"] })[0];
     if (district) selectDistrict(district.properties.district, e.lngLat);
   });
