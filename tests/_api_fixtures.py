@@ -53,6 +53,7 @@ def api_settings(db_url: str, mqtt_url: str | None, **overrides: Any) -> Setting
         "coverage_snapshot_interval_s": 3600.0,
         "admin_api_key": ADMIN_KEY,
         "api_pool_size": 4,
+        "api_public_metrics": True,  # tests read /metrics through their client (off by default)
     }
     values.update(overrides)
     return Settings(**values)

@@ -165,7 +165,7 @@ def test_security_headers_on_every_html_and_json_response(client: Any) -> None:
 
 def test_metrics_are_off_the_public_port_and_on_their_own(pg_migrated: str, mqtt_url: str) -> None:
     port = free_port()
-    settings = api_settings(pg_migrated, mqtt_url, api_metrics_port=port)
+    settings = api_settings(pg_migrated, mqtt_url, api_metrics_port=port, api_public_metrics=False)
     from fastapi.testclient import TestClient
 
     app = create_app(settings, layout=small_city, live_coverage=False, serve_metrics=True)

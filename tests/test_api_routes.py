@@ -74,7 +74,7 @@ def test_healthz_reports_a_dead_broker(pg_migrated: str) -> None:
 
 
 def test_metrics_count_requests_by_route(pg_migrated: str, mqtt_url: str) -> None:
-    settings = api_settings(pg_migrated, mqtt_url, api_public_metrics=True)
+    settings = api_settings(pg_migrated, mqtt_url)
     with running_app(settings) as client:
         client.get("/v1/devices/air-1")
         text = client.get("/metrics").text
