@@ -30,7 +30,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     compute.add_argument(
-        "--grid", type=Path, required=True, help="grid CSV: h3, district, population[, environment]"
+        "--grid",
+        type=Path,
+        required=True,
+        help="grid: CSV (h3, district, population[, environment]) or .parquet/.arrow",
     )
     compute.add_argument(
         "--stations", type=Path, required=True, help="stations CSV, one row per sector (DESIGN.md section 4)"
