@@ -266,7 +266,7 @@ def _geometry(grid: Grid) -> _Geometry:
         frame = _Frame.at(float(np.mean(lat)), float(np.mean(lng)))
         x, y, z = frame.apply(*_unit_vectors(lat, lng), scale=_R)
         env = grid.environment.astype(np.int64)
-        present = tuple(int(e) for e in np.unique(env))
+        present = tuple(np.flatnonzero(np.bincount(env, minlength=len(ENVIRONMENTS))).tolist())
         probe, px, py = _probes(grid, x, y)
         blocks = _blocks(probe, len(px), x, y, z, env) if len(px) < len(grid) else None
         geo = _Geometry(frame, x, y, z, lat, lng, env, present, probe, px, py, blocks)
@@ -847,6 +847,8 @@ def _block_search(
     o = np.argsort(tile_id, kind="stable").astype(np.int64)
     tile_start = np.searchsorted(tile_id[o], np.arange(n_env * nrows * ncols + 1)).astype(np.int64)
     tiles = _Tiles(tile, x0, y0, nrows, ncols, item[o], bx[o], by[o], bz[o], tile_start)
+    # per sector, its most favourable environment (upper bounds hold whatever a block's cells are)
+    best = (sub.offset.max(axis=1), sub.c2near.max(axis=1), sub.c2edge.max(axis=1), sub.margin.min(axis=1))
     q = _queries(tiles, _Sectors(**{**{n: getattr(sub, n) for n in _ARRAYS}, "reach": reach}))
     if len(q.count) == 0:
         return
@@ -861,7 +863,7 @@ def _block_search(
         qi = qo + a
         local = tiles.order[q.lo[qi] + off]  # index into `used`
         si = q.sector[qi]
-        ok = _block_may_cover(blocks, sub, model, threshold, used[local], si)
+        ok = _block_may_cover(blocks, sub, model, threshold, used[local], si, best)
         local, si = local[ok], si[ok]
         owner, k = _expand(start[local + 1] - start[local])
         cl = order[start[local[owner]] + k]
@@ -873,7 +875,13 @@ def _block_search(
 
 
 def _block_may_cover(
-    blocks: _Blocks, sec: _Sectors, model: str, threshold: float, b: I64, s: I64
+    blocks: _Blocks,
+    sec: _Sectors,
+    model: str,
+    threshold: float,
+    b: I64,
+    s: I64,
+    best: tuple[F64, F64, F64, F64],
 ) -> NDArray[np.bool_]:
     """False where sector s covers no cell of block b, from an upper bound on its RSRP there.
 
@@ -886,7 +894,7 @@ def _block_may_cover(
     c = np.maximum(np.sqrt(dx * dx + dy * dy + dz * dz) - r, 0.0)
     c2 = c * c
     if model == "disk":
-        inside: NDArray[np.bool_] = c2 <= sec.c2edge.max(axis=1)[s] * (1.0 + 1e-9) + 1e-6
+        inside: NDArray[np.bool_] = c2 <= best[2][s] * (1.0 + 1e-9) + 1e-6
         return inside
     c2c = np.maximum(c2, _MIN_C2)
     log_d = 0.5 * np.log10(c2c) + c2c * _LOG_ARC - 3.0
@@ -895,10 +903,10 @@ def _block_may_cover(
     theta = np.arctan2(np.abs(sin_t), cos_t)
     planar = np.hypot(cos_t, sin_t)
     spread = np.where(planar > r, np.arcsin(np.minimum(r / np.maximum(planar, 1e-300), 1.0)), math.pi)
-    best = np.maximum(theta - spread, 0.0)
-    rsrp = sec.offset.max(axis=1)[s] - sec.slope[s] * log_d - np.minimum(sec.kgain[s] * (best * best), 25.0)
-    need = threshold + (sec.margin.min(axis=1)[s] if sec.indoor else 0.0) - 1e-6
-    ok: NDArray[np.bool_] = (c2 <= sec.c2near.max(axis=1)[s]) & (rsrp >= need)
+    least = np.maximum(theta - spread, 0.0)
+    rsrp = best[0][s] - sec.slope[s] * log_d - np.minimum(sec.kgain[s] * (least * least), 25.0)
+    need = threshold + (best[3][s] if sec.indoor else 0.0) - 1e-6
+    ok: NDArray[np.bool_] = (c2 <= best[1][s]) & (rsrp >= need)
     return ok
 
 
