@@ -123,7 +123,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ]
     for label, key, colour, style in series:
         xs = [r["resolution"] for r in rows if key in r]
-        ys = [r[key]["wall_s"] for r in rows if key in r]
+        ys = [r[key]["cpu_s"] for r in rows if key in r]
         if xs:
             ax.plot(xs, ys, style, color=colour, marker="o", label=label)
     ax.axhline(2.0, color="grey", lw=0.8)
@@ -131,8 +131,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xticks(res, [f"{r}\n{int(rows[i]['cells']):,} cells" for i, r in enumerate(res)])
     ax.set_xlabel("H3 resolution (whole city)")
-    ax.set_ylabel("whole-process wall time, s (log)")
-    ax.set_title(f"Coverage cost by resolution, 2022-11 layout ({report['sectors']:,} sectors)")
+    ax.set_ylabel("whole-process CPU time (user + sys), s (log)")
+    ax.set_title(
+        f"Coverage cost by resolution, 2022-11 layout ({report['sectors']:,} sectors)\n{report['machine']}",
+        fontsize=10,
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -154,7 +157,11 @@ def main() -> int:
     parser.add_argument("--rebuild", action="store_true", help="rebuild grids already in --work (else reuse)")
     parser.add_argument("--json-out", type=Path, help="write the numbers as JSON")
     parser.add_argument("--plot", type=Path, help="write the cost plot (PNG)")
+    parser.add_argument("--replot", type=Path, help="only redraw --plot from this --json-out report")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(args.replot.read_text()), args.plot or Path("street_level_cost.png"))
+        return 0
 
     from bench_coverage import SCRIPT_A
 
