@@ -73,6 +73,7 @@ I64 = NDArray[np.int64]
 
 _CHUNK_PAIRS = 1 << 18  # candidate pairs per evaluation chunk: arrays stay in cache, memory bounded
 _CHUNK_CELLS = 1 << 16  # cells per chunk of the nearest-site witness search
+_CHUNK_GEOMETRY = 1 << 20  # cells per chunk of the per-cell geometry (bounded temporaries)
 _R = EARTH_RADIUS_M
 _MIN_C2 = (MIN_DISTANCE_KM * 1000.0) ** 2  # Hata's distance clamp, as a squared chord in m^2
 _RAD2DEG2 = (180.0 / math.pi) ** 2
@@ -264,7 +265,10 @@ def _geometry(grid: Grid) -> _Geometry:
     if geo is None:
         lat, lng = grid.latlng_deg()
         frame = _Frame.at(float(np.mean(lat)), float(np.mean(lng)))
-        x, y, z = frame.apply(*_unit_vectors(lat, lng), scale=_R)
+        x, y, z = np.empty(len(lat)), np.empty(len(lat)), np.empty(len(lat))
+        for a in range(0, len(lat), _CHUNK_GEOMETRY):  # chunks: temporaries stay small (8 M cells)
+            b = a + _CHUNK_GEOMETRY
+            x[a:b], y[a:b], z[a:b] = frame.apply(*_unit_vectors(lat[a:b], lng[a:b]), scale=_R)
         env = grid.environment.astype(np.int64)
         present = tuple(np.flatnonzero(np.bincount(env, minlength=len(ENVIRONMENTS))).tolist())
         probe, px, py = _probes(grid, x, y)
@@ -306,7 +310,10 @@ def _blocks(probe: I64, n: int, x: F64, y: F64, z: F64, env: I64) -> _Blocks:
     bx = np.bincount(probe, weights=x, minlength=n) / count
     by = np.bincount(probe, weights=y, minlength=n) / count
     bz = np.bincount(probe, weights=z, minlength=n) / count
-    dist = np.sqrt((x - bx[probe]) ** 2 + (y - by[probe]) ** 2 + (z - bz[probe]) ** 2)
+    dist = np.empty(len(x))
+    for a in range(0, len(x), _CHUNK_GEOMETRY):
+        b, p = a + _CHUNK_GEOMETRY, probe[a : a + _CHUNK_GEOMETRY]
+        dist[a:b] = np.sqrt((x[a:b] - bx[p]) ** 2 + (y[a:b] - by[p]) ** 2 + (z[a:b] - bz[p]) ** 2)
     if bool((probe[1:] >= probe[:-1]).all()):  # sorted cells: contiguous blocks, `reduceat`
         starts = np.searchsorted(probe, np.arange(n))
         radius = np.maximum.reduceat(dist, starts)
@@ -734,10 +741,10 @@ def _witnesses(
     nsites = len(sites.start) - 1
     if n == 0 or nsites == 0 or not active.any():
         return wit
-    pts = np.column_stack([geo.x[cells], geo.y[cells]])
     kk = min(k, nsites)
     # nearest sites of each cell's ancestor centre (one query per ancestor)
-    probe = geo.probe[cells]
+    whole = n == len(geo.x) and int(cells[0]) == 0 and int(cells[-1]) == n - 1  # all cells, in order
+    probe = geo.probe if whole else geo.probe[cells]
     used = np.zeros(len(geo.probe_x), dtype=bool)
     used[probe] = True
     which = np.flatnonzero(used)
@@ -769,7 +776,8 @@ def _witnesses(
     if len(rest) <= few:
         # cell-centric: every site within the largest reach for the cell's environment
         radius = reach.max(axis=0)[geo.env[cells[rest]]]
-        hits = sites.tree.query_ball_point(pts[rest], radius, return_sorted=False)
+        pts = np.column_stack([geo.x[cells[rest]], geo.y[cells[rest]]])
+        hits = sites.tree.query_ball_point(pts, radius, return_sorted=False)
         lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
         flat = np.fromiter((x for h in hits for x in h), dtype=np.int64, count=int(lens.sum()))
         cl, s = _site_pairs(sites, np.repeat(rest, lens), flat)
@@ -790,7 +798,8 @@ def _witnesses(
     env_rest = geo.env[cells[rest]]
     sector_pts = np.column_stack([sec.x[act], sec.y[act]])
     for e in np.unique(env_rest).tolist():
-        tree = cKDTree(pts[rest[env_rest == e]])
+        pick = cells[rest[env_rest == e]]
+        tree = cKDTree(np.column_stack([geo.x[pick], geo.y[pick]]))
         touch[:, e] = (
             np.asarray(tree.query_ball_point(sector_pts, reach[:, e], return_length=True, workers=-1)) > 0
         )

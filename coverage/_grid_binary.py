@@ -145,7 +145,7 @@ def _view(arr: Any, dtype: Any) -> NDArray[Any]:
     return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * size)
 
 
-def _names(table: Any, name: str, path: Path) -> tuple[list[str], NDArray[np.int64]]:
+def _names(table: Any, name: str, path: Path) -> tuple[list[str], NDArray[np.integer[Any]]]:
     """(distinct values, each row's index among them) of a string or dictionary column."""
     import pyarrow as pa
 
@@ -161,7 +161,7 @@ def _names(table: Any, name: str, path: Path) -> tuple[list[str], NDArray[np.int
         arr = arr.combine_chunks()
     values = [str(v).strip() for v in arr.dictionary.to_pylist()]
     indices = arr.indices
-    return values, _view(indices, np.dtype(indices.type.to_pandas_dtype())).astype(np.int64)
+    return values, _view(indices, np.dtype(indices.type.to_pandas_dtype()))  # a view: no copy
 
 
 def read_binary(path: Path) -> Grid:
