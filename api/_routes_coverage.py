@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from zhongdu import storage
@@ -109,6 +110,7 @@ def _parse_bbox(text: str) -> tuple[float, float, float, float]:
     summary="Per-cell live coverage as GeoJSON",
 )
 def get_cells(
+    request: Request,
     state: StateDep,
     _caller: CurrentRole,
     district: Annotated[
@@ -172,7 +174,15 @@ def get_cells(
         "model": live.model,
         "cells": len(features),
     }
-    return Response(json.dumps(body, ensure_ascii=False).encode(), media_type="application/geo+json")
+    data = json.dumps(body, ensure_ascii=False).encode()
+    if "gzip" in request.headers.get("accept-encoding", "") and len(data) > 1024:
+        # street-level districts are tens of thousands of polygons: about 8x smaller gzipped
+        return Response(
+            gzip.compress(data, compresslevel=5),
+            media_type="application/geo+json",
+            headers={"Content-Encoding": "gzip", "Vary": "Accept-Encoding"},
+        )
+    return Response(data, media_type="application/geo+json", headers={"Vary": "Accept-Encoding"})
 
 
 @router.get("/history", response_model=SnapshotListOut, summary="Stored coverage snapshots")
