@@ -72,6 +72,7 @@ I64 = NDArray[np.int64]
 
 _CHUNK_PAIRS = 1 << 18  # candidate pairs per evaluation chunk: arrays stay in cache, memory bounded
 _CHUNK_CELLS = 1 << 16  # cells per chunk of the nearest-site witness search
+_CHUNK_GEOMETRY = 1 << 20  # cells per chunk of the per-cell geometry (bounded temporaries)
 _R = EARTH_RADIUS_M
 _MIN_C2 = (MIN_DISTANCE_KM * 1000.0) ** 2  # Hata's distance clamp, as a squared chord in m^2
 _RAD2DEG2 = (180.0 / math.pi) ** 2
@@ -241,7 +242,21 @@ class _Geometry:
     probe: I64  # per cell: its H3 ancestor at resolution 9 (see _probes), index into probe_x/probe_y
     probe_x: F64  # ancestor centres in the frame: the nearest-site search runs per ancestor
     probe_y: F64
+    blocks: _Blocks | None = None  # the ancestors as blocks of cells (None: one cell per probe)
     tiles: dict[float, _Tiles] = field(default_factory=dict)
+
+
+@dataclass
+class _Blocks:
+    """Each probe's cells as one block: a centre and a radius holding every cell centre (3-D, in
+    the frame), and the block's environment (-1 when its cells differ). A sector that covers the
+    worst point of the ball covers every cell of the block (`_block_covered`)."""
+
+    x: F64
+    y: F64
+    z: F64
+    radius: F64
+    env: I64
 
 
 def _geometry(grid: Grid) -> _Geometry:
@@ -249,11 +264,15 @@ def _geometry(grid: Grid) -> _Geometry:
     if geo is None:
         lat, lng = grid.latlng_deg()
         frame = _Frame.at(float(np.mean(lat)), float(np.mean(lng)))
-        x, y, z = frame.apply(*_unit_vectors(lat, lng), scale=_R)
+        x, y, z = np.empty(len(lat)), np.empty(len(lat)), np.empty(len(lat))
+        for a in range(0, len(lat), _CHUNK_GEOMETRY):  # chunks: temporaries stay small (8 M cells)
+            b = a + _CHUNK_GEOMETRY
+            x[a:b], y[a:b], z[a:b] = frame.apply(*_unit_vectors(lat[a:b], lng[a:b]), scale=_R)
         env = grid.environment.astype(np.int64)
-        present = tuple(int(e) for e in np.unique(env))
+        present = tuple(np.flatnonzero(np.bincount(env, minlength=len(ENVIRONMENTS))).tolist())
         probe, px, py = _probes(grid, x, y)
-        geo = _Geometry(frame, x, y, z, lat, lng, env, present, probe, px, py)
+        blocks = _blocks(probe, len(px), x, y, z, env) if len(px) < len(grid) else None
+        geo = _Geometry(frame, x, y, z, lat, lng, env, present, probe, px, py, blocks)
         grid._cache["geometry"] = geo
     return geo
 
@@ -271,12 +290,42 @@ def _probes(grid: Grid, cx: F64, cy: F64) -> tuple[I64, F64, F64]:
         return np.arange(len(grid), dtype=np.int64), cx, cy
     digits = np.uint64((1 << (3 * (15 - p))) - 1)  # unused digits below resolution p are 7 (0b111)
     parent = ((grid.cells | digits) & ~np.uint64(0xF << 52)) | np.uint64(p << 52)
-    _, inverse = np.unique(parent, return_inverse=True)
-    inverse = inverse.reshape(-1).astype(np.int64)
+    step = parent[1:] != parent[:-1]
+    if bool((parent[1:] >= parent[:-1]).all()):  # sorted cells (every built grid): one pass
+        inverse = np.zeros(len(parent), dtype=np.int64)
+        np.cumsum(step, out=inverse[1:])
+    else:
+        _, inv = np.unique(parent, return_inverse=True)
+        inverse = inv.reshape(-1).astype(np.int64)
     # the probe is the mean of the ancestor's children in the grid (near its centre; any point
     # works, the exhaustive step keeps the search exact): no h3 call per ancestor
     count = np.bincount(inverse).astype(np.float64)
     return inverse, np.bincount(inverse, weights=cx) / count, np.bincount(inverse, weights=cy) / count
+
+
+def _blocks(probe: I64, n: int, x: F64, y: F64, z: F64, env: I64) -> _Blocks:
+    """Centre (mean of the cell centres), radius and environment of each probe's block."""
+    count = np.bincount(probe, minlength=n).astype(np.float64)
+    bx = np.bincount(probe, weights=x, minlength=n) / count
+    by = np.bincount(probe, weights=y, minlength=n) / count
+    bz = np.bincount(probe, weights=z, minlength=n) / count
+    dist = np.empty(len(x))
+    for a in range(0, len(x), _CHUNK_GEOMETRY):
+        b, p = a + _CHUNK_GEOMETRY, probe[a : a + _CHUNK_GEOMETRY]
+        dist[a:b] = np.sqrt((x[a:b] - bx[p]) ** 2 + (y[a:b] - by[p]) ** 2 + (z[a:b] - bz[p]) ** 2)
+    if bool((probe[1:] >= probe[:-1]).all()):  # sorted cells: contiguous blocks, `reduceat`
+        starts = np.searchsorted(probe, np.arange(n))
+        radius = np.maximum.reduceat(dist, starts)
+        lo, hi = np.minimum.reduceat(env, starts), np.maximum.reduceat(env, starts)
+    else:
+        radius = np.zeros(n)
+        np.maximum.at(radius, probe, dist)
+        lo = np.full(n, len(ENVIRONMENTS), dtype=np.int64)
+        hi = np.full(n, -1, dtype=np.int64)
+        np.minimum.at(lo, probe, env)
+        np.maximum.at(hi, probe, env)
+    # a hair larger than measured: rounding in the centre and distances cannot make it too small
+    return _Blocks(bx, by, bz, radius * (1.0 + 1e-9) + 1e-6, np.where(lo == hi, lo, -1))
 
 
 def _build_tiles(geo: _Geometry, cells: I64 | None, tile: float) -> _Tiles:
@@ -691,20 +740,31 @@ def _witnesses(
     nsites = len(sites.start) - 1
     if n == 0 or nsites == 0 or not active.any():
         return wit
-    pts = np.column_stack([geo.x[cells], geo.y[cells]])
     kk = min(k, nsites)
     # nearest sites of each cell's ancestor centre (one query per ancestor)
-    probe = geo.probe[cells]
+    whole = n == len(geo.x) and int(cells[0]) == 0 and int(cells[-1]) == n - 1  # all cells, in order
+    probe = geo.probe if whole else geo.probe[cells]
     used = np.zeros(len(geo.probe_x), dtype=bool)
     used[probe] = True
     which = np.flatnonzero(used)
     slot = np.zeros(len(used), dtype=np.int64)
     slot[which] = np.arange(len(which))
     _, nn = sites.tree.query(np.column_stack([geo.probe_x[which], geo.probe_y[which]]), k=kk)
-    near = np.asarray(nn, dtype=np.int64).reshape(len(which), kk)[slot[probe]]
-    for a in range(0, n, _CHUNK_CELLS):  # chunks of cells: arrays stay in cache (3x faster than whole)
-        b = min(a + _CHUNK_CELLS, n)
-        cl, s = _site_pairs(sites, np.repeat(np.arange(a, b, dtype=np.int64), kk), near[a:b].ravel())
+    nn = np.asarray(nn, dtype=np.int64).reshape(len(which), kk)
+    if geo.blocks is not None:
+        # whole blocks first: a nearest-site sector covering a block's worst point covers its cells
+        bj, bs = _site_pairs(sites, np.repeat(np.arange(len(which), dtype=np.int64), kk), nn.ravel())
+        on = active[bs]
+        bj, bs = bj[on], bs[on]
+        ok = _block_covered(geo.blocks, sec, model, threshold, which[bj], bs)
+        block_wit = np.full(len(which), -1, dtype=np.int64)
+        block_wit[bj[ok][::-1]] = bs[ok][::-1]  # the first covering sector of each block
+        wit = block_wit[slot[probe]]
+    todo = np.flatnonzero(wit < 0)
+    near = nn[slot[probe[todo]]]
+    for a in range(0, len(todo), _CHUNK_CELLS):  # chunks of cells: arrays stay in cache (3x faster)
+        b = min(a + _CHUNK_CELLS, len(todo))
+        cl, s = _site_pairs(sites, np.repeat(todo[a:b], kk), near[a:b].ravel())
         on = active[s]
         _record_witness(geo, sec, model, threshold, wit, cells, cl[on], s[on])
     rest = np.flatnonzero(wit < 0)
@@ -715,7 +775,8 @@ def _witnesses(
     if len(rest) <= few:
         # cell-centric: every site within the largest reach for the cell's environment
         radius = reach.max(axis=0)[geo.env[cells[rest]]]
-        hits = sites.tree.query_ball_point(pts[rest], radius, return_sorted=False)
+        pts = np.column_stack([geo.x[cells[rest]], geo.y[cells[rest]]])
+        hits = sites.tree.query_ball_point(pts, radius, return_sorted=False)
         lens = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
         flat = np.fromiter((x for h in hits for x in h), dtype=np.int64, count=int(lens.sum()))
         cl, s = _site_pairs(sites, np.repeat(rest, lens), flat)
@@ -726,6 +787,9 @@ def _witnesses(
         on = active[s]
         _record_witness(geo, sec, model, threshold, wit, cells, cl[on], s[on])
         return wit
+    if geo.blocks is not None:
+        _block_search(geo, sec, model, threshold, wit, cells, rest, act)
+        return wit
     cKDTree = _kdtree_class()
 
     # sector-centric: only (sector, environment) pairs with one of these cells in reach count
@@ -733,7 +797,8 @@ def _witnesses(
     env_rest = geo.env[cells[rest]]
     sector_pts = np.column_stack([sec.x[act], sec.y[act]])
     for e in np.unique(env_rest).tolist():
-        tree = cKDTree(pts[rest[env_rest == e]])
+        pick = cells[rest[env_rest == e]]
+        tree = cKDTree(np.column_stack([geo.x[pick], geo.y[pick]]))
         touch[:, e] = (
             np.asarray(tree.query_ball_point(sector_pts, reach[:, e], return_length=True, workers=-1)) > 0
         )
@@ -749,6 +814,141 @@ def _witnesses(
     for cell, si, _ in _pairs(geo, tiles, sub, model, threshold):
         wit[local[cell]] = act[si]
     return wit
+
+
+def _block_search(
+    geo: _Geometry, sec: _Sectors, model: str, threshold: float, wit: I64, cells: I64, rest: I64, act: I64
+) -> None:
+    """The exhaustive step over blocks: witnesses for `cells[rest]` from the active sectors `act`.
+
+    Candidates are (block, sector) pairs with the block's ball in the sector's reach (tiles over
+    the blocks' centres); an upper bound on the RSRP over the ball (`_block_may_cover`) drops
+    the pairs that cannot cover any of its cells, and only the cells of the pairs left are
+    evaluated exactly. Exact: a cell is left without a witness only when no sector covers it.
+    """
+    blocks = geo.blocks
+    assert blocks is not None
+    order = rest[np.argsort(geo.probe[cells[rest]], kind="stable")]
+    probe = geo.probe[cells[order]]
+    used, start = np.unique(probe, return_index=True)
+    start = np.append(start, len(order)).astype(np.int64)
+    n_env = len(ENVIRONMENTS)
+    sub = _take(sec, act)
+    grow = float(blocks.radius[used].max())
+    reach = np.where(sub.reach > 0, sub.reach + grow, 0.0)
+    positive = reach[reach > 0]
+    if len(positive) == 0:
+        return
+    # items: a block of one environment once, a block of mixed environments once per environment
+    env = blocks.env[used]
+    mixed = np.flatnonzero(env < 0)
+    item = np.concatenate([np.flatnonzero(env >= 0), np.repeat(mixed, n_env)]).astype(np.int64)
+    item_env = np.concatenate([env[env >= 0], np.tile(np.arange(n_env), len(mixed))]).astype(np.int64)
+    tile = float(2.0 ** round(math.log2(max(float(np.median(positive)) / 8.0, 4.0 * grow, 1.0))))
+    bx, by, bz = blocks.x[used[item]], blocks.y[used[item]], blocks.z[used[item]]
+    x0, y0 = float(bx.min()) - 1.0, float(by.min()) - 1.0
+    ncols = int((bx.max() - x0) // tile) + 1
+    nrows = int((by.max() - y0) // tile) + 1
+    tile_id = (item_env * nrows + ((by - y0) // tile).astype(np.int64)) * ncols + ((bx - x0) // tile).astype(
+        np.int64
+    )
+    o = np.argsort(tile_id, kind="stable").astype(np.int64)
+    tile_start = np.searchsorted(tile_id[o], np.arange(n_env * nrows * ncols + 1)).astype(np.int64)
+    tiles = _Tiles(tile, x0, y0, nrows, ncols, item[o], bx[o], by[o], bz[o], tile_start)
+    # per sector, its most favourable environment (upper bounds hold whatever a block's cells are)
+    best = (sub.offset.max(axis=1), sub.c2near.max(axis=1), sub.c2edge.max(axis=1), sub.margin.min(axis=1))
+    q = _queries(tiles, _Sectors(**{**{n: getattr(sub, n) for n in _ARRAYS}, "reach": reach}))
+    if len(q.count) == 0:
+        return
+    ends = np.cumsum(q.count)
+    step = _CHUNK_PAIRS // 16  # each block pair stands for up to 49 cell pairs
+    cuts = np.searchsorted(ends, np.arange(step, int(ends[-1]), step), side="left") + 1
+    bounds = [0, *np.unique(cuts).tolist(), len(q.count)]
+    for a, b in itertools.pairwise(bounds):
+        if b <= a:
+            continue
+        qo, off = _expand(q.count[a:b])
+        qi = qo + a
+        local = tiles.order[q.lo[qi] + off]  # index into `used`
+        si = q.sector[qi]
+        ok = _block_may_cover(blocks, sub, model, threshold, used[local], si, best)
+        local, si = local[ok], si[ok]
+        owner, k = _expand(start[local + 1] - start[local])
+        cl = order[start[local[owner]] + k]
+        s_act = act[si[owner]]
+        free = wit[cl] < 0
+        cl, s_act = cl[free], s_act[free]
+        keep, _ = _score_explicit(geo, sec, model, threshold, s_act, cells[cl])
+        wit[cl[keep][::-1]] = s_act[keep][::-1]  # the first covering sector in this chunk
+
+
+def _block_may_cover(
+    blocks: _Blocks,
+    sec: _Sectors,
+    model: str,
+    threshold: float,
+    b: I64,
+    s: I64,
+    best: tuple[F64, F64, F64, F64],
+) -> NDArray[np.bool_]:
+    """False where sector s covers no cell of block b, from an upper bound on its RSRP there.
+
+    The bound takes the nearest point of the block's ball (chord c - radius), the smallest angle
+    off the boresight (the centre's less asin(radius / projected distance)) and the most
+    favourable environment; a hair below the threshold, so rounding cannot drop a covering pair.
+    """
+    dx, dy, dz = blocks.x[b] - sec.x[s], blocks.y[b] - sec.y[s], blocks.z[b] - sec.z[s]
+    r = blocks.radius[b]
+    c = np.maximum(np.sqrt(dx * dx + dy * dy + dz * dz) - r, 0.0)
+    c2 = c * c
+    if model == "disk":
+        inside: NDArray[np.bool_] = c2 <= best[2][s] * (1.0 + 1e-9) + 1e-6
+        return inside
+    c2c = np.maximum(c2, _MIN_C2)
+    log_d = 0.5 * np.log10(c2c) + c2c * _LOG_ARC - 3.0
+    cos_t = dx * sec.bx[s] + dy * sec.by[s] + dz * sec.bz[s]
+    sin_t = dx * sec.sx[s] + dy * sec.sy[s] + dz * sec.sz[s]
+    theta = np.arctan2(np.abs(sin_t), cos_t)
+    planar = np.hypot(cos_t, sin_t)
+    spread = np.where(planar > r, np.arcsin(np.minimum(r / np.maximum(planar, 1e-300), 1.0)), math.pi)
+    least = np.maximum(theta - spread, 0.0)
+    rsrp = best[0][s] - sec.slope[s] * log_d - np.minimum(sec.kgain[s] * (least * least), 25.0)
+    need = threshold + (best[3][s] if sec.indoor else 0.0) - 1e-6
+    ok: NDArray[np.bool_] = (c2 <= best[1][s]) & (rsrp >= need)
+    return ok
+
+
+def _block_covered(
+    blocks: _Blocks, sec: _Sectors, model: str, threshold: float, b: I64, s: I64
+) -> NDArray[np.bool_]:
+    """Whether sector s covers every cell of block b, from a bound on its worst cell.
+
+    Every cell centre lies within `radius` of the block centre, so its chord to the sector is at
+    most c + radius, and its angle off the boresight (in the plane `_score` measures it in) at
+    most the centre's angle plus asin(radius / projected distance). RSRP falls with both, so the
+    bound at that worst point, a hair above the threshold, proves the cells covered. Blocks of
+    mixed environment, or whose bound fails, go to the per-cell evaluation.
+    """
+    env = blocks.env[b]
+    se = s * len(ENVIRONMENTS) + np.maximum(env, 0)
+    dx, dy, dz = blocks.x[b] - sec.x[s], blocks.y[b] - sec.y[s], blocks.z[b] - sec.z[s]
+    r = blocks.radius[b]
+    c = np.sqrt(dx * dx + dy * dy + dz * dz) + r
+    c2 = c * c
+    if model == "disk":
+        return (env >= 0) & (c2 <= sec.c2edge.ravel()[se] * (1.0 - 1e-9) - 1e-6)
+    c2c = np.maximum(c2, _MIN_C2)
+    log_d = 0.5 * np.log10(c2c) + c2c * _LOG_ARC - 3.0
+    cos_t = dx * sec.bx[s] + dy * sec.by[s] + dz * sec.bz[s]
+    sin_t = dx * sec.sx[s] + dy * sec.sy[s] + dz * sec.sz[s]
+    theta = np.arctan2(np.abs(sin_t), cos_t)
+    planar = np.hypot(cos_t, sin_t)
+    spread = np.where(planar > r, np.arcsin(np.minimum(r / np.maximum(planar, 1e-300), 1.0)), math.pi)
+    worst = np.minimum(theta + spread, math.pi)
+    rsrp = sec.offset.ravel()[se] - sec.slope[s] * log_d - np.minimum(sec.kgain[s] * (worst * worst), 25.0)
+    need = threshold + (sec.margin.ravel()[se] if sec.indoor else 0.0) + 1e-6
+    ok: NDArray[np.bool_] = (env >= 0) & (c2 <= sec.c2near.ravel()[se]) & (rsrp >= need)
+    return ok
 
 
 def _record_witness(

@@ -671,8 +671,16 @@ def _grid_fast(path: Path) -> Grid | None:
 
 
 def load_grid(path: str | Path) -> Grid:
-    """Read a grid CSV (`h3` hex, `district`, `population`[, `environment`]); `.csv.gz` works too."""
+    """Read a grid CSV (`h3` hex, `district`, `population`[, `environment`]); `.csv.gz` works too.
+
+    `.parquet`/`.pq` and `.arrow`/`.feather`/`.ipc` files are the binary grids of `_grid_binary`
+    (same columns, `uint64` cells, optional stored centres), chosen by the extension.
+    """
     p = Path(path)
+    from ._grid_binary import is_binary, read_binary
+
+    if is_binary(p):
+        return read_binary(p)
     fast = _grid_fast(p)
     if fast is not None:
         return fast
@@ -711,8 +719,16 @@ def load_grid(path: str | Path) -> Grid:
 
 
 def write_grid(grid: Grid, path: str | Path) -> None:
-    """Write a grid CSV (with the environment column); `.gz` suffix compresses."""
+    """Write a grid CSV (with the environment column); `.gz` suffix compresses.
+
+    A binary extension (`.parquet`, `.arrow`, ...) writes the binary grid, cell centres included.
+    """
     p = Path(path)
+    from ._grid_binary import is_binary, write_binary
+
+    if is_binary(p):
+        write_binary(grid, p)
+        return
     names = np.asarray(grid.districts, dtype=np.str_)[grid.district_index]
     envs = np.asarray(ENVIRONMENTS)[grid.environment]
     with _open_text(p, "w") as fh:

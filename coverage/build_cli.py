@@ -29,12 +29,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "build",
         help="build the population grid from the real inputs (ZHONGDU_SOURCE_DATA_DIR)",
         description="H3 cells whose centres fall in each district; the district's official 2026-09 "
-        "population spread by the 2017 statistical areas; columns h3,district,population,environment.",
+        "population spread by the 2017 statistical areas; columns h3,district,population,environment "
+        "(binary grids add lat,lng; docs/grid-formats.md).",
     )
     build.add_argument(
         "--resolution", type=int, default=10, help="H3 resolution 7-12 (default 10, ~168k cells)"
     )
-    build.add_argument("--out", type=Path, required=True, help="output CSV (.csv or .csv.gz)")
+    build.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output grid: .csv/.csv.gz, or .arrow/.parquet (binary, with cell centres; fastest to read)",
+    )
     build.add_argument("--source-dir", type=Path, default=None, help="override ZHONGDU_SOURCE_DATA_DIR")
     build.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     build.set_defaults(handler=_grid_build)
@@ -80,7 +86,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     gen.add_argument("--seed", type=int, default=2015, help="random seed (default 2015)")
     gen.add_argument(
-        "--grid", type=Path, default=None, help="grid CSV (default: the shipped resolution-10 grid)"
+        "--grid",
+        type=Path,
+        default=None,
+        help="grid CSV/Parquet/Arrow (default: the shipped resolution-10 grid)",
     )
     gen.add_argument("--out", type=Path, required=True, help="output stations CSV")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
@@ -104,7 +113,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     rebuild.add_argument("--seed", type=int, default=2015, help="layout seed (default 2015)")
     rebuild.add_argument("--threshold", type=float, default=-110.0, help="RSRP threshold dBm (default -110)")
     rebuild.add_argument(
-        "--grid", type=Path, default=None, help="grid CSV (default: the shipped resolution-10 grid)"
+        "--grid",
+        type=Path,
+        default=None,
+        help="grid CSV/Parquet/Arrow (default: the shipped resolution-10 grid)",
     )
     rebuild.add_argument("--out-dir", type=Path, default=None, help="default: the package's data folder")
     rebuild.add_argument("--no-sensitivity", action="store_true", help="skip the extra thresholds")

@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--grid",
         type=Path,
         default=None,
-        help="grid CSV: h3, district, population[, environment] (default: the shipped res-10 grid)",
+        help="grid: CSV (h3, district, population[, environment]) or .parquet/.arrow "
+        "(default: the shipped res-10 grid)",
     )
     compute.add_argument(
         "--stations",

@@ -143,6 +143,15 @@ def test_coverage_cells_geojson(client: Any) -> None:
     assert 0 < boxed["cells"] < len(grid.cells)
 
 
+def test_coverage_cells_are_gzipped_when_asked(client: Any) -> None:
+    params = {"district": "西屯區"}
+    plain = client.get("/v1/coverage/cells", params=params, headers={"Accept-Encoding": "identity"})
+    packed = client.get("/v1/coverage/cells", params=params, headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in plain.headers and packed.headers["content-encoding"] == "gzip"
+    assert int(packed.headers["content-length"]) * 4 < len(plain.content)  # sent compressed
+    assert packed.json()["features"] == plain.json()["features"]  # the client decompressed it
+
+
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [

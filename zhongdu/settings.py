@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     h3_resolution: int = Field(10, ge=7, le=12)
     rsrp_threshold_dbm: float = Field(-110.0, ge=-150, le=-40)
     coverage_model: Literal["disk", "hata"] = "hata"
-    grid_path: Path | None = Field(None, description="population grid CSV; default: the shipped one")
+    grid_path: Path | None = Field(
+        None, description="population grid: CSV, Parquet or Arrow IPC (by extension); default: shipped"
+    )
     stations_path: Path | None = Field(None, description="station layout CSV; default: generated")
     indicator_4g_criterion: str = Field(
         "outdoor",

@@ -1,0 +1,268 @@
+"""Street-level coverage benchmark: resolutions 9 to 12 of the whole city, binary grid against CSV
+and against the GIS analyst's geopandas script, in the same run; writes a cost plot.
+
+Run: `python benchmarks/bench_street_level.py` (`--help` for options). Everything is built into
+`--work` (default build/bench-street): the grids by `zhongdu grid build` (Arrow IPC), their CSV
+copies, and the 2022-11 layout (47,364 sectors) by `zhongdu stations generate`.
+
+Per resolution, each a whole process timed by /usr/bin/time (wall, CPU = user + sys, peak RSS):
+- `zhongdu grid build --resolution R --out gR.arrow`;
+- `zhongdu coverage compute` disk and hata from gR.arrow and from gR.csv (the baseline: the same
+  command on the CSV path); the shares must agree to 1e-9;
+- the analyst's script (geopandas buffers, union, spatial join; `bench_coverage.SCRIPT_A`) up to
+  `--analyst-max-res`; its covered population must agree with disk to 1e-6;
+- in-process at `--live-res`: `CoverageEngine.set_station_up` (a station going down and back up,
+  the live recomputation) against a full `compute_coverage` of the same layout.
+The machine is shared: wall times carry the load, CPU times less so; ratios compare runs made
+side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def zhongdu() -> str:
+    exe = Path(sys.executable).with_name("zhongdu")
+    return str(exe) if exe.exists() else "zhongdu"
+
+
+def timed_process(cmd: list[str]) -> dict[str, Any]:
+    """Run a command under /usr/bin/time: wall s, CPU s (user + sys), peak RSS MB, stdout."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            ["/usr/bin/time", "-o", tf.name, "-f", "%U %S %M", *cmd], capture_output=True, text=True
+        )
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
+        user, system, rss_kb = Path(tf.name).read_text().split()[-3:]
+    return {
+        "wall_s": wall,
+        "cpu_s": float(user) + float(system),
+        "peak_mb": int(rss_kb) / 1024,
+        "stdout": proc.stdout,
+    }
+
+
+def fmt(m: dict[str, Any]) -> str:
+    return f"{m['wall_s']:6.2f} s wall, {m['cpu_s']:6.2f} s CPU, {m['peak_mb']:6.0f} MB"
+
+
+def live(grid_path: Path, stations_csv: Path, repeats: int) -> dict[str, float]:
+    """Median time of a station going down (and back up) on `CoverageEngine` vs a full compute."""
+    import numpy as np
+
+    from zhongdu.coverage import CoverageEngine, compute_coverage, load_grid, load_stations
+
+    grid = load_grid(grid_path)
+    st = load_stations(stations_csv)
+    t0 = time.perf_counter()
+    engine = CoverageEngine(grid, st, model="hata")
+    build = time.perf_counter() - t0
+    ids = np.unique(st.station_id)
+    rng = np.random.default_rng(22)
+    down, up = [], []
+    for sid in rng.choice(ids, repeats, replace=False).tolist():
+        t = time.perf_counter()
+        engine.set_station_up(sid, False)
+        down.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        engine.set_station_up(sid, True)
+        up.append(time.perf_counter() - t)
+    full = []
+    for _ in range(2):
+        t = time.perf_counter()
+        want = compute_coverage(grid, st, model="hata")
+        full.append(time.perf_counter() - t)
+    if engine.result().to_dict() != want.to_dict():
+        raise RuntimeError("the incremental engine disagrees with a full recomputation")
+    return {
+        "cells": float(len(grid)),
+        "engine_build_s": build,
+        "station_down_median_s": statistics.median(down),
+        "station_up_median_s": statistics.median(up),
+        "station_down_max_s": max(down),
+        "full_compute_s": min(full),
+    }
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["resolutions"]
+    res = [r["resolution"] for r in rows]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    series = [
+        ("grid build (Arrow)", "grid_build", "k", "-"),
+        ("compute disk, Arrow grid", "disk_arrow", "tab:blue", "-"),
+        ("compute hata, Arrow grid", "hata_arrow", "tab:green", "-"),
+        ("compute disk, CSV grid", "disk_csv", "tab:blue", "--"),
+        ("compute hata, CSV grid", "hata_csv", "tab:green", "--"),
+        ("analyst's geopandas script (disk)", "analyst", "tab:red", ":"),
+    ]
+    for label, key, colour, style in series:
+        xs = [r["resolution"] for r in rows if key in r]
+        ys = [r[key]["cpu_s"] for r in rows if key in r]
+        if xs:
+            ax.plot(xs, ys, style, color=colour, marker="o", label=label)
+    ax.axhline(2.0, color="grey", lw=0.8)
+    ax.text(res[0], 2.1, "2 s goal", color="grey", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xticks(res, [f"{r}\n{int(rows[i]['cells']):,} cells" for i, r in enumerate(res)])
+    ax.set_xlabel("H3 resolution (whole city)")
+    ax.set_ylabel("whole-process CPU time (user + sys), s (log)")
+    ax.set_title(
+        f"Coverage cost by resolution, 2022-11 layout ({report['sectors']:,} sectors)\n{report['machine']}",
+        fontsize=10,
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resolutions", type=int, nargs="+", default=[9, 10, 11, 12])
+    parser.add_argument("--analyst-max-res", type=int, default=12, help="run the geopandas script up to this")
+    parser.add_argument(
+        "--live-res", type=int, default=11, help="resolution of the live what-if timing (0: skip)"
+    )
+    parser.add_argument("--live-repeats", type=int, default=15, help="stations switched in the live timing")
+    parser.add_argument(
+        "--work", type=Path, default=Path("build/bench-street"), help="grids and layout go here"
+    )
+    parser.add_argument("--rebuild", action="store_true", help="rebuild grids already in --work (else reuse)")
+    parser.add_argument("--json-out", type=Path, help="write the numbers as JSON")
+    parser.add_argument("--plot", type=Path, help="write the cost plot (PNG)")
+    parser.add_argument("--replot", type=Path, help="only redraw --plot from this --json-out report")
+    args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(args.replot.read_text()), args.plot or Path("street_level_cost.png"))
+        return 0
+
+    from bench_coverage import SCRIPT_A
+
+    from zhongdu.coverage import load_grid, write_grid
+
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    exe = zhongdu()
+    stations = work / "stations_2022-11.csv"
+    if not stations.exists():
+        subprocess.run(
+            [exe, "stations", "generate", "--date", "2022-11-30", "--out", str(stations), "-q"], check=True
+        )
+    script = work / "analyst.py"
+    script.write_text(SCRIPT_A)
+    load = os.getloadavg()
+    report: dict[str, Any] = {
+        "machine": f"{os.cpu_count()} CPUs, load average {load[0]:.1f} at start",
+        "sectors": sum(1 for _ in stations.open()) - 1,
+        "resolutions": [],
+    }
+    log(f"layout: {report['sectors']:,} sectors; {report['machine']}")
+    for res in args.resolutions:
+        row: dict[str, Any] = {"resolution": res}
+        arrow, csv = work / f"g{res}.arrow", work / f"g{res}.csv"
+        if args.rebuild or not arrow.exists():
+            row["grid_build"] = timed_process(
+                [exe, "grid", "build", "--resolution", str(res), "--out", str(arrow), "-q"]
+            )
+            log(f"res {res}: grid build {fmt(row['grid_build'])}")
+        if args.rebuild or not csv.exists():
+            write_grid(load_grid(arrow), csv)
+        row["cells"] = len(load_grid(arrow))
+        row["arrow_mb"] = arrow.stat().st_size / 1e6
+        row["csv_mb"] = csv.stat().st_size / 1e6
+        shares: dict[str, float] = {}
+        covered: dict[str, float] = {}
+        for model in ("disk", "hata"):
+            for kind, path in (("arrow", arrow), ("csv", csv)):
+                m = timed_process(
+                    [
+                        exe,
+                        "coverage",
+                        "compute",
+                        "--grid",
+                        str(path),
+                        "--stations",
+                        str(stations),
+                        "--model",
+                        model,
+                        "--json",
+                    ]
+                )
+                doc = json.loads(m.pop("stdout"))
+                shares[f"{model}_{kind}"] = doc["share"]
+                covered[f"{model}_{kind}"] = doc["population_covered"]
+                row[f"{model}_{kind}"] = m
+            ratio = row[f"{model}_csv"]["wall_s"] / row[f"{model}_arrow"]["wall_s"]
+            log(
+                f"res {res}: {model} Arrow {fmt(row[f'{model}_arrow'])} | CSV {fmt(row[f'{model}_csv'])} "
+                f"| CSV / Arrow {ratio:.1f}x"
+            )
+            if abs(shares[f"{model}_arrow"] - shares[f"{model}_csv"]) > 1e-9:
+                raise RuntimeError(f"res {res} {model}: Arrow and CSV shares differ: {shares}")
+        row["shares"] = shares
+        if res <= args.analyst_max_res:
+            m = timed_process([sys.executable, str(script), str(csv), str(stations)])
+            doc = json.loads(m.pop("stdout"))
+            row["analyst"] = m
+            diff = abs(doc["population_covered"] - covered["disk_arrow"]) / doc["population_total"]
+            row["analyst_share_diff"] = diff
+            log(
+                f"res {res}: analyst {fmt(m)} | analyst / zhongdu disk (Arrow) "
+                f"{m['wall_s'] / row['disk_arrow']['wall_s']:.1f}x wall, "
+                f"{m['cpu_s'] / row['disk_arrow']['cpu_s']:.1f}x CPU; share differs by {diff:.1e}"
+            )
+            if diff > 1e-6:
+                raise RuntimeError(f"res {res}: the analyst's covered share differs by {diff}")
+        report["resolutions"].append(row)
+    if args.live_res:
+        grid_path = work / f"g{args.live_res}.arrow"
+        if grid_path.exists():
+            lv = live(grid_path, stations, args.live_repeats)
+            report["live"] = {"resolution": args.live_res, **lv}
+            log(
+                f"live at res {args.live_res} ({int(lv['cells']):,} cells): station down median "
+                f"{1000 * lv['station_down_median_s']:.1f} ms "
+                f"(max {1000 * lv['station_down_max_s']:.1f} ms), "
+                f"up {1000 * lv['station_up_median_s']:.1f} ms; full compute {lv['full_compute_s']:.2f} s "
+                f"({lv['full_compute_s'] / lv['station_down_median_s']:.0f}x)"
+            )
+    end = os.getloadavg()
+    report["machine"] += f", {end[0]:.1f} at end"
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(report, indent=1))
+    if args.plot:
+        plot(report, args.plot)
+        log(f"plot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
