@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
