@@ -404,3 +404,108 @@ def test_english_and_wall_layout(stack: dict[str, Any], chromium: Any) -> None:
     screenshot(page, "wall-en")
     assert watched.errors == [] and watched.outside == []
     page.context.close()
+
+
+def _cells_requests(watched: Any) -> list[str]:
+    return [u for u in watched.requests if "/v1/coverage/cells" in u]
+
+
+def test_large_district_opens_whole_at_a_coarser_resolution(stack: dict[str, Any], chromium: Any) -> None:
+    """A district with more cells than the page asks for (和平區's 75,629 in the city) opens merged."""
+    http = stack["http"]
+    fine = http.get("/v1/coverage/cells", params={"district": "西屯區"}).json()
+    limit = max(1, fine["cells"] // 3)
+    watched = watched_page(chromium)
+    page = watched.page
+    page.goto(f"{stack['url']}/?cell_limit={limit}")
+    page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    _click_district(page, "西屯區")
+    page.wait_for_function("document.querySelector('#map-note').dataset.resolution !== undefined")
+    note = page.locator("#map-note")
+    assert int(note.get_attribute("data-resolution")) < fine["resolution"]
+    assert note.get_attribute("data-cells") == str(fine["cells"])  # every cell, merged
+    assert note.get_attribute("data-covered") == str(fine["covered_cells"])
+    assert page.locator(".popup[data-district='西屯區'] #popup-cells").inner_text() != "…"
+    page.wait_for_function("window.zhongdu.map.queryRenderedFeatures({layers: ['cell-fill']}).length > 0")
+    screenshot(page, "district-merged")
+    assert all("resolution=auto" in u for u in _cells_requests(watched))
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+
+
+def _station_codes(http: httpx.Client) -> dict[str, int]:
+    sites = http.get("/v1/map/sites").json()
+    names = sites["statuses"]
+    counts = {name: 0 for name in names}
+    for code in sites["status"]:
+        counts[names[code]] += 1
+    return {"serving": counts["up"] + counts["degraded"], "down": counts["down"],
+            "noreport": counts["unknown"] + counts["silent"], "total": len(sites["status"])}
+
+
+def _header_counts(page: Any) -> dict[str, int]:
+    data = page.eval_on_selector("#kpi-serving", "e => ({...e.dataset})")
+    return {k: int(data[k]) for k in ("serving", "down", "noreport", "total")}
+
+
+def test_header_counts_banner_and_a_failed_cells_request_that_never_loops(
+    stack: dict[str, Any], chromium: Any
+) -> None:
+    """The header counts what the map draws; a site going down shows the banner without a reload;
+    a failed cells request is said once and not repeated on the next snapshot."""
+    http = stack["http"]
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    assert _header_counts(page) == _station_codes(http)
+    assert page.locator("#outage-banner").is_hidden()
+    refused: list[str] = []
+
+    def refuse(r: Any) -> None:
+        refused.append(r.request.url)
+        r.fulfill(status=503, content_type="application/json", body='{"message": "test: cells refused"}')
+
+    page.route("**/v1/coverage/cells**", refuse)
+    _click_district(page, "北屯區")
+    page.wait_for_function("document.querySelector('#map-note').dataset.error === '503'")
+    assert "cells refused" in page.locator("#map-note").inner_text()
+    assert page.locator("#popup-cells").inner_text() == "–"
+    assert len(refused) == 1
+    before = _header_counts(page)
+    computed_at = page.evaluate("window.zhongdu.state.coverage.computed_at")
+    report = {"time": time.time(), "status": "down", "sectors": []}
+    with publisher(stack["mqtt"], f"ops-pub3-{RUN}") as client:
+        publish_all(client, [(f"zhongdu/v1/bs/{EAST}/telemetry", json.dumps(report).encode())])
+    page.wait_for_function(f"window.zhongdu.siteStatus('{EAST}') === 'down'", timeout=30_000)
+    page.wait_for_function("Number(document.querySelector('#kpi-serving').dataset.down) >= 1")
+    after = _header_counts(page)
+    assert after == _station_codes(http)
+    assert after["down"] == before["down"] + 1
+    banner = page.locator("#outage-banner")
+    banner.wait_for(state="visible")
+    assert banner.get_attribute("data-count") == str(after["down"])
+    assert "中斷" in banner.inner_text()
+    # the snapshot after the outage lands; the refused cells are not asked for again
+    page.wait_for_function(f"window.zhongdu.state.coverage.computed_at !== '{computed_at}'", timeout=30_000)
+    page.wait_for_timeout(1000)
+    assert len(refused) == 1
+    screenshot(page, "outage-banner")
+    page.unroute("**/v1/coverage/cells**")
+    since = page.evaluate(f"window.zhongdu.state.outages.get('{EAST}').since")
+    # the row reaches the site by keyboard
+    page.click("nav.tabs button[data-tab='live']")
+    row = page.locator(f"#outages li[data-station-id='{EAST}']")
+    row.focus()
+    page.keyboard.press("Enter")
+    page.locator(f".popup[data-site='{EAST}']").wait_for()
+    assert page.evaluate("window.zhongdu.map.getZoom()") >= 14
+    page.context.close()
+    # a reload keeps when the outage began
+    again = _open(chromium, stack["url"])
+    reloaded = again.page.evaluate(f"window.zhongdu.state.outages.get('{EAST}').since")
+    assert abs(datetime.fromisoformat(reloaded).timestamp() - datetime.fromisoformat(since).timestamp()) < 1.0
+    assert again.page.locator("#outage-banner").is_visible()
+    assert again.errors == [] and again.outside == []
+    again.page.context.close()
+    up = {"time": time.time(), "status": "up", "sectors": []}
+    with publisher(stack["mqtt"], f"ops-pub4-{RUN}") as client:
+        publish_all(client, [(f"zhongdu/v1/bs/{EAST}/telemetry", json.dumps(up).encode())])

@@ -109,6 +109,11 @@ const STRINGS = {
   streamLost: ["重新連線中", "reconnecting"],
 };
 
+// Strings of a feature module, kept with its code (the keys must not clash with the table above).
+export function addStrings(table) {
+  Object.entries(table).forEach(([k, v]) => { if (!(k in STRINGS)) STRINGS[k] = v; });
+}
+
 let lang = (new URLSearchParams(location.search).get("lang") || localStorage.getItem("zd-lang") || "zh") === "en" ? 1 : 0;
 
 export function t(key) {

@@ -11,7 +11,7 @@ export function renderOutages(root, state) {
     list.innerHTML = `<li class="muted">${t("noOutages")}</li>`;
     return;
   }
-  list.innerHTML = rows.map((o) => `<li class="outage" data-station-id="${o.id}" data-status="${o.status}">
+  list.innerHTML = rows.map((o) => `<li class="outage" data-station-id="${o.id}" data-status="${o.status}" tabindex="0" role="button" aria-label="${o.id} ${t("st_" + o.status)}">
       <span class="dot s-${o.status}"></span><b class="mono">${o.id}</b>
       <span>${t("st_" + o.status)}</span>
       <span class="muted">${fmtTime(o.since)}</span>
@@ -19,12 +19,19 @@ export function renderOutages(root, state) {
     </li>`).join("");
 }
 
+// Events keep how to say them (a function of the current language), so switching language
+// rewrites the log too.
+const eventLog = [];
+
 export function logEvent(root, text) {
-  const log = root.querySelector("#events");
-  const li = document.createElement("li");
-  li.innerHTML = `<span class="muted">${fmtTime(new Date().toISOString())}</span> ${text}`;
-  log.prepend(li);
-  while (log.children.length > 30) log.lastChild.remove();
+  eventLog.unshift({ at: new Date().toISOString(), say: typeof text === "function" ? text : () => text });
+  eventLog.length = Math.min(eventLog.length, 30);
+  renderEvents(root);
+}
+
+export function renderEvents(root) {
+  root.querySelector("#events").innerHTML = eventLog
+    .map((e) => `<li><span class="muted">${fmtTime(e.at)}</span> ${e.say()}</li>`).join("");
 }
 
 // The ingester's device kinds, named for the operations center, and the metrics each card shows
