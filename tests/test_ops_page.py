@@ -509,3 +509,91 @@ def test_header_counts_banner_and_a_failed_cells_request_that_never_loops(
     up = {"time": time.time(), "status": "up", "sectors": []}
     with publisher(stack["mqtt"], f"ops-pub4-{RUN}") as client:
         publish_all(client, [(f"zhongdu/v1/bs/{EAST}/telemetry", json.dumps(up).encode())])
+
+
+def test_operator_view_moves_with_an_outage(stack: dict[str, Any], chromium: Any) -> None:
+    """Indoor by one operator (the small city's west site is CHT's): the fill, the header and the
+    labels are that view's, its scale spans its shares, and the site going down moves them without
+    a reload. (Every major operator is 0 % everywhere in this 3-site city: nothing to move.)"""
+    http = stack["http"]
+    params = {"criterion": "indoor", "operator": "CHT"}
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    page.select_option("#map-criterion", "indoor")
+    assert "every_major" in page.eval_on_selector_all("#map-operator option", "os => os.map(o => o.value)")
+    page.select_option("#map-operator", "CHT")
+    page.wait_for_function("document.getElementById('map').dataset.operator === 'CHT'")
+    api = http.get("/v1/coverage", params=params).json()
+    shares = {d["district"]: d["share"] for d in api["districts"]}
+    assert _district_fill(page, sorted(shares)) == shares
+    assert float(page.locator("#kpi-share").get_attribute("data-share")) == api["share"]
+    assert "室內・中華電信" in page.locator("#map-view").inner_text()
+    assert "室內・中華電信" in page.locator("#kpi-view").inner_text()
+    steps = [float(x) for x in page.locator("#share-ticks").get_attribute("data-steps").split(",")]
+    assert len(steps) == 6 and steps == sorted(steps) and steps[0] < steps[-1]
+    assert steps[0] <= max(shares.values()) and steps[-1] >= min(shares.values())  # spans what is shown
+    label = page.locator(".district-label[data-district='西屯區']")
+    assert float(label.get_attribute("data-share")) == shares["西屯區"]
+    screenshot(page, "operator-view")
+    before = api["share"]
+    computed_at = page.evaluate("window.zhongdu.state.coverage.computed_at")
+    report = {"time": time.time(), "status": "down", "sectors": []}
+    with publisher(stack["mqtt"], f"ops-pub5-{RUN}") as client:
+        publish_all(client, [(f"zhongdu/v1/bs/{WEST}/telemetry", json.dumps(report).encode())])
+    try:
+        page.wait_for_function(f"window.zhongdu.state.coverage.computed_at !== '{computed_at}'", timeout=30_000)
+        page.wait_for_function(f"Number(document.querySelector('#kpi-share').dataset.share) < {before}",
+                               timeout=30_000)
+        after = http.get("/v1/coverage", params=params).json()
+        page.wait_for_function(f"Number(document.querySelector('#kpi-share').dataset.share) === {after['share']}")
+        assert _district_fill(page, sorted(shares)) == {d["district"]: d["share"] for d in after["districts"]}
+        banner = page.locator("#outage-banner")
+        banner.wait_for(state="visible")
+        people = before * api["population_total"] - after["share"] * after["population_total"]
+        assert float(banner.get_attribute("data-people")) == pytest.approx(people, abs=1)
+        screenshot(page, "operator-view-outage")
+        assert watched.errors == [] and watched.outside == []
+    finally:
+        page.context.close()
+        up = {"time": time.time(), "status": "up", "sectors": []}
+        with publisher(stack["mqtt"], f"ops-pub6-{RUN}") as client:
+            publish_all(client, [(f"zhongdu/v1/bs/{WEST}/telemetry", json.dumps(up).encode())])
+
+
+def test_english_leaves_no_chinese_outside_names(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"], width=1920, height=1080)
+    page = watched.page
+    _click_district(page, "西屯區")
+    page.wait_for_function("document.querySelector('#map-note').dataset.cells > 0")
+    page.click("#lang")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function("document.getElementById('score').textContent.includes('Weighted score')")
+    page.wait_for_timeout(500)
+    left = page.evaluate(
+        """() => { const out = []; const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+             for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+               const el = n.parentElement; if (!el || !el.offsetParent && el.tagName !== 'OPTION') continue;
+               if (el.closest('#lang')) continue;  // the button back to Chinese says 中文
+               if (/[\\u4e00-\\u9fff]/.test(n.textContent)) out.push(n.textContent.trim()); }
+             return out; }"""
+    )
+    page.wait_for_selector("#park .park-row[data-metric='pm2_5']")
+    pm = page.locator("#park .park-row[data-metric='pm2_5']").inner_text()
+    assert "PM2.5" in pm and "µg/m³" in pm and "pm2_5" not in pm
+    temperature = page.locator("#park .park-row[data-metric='temperature']").inner_text()
+    assert "Temperature" in temperature and "°C" in temperature and "Cel" not in temperature
+    screenshot(page, "english-district")
+    assert left == [], left
+    page.context.close()
+
+
+def test_every_catalogue_metric_has_a_readable_name() -> None:
+    """The page names every metric the ingester accepts, in both languages."""
+    import re
+
+    from zhongdu.ingest._metrics_catalogue import METRICS
+
+    source = (SCREENSHOTS.parents[1] / "api" / "ui" / "src" / "metric_names.js").read_text()
+    table = source[source.index("METRIC_NAMES = {"):source.index("};")]
+    named = dict(re.findall(r'^\s+(\w+): \[("[^"]+", "[^"]+")\],$', table, re.MULTILINE))
+    assert sorted(named) == sorted(METRICS)

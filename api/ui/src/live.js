@@ -2,6 +2,7 @@
 // readings per kind with trends, and the ingester's health.
 import { getJson } from "./api.js";
 import { currentLang, fmtNum, fmtPct, fmtTime, t } from "./i18n.js";
+import { metricName, unitLabel } from "./metric_names.js";
 import { sparkline } from "./sparkline.js";
 
 export function renderOutages(root, state) {
@@ -83,7 +84,7 @@ export async function renderPark(root) {
       const row = document.createElement("div");
       row.className = "park-row";
       row.dataset.metric = item.metric;
-      row.innerHTML = `<span class="metric">${item.metric}</span><b class="num">${fmtNum(item.latest, 2)}</b><span class="unit">${item.unit || ""}</span>`;
+      row.innerHTML = `<span class="metric" title="${item.metric}">${metricName(item.metric)}</span><b class="num">${fmtNum(item.latest, 2)}</b><span class="unit">${unitLabel(item.unit)}</span>`;
       row.appendChild(sparkline(item.points));
       card.appendChild(row);
     });

@@ -186,7 +186,8 @@ function districtHtml(name) {
   const live = coverage ? coverage.districts.find((d) => d.district === name) : null;
   const target = targetForYear(state, state.year);
   const en = currentLang() === "en";
-  return `<div class="popup" data-district="${name}"><h3>${name} <small>${f ? f.properties.name_en : ""}</small></h3>
+  const title = en ? (f ? f.properties.name_en : name) : `${name} <small>${f ? f.properties.name_en : ""}</small>`;
+  return `<div class="popup" data-district="${name}"><h3>${title}</h3>
     <dl>
       <dt>${t("population")}</dt><dd>${fmtInt(live ? live.population : f && f.properties.population)}</dd>
       <dt>${t("covered")}</dt><dd>${fmtInt(live && live.covered)}</dd>
@@ -199,7 +200,8 @@ function districtHtml(name) {
 function cellsNote(query, cells) {
   const merged = cells.resolution < cells.grid_resolution
     ? ` (${t("cellsMerged")} ${cells.resolution}: ${fmtInt(cells.cells)} ${t("hexagons")})` : "";
-  $("#map-note").textContent = `${query.district || ""} ${fmtInt(cells.source_cells)} ${t("cells")} · ${t("coveredCells")} ${fmtInt(cells.covered_cells)}${merged}`;
+  const district = query.district && currentLang() === "en" ? state.districtNames.get(query.district) || query.district : query.district;
+  $("#map-note").textContent = `${district || ""} ${fmtInt(cells.source_cells)} ${t("cells")} · ${t("coveredCells")} ${fmtInt(cells.covered_cells)}${merged}`;
 }
 
 async function loadCells(query) {
