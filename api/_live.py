@@ -330,6 +330,15 @@ class LiveCoverage:
                 }
         return json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode()
 
+    def covered_now(self) -> NDArray[np.bool_]:
+        """Per grid cell, covered by the stations serving now: the engine's kept state, no new
+        computation (what merged cells need; best RSRP would mean best servers for every cell)."""
+        with self._lock:
+            assert self._engine is not None
+            covered = self._engine.result().covered
+        assert covered is not None
+        return np.asarray(covered, dtype=bool)
+
     def cells_detail(self, rows: NDArray[np.intp]) -> tuple[NDArray[np.bool_], NDArray[np.float64] | None]:
         """(covered, best RSRP dBm) of the grid cells `rows` under the stations serving now.
 

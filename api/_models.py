@@ -99,7 +99,9 @@ class CellPropertiesOut(BaseModel):
     h3: str
     district: str
     population: float
-    best_rsrp_dbm: float | None = Field(description="None for the disk model or where nothing reaches")
+    best_rsrp_dbm: float | None = Field(
+        description="None for the disk model, where nothing reaches, and for merged (coarser) cells"
+    )
     covered: bool = Field(description="a merged (coarser) cell: at least half its grid cells covered")
     cells: int = Field(1, description="grid cells in this cell: 1 unless a coarser `resolution` merged them")
     covered_cells: int = Field(description="of `cells`, how many are covered")

@@ -140,7 +140,7 @@ def get_cells(
 
     A large district (和平區 has 75,629 cells at resolution 10) is served whole at a coarser
     resolution: each parent cell sums its children's population and counts them and the covered
-    ones (`cells`, `covered_cells`), so the page shows every district the same way.
+    ones (`cells`, `covered_cells`; best RSRP is null), so the page shows every district.
     """
     live, snapshot = _live(state)
     key = (snapshot.computed_at, district, bbox, limit, resolution)
@@ -221,7 +221,12 @@ def _cells_body(
             f"{len(parents)} cells match, more than limit={limit} (at most {MAX_CELLS}); "
             "narrow the bbox, raise `limit` or ask for `resolution=auto`"
         )
-    covered, rsrp = live.cells_detail(rows)
+    if res < grid.resolution:
+        # merged cells: the engine's covered flags (instant for 和平區's 75,629 cells, where
+        # best servers per cell take tens of seconds); a merged cell has no single best RSRP
+        covered, rsrp = live.covered_now()[rows], None
+    else:
+        covered, rsrp = live.cells_detail(rows)
     n = len(parents)
     population = np.bincount(inverse, weights=grid.population[rows], minlength=n)
     counts = np.bincount(inverse, minlength=n)

@@ -367,7 +367,20 @@ def test_scenario_run_from_the_page_shows_its_sites(stack: dict[str, Any], chrom
     assert [p["station_id"] for p in stored["result"]["picks"]] == rows
     assert page.locator(".pick-marker").count() == len(rows)
     assert [m.inner_text() for m in page.locator(".pick-marker").all()] == [str(i + 1) for i in range(len(rows))]
+    # each pick says where it is (the candidate's coordinates), in which district, and its cost
+    first = page.locator("table.picks tbody tr").first
+    lon, lat = float(first.get_attribute("data-lon")), float(first.get_attribute("data-lat"))
+    cells = first.locator("td").all_inner_texts()
+    assert cells[2] == "北屯區" and cells[3] == f"{lon:.5f}" and cells[4] == f"{lat:.5f}" and cells[5] == "1"
+    if len(rows) < 3:  # fewer than the budget: the page says why
+        assert "只需" in page.locator("#scenario-result .answer").inner_text()
     screenshot(page, "scenario")
+    # a target already met is said plainly
+    page.check("input[name=goal][value=target]")
+    page.fill("#goal-value", "1")
+    page.click("#run")
+    page.wait_for_selector("#scenario-result .answer", timeout=60_000)
+    assert "目標已達成" in page.locator("#scenario-result .answer").inner_text()
     assert watched.errors == [] and watched.outside == []
     page.context.close()
 

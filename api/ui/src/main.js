@@ -10,7 +10,7 @@ import { CRITERIA, criterionOptions, drawChart, renderChart, renderIndicators, t
 import { logEvent, renderEvents, renderIngest, renderOutages, renderPark } from "./live.js";
 import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
 import { SitesLayer } from "./sites_layer.js";
-import { runScenario } from "./scenarios.js";
+import { renderScenario, runScenario } from "./scenarios.js";
 import { DistrictLabels, MAP_CRITERIA, MAP_OPERATORS, applyFill, viewName } from "./district_view.js";
 import { districtQuery, layoutLabel, wireOutageList, renderOutageBanner, renderStationKpi, viewBoxQuery } from "./ops_status.js";
 
@@ -95,6 +95,7 @@ function renderAll() {
   if (!state.cellQuery) $("#map-note").textContent = t("zoomForCells");
   else if (state.cells) cellsNote(state.cellQuery, state.cells);
   renderEvents(document);
+  renderScenario(document, state);
   setDistrictShares();
   // popups are written in one language: closed, the selected district's reopened in the new one
   document.querySelectorAll(".maplibregl-popup").forEach((p) => p.remove());
