@@ -416,7 +416,11 @@ async function boot() {
   state.sitesLayer = new SitesLayer(sites, state.codes);
   addLayers(map, state.districts, state.sitesLayer);
   state.districtNames = new Map(state.districts.features.map((f) => [f.properties.district, f.properties.name_en]));
-  state.labels = new DistrictLabels(map, state.districts);
+  // the labels after the first full paint: 29 DOM markers moved on every frame would delay it
+  map.once("idle", () => {
+    state.labels = new DistrictLabels(map, state.districts);
+    state.labels.update(mapCoverage(), state.districtNames);
+  });
   drawAlerts();
   setDistrictShares();
   updateBaseline();
