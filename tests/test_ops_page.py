@@ -203,6 +203,8 @@ def test_district_click_shows_its_cells(stack: dict[str, Any], chromium: Any) ->
 def test_indicator_table_matches_the_api(stack: dict[str, Any], chromium: Any) -> None:
     watched = _open(chromium, stack["url"])
     page = watched.page
+    assert page.get_attribute("nav.tabs button[data-tab='indicators']", "aria-selected") == "true"
+    assert page.get_attribute("nav.tabs button[data-tab='live']", "aria-selected") == "false"
     page.select_option("#year", "2018")
     api = stack["http"].get("/v1/indicators", params={"year": 2018}).json()["items"]
     assert len(api) == 15
@@ -595,6 +597,9 @@ def test_english_leaves_no_chinese_outside_names(stack: dict[str, Any], chromium
     assert "PM2.5" in pm and "µg/m³" in pm and "pm2_5" not in pm
     temperature = page.locator("#park .park-row[data-metric='temperature']").inner_text()
     assert "Temperature" in temperature and "°C" in temperature and "Cel" not in temperature
+    # labels a screen reader reads, in the page's language too
+    assert page.get_attribute("#map-operator", "aria-label") == "Operator"
+    assert page.get_attribute("#map-criterion", "aria-label") == "Criterion"
     screenshot(page, "english-district")
     assert left == [], left
     page.context.close()

@@ -60,7 +60,10 @@ const layoutParam = new URLSearchParams(location.search).get("layout") || "auto"
 applyLayout(layoutParam);
 
 function showTab(name) {
-  document.querySelectorAll(".tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+  document.querySelectorAll(".tabs button").forEach((b) => {
+    b.classList.toggle("active", b.dataset.tab === name);
+    b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  });
   document.querySelectorAll(".panel").forEach((p) => p.classList.toggle("active", p.id === `panel-${name}`));
 }
 
@@ -157,6 +160,8 @@ function setDistrictShares() {
 function mapCriterionOptions() {
   $("#map-criterion").innerHTML = MAP_CRITERIA.map((c) => `<option value="${c}" ${c === state.mapCriterion ? "selected" : ""}>${t("crit_" + c)}</option>`).join("");
   $("#map-operator").innerHTML = MAP_OPERATORS.map((o) => `<option value="${o}" ${o === state.mapOperator ? "selected" : ""}>${t("op_" + o)}</option>`).join("");
+  $("#map-criterion").setAttribute("aria-label", t("criterion"));
+  $("#map-operator").setAttribute("aria-label", t("operatorLabel"));
   $("#map-view").textContent = viewName(state.mapCriterion, state.mapOperator);
 }
 
