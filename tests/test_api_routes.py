@@ -436,6 +436,13 @@ def test_coverage_by_criterion_and_operator(client: Any) -> None:
     assert one["operator"] == "CHT" and one["share"] <= default["share"]
     bad = client.get("/v1/coverage", params={"operator": "NOPE"})
     assert bad.status_code == 422 and "unknown operator" in bad.text
+    # every_major: the map's fill for the people all three major operators cover, district by district
+    every = client.get("/v1/coverage", params={"criterion": "indoor", "operator": "every_major"}).json()
+    assert every["operator"] == "every_major" and every["share"] == body["every_major"]["share"]
+    assert every["population_covered"] == pytest.approx(sum(d["covered"] for d in every["districts"]))
+    assert every["population_covered"] == pytest.approx(body["every_major"]["population_covered"])
+    any_op = {d["district"]: d["share"] for d in indoor["districts"]}
+    assert all(d["share"] <= any_op[d["district"]] for d in every["districts"])
     assert client.get("/v1/coverage", params={"criterion": "basement"}).status_code == 422
 
 

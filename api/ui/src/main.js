@@ -465,6 +465,7 @@ async function boot() {
   else map.once("idle", panels);
   setInterval(() => renderPark(document).catch(report), PARK_INTERVAL_MS);
   setInterval(() => renderIngest(document).catch(report), INGEST_INTERVAL_MS);
+  setInterval(renderKpis, 30_000); // the outage banner's durations keep counting between events
 }
 
 boot().catch(report);
