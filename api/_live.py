@@ -109,6 +109,9 @@ class LiveCoverage:
         self.stations: Stations | None = None
         self.snapshot: LiveSnapshot | None = None
         self.site_status: NDArray[np.int8] | None = None  # per site (sorted ids), codes of SITE_STATUSES
+        # per site, since when (epoch s) it holds that status; NaN unknown. Kept across reads so a
+        # page loaded mid-outage shows when the outage began, not when the page asked.
+        self.site_since: NDArray[np.float64] | None = None
         self._sites: dict[str, Any] | None = None
         self.error: str | None = None
         self.ready = threading.Event()
@@ -287,19 +290,24 @@ class LiveCoverage:
         from zhongdu.coverage._by_operator import compute_by_operator
 
         assert self.grid is not None
+        every_major = operator == "every_major"
         results = compute_by_operator(
             self.grid,
             self.serving_stations(),
-            operator=operator,
+            operator="each" if every_major else operator,
             model=self.model,
             threshold_dbm=self._settings.rsrp_threshold_dbm,
             criterion=criterion,  # type: ignore[arg-type]
         )
-        main = results.get("any") or next(iter(results.values()))
+        if every_major and "every_major" not in results:
+            raise ValueError("the layout lacks one of the major operators (CHT, TWM, FET)")
+        # every_major: the map's fill and the header for the share a subscriber of any major
+        # operator gets, district by district (the cells all three cover)
+        main = results["every_major"] if every_major else results.get("any") or next(iter(results.values()))
         summary = dict(snapshot.summary)
         summary.update(
             criterion=criterion,
-            operator=operator if operator in ("any", "each") else next(iter(results)),
+            operator=operator if operator in ("any", "each", "every_major") else next(iter(results)),
             population_covered=float(main.population_covered),
             share=float(main.share),
             districts=[
@@ -308,7 +316,7 @@ class LiveCoverage:
                 for d in main.districts
             ],
         )  # fmt: skip
-        if operator == "each":
+        if operator in ("each", "every_major"):
             summary["by_operator"] = {
                 k: {"share": float(v.share), "population_covered": float(v.population_covered)}
                 for k, v in results.items()
@@ -321,6 +329,15 @@ class LiveCoverage:
                     "population_covered": float(every.population_covered),
                 }
         return json.dumps(summary, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def covered_now(self) -> NDArray[np.bool_]:
+        """Per grid cell, covered by the stations serving now: the engine's kept state, no new
+        computation (what merged cells need; best RSRP would mean best servers for every cell)."""
+        with self._lock:
+            assert self._engine is not None
+            covered = self._engine.result().covered
+        assert covered is not None
+        return np.asarray(covered, dtype=bool)
 
     def cells_detail(self, rows: NDArray[np.intp]) -> tuple[NDArray[np.bool_], NDArray[np.float64] | None]:
         """(covered, best RSRP dBm) of the grid cells `rows` under the stations serving now.
@@ -349,6 +366,7 @@ class LiveCoverage:
         if ids is None:
             return
         codes = np.zeros(len(ids), dtype=np.int8)
+        at = np.full(len(ids), np.nan)
         if statuses:
             keys = np.fromiter(statuses.keys(), dtype=ids.dtype, count=len(statuses))
             pos = np.minimum(np.searchsorted(ids, keys), len(ids) - 1)
@@ -361,6 +379,18 @@ class LiveCoverage:
             silent = (state != 3) & (seen > self._settings.station_silence_timeout_s)
             state[silent] = SITE_STATUSES.index("silent")
             codes[pos[known]] = state[known]
+            # when the status began, as far as this process can tell: the report that set it, or
+            # for silence the moment the timeout ran out
+            observed = np.fromiter((t.timestamp() for _, t in values), dtype=float, count=len(values))
+            timeout = self._settings.station_silence_timeout_s
+            at[pos[known]] = np.where(silent, observed + timeout, observed)[known]
+        previous, since = self.site_status, self.site_since
+        if previous is None or since is None or len(previous) != len(codes):
+            since = at
+        else:
+            changed = previous != codes
+            since = np.where(changed, at, since)
+        self.site_since = since
         self.site_status = codes
 
     def sites(self) -> dict[str, Any]:

@@ -99,8 +99,12 @@ class CellPropertiesOut(BaseModel):
     h3: str
     district: str
     population: float
-    best_rsrp_dbm: float | None = Field(description="None for the disk model or where nothing reaches")
-    covered: bool
+    best_rsrp_dbm: float | None = Field(
+        description="None for the disk model, where nothing reaches, and for merged (coarser) cells"
+    )
+    covered: bool = Field(description="a merged (coarser) cell: at least half its grid cells covered")
+    cells: int = Field(1, description="grid cells in this cell: 1 unless a coarser `resolution` merged them")
+    covered_cells: int = Field(description="of `cells`, how many are covered")
 
 
 class PolygonOut(BaseModel):
@@ -133,19 +137,29 @@ class CellCollectionOut(BaseModel):
                         "population": 41.2,
                         "best_rsrp_dbm": -87.5,
                         "covered": True,
+                        "cells": 1,
+                        "covered_cells": 1,
                     },
                 }
             ],
             "computed_at": "2026-11-26T08:00:00+00:00",
             "model": "hata",
             "cells": 1,
+            "resolution": 10,
+            "grid_resolution": 10,
+            "source_cells": 1,
+            "covered_cells": 1,
         }
     )
     type: Literal["FeatureCollection"] = "FeatureCollection"
     features: list[CellFeatureOut]
     computed_at: datetime
     model: str
-    cells: int
+    cells: int = Field(description="features in this answer")
+    resolution: int = Field(description="H3 resolution of the features")
+    grid_resolution: int = Field(description="H3 resolution of the population grid")
+    source_cells: int = Field(description="grid cells of the area (more than `cells` when merged)")
+    covered_cells: int = Field(description="of `source_cells`, how many are covered")
 
 
 class SnapshotOut(BaseModel):

@@ -71,6 +71,7 @@ class SitesOut(BaseModel):
             "sectors": [3, 3],
             "statuses": ["unknown", "up", "degraded", "down", "silent"],
             "status": [1, 3],
+            "since": [1795680000.0, 1795683600.0],
             "computed_at": "2026-11-26T08:00:00+00:00",
         }
     )
@@ -81,6 +82,9 @@ class SitesOut(BaseModel):
     sectors: list[int]
     statuses: list[str]
     status: list[int]
+    since: list[float | None] | None = Field(
+        None, description="per site, since when (Unix seconds) it holds its status; null: never reported"
+    )
     computed_at: datetime
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
+from numpy.typing import NDArray
 
 from zhongdu import storage
 from zhongdu.api._deps import ConnDep, CurrentRole, StateDep
@@ -21,6 +23,7 @@ from zhongdu.api._params import time_range, unprocessable
 router = APIRouter(prefix="/v1/coverage", tags=["coverage"])
 
 MAX_CELLS = 20_000
+MIN_RESOLUTION = 5  # coarser cells than this (~250 km²) would say nothing about a district
 _NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "live coverage is still being computed or failed to start"}
 }
@@ -60,9 +63,10 @@ def get_coverage(
     operator: Annotated[
         str,
         Query(
-            pattern=r"^[A-Za-z]{2,5}$|^[\u4e00-\u9fff]{2,20}$",
-            description="any (default), an operator (CHT, TWM, FET, APT, TSTAR) or each "
-            "(adds `by_operator` and `every_major`)",
+            pattern=r"^[A-Za-z]{2,5}$|^[\u4e00-\u9fff]{2,20}$|^every_major$",
+            description="any (default), an operator (CHT, TWM, FET, APT, TSTAR), each "
+            "(adds `by_operator` and `every_major`) or every_major (the shares, districts "
+            "included, of the people all three major operators cover)",
         ),
     ] = "any",
 ) -> Response:
@@ -123,11 +127,73 @@ def get_cells(
         str | None, Query(max_length=200, description="min_lon,min_lat,max_lon,max_lat (WGS84)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_CELLS, description="refuse (422) when more cells match")] = 5000,
+    resolution: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(auto|[0-9]{1,2})$",
+            description="H3 resolution of the answer: the grid's (default), a coarser one (cells "
+            "merged into their parents), or `auto`: the finest that fits in `limit`",
+        ),
+    ] = None,
 ) -> Response:
-    """H3 cell polygons of a district or a bounding box with population, best RSRP and covered flag."""
+    """H3 cell polygons of a district or a bounding box with population, best RSRP and covered flag.
+
+    A large district (和平區 has 75,629 cells at resolution 10) is served whole at a coarser
+    resolution: each parent cell sums its children's population and counts them and the covered
+    ones (`cells`, `covered_cells`; best RSRP is null), so the page shows every district.
+    """
+    live, snapshot = _live(state)
+    key = (snapshot.computed_at, district, bbox, limit, resolution)
+    with _CELLS_CACHE_LOCK:
+        cached = _CELLS_CACHE.get(key)
+    if cached is None:
+        cached = _cells_body(live, snapshot, district, bbox, limit, resolution)
+        with _CELLS_CACHE_LOCK:
+            # one snapshot's answers: every wall and laptop asks the same few when a snapshot lands
+            for old in [k for k in _CELLS_CACHE if k[0] != snapshot.computed_at]:
+                del _CELLS_CACHE[old]
+            while len(_CELLS_CACHE) >= _CELLS_CACHE_SIZE:
+                del _CELLS_CACHE[next(iter(_CELLS_CACHE))]
+            _CELLS_CACHE[key] = cached
+    return Response(cached, media_type=GeoJSONResponse.media_type)
+
+
+_CELLS_CACHE_SIZE = 16
+_CELLS_CACHE: dict[tuple[Any, ...], bytes] = {}
+_CELLS_CACHE_LOCK = threading.Lock()
+
+
+def _pick_resolution(cells: NDArray[np.uint64], grid_res: int, wanted: str | None, limit: int) -> int:
+    """The answer's resolution: the grid's, the one asked for, or the finest fitting `limit`."""
+    from zhongdu.coverage._candidates import cell_to_parent
+
+    if wanted is None:
+        return grid_res
+    if wanted != "auto":
+        res = int(wanted)
+        if not MIN_RESOLUTION <= res <= grid_res:
+            unprocessable(f"resolution must be between {MIN_RESOLUTION} and the grid's {grid_res}, got {res}")
+        return res
+    for res in range(grid_res, MIN_RESOLUTION - 1, -1):
+        if res == grid_res and len(cells) <= limit:
+            return res
+        if len(np.unique(cell_to_parent(cells, res))) <= limit:
+            return res
+    return MIN_RESOLUTION
+
+
+def _cells_body(
+    live: LiveCoverage,
+    snapshot: LiveSnapshot,
+    district: str | None,
+    bbox: str | None,
+    limit: int,
+    wanted: str | None,
+) -> bytes:
     import h3
 
-    live, snapshot = _live(state)
+    from zhongdu.coverage._candidates import cell_to_parent
+
     grid = live.grid
     assert grid is not None
     if (district is None) == (bbox is None):
@@ -144,18 +210,38 @@ def get_cells(
         lat, lng = live.cell_centres()
         mask = (lat >= min_lat) & (lat <= max_lat) & (lng >= min_lon) & (lng <= max_lon)
     rows = np.flatnonzero(mask)
-    if len(rows) > limit:
+    res = _pick_resolution(grid.cells[rows], grid.resolution, wanted, limit)
+    fine = np.asarray(grid.cells[rows], dtype=np.uint64)
+    parents, first, inverse = np.unique(
+        fine if res == grid.resolution else cell_to_parent(fine, res), return_index=True, return_inverse=True
+    )
+    inverse = inverse.ravel()
+    if len(parents) > limit:
         unprocessable(
-            f"{len(rows)} cells match, more than limit={limit} (at most {MAX_CELLS}); "
-            "narrow the bbox or raise `limit`"
+            f"{len(parents)} cells match, more than limit={limit} (at most {MAX_CELLS}); "
+            "narrow the bbox, raise `limit` or ask for `resolution=auto`"
         )
-    covered, rsrp = live.cells_detail(rows)
+    if res < grid.resolution:
+        # merged cells: the engine's covered flags (instant for 和平區's 75,629 cells, where
+        # best servers per cell take tens of seconds); a merged cell has no single best RSRP
+        covered, rsrp = live.covered_now()[rows], None
+    else:
+        covered, rsrp = live.cells_detail(rows)
+    n = len(parents)
+    population = np.bincount(inverse, weights=grid.population[rows], minlength=n)
+    counts = np.bincount(inverse, minlength=n)
+    covered_counts = np.bincount(inverse, weights=covered.astype(np.float64), minlength=n).astype(np.int64)
+    best_rsrp: NDArray[np.float64] | None = None
+    if rsrp is not None:
+        best_rsrp = np.full(n, -np.inf)
+        np.maximum.at(best_rsrp, inverse, np.where(np.isfinite(rsrp), rsrp, -np.inf))
+    district_of = grid.district_index[rows][first]
     features: list[dict[str, Any]] = []
-    for i, row in enumerate(rows.tolist()):
-        cell = h3.int_to_str(int(grid.cells[row]))
+    for i, parent in enumerate(parents.tolist()):
+        cell = h3.int_to_str(int(parent))
         ring = [[round(lng_, 6), round(lat_, 6)] for lat_, lng_ in h3.cell_to_boundary(cell)]
         ring.append(ring[0])
-        best = None if rsrp is None else float(rsrp[i])
+        best = None if best_rsrp is None else float(best_rsrp[i])
         features.append(
             {
                 "type": "Feature",
@@ -163,10 +249,13 @@ def get_cells(
                 "geometry": {"type": "Polygon", "coordinates": [ring]},
                 "properties": {
                     "h3": cell,
-                    "district": grid.districts[int(grid.district_index[row])],
-                    "population": float(grid.population[row]),
+                    "district": grid.districts[int(district_of[i])],
+                    "population": float(population[i]),
                     "best_rsrp_dbm": best if best is not None and math.isfinite(best) else None,
-                    "covered": bool(covered[i]),
+                    # a merged cell counts as covered when at least half its children are
+                    "covered": bool(2 * covered_counts[i] >= counts[i]),
+                    "cells": int(counts[i]),
+                    "covered_cells": int(covered_counts[i]),
                 },
             }
         )
@@ -176,8 +265,12 @@ def get_cells(
         "computed_at": snapshot.computed_at.isoformat(),
         "model": live.model,
         "cells": len(features),
+        "resolution": res,
+        "grid_resolution": grid.resolution,
+        "source_cells": len(rows),
+        "covered_cells": int(np.count_nonzero(covered)),
     }
-    return Response(json.dumps(body, ensure_ascii=False).encode(), media_type=GeoJSONResponse.media_type)
+    return json.dumps(body, ensure_ascii=False).encode()
 
 
 @router.get("/history", response_model=SnapshotListOut, summary="Stored coverage snapshots")

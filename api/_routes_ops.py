@@ -161,6 +161,10 @@ async def get_sites(
             if format == "geojson":
                 return _sites_geojson(state, status, computed_at)
             tail = b',"status":' + json.dumps(status.tolist(), separators=(",", ":")).encode()
+            since = live.site_since
+            if since is not None and len(since) == len(status):
+                seconds = [None if x != x else round(x, 1) for x in since.tolist()]  # NaN: never reported
+                tail += b',"since":' + json.dumps(seconds, separators=(",", ":")).encode()
             return plain[:-1] + tail + b',"computed_at":' + json.dumps(computed_at).encode() + b"}"
 
         # one build per status read (every few seconds), however many screens ask
@@ -173,6 +177,13 @@ async def get_sites(
 def _event(name: str, data: Any) -> bytes:
     payload = data if isinstance(data, bytes) else json.dumps(data, ensure_ascii=False).encode()
     return b"event: " + name.encode() + b"\ndata: " + payload + b"\n\n"
+
+
+def _since_iso(since: Any, i: int) -> str | None:
+    """When site `i` took its status (ISO 8601), None when unknown."""
+    if since is None or i >= len(since) or not np.isfinite(since[i]):
+        return None
+    return datetime.fromtimestamp(float(since[i]), UTC).isoformat()
 
 
 def _counts(codes: Any) -> dict[str, int]:
@@ -213,7 +224,11 @@ async def _stream(request: Request, state: ApiState, max_s: float) -> AsyncItera
                     {
                         "initial": codes is None,
                         "changes": [
-                            {"station_id": str(ids[i]), "status": SITE_STATUSES[int(now_codes[i])]}
+                            {
+                                "station_id": str(ids[i]),
+                                "status": SITE_STATUSES[int(now_codes[i])],
+                                "since": _since_iso(live.site_since, i),
+                            }
                             for i in changed.tolist()
                         ],
                         "counts": _counts(now_codes),

@@ -13,6 +13,10 @@
      live shares and all 15,788 sites drawn (the page records it; the goal is < 2 s);
    - baseline in the same run: the time the same browser takes just to fetch and parse the three
      bodies the city view needs (districts, coverage, sites), printed as a ratio.
+4. The largest district (`--district`, default 和平區: 75,629 cells at resolution 10) opened as
+   the page opens it (`/v1/coverage/cells?district=…&resolution=auto&limit=12000`): the API's
+   answer (first, then the same snapshot's cached one) and, in the page, the time from the
+   selection to its cells' note (`district_open_ms`).
 Times are wall clock on a shared 2-core machine: noisy; compare within a run.
 """
 
@@ -56,6 +60,19 @@ FETCH_BODIES = """async () => {
 }"""
 
 
+OPEN_DISTRICT = """async (name) => {
+  const t0 = performance.now();
+  window.zhongdu.selectDistrict(name);
+  const note = document.querySelector('#map-note');
+  // a page without merged cells never sets data-resolution: give up after 60 s (null)
+  while (note.dataset.resolution === undefined && note.dataset.error === undefined) {
+    if (performance.now() - t0 > 60000) return null;
+    await new Promise(r => setTimeout(r, 10));
+  }
+  return performance.now() - t0;
+}"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,6 +110,7 @@ def main() -> int:
     parser.add_argument("--layout", choices=["city", "small"], default="city")
     parser.add_argument("--database-url", default=os.environ.get("ZHONGDU_DATABASE_URL"))
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--district", default="和平區", help="the district opened in step 4 ('': skip it)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -125,9 +143,22 @@ def main() -> int:
             results["sites_body_bytes"] = len(sites.content)
             districts = http.get("/v1/map/districts", headers={"Accept-Encoding": "gzip"})
             results["districts_body_gzip_bytes"] = int(districts.headers["content-length"])
+            if args.district:
+                params = {"district": args.district, "resolution": "auto", "limit": 12000}
+                for name in ("district_cells_first_ms", "district_cells_cached_ms"):
+                    t0 = time.perf_counter()
+                    cells = http.get("/v1/coverage/cells", params=params, headers={"Accept-Encoding": "gzip"})
+                    results[name] = 1000 * (time.perf_counter() - t0)
+                    assert cells.status_code == 200, cells.text
+                body = cells.json()
+                results["district_cells"] = {k: body[k] for k in ("source_cells", "cells", "resolution")}
+                results["district_cells_gzip_bytes"] = int(cells.headers["content-length"])
+                print(f"{args.district}: {body['source_cells']} cells as {body['cells']} at resolution "
+                      f"{body['resolution']}, first {results['district_cells_first_ms']:.0f} ms, cached "
+                      f"{results['district_cells_cached_ms']:.0f} ms", file=sys.stderr)
         results["api_ready_s"] = time.perf_counter() - t
         print(f"API ready in {results['api_ready_s']:.1f} s; {results['sites']} sites", file=sys.stderr)
-        paints, fcps, fetches = [], [], []
+        paints, fcps, fetches, opens = [], [], [], []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
             for run in range(args.runs):
@@ -144,6 +175,7 @@ def main() -> int:
                     ".map(f => f.properties.district)).size"
                 )
                 marks = page.evaluate("window.zhongdu.state.marks")
+                opens.append(page.evaluate(OPEN_DISTRICT, args.district) if args.district else None)
                 fetched = page.evaluate(FETCH_BODIES)
                 assert drawn == 29, drawn
                 assert fetched["sites"] == results["sites"]
@@ -167,6 +199,7 @@ def main() -> int:
         baseline_fetch_ms_median=statistics.median(fetches),
         paint_over_fetch=statistics.median(paints) / statistics.median(fetches),
         goal_ms=2000,
+        district_open_ms_median=statistics.median(o for o in opens if o is not None) if any(opens) else None,
     )
     if args.json:
         print(json.dumps(results, indent=2))
@@ -184,6 +217,12 @@ def main() -> int:
         print(f"baseline, fetch+parse of the three bodies alone: median"
               f" {results['baseline_fetch_ms_median']:.0f} ms"
               f" -> city view / baseline = {results['paint_over_fetch']:.2f}x")
+        opened = results["district_open_ms_median"]
+        if args.district:
+            print(f"{args.district} opened in the page (selection to its cells' note): median"
+                  f" {'never' if opened is None else f'{opened:.0f} ms'}; the API's answer alone"
+                  f" {results['district_cells_cached_ms']:.0f} ms (same snapshot, cached),"
+                  f" {results['district_cells_first_ms']:.0f} ms (first)")
     return 0
 
 

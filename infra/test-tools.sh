@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # System tools the tests drive, from Debian's packages: chromium (the operations page's browser
-# tests; Playwright downloads no browser here), nats-server (the second broker implementation) and
-# openssl (a throwaway CA for the TLS tests). `make test` runs this first: as root with apt-get it
-# installs what is missing; otherwise it names what to install and the tests that need it fail
-# with the same advice.
+# tests; Playwright downloads no browser here), nats-server (the second broker implementation),
+# openssl (a throwaway CA for the TLS tests) and fonts-noto-cjk (the page's Chinese in the browser
+# tests' screenshots). `make test` runs this first: as root with apt-get it installs what is
+# missing; otherwise it names what to install and the tests that need it fail with the same advice.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
@@ -13,6 +13,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 fc-list 2>/dev/null | grep -qiE "wqy|noto sans cjk" || missing+=(fonts-wqy-microhei)
 # ... and the text layout library WeasyPrint loads (chromium usually brings it along)
 ldconfig -p 2>/dev/null | grep -q "libpangoft2-1.0" || missing+=(libpangoft2-1.0-0)
+# the page's Chinese in the screenshots: Noto Sans CJK (style.css names it first among CJK fonts)
+[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || missing+=(fonts-noto-cjk)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "installing the tests' system tools: ${missing[*]}"

@@ -216,8 +216,12 @@ def test_event_stream_reports_status_and_coverage_changes(pg_migrated: str, mqtt
     assert names[:2] == ["coverage", "stations"], names
     assert events[0][1]["share"] == before["share"] and events[1][1]["initial"] is True
     changes = [e for n, e in events[2:] if n == "stations"]
-    assert changes and changes[0]["changes"] == [{"station_id": "bs-west", "status": "down"}]
+    assert changes and [(c["station_id"], c["status"]) for c in changes[0]["changes"]] == [("bs-west", "down")]
     assert changes[0]["counts"]["down"] == 1
+    # since: the report's time (the row's observed_at), not the moment the event was sent
+    since = datetime.fromisoformat(changes[0]["changes"][0]["since"])
+    assert since <= datetime.fromisoformat(changes[0]["at"])
+    assert (datetime.fromisoformat(changes[0]["at"]) - since).total_seconds() < 10
     later = [e for n, e in events[2:] if n == "coverage"]
     assert later and later[-1]["share"] < before["share"] and later[-1]["trigger"] == "status-change"
 
@@ -262,3 +266,11 @@ def test_stopping_the_api_ends_open_event_streams(pg_migrated: str, mqtt_url: st
         took = time.monotonic() - started
     listener.join(10)
     assert ended == ["clean"] and took < 3.0, (ended, took)
+
+
+def test_sites_say_since_when_each_holds_its_status(client: Any) -> None:
+    body = client.get("/v1/map/sites").json()
+    assert len(body["since"]) == body["count"] == len(body["status"])
+    unknown = body["statuses"].index("unknown")
+    for code, since in zip(body["status"], body["since"], strict=True):
+        assert (since is None) == (code == unknown)

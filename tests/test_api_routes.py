@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import h3
 import psycopg
 import pytest
 
@@ -152,9 +153,36 @@ def test_coverage_cells_are_gzipped_when_asked(client: Any) -> None:
     assert packed.json()["features"] == plain.json()["features"]  # the client decompressed it
 
 
+def test_coverage_cells_coarser_resolution_keeps_every_cell(client: Any) -> None:
+    """A district too large for `limit` comes whole at a coarser resolution, nothing dropped."""
+    grid = state_of(client.app).live.grid
+    fine = client.get("/v1/coverage/cells", params={"district": "西屯區"}).json()
+    assert fine["resolution"] == fine["grid_resolution"] == grid.resolution
+    assert fine["source_cells"] == fine["cells"] and all(f["properties"]["cells"] == 1 for f in fine["features"])
+    limit = fine["cells"] // 3
+    refused = client.get("/v1/coverage/cells", params={"district": "西屯區", "limit": limit})
+    assert refused.status_code == 422 and "resolution=auto" in refused.text
+    coarse = client.get("/v1/coverage/cells", params={"district": "西屯區", "limit": limit, "resolution": "auto"}).json()
+    assert coarse["resolution"] < grid.resolution and 0 < coarse["cells"] <= limit
+    props = [f["properties"] for f in coarse["features"]]
+    assert sum(p["cells"] for p in props) == coarse["source_cells"] == fine["cells"]
+    covered_fine = sum(f["properties"]["covered"] for f in fine["features"])
+    assert sum(p["covered_cells"] for p in props) == coarse["covered_cells"] == fine["covered_cells"] == covered_fine
+    assert sum(p["population"] for p in props) == pytest.approx(sum(f["properties"]["population"] for f in fine["features"]))
+    parents = {h3.cell_to_parent(f["id"], coarse["resolution"]) for f in fine["features"]}
+    assert {f["id"] for f in coarse["features"]} == parents
+    for f in coarse["features"]:
+        assert f["properties"]["covered"] == (2 * f["properties"]["covered_cells"] >= f["properties"]["cells"])
+    explicit = client.get("/v1/coverage/cells", params={"district": "西屯區", "resolution": coarse["resolution"]})
+    assert {f["id"] for f in explicit.json()["features"]} == parents
+
+
 @pytest.mark.parametrize(
     ("params", "fragment"),
     [
+        ({"district": "西屯區", "resolution": "16"}, "resolution must be between"),
+        ({"district": "西屯區", "resolution": "4"}, "resolution must be between"),
+        ({"district": "西屯區", "resolution": "fine"}, "should match pattern"),
         ({}, "exactly one of"),
         ({"district": "大安區x"}, "unknown district"),
         ({"bbox": "1,2,3"}, "4 numbers"),
@@ -417,6 +445,13 @@ def test_coverage_by_criterion_and_operator(client: Any) -> None:
     assert one["operator"] == "CHT" and one["share"] <= default["share"]
     bad = client.get("/v1/coverage", params={"operator": "NOPE"})
     assert bad.status_code == 422 and "unknown operator" in bad.text
+    # every_major: the map's fill for the people all three major operators cover, district by district
+    every = client.get("/v1/coverage", params={"criterion": "indoor", "operator": "every_major"}).json()
+    assert every["operator"] == "every_major" and every["share"] == body["every_major"]["share"]
+    assert every["population_covered"] == pytest.approx(sum(d["covered"] for d in every["districts"]))
+    assert every["population_covered"] == pytest.approx(body["every_major"]["population_covered"])
+    any_op = {d["district"]: d["share"] for d in indoor["districts"]}
+    assert all(d["share"] <= any_op[d["district"]] for d in every["districts"])
     assert client.get("/v1/coverage", params={"criterion": "basement"}).status_code == 422
 
 

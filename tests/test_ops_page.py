@@ -203,6 +203,8 @@ def test_district_click_shows_its_cells(stack: dict[str, Any], chromium: Any) ->
 def test_indicator_table_matches_the_api(stack: dict[str, Any], chromium: Any) -> None:
     watched = _open(chromium, stack["url"])
     page = watched.page
+    assert page.get_attribute("nav.tabs button[data-tab='indicators']", "aria-selected") == "true"
+    assert page.get_attribute("nav.tabs button[data-tab='live']", "aria-selected") == "false"
     page.select_option("#year", "2018")
     api = stack["http"].get("/v1/indicators", params={"year": 2018}).json()["items"]
     assert len(api) == 15
@@ -367,7 +369,20 @@ def test_scenario_run_from_the_page_shows_its_sites(stack: dict[str, Any], chrom
     assert [p["station_id"] for p in stored["result"]["picks"]] == rows
     assert page.locator(".pick-marker").count() == len(rows)
     assert [m.inner_text() for m in page.locator(".pick-marker").all()] == [str(i + 1) for i in range(len(rows))]
+    # each pick says where it is (the candidate's coordinates), in which district, and its cost
+    first = page.locator("table.picks tbody tr").first
+    lon, lat = float(first.get_attribute("data-lon")), float(first.get_attribute("data-lat"))
+    cells = first.locator("td").all_inner_texts()
+    assert cells[2] == "北屯區" and cells[3] == f"{lon:.5f}" and cells[4] == f"{lat:.5f}" and cells[5] == "1"
+    if len(rows) < 3:  # fewer than the budget: the page says why
+        assert "只需" in page.locator("#scenario-result .answer").inner_text()
     screenshot(page, "scenario")
+    # a target already met is said plainly
+    page.check("input[name=goal][value=target]")
+    page.fill("#goal-value", "1")
+    page.click("#run")
+    page.wait_for_selector("#scenario-result .answer", timeout=60_000)
+    assert "目標已達成" in page.locator("#scenario-result .answer").inner_text()
     assert watched.errors == [] and watched.outside == []
     page.context.close()
 
@@ -404,3 +419,199 @@ def test_english_and_wall_layout(stack: dict[str, Any], chromium: Any) -> None:
     screenshot(page, "wall-en")
     assert watched.errors == [] and watched.outside == []
     page.context.close()
+
+
+def _cells_requests(watched: Any) -> list[str]:
+    return [u for u in watched.requests if "/v1/coverage/cells" in u]
+
+
+def test_large_district_opens_whole_at_a_coarser_resolution(stack: dict[str, Any], chromium: Any) -> None:
+    """A district with more cells than the page asks for (和平區's 75,629 in the city) opens merged."""
+    http = stack["http"]
+    fine = http.get("/v1/coverage/cells", params={"district": "西屯區"}).json()
+    limit = max(1, fine["cells"] // 3)
+    watched = watched_page(chromium)
+    page = watched.page
+    page.goto(f"{stack['url']}/?cell_limit={limit}")
+    page.wait_for_function("document.body.dataset.ready === '1'", timeout=60_000)
+    _click_district(page, "西屯區")
+    page.wait_for_function("document.querySelector('#map-note').dataset.resolution !== undefined")
+    note = page.locator("#map-note")
+    assert int(note.get_attribute("data-resolution")) < fine["resolution"]
+    assert note.get_attribute("data-cells") == str(fine["cells"])  # every cell, merged
+    assert note.get_attribute("data-covered") == str(fine["covered_cells"])
+    assert page.locator(".popup[data-district='西屯區'] #popup-cells").inner_text() != "…"
+    page.wait_for_function("window.zhongdu.map.queryRenderedFeatures({layers: ['cell-fill']}).length > 0")
+    screenshot(page, "district-merged")
+    assert all("resolution=auto" in u for u in _cells_requests(watched))
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+
+
+def _station_codes(http: httpx.Client) -> dict[str, int]:
+    sites = http.get("/v1/map/sites").json()
+    names = sites["statuses"]
+    counts = {name: 0 for name in names}
+    for code in sites["status"]:
+        counts[names[code]] += 1
+    return {"serving": counts["up"] + counts["degraded"], "down": counts["down"],
+            "noreport": counts["unknown"] + counts["silent"], "total": len(sites["status"])}
+
+
+def _header_counts(page: Any) -> dict[str, int]:
+    data = page.eval_on_selector("#kpi-serving", "e => ({...e.dataset})")
+    return {k: int(data[k]) for k in ("serving", "down", "noreport", "total")}
+
+
+def test_header_counts_banner_and_a_failed_cells_request_that_never_loops(
+    stack: dict[str, Any], chromium: Any
+) -> None:
+    """The header counts what the map draws; a site going down shows the banner without a reload;
+    a failed cells request is said once and not repeated on the next snapshot."""
+    http = stack["http"]
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    assert _header_counts(page) == _station_codes(http)
+    assert page.locator("#outage-banner").is_hidden()
+    refused: list[str] = []
+
+    def refuse(r: Any) -> None:
+        refused.append(r.request.url)
+        r.fulfill(status=503, content_type="application/json", body='{"message": "test: cells refused"}')
+
+    page.route("**/v1/coverage/cells**", refuse)
+    _click_district(page, "北屯區")
+    page.wait_for_function("document.querySelector('#map-note').dataset.error === '503'")
+    assert "cells refused" in page.locator("#map-note").inner_text()
+    assert page.locator("#popup-cells").inner_text() == "–"
+    assert len(refused) == 1
+    before = _header_counts(page)
+    computed_at = page.evaluate("window.zhongdu.state.coverage.computed_at")
+    report = {"time": time.time(), "status": "down", "sectors": []}
+    with publisher(stack["mqtt"], f"ops-pub3-{RUN}") as client:
+        publish_all(client, [(f"zhongdu/v1/bs/{EAST}/telemetry", json.dumps(report).encode())])
+    page.wait_for_function(f"window.zhongdu.siteStatus('{EAST}') === 'down'", timeout=30_000)
+    page.wait_for_function("Number(document.querySelector('#kpi-serving').dataset.down) >= 1")
+    after = _header_counts(page)
+    assert after == _station_codes(http)
+    assert after["down"] == before["down"] + 1
+    banner = page.locator("#outage-banner")
+    banner.wait_for(state="visible")
+    assert banner.get_attribute("data-count") == str(after["down"])
+    assert "中斷" in banner.inner_text()
+    # the snapshot after the outage lands; the refused cells are not asked for again
+    page.wait_for_function(f"window.zhongdu.state.coverage.computed_at !== '{computed_at}'", timeout=30_000)
+    page.wait_for_timeout(1000)
+    assert len(refused) == 1
+    screenshot(page, "outage-banner")
+    page.unroute("**/v1/coverage/cells**")
+    since = page.evaluate(f"window.zhongdu.state.outages.get('{EAST}').since")
+    # the row reaches the site by keyboard
+    page.click("nav.tabs button[data-tab='live']")
+    row = page.locator(f"#outages li[data-station-id='{EAST}']")
+    row.focus()
+    page.keyboard.press("Enter")
+    page.locator(f".popup[data-site='{EAST}']").wait_for()
+    assert page.evaluate("window.zhongdu.map.getZoom()") >= 14
+    page.context.close()
+    # a reload keeps when the outage began
+    again = _open(chromium, stack["url"])
+    reloaded = again.page.evaluate(f"window.zhongdu.state.outages.get('{EAST}').since")
+    assert abs(datetime.fromisoformat(reloaded).timestamp() - datetime.fromisoformat(since).timestamp()) < 1.0
+    assert again.page.locator("#outage-banner").is_visible()
+    assert again.errors == [] and again.outside == []
+    again.page.context.close()
+    up = {"time": time.time(), "status": "up", "sectors": []}
+    with publisher(stack["mqtt"], f"ops-pub4-{RUN}") as client:
+        publish_all(client, [(f"zhongdu/v1/bs/{EAST}/telemetry", json.dumps(up).encode())])
+
+
+def test_operator_view_moves_with_an_outage(stack: dict[str, Any], chromium: Any) -> None:
+    """Indoor by one operator (the small city's west site is CHT's): the fill, the header and the
+    labels are that view's, its scale spans its shares, and the site going down moves them without
+    a reload. (Every major operator is 0 % everywhere in this 3-site city: nothing to move.)"""
+    http = stack["http"]
+    params = {"criterion": "indoor", "operator": "CHT"}
+    watched = _open(chromium, stack["url"])
+    page = watched.page
+    page.select_option("#map-criterion", "indoor")
+    assert "every_major" in page.eval_on_selector_all("#map-operator option", "os => os.map(o => o.value)")
+    page.select_option("#map-operator", "CHT")
+    page.wait_for_function("document.getElementById('map').dataset.operator === 'CHT'")
+    api = http.get("/v1/coverage", params=params).json()
+    shares = {d["district"]: d["share"] for d in api["districts"]}
+    assert _district_fill(page, sorted(shares)) == shares
+    assert float(page.locator("#kpi-share").get_attribute("data-share")) == api["share"]
+    assert "室內・中華電信" in page.locator("#map-view").inner_text()
+    assert "室內・中華電信" in page.locator("#kpi-view").inner_text()
+    steps = [float(x) for x in page.locator("#share-ticks").get_attribute("data-steps").split(",")]
+    assert len(steps) == 6 and steps == sorted(steps) and steps[0] < steps[-1]
+    assert steps[0] <= max(shares.values()) and steps[-1] >= min(shares.values())  # spans what is shown
+    label = page.locator(".district-label[data-district='西屯區']")
+    assert float(label.get_attribute("data-share")) == shares["西屯區"]
+    screenshot(page, "operator-view")
+    before = api["share"]
+    computed_at = page.evaluate("window.zhongdu.state.coverage.computed_at")
+    report = {"time": time.time(), "status": "down", "sectors": []}
+    with publisher(stack["mqtt"], f"ops-pub5-{RUN}") as client:
+        publish_all(client, [(f"zhongdu/v1/bs/{WEST}/telemetry", json.dumps(report).encode())])
+    try:
+        page.wait_for_function(f"window.zhongdu.state.coverage.computed_at !== '{computed_at}'", timeout=30_000)
+        page.wait_for_function(f"Number(document.querySelector('#kpi-share').dataset.share) < {before}",
+                               timeout=30_000)
+        after = http.get("/v1/coverage", params=params).json()
+        page.wait_for_function(f"Number(document.querySelector('#kpi-share').dataset.share) === {after['share']}")
+        assert _district_fill(page, sorted(shares)) == {d["district"]: d["share"] for d in after["districts"]}
+        banner = page.locator("#outage-banner")
+        banner.wait_for(state="visible")
+        people = before * api["population_total"] - after["share"] * after["population_total"]
+        assert float(banner.get_attribute("data-people")) == pytest.approx(people, abs=1)
+        screenshot(page, "operator-view-outage")
+        assert watched.errors == [] and watched.outside == []
+    finally:
+        page.context.close()
+        up = {"time": time.time(), "status": "up", "sectors": []}
+        with publisher(stack["mqtt"], f"ops-pub6-{RUN}") as client:
+            publish_all(client, [(f"zhongdu/v1/bs/{WEST}/telemetry", json.dumps(up).encode())])
+
+
+def test_english_leaves_no_chinese_outside_names(stack: dict[str, Any], chromium: Any) -> None:
+    watched = _open(chromium, stack["url"], width=1920, height=1080)
+    page = watched.page
+    _click_district(page, "西屯區")
+    page.wait_for_function("document.querySelector('#map-note').dataset.cells > 0")
+    page.click("#lang")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function("document.getElementById('score').textContent.includes('Weighted score')")
+    page.wait_for_timeout(500)
+    left = page.evaluate(
+        """() => { const out = []; const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+             for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+               const el = n.parentElement; if (!el || !el.offsetParent && el.tagName !== 'OPTION') continue;
+               if (el.closest('#lang')) continue;  // the button back to Chinese says 中文
+               if (/[\\u4e00-\\u9fff]/.test(n.textContent)) out.push(n.textContent.trim()); }
+             return out; }"""
+    )
+    page.wait_for_selector("#park .park-row[data-metric='pm2_5']")
+    pm = page.locator("#park .park-row[data-metric='pm2_5']").inner_text()
+    assert "PM2.5" in pm and "µg/m³" in pm and "pm2_5" not in pm
+    temperature = page.locator("#park .park-row[data-metric='temperature']").inner_text()
+    assert "Temperature" in temperature and "°C" in temperature and "Cel" not in temperature
+    # labels a screen reader reads, in the page's language too
+    assert page.get_attribute("#map-operator", "aria-label") == "Operator"
+    assert page.get_attribute("#map-criterion", "aria-label") == "Criterion"
+    screenshot(page, "english-district")
+    assert left == [], left
+    page.context.close()
+
+
+def test_every_catalogue_metric_has_a_readable_name() -> None:
+    """The page names every metric the ingester accepts, in both languages."""
+    import re
+
+    from zhongdu.ingest._metrics_catalogue import METRICS
+
+    source = (SCREENSHOTS.parents[1] / "api" / "ui" / "src" / "metric_names.js").read_text()
+    table = source[source.index("METRIC_NAMES = {"):source.index("};")]
+    named = dict(re.findall(r'^\s+(\w+): \[("[^"]+", "[^"]+")\],$', table, re.MULTILINE))
+    assert sorted(named) == sorted(METRICS)

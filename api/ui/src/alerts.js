@@ -166,6 +166,8 @@ function onAlert(root, map, event, log) {
 }
 
 export async function startAlerts(root, map, log) {
+  // handlers attached here, never inline: the page's CSP refuses inline script
+  root.querySelector(".ack-form")?.addEventListener("submit", (event) => event.preventDefault());
   wireAck(root);
   const body = await getJson("/v1/alerts", { limit: 500 });
   body.items.filter((i) => i.state !== "resolved").forEach((i) => alerts.active.set(i.incident_id, i));

@@ -21,6 +21,8 @@ export const TARGET_COLOUR = "#f0f0f0"; // near white, dashed
 // viridis, 6 steps from dark purple to yellow
 export const VIRIDIS = ["#440154", "#414487", "#2a788e", "#22a884", "#7ad151", "#fde725"];
 export const RSRP_STEPS = [-110, -100, -95, -90, -80]; // dBm
+// cells nothing covers: Okabe-Ito's reddish purple, far lighter than viridis' dark purple end
+export const UNCOVERED = "#cc79a7";
 
 // Okabe-Ito: up blue, degraded orange, down vermillion (the red), silent grey, unknown pale
 export const STATUS_NAMES = ["unknown", "up", "degraded", "down", "silent"];

@@ -187,6 +187,11 @@ const STRINGS = {
   locked: ["本年度已評核鎖定，不再接受填報", "This year is evaluated and locked: no more entries"],
 };
 
+// Strings of a feature module, kept with its code (the keys must not clash with the table above).
+export function addStrings(table) {
+  Object.entries(table).forEach(([k, v]) => { if (!(k in STRINGS)) STRINGS[k] = v; });
+}
+
 let lang = (new URLSearchParams(location.search).get("lang") || localStorage.getItem("zd-lang") || "zh") === "en" ? 1 : 0;
 
 export function t(key) {

@@ -2,6 +2,7 @@
 // readings per kind with trends, and the ingester's health.
 import { getJson } from "./api.js";
 import { currentLang, fmtNum, fmtPct, fmtTime, t } from "./i18n.js";
+import { metricName, unitLabel } from "./metric_names.js";
 import { sparkline } from "./sparkline.js";
 
 export function renderOutages(root, state) {
@@ -11,7 +12,7 @@ export function renderOutages(root, state) {
     list.innerHTML = `<li class="muted">${t("noOutages")}</li>`;
     return;
   }
-  list.innerHTML = rows.map((o) => `<li class="outage" data-station-id="${o.id}" data-status="${o.status}">
+  list.innerHTML = rows.map((o) => `<li class="outage" data-station-id="${o.id}" data-status="${o.status}" tabindex="0" role="button" aria-label="${o.id} ${t("st_" + o.status)}">
       <span class="dot s-${o.status}"></span><b class="mono">${o.id}</b>
       <span>${t("st_" + o.status)}</span>
       <span class="muted">${fmtTime(o.since)}</span>
@@ -19,12 +20,19 @@ export function renderOutages(root, state) {
     </li>`).join("");
 }
 
+// Events keep how to say them (a function of the current language), so switching language
+// rewrites the log too.
+const eventLog = [];
+
 export function logEvent(root, text) {
-  const log = root.querySelector("#events");
-  const li = document.createElement("li");
-  li.innerHTML = `<span class="muted">${fmtTime(new Date().toISOString())}</span> ${text}`;
-  log.prepend(li);
-  while (log.children.length > 30) log.lastChild.remove();
+  eventLog.unshift({ at: new Date().toISOString(), say: typeof text === "function" ? text : () => text });
+  eventLog.length = Math.min(eventLog.length, 30);
+  renderEvents(root);
+}
+
+export function renderEvents(root) {
+  root.querySelector("#events").innerHTML = eventLog
+    .map((e) => `<li><span class="muted">${fmtTime(e.at)}</span> ${e.say()}</li>`).join("");
 }
 
 // The ingester's device kinds, named for the operations center, and the metrics each card shows
@@ -76,7 +84,7 @@ export async function renderPark(root) {
       const row = document.createElement("div");
       row.className = "park-row";
       row.dataset.metric = item.metric;
-      row.innerHTML = `<span class="metric">${item.metric}</span><b class="num">${fmtNum(item.latest, 2)}</b><span class="unit">${item.unit || ""}</span>`;
+      row.innerHTML = `<span class="metric" title="${item.metric}">${metricName(item.metric)}</span><b class="num">${fmtNum(item.latest, 2)}</b><span class="unit">${unitLabel(item.unit)}</span>`;
       row.appendChild(sparkline(item.points));
       card.appendChild(row);
     });

@@ -7,12 +7,14 @@ import { getJson } from "./api.js";
 import { STATUS_NAMES } from "./colours.js";
 import { applyStatic, currentLang, fmtInt, fmtPct, fmtTime, t, toggleLang } from "./i18n.js";
 import { CRITERIA, criterionOptions, drawChart, importCsv, lockYear, renderChart, renderIndicators, targetForYear } from "./indicators.js";
-import { logEvent, renderIngest, renderOutages, renderPark } from "./live.js";
+import { logEvent, renderEvents, renderIngest, renderOutages, renderPark } from "./live.js";
 import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, pickMarker, popup } from "./map.js";
 import { SitesLayer } from "./sites_layer.js";
 import { addPetitionLayer, onPetitionHotspot, renderPetitions } from "./petitions.js";
-import { runScenario } from "./scenarios.js";
+import { renderScenario, runScenario } from "./scenarios.js";
 import { addDeviceLayer, deviceHtml, loadDevices, rerenderAlerts, startAlerts } from "./alerts.js";
+import { DistrictLabels, MAP_CRITERIA, MAP_OPERATORS, applyFill, viewName } from "./district_view.js";
+import { districtQuery, layoutLabel, wireOutageList, renderOutageBanner, renderStationKpi, viewBoxQuery } from "./ops_status.js";
 
 const PARK_INTERVAL_MS = 30_000;
 const INGEST_INTERVAL_MS = 5_000;
@@ -34,6 +36,7 @@ const state = {
     ? new URLSearchParams(location.search).get("criterion")
     : "outdoor", // of the 4G indicator (B7-2): the API's default, docs/coverage.md#criteria
   mapCriterion: "outdoor", // of the district fill: outdoor (live, streamed), indoor or capacity
+  mapOperator: "any", // of the district fill and header: any, one operator, or every_major
   mapCoverage: null, // body of GET /v1/coverage?criterion=mapCriterion when not outdoor
   stream: "connecting",
   firstPaint: null,
@@ -50,22 +53,33 @@ function applyLayout(mode) {
   const wall = mode === "wall" || (mode === "auto" && window.innerWidth >= 1800);
   document.body.classList.toggle("wall", wall);
   document.body.classList.toggle("laptop", !wall);
+  const button = document.getElementById("layout");
+  button.textContent = layoutLabel(wall);
+  button.setAttribute("aria-pressed", String(wall));
+  button.dataset.layout = wall ? "wall" : "laptop";
 }
 const layoutParam = new URLSearchParams(location.search).get("layout") || "auto";
 applyLayout(layoutParam);
 
 function showTab(name) {
-  document.querySelectorAll(".tabs button").forEach((b) => b.classList.toggle("active", b.dataset.tab === name));
+  document.querySelectorAll(".tabs button").forEach((b) => {
+    b.classList.toggle("active", b.dataset.tab === name);
+    b.setAttribute("aria-selected", String(b.dataset.tab === name));
+  });
   document.querySelectorAll(".panel").forEach((p) => p.classList.toggle("active", p.id === `panel-${name}`));
 }
 
 function renderKpis() {
   const c = state.coverage;
   if (!c) return;
-  $("#kpi-share").textContent = fmtPct(c.share, 3);
-  $("#kpi-share").dataset.share = c.share;
-  $("#kpi-serving").textContent = `${fmtInt(c.stations_serving)} / ${fmtInt(c.stations_total)}`;
+  // the header's share is the map's view (criterion and operator), named beside it
+  const view = mapCoverage() || c;
+  $("#kpi-share").textContent = fmtPct(view.share, 3);
+  $("#kpi-share").dataset.share = view.share;
+  $("#kpi-view").textContent = viewName(state.mapCriterion, state.mapOperator);
+  renderStationKpi(document, state.codes);
   $("#kpi-outages").textContent = fmtInt([...state.outages.values()].length);
+  renderOutageBanner(document, state, peopleAffected());
   $("#kpi-updated").textContent = fmtTime(c.computed_at);
   $("#stream").textContent = t(state.stream === "ok" ? "streamOk" : state.stream === "lost" ? "streamLost" : "connecting");
   $("#stream").className = `stream ${state.stream}`;
@@ -79,10 +93,19 @@ function yearOptions() {
 function renderAll() {
   applyStatic();
   $("#lang").textContent = t("lang");
+  applyLayout(document.body.classList.contains("wall") ? "wall" : "laptop");
   yearOptions();
   criterionOptions(document, state);
   mapCriterionOptions();
   if (!state.cellQuery) $("#map-note").textContent = t("zoomForCells");
+  else if (state.cells) cellsNote(state.cellQuery, state.cells);
+  renderEvents(document);
+  renderScenario(document, state);
+  setDistrictShares();
+  // popups are written in one language: closed, the selected district's reopened in the new one
+  document.querySelectorAll(".maplibregl-popup").forEach((p) => p.remove());
+  if (state.selected && map) popup(map, map.getCenter(), districtHtml(state.selected));
+  if (state.cells) { const el = document.getElementById("popup-cells"); if (el) el.textContent = fmtInt(state.cells.source_cells); }
   renderIngest(document).catch(report);
   renderKpis();
   renderOutages(document, state);
@@ -102,36 +125,69 @@ function report(err) {
 
 let map;
 
-// The district fill's criterion: outdoor is the live snapshot the stream pushes; indoor and
-// capacity are GET /v1/coverage?criterion= (computed once per snapshot by the API), fetched
-// again whenever the stream announces a new snapshot.
-const MAP_CRITERIA = ["outdoor", "indoor", "capacity"];
+// The district fill's criterion and operator: outdoor by any operator is the live snapshot the
+// stream pushes; any other view is GET /v1/coverage?criterion=&operator= (computed once per
+// snapshot by the API), fetched again whenever the stream announces a new snapshot.
+function defaultView() {
+  return state.mapCriterion === "outdoor" && state.mapOperator === "any";
+}
 
 function mapCoverage() {
-  return state.mapCriterion === "outdoor" ? state.coverage : state.mapCoverage;
+  return defaultView() ? state.coverage : state.mapCoverage;
+}
+
+// People who lost coverage under the map's criterion: its population covered at the last
+// snapshot with no site down, minus now (unknown until such a snapshot was seen).
+function updateBaseline() {
+  const coverage = mapCoverage();
+  const down = [...state.outages.values()].some((o) => o.status === "down");
+  if (coverage && !down) state.baseline = { criterion: state.mapCriterion, covered: coverage.population_covered };
+}
+
+function peopleAffected() {
+  const coverage = mapCoverage();
+  const b = state.baseline;
+  return coverage && b && b.criterion === state.mapCriterion ? b.covered - coverage.population_covered : null;
 }
 
 function setDistrictShares() {
   const coverage = mapCoverage();
   if (!map || !coverage || !map.getSource("districts")) return;
   coverage.districts.forEach((d) => map.setFeatureState({ source: "districts", id: d.district }, { share: d.share }));
+  applyFill(map, coverage);
+  if (state.labels) state.labels.update(coverage, state.districtNames);
   map.getContainer().dataset.criterion = coverage.criterion || "outdoor";
+  map.getContainer().dataset.operator = coverage.operator || "any";
+  $("#map-view").textContent = viewName(state.mapCriterion, state.mapOperator);
 }
 
 function mapCriterionOptions() {
   $("#map-criterion").innerHTML = MAP_CRITERIA.map((c) => `<option value="${c}" ${c === state.mapCriterion ? "selected" : ""}>${t("crit_" + c)}</option>`).join("");
+  $("#map-operator").innerHTML = MAP_OPERATORS.map((o) => `<option value="${o}" ${o === state.mapOperator ? "selected" : ""}>${t("op_" + o)}</option>`).join("");
+  $("#map-criterion").setAttribute("aria-label", t("criterion"));
+  $("#map-operator").setAttribute("aria-label", t("operatorLabel"));
+  $("#map-view").textContent = viewName(state.mapCriterion, state.mapOperator);
 }
 
 let mapTicket = 0;
 
 async function loadMapCriterion() {
   const criterion = state.mapCriterion;
+  const operator = state.mapOperator;
   const mine = ++mapTicket;
-  if (criterion === "outdoor") { state.mapCoverage = null; setDistrictShares(); return; }
-  const body = await getJson("/v1/coverage", { criterion });
+  if (defaultView()) { state.mapCoverage = null; setDistrictShares(); renderKpis(); return; }
+  let body;
+  try {
+    body = await getJson("/v1/coverage", { criterion, operator });
+  } catch (err) {
+    if (mine === mapTicket) $("#map-view").textContent = `${viewName(criterion, operator)}: ${err.message}`;
+    throw err;
+  }
   if (mine !== mapTicket) return; // a newer choice or snapshot won
   state.mapCoverage = body;
   setDistrictShares();
+  updateBaseline();
+  renderKpis();
 }
 
 function districtHtml(name) {
@@ -140,7 +196,8 @@ function districtHtml(name) {
   const live = coverage ? coverage.districts.find((d) => d.district === name) : null;
   const target = targetForYear(state, state.year);
   const en = currentLang() === "en";
-  return `<div class="popup" data-district="${name}"><h3>${name} <small>${f ? f.properties.name_en : ""}</small></h3>
+  const title = en ? (f ? f.properties.name_en : name) : `${name} <small>${f ? f.properties.name_en : ""}</small>`;
+  return `<div class="popup" data-district="${name}"><h3>${title}</h3>
     <dl>
       <dt>${t("population")}</dt><dd>${fmtInt(live ? live.population : f && f.properties.population)}</dd>
       <dt>${t("covered")}</dt><dd>${fmtInt(live && live.covered)}</dd>
@@ -148,6 +205,13 @@ function districtHtml(name) {
       <dt>${t("planTarget")}</dt><dd>${target ? `${fmtPct(target.value, 0)} (${target.year}${en ? "" : " 年"})` : "–"}</dd>
       <dt>${t("cells")}</dt><dd id="popup-cells">…</dd>
     </dl></div>`;
+}
+
+function cellsNote(query, cells) {
+  const merged = cells.resolution < cells.grid_resolution
+    ? ` (${t("cellsMerged")} ${cells.resolution}: ${fmtInt(cells.cells)} ${t("hexagons")})` : "";
+  const district = query.district && currentLang() === "en" ? state.districtNames.get(query.district) || query.district : query.district;
+  $("#map-note").textContent = `${district || ""} ${fmtInt(cells.source_cells)} ${t("cells")} · ${t("coveredCells")} ${fmtInt(cells.covered_cells)}${merged}`;
 }
 
 async function loadCells(query) {
@@ -164,23 +228,31 @@ async function loadCells(query) {
     if (state.cellQuery !== query) return; // a newer query won
     state.cells = cells;
     map.getSource("cells").setData(cells);
-    const covered = cells.features.filter((f) => f.properties.covered).length;
-    note.textContent = `${query.district || ""} ${fmtInt(cells.cells)} ${t("cells")} · ${t("coveredCells")} ${fmtInt(covered)}`;
-    note.dataset.cells = cells.cells;
-    note.dataset.covered = covered;
+    cellsNote(query, cells);
+    note.dataset.cells = cells.source_cells;
+    note.dataset.covered = cells.covered_cells;
+    note.dataset.resolution = cells.resolution;
+    delete note.dataset.error;
     const el = document.getElementById("popup-cells");
-    if (el) el.textContent = fmtInt(cells.cells);
+    if (el) el.textContent = fmtInt(cells.source_cells);
   } catch (err) {
-    if (err.status === 422) note.textContent = t("tooManyCells");
-    else report(err);
+    if (state.cellQuery !== query) return;
+    // a failed query is not asked again on the next snapshot: the operator's next move asks anew
+    state.cellQuery = null;
+    state.cells = null;
+    map.getSource("cells").setData({ type: "FeatureCollection", features: [] });
+    note.textContent = `${t("cellsFailed")}: ${err.status || ""} ${err.message}`;
+    note.dataset.error = err.status || "network";
+    const el = document.getElementById("popup-cells");
+    if (el) el.textContent = "–";
+    if (!err.status) report(err);
   }
 }
 
 function viewQuery() {
-  if (state.selected) return { district: state.selected, limit: 20000 };
+  if (state.selected) return districtQuery(state.selected);
   if (map.getZoom() < CELL_ZOOM) return null;
-  const b = map.getBounds();
-  return { bbox: [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((x) => x.toFixed(5)).join(","), limit: 6000 };
+  return viewBoxQuery(map.getBounds());
 }
 
 function selectDistrict(name, lngLat) {
@@ -190,7 +262,7 @@ function selectDistrict(name, lngLat) {
   const f = state.districts.features.find((x) => x.properties.district === name);
   if (lngLat) popup(map, lngLat, districtHtml(name));
   if (f) map.fitBounds(boundsOf(f.geometry), { padding: 40, duration: 0, maxZoom: 14 });
-  loadCells({ district: name, limit: 20000 });
+  loadCells(districtQuery(name));
 }
 window.zhongdu.selectDistrict = selectDistrict;
 
@@ -212,6 +284,16 @@ async function siteClick(index, lngLat) {
   }
   popup(map, lngLat, `${html}</div>`);
 }
+
+// An outage row's site: centred at street zoom, its popup open.
+function flyToSite(id) {
+  const i = state.siteIndex.get(id);
+  if (i == null) return;
+  const at = [state.sites.lon[i], state.sites.lat[i]];
+  map.jumpTo({ center: at, zoom: Math.max(map.getZoom(), 14) });
+  siteClick(i, at);
+}
+window.zhongdu.flyToSite = flyToSite;
 
 function currentStatus(index) {
   return state.codes[index];
@@ -247,31 +329,32 @@ function onCoverage(summary) {
   const previous = state.coverage;
   state.coverage = summary;
   setDistrictShares();
+  updateBaseline();
   if (previous && previous.computed_at !== summary.computed_at) {
     const delta = summary.share - previous.share;
     state.outages.forEach((o) => { if (o.delta == null) o.delta = delta; });
-    if (Math.abs(delta) > 0) logEvent(document, `${t("coverageChange")} ${delta >= 0 ? "+" : ""}${(100 * delta).toFixed(4)} pp → ${fmtPct(summary.share, 3)}`);
+    if (Math.abs(delta) > 0) logEvent(document, () => `${t("coverageChange")} ${delta >= 0 ? "+" : ""}${(100 * delta).toFixed(4)} pp → ${fmtPct(summary.share, 3)}`);
     renderOutages(document, state);
     clearTimeout(cellsTimer);
     cellsTimer = setTimeout(() => state.cellQuery && loadCells(state.cellQuery), 300);
-    if (state.mapCriterion !== "outdoor") loadMapCriterion().catch(report);
+    if (!defaultView()) loadMapCriterion().catch(report);
   }
   renderKpis();
 }
 
 function onStations(event) {
   if (!state.sites) return;
-  event.changes.forEach(({ station_id: id, status }) => {
+  event.changes.forEach(({ station_id: id, status, since }) => {
     const i = state.siteIndex.get(id);
     if (i == null) return;
     const code = STATUS_NAMES.indexOf(status);
     state.sitesLayer.setStatus(i, code);
     if (status === "down" || status === "silent") {
-      if (!state.outages.has(id) || state.outages.get(id).status !== status) state.outages.set(id, { id, status, since: event.at, delta: null });
-      if (!event.initial) logEvent(document, `<span class="dot s-${status}"></span><b class="mono">${id}</b> ${t("st_" + status)}`);
+      if (!state.outages.has(id) || state.outages.get(id).status !== status) state.outages.set(id, { id, status, since: since || event.at, delta: null });
+      if (!event.initial) logEvent(document, () => `<span class="dot s-${status}"></span><b class="mono">${id}</b> ${t("st_" + status)}`);
     } else if (state.outages.has(id)) {
       state.outages.delete(id);
-      if (!event.initial) logEvent(document, `<span class="dot s-${status}"></span><b class="mono">${id}</b> ${t("st_" + status)}`);
+      if (!event.initial) logEvent(document, () => `<span class="dot s-${status}"></span><b class="mono">${id}</b> ${t("st_" + status)}`);
     }
   });
   if (event.changes.length) drawAlerts();
@@ -296,7 +379,9 @@ function initSites(sites) {
   sites.ids.forEach((id, i) => state.siteIndex.set(id, i));
   sites.status.forEach((code, i) => {
     const name = STATUS_NAMES[code];
-    if (name === "down" || name === "silent") state.outages.set(sites.ids[i], { id: sites.ids[i], status: name, since: sites.computed_at, delta: null });
+    // the API's since (when the status began) survives a reload; the snapshot's time is a fallback
+    const began = sites.since && sites.since[i] != null ? new Date(1000 * sites.since[i]).toISOString() : sites.computed_at;
+    if (name === "down" || name === "silent") state.outages.set(sites.ids[i], { id: sites.ids[i], status: name, since: began, delta: null });
   });
   state.codes = Uint8Array.from(sites.status);
 }
@@ -313,6 +398,7 @@ async function boot() {
   criterionOptions(document, state);
   mapCriterionOptions();
   $("#map-criterion").addEventListener("change", (e) => { state.mapCriterion = e.target.value; loadMapCriterion().catch(report); });
+  $("#map-operator").addEventListener("change", (e) => { state.mapOperator = e.target.value; loadMapCriterion().catch(report); });
   $("#criterion").addEventListener("change", (e) => {
     state.criterion = e.target.value;
     criterionOptions(document, state);
@@ -323,6 +409,7 @@ async function boot() {
   $("#lock-year").addEventListener("click", () => lockYear(document, state).catch(report));
   $("#import-csv").addEventListener("change", (e) => { if (e.target.files[0]) importCsv(document, state, e.target.files[0]).catch(report); });
   $("#run").addEventListener("click", () => runScenario(document, state, showPicks).catch(report));
+  $("#scenario-form").addEventListener("submit", (e) => e.preventDefault()); // no inline handler: the CSP refuses it
 
   const districtsP = getJson("/v1/map/districts");
   const coverageP = getJson("/v1/coverage");
@@ -342,8 +429,15 @@ async function boot() {
   addLayers(map, state.districts, state.sitesLayer);
   addDeviceLayer(map);
   addPetitionLayer(map);
+  state.districtNames = new Map(state.districts.features.map((f) => [f.properties.district, f.properties.name_en]));
+  // the labels after the first full paint: 29 DOM markers moved on every frame would delay it
+  map.once("idle", () => {
+    state.labels = new DistrictLabels(map, state.districts);
+    state.labels.update(mapCoverage(), state.districtNames);
+  });
   drawAlerts();
   setDistrictShares();
+  updateBaseline();
   state.marks.sitesSet = performance.now();
   map.once("idle", () => {
     state.firstPaint = performance.now();
@@ -375,6 +469,7 @@ async function boot() {
   map.on("mouseleave", "district-fill", () => { map.getCanvas().style.cursor = ""; });
   map.on("moveend", () => { if (!state.selected) loadCells(viewQuery()); });
   $("#clear-selection").addEventListener("click", () => selectDistrict(null));
+  wireOutageList(document, (id) => flyToSite(id));
   $("#map-note").textContent = t("zoomForCells");
 
   // the panels after the map's first full paint: the city view comes first on a busy machine
@@ -389,6 +484,7 @@ async function boot() {
   setInterval(() => renderPark(document).catch(report), PARK_INTERVAL_MS);
   setInterval(() => renderIngest(document).catch(report), INGEST_INTERVAL_MS);
   setInterval(() => loadDevices(map).catch(report), PARK_INTERVAL_MS);
+  setInterval(renderKpis, 30_000); // the outage banner's durations keep counting between events
 }
 
 boot().catch(report);

@@ -3,7 +3,7 @@
 // The style is local: a plain background, no tiles, glyphs or sprites from anywhere.
 import * as maplibregl from "maplibre-gl";
 import { getJson } from "./api.js";
-import { CIVIDIS, RSRP_STEPS, SHARE_STEPS, STATUS_COLOURS, VIRIDIS, stepExpression } from "./colours.js";
+import { CIVIDIS, RSRP_STEPS, SHARE_STEPS, STATUS_COLOURS, UNCOVERED, VIRIDIS, stepExpression } from "./colours.js";
 
 export const CELL_ZOOM = 12.5; // below: district fill only; above: the cells of the view
 const EMPTY = { type: "FeatureCollection", features: [] };
@@ -60,7 +60,7 @@ export function addLayers(map, districts, sitesLayer) {
       paint: {
         "fill-color": [
           "case",
-          ["!", ["get", "covered"]], "#3b0f2f",
+          ["!", ["get", "covered"]], UNCOVERED,
           ["==", rsrp, null], VIRIDIS[4],
           stepExpression(rsrp, VIRIDIS, RSRP_STEPS),
         ],
@@ -79,7 +79,8 @@ export function addLayers(map, districts, sitesLayer) {
       type: "line",
       source: "districts",
       filter: ["==", ["get", "district"], ""],
-      paint: { "line-color": "#fee838", "line-width": 3 },
+      // white over a dark casing: apart from every fill colour, cividis' yellow included
+      paint: { "line-color": "#ffffff", "line-width": 3.5, "line-dasharray": [2, 1] },
     });
     map.addLayer(sitesLayer);
     map.addSource("alerts", { type: "geojson", data: EMPTY });
@@ -91,9 +92,11 @@ export function addLayers(map, districts, sitesLayer) {
       paint: {
         "circle-color": ["match", alert, 2, STATUS_COLOURS[2], 3, STATUS_COLOURS[3], STATUS_COLOURS[4]],
         "circle-opacity": 1,
-        "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 4.5, 14, 10],
-        "circle-stroke-color": ["match", alert, 4, "#000000", "#ffffff"],
-        "circle-stroke-width": 1.5,
+        // down is larger with a thick black ring, degraded small with a thin white one: told apart
+        // by size and ring, not by orange against vermillion alone
+        "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, ["match", alert, 3, 7, 4], 14, ["match", alert, 3, 13, 8]],
+        "circle-stroke-color": ["match", alert, 2, "#ffffff", "#000000"],
+        "circle-stroke-width": ["match", alert, 3, 3, 1.5],
       },
     });
     map.addLayer({
