@@ -12,21 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import IO, Any
 
+from zhongdu.petitions._cases import COLUMNS, OPTIONAL_COLUMNS
 from zhongdu.petitions._categories import BY_CODE
 
-CSV_COLUMNS = (
-    "case_id",
-    "received_at",
-    "category",
-    "lon",
-    "lat",
-    "district",
-    "village",
-    "status",
-    "closed_at",
-    "dispatched_at",
-    "description",
-)
+CSV_COLUMNS = (*COLUMNS, *OPTIONAL_COLUMNS)  # the import CSV with every optional column
 
 
 def _iso(value: Any) -> str | None:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from zhongdu.petitions._cases import COLUMNS, OPTIONAL_COLUMNS
 from zhongdu.petitions._categories import BY_CODE, CATEGORIES
 from zhongdu.petitions._places import load_places
 
@@ -197,19 +198,7 @@ def write_csv(df: pd.DataFrame, path: Path | str | IO[str]) -> None:
     out = df.copy()
     for col in ("received_at", "dispatched_at", "closed_at"):
         out[col] = out[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    columns = [
-        "case_id",
-        "received_at",
-        "category",
-        "lon",
-        "lat",
-        "district",
-        "village",
-        "status",
-        "closed_at",
-        "dispatched_at",
-        "description",
-    ]
+    columns = [*COLUMNS, *OPTIONAL_COLUMNS]
     out[columns].to_csv(path, index=False)
 
 
