@@ -215,6 +215,8 @@ def test_doc_examples_run(doc: Path, doc_servers: DocServers, tmp_path: Path) ->
     if not runnable:
         print(f"{doc.name}: no runnable shell examples ({len(examples)} skipped)")
         return
+    # example files the docs ship (docs/examples/...) are read as from the repository's root
+    (tmp_path / "docs").symlink_to(REPO_ROOT / "docs", target_is_directory=True)
     failures: list[str] = []
     for e in runnable:
         started = time.monotonic()
