@@ -30,6 +30,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
+from psycopg import sql
 
 from zhongdu import storage
 from zhongdu.broker import DynsecAdmin
@@ -170,7 +171,7 @@ def _publish(
 def case(name: str, broker: dict[str, Any], admin_db: str, args: argparse.Namespace) -> dict[str, float]:
     db_name = f"bench_cl_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin_db, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {db_name}")
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     db = admin_db.rsplit("/", 1)[0] + "/" + db_name
     devices = [f"bench-{k}" for k in range(args.devices)]
     creds: dict[str, tuple[str, str]] = {}
@@ -222,7 +223,7 @@ def case(name: str, broker: dict[str, Any], admin_db: str, args: argparse.Namesp
         time.sleep(0.2)
     worker.stop()
     with psycopg.connect(admin_db, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {db_name} WITH (FORCE)")
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db_name)))
     p50, p99 = (float(np.percentile(lags, q)) if lags else float("nan") for q in (50, 99))
     result = {
         "msg_per_s": acked / args.seconds,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 ROWS = [
     "B1-1,{y},,12,15,,{e},",
@@ -124,12 +125,12 @@ def main() -> int:
     name = f"bench_ind_{uuid.uuid4().hex[:8]}"
     server = "postgresql://postgres@127.0.0.1:5432/postgres"
     with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         run(server.rsplit("/", 1)[0] + "/" + name, args.repeats)
     finally:
         with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     return 0
 
 
