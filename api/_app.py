@@ -27,7 +27,7 @@ from zhongdu.api._bodylimit import BodyLimitMiddleware
 from zhongdu.api._deps import ApiState
 from zhongdu.api._http import ConditionalGzipMiddleware, HeadMiddleware, SecurityHeadersMiddleware
 from zhongdu.api._live import LayoutFactory, LiveCoverage, default_layout
-from zhongdu.api._metrics import ApiMetrics, MetricsMiddleware
+from zhongdu.api._prometheus import ApiMetrics, MetricsMiddleware
 from zhongdu.api._ratelimit import RateLimitMiddleware
 from zhongdu.api._scenario_pool import ScenarioPool
 from zhongdu.api._security import KeyVerifier

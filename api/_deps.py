@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 
-from zhongdu.api._metrics import ApiMetrics
+from zhongdu.api._prometheus import ApiMetrics
 from zhongdu.api._security import ROLE_RANK, AuthError, KeyVerifier, Principal
 
 if TYPE_CHECKING:

@@ -67,7 +67,7 @@ def collect(
     """Everything the report shows, gathered once: items, score, trends, lock, 4G by district."""
     plan_id = str(items[0]["plan_id"]) if items else ""
     trends: dict[str, dict[int, float]] = {}
-    for entry in storage.api.latest_indicator_actuals_all_years(conn, plan_id):
+    for entry in storage.queries.latest_indicator_actuals_all_years(conn, plan_id):
         trends.setdefault(str(entry["indicator_id"]), {})[int(entry["year"])] = float(entry["value"])
     districts: list[dict[str, Any]] = []
     for item in items:
@@ -110,7 +110,7 @@ def collect(
                     "scored": name == criterion,
                 }
             )
-    lock = storage.api.year_lock(conn, plan_id, year) if plan_id else None
+    lock = storage.queries.year_lock(conn, plan_id, year) if plan_id else None
     return {
         "plan_id": plan_id,
         "year": year,

@@ -43,7 +43,7 @@ class ImportRejected(ZhongduError):
 
 def choose_plan(conn: psycopg.Connection[Any], plan: str | None, year: int) -> str:
     """The requested plan, else the one whose target years cover `year`, else the latest one."""
-    plans = storage.api.list_plans(conn)
+    plans = storage.queries.list_plans(conn)
     if not plans:
         raise PlanError("no indicator catalogue is loaded; run `zhongdu db migrate`")
     ids = [str(p["plan_id"]) for p in plans]
@@ -78,13 +78,13 @@ def year_view(
 ) -> list[dict[str, Any]]:
     """Every indicator of the plan for `year` with its target in force, actual, status and trend."""
     plan_id = choose_plan(conn, plan, year)
-    rows = storage.api.list_indicators(conn, plan_id)
+    rows = storage.queries.list_indicators(conn, plan_id)
     today_ = today or datetime.now(UTC).date()
     engine = None
     if any((r.get("details") or {}).get("actual_source") == ind.COVERAGE_SOURCE for r in rows):
         engine = ind.engine_actual(year, today=today_, live=live, series=series)
     history: dict[str, dict[int, float]] = {}
-    for entry in storage.api.latest_indicator_actuals_all_years(conn, plan_id):
+    for entry in storage.queries.latest_indicator_actuals_all_years(conn, plan_id):
         history.setdefault(str(entry["indicator_id"]), {})[int(entry["year"])] = float(entry["value"])
     for point_year in {
         int(str(p.get("date", ""))[:4]) for p in series if str(p.get("date", ""))[:4].isdigit()
@@ -95,21 +95,21 @@ def year_view(
                 history.setdefault(str(row["indicator_id"]), {})[point_year] = float(
                     ind.year_true_point(point, point_year)["share"]
                 )
-    amendments = {str(a["indicator_id"]): a for a in storage.api.list_amendments(conn, plan_id, year)}
+    amendments = {str(a["indicator_id"]): a for a in storage.queries.list_amendments(conn, plan_id, year)}
     return ind.build_indicators(
         rows,
         year,
-        recorded=storage.api.latest_indicator_actuals(conn, plan_id, year),
+        recorded=storage.queries.latest_indicator_actuals(conn, plan_id, year),
         engine=engine,
         history=history,
         amendments=amendments,
-        reviews=storage.api.latest_reviews(conn, plan_id, year),
+        reviews=storage.queries.latest_reviews(conn, plan_id, year),
         today=today_,
     )
 
 
 def ensure_open(conn: psycopg.Connection[Any], plan_id: str, year: int) -> None:
-    lock = storage.api.year_lock(conn, plan_id, year)
+    lock = storage.queries.year_lock(conn, plan_id, year)
     if lock is not None:
         raise LockedYear(
             f"{year} of {plan_id} was locked by {lock['locked_by']} "
@@ -190,7 +190,7 @@ def import_entries(
             plan_id = choose_plan(conn, (cells.get("plan_id") or "").strip() or plan, year)
             if plan_id not in catalogue:
                 catalogue[plan_id] = {
-                    str(r["indicator_id"]): r for r in storage.api.list_indicators(conn, plan_id)
+                    str(r["indicator_id"]): r for r in storage.queries.list_indicators(conn, plan_id)
                 }
             row = catalogue[plan_id].get(indicator_id)
             if row is None:
@@ -204,11 +204,11 @@ def import_entries(
                 raise entries.EntryError(f"{indicator_id} {year} is already on line {seen[key]}")
             seen[key] = line
             if (plan_id, year) not in locks:
-                locks[(plan_id, year)] = storage.api.year_lock(conn, plan_id, year) is not None
+                locks[(plan_id, year)] = storage.queries.year_lock(conn, plan_id, year) is not None
                 current.update(
                     {
                         (k, year): v
-                        for k, v in storage.api.latest_indicator_actuals(conn, plan_id, year).items()
+                        for k, v in storage.queries.latest_indicator_actuals(conn, plan_id, year).items()
                     }
                 )
             if locks[(plan_id, year)]:
@@ -254,7 +254,7 @@ def store_entry(
     recorded_by: str,
     corrects: int | None,
 ) -> dict[str, Any]:
-    return storage.api.insert_indicator_actual(
+    return storage.queries.insert_indicator_actual(
         conn,
         plan_id=plan_id,
         indicator_id=entry.indicator_id,
@@ -276,8 +276,8 @@ def export_entries(
 ) -> tuple[str, list[dict[str, Any]]]:
     """The current entry of every recorded indicator of a year: (plan, [{cells..., audit...}])."""
     plan_id = choose_plan(conn, plan, year)
-    rows = {str(r["indicator_id"]): r for r in storage.api.list_indicators(conn, plan_id)}
-    current = storage.api.latest_indicator_actuals(conn, plan_id, year)
+    rows = {str(r["indicator_id"]): r for r in storage.queries.list_indicators(conn, plan_id)}
+    current = storage.queries.latest_indicator_actuals(conn, plan_id, year)
     out = []
     for indicator_id, row in rows.items():
         stored = current.get(indicator_id)

@@ -171,7 +171,7 @@ class LiveCoverage:
         if self._pool is None:
             return {}
         with self._pool.connection() as conn:
-            return storage.api.station_statuses(conn)
+            return storage.queries.station_statuses(conn)
 
     def _serving(self, statuses: dict[str, tuple[str, datetime]], now: datetime) -> NDArray[np.bool_]:
         """Per station (sorted unique ids): serving now? Up/degraded and heard within the timeout;
@@ -233,7 +233,7 @@ class LiveCoverage:
         self.error = None
         if self._pool is not None:
             with self._pool.connection() as conn:
-                storage.api.insert_coverage_snapshot(conn, record)
+                storage.queries.insert_coverage_snapshot(conn, record)
         self._last_stored = time.monotonic()
         return snapshot
 

@@ -14,7 +14,7 @@ import time
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from zhongdu.api._metrics import ApiMetrics
+from zhongdu.api._prometheus import ApiMetrics
 from zhongdu.api._security import key_id_of
 
 EXEMPT = ("/healthz", "/metrics")

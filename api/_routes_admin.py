@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from zhongdu import storage
 from zhongdu.api._deps import AdminDep, ConnDep, StateDep
-from zhongdu.api._models import ErrorOut, KeyCreatedOut, KeyIn, KeyListOut
+from zhongdu.api._schemas import ErrorOut, KeyCreatedOut, KeyIn, KeyListOut
 from zhongdu.api._security import create_api_key
 
 router = APIRouter(prefix="/v1/admin/keys", tags=["admin"])
@@ -25,7 +25,7 @@ def create_key(conn: ConnDep, _admin: AdminDep, body: KeyIn) -> dict[str, Any]:
 
 @router.get("", response_model=KeyListOut, summary="List API keys (admin)")
 def list_keys(conn: ConnDep, _admin: AdminDep) -> dict[str, Any]:
-    return {"items": storage.api.list_api_keys(conn)}
+    return {"items": storage.queries.list_api_keys(conn)}
 
 
 @router.delete(
@@ -37,7 +37,7 @@ def list_keys(conn: ConnDep, _admin: AdminDep) -> dict[str, Any]:
 def revoke_key(
     state: StateDep, conn: ConnDep, _admin: AdminDep, key_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]
 ) -> Response:
-    if not storage.api.revoke_api_key(conn, key_id):
+    if not storage.queries.revoke_api_key(conn, key_id):
         raise HTTPException(404, f"no active key {key_id}")
     # committed before the cache forgets it: a request in between would otherwise find the row still
     # active and cache the revoked key again

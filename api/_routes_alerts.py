@@ -19,7 +19,7 @@ from zhongdu.alerts import _rules as rules
 from zhongdu.alerts import _webhooks as webhooks
 from zhongdu.alerts._backtest import backtest
 from zhongdu.api._deps import AdminDep, ApiState, ConnDep, CurrentRole, OperatorDep, StateDep
-from zhongdu.api._models import ErrorOut
+from zhongdu.api._schemas import ErrorOut
 from zhongdu.errors import ConfigError
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])

@@ -17,8 +17,8 @@ from zhongdu import storage
 from zhongdu.api._deps import ConnDep, CurrentRole, StateDep
 from zhongdu.api._http import GeoJSONResponse
 from zhongdu.api._live import LiveCoverage, LiveSnapshot
-from zhongdu.api._models import CellCollectionOut, CoverageOut, ErrorOut, SnapshotListOut
 from zhongdu.api._params import time_range, unprocessable
+from zhongdu.api._schemas import CellCollectionOut, CoverageOut, ErrorOut, SnapshotListOut
 
 router = APIRouter(prefix="/v1/coverage", tags=["coverage"])
 
@@ -284,5 +284,5 @@ def get_history(
 ) -> dict[str, Any]:
     """Snapshots taken on a schedule and on station status changes, newest first (range ≤ 400 days)."""
     start, end = time_range(from_, to, default_span=timedelta(days=1), max_span=timedelta(days=400))
-    items = storage.api.list_coverage_snapshots(conn, start=start, end=end, model=model, limit=limit)
+    items = storage.queries.list_coverage_snapshots(conn, start=start, end=end, model=model, limit=limit)
     return {"items": items, "from": start, "to": end, "limit": limit}

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 
 from zhongdu import storage
 from zhongdu.api._deps import StateDep
-from zhongdu.api._metrics import CONTENT_TYPE_LATEST
-from zhongdu.api._models import HealthOut
+from zhongdu.api._prometheus import CONTENT_TYPE_LATEST
+from zhongdu.api._schemas import HealthOut
 from zhongdu.settings import parse_mqtt_url
 
 router = APIRouter(tags=["health"])
@@ -63,7 +63,7 @@ def healthz(state: StateDep) -> JSONResponse:
     start = time.perf_counter()
     try:
         with state.pool.connection(timeout=3.0) as conn:
-            storage.api.ping(conn)
+            storage.queries.ping(conn)
         checks["database"] = {
             "ok": True,
             "detail": f"SELECT 1 in {1000 * (time.perf_counter() - start):.1f} ms",

@@ -23,7 +23,8 @@ from zhongdu.api import _indicator_entries as entries
 from zhongdu.api import _indicator_service as service
 from zhongdu.api import _indicators as ind
 from zhongdu.api._deps import AdminDep, ApiState, ConnDep, CurrentRole, OperatorDep, PlannerDep, StateDep
-from zhongdu.api._models import (
+from zhongdu.api._params import unprocessable
+from zhongdu.api._schemas import (
     ActualHistoryOut,
     ActualIn,
     ActualRecordOut,
@@ -31,8 +32,7 @@ from zhongdu.api._models import (
     IndicatorListOut,
     ScoreOut,
 )
-from zhongdu.api._models import LongText as _LongText
-from zhongdu.api._params import unprocessable
+from zhongdu.api._schemas import LongText as _LongText
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ def record_actual(
     the current entry's id as `corrects` to be sure nobody corrected it meanwhile.
     """
     plan_id = choose_plan(conn, plan, body.year)
-    row = storage.api.get_indicator(conn, plan_id, indicator_id)
+    row = storage.queries.get_indicator(conn, plan_id, indicator_id)
     if row is None:
         raise HTTPException(404, f"plan {plan_id} has no indicator {indicator_id!r}")
     if (row.get("details") or {}).get("actual_source") == ind.COVERAGE_SOURCE:
@@ -221,7 +221,7 @@ def record_actual(
         service.ensure_open(conn, plan_id, body.year)
     except service.LockedYear as exc:
         raise HTTPException(409, str(exc)) from None
-    current = storage.api.latest_indicator_actuals(conn, plan_id, body.year).get(indicator_id)
+    current = storage.queries.latest_indicator_actuals(conn, plan_id, body.year).get(indicator_id)
     if body.corrects is not None and (current is None or int(current["id"]) != body.corrects):
         raise HTTPException(
             409,
@@ -253,9 +253,9 @@ def list_actuals(
     conn: ConnDep, _caller: CurrentRole, indicator_id: IndicatorId, year: Year = None, plan: PlanParam = None
 ) -> dict[str, Any]:
     plan_id = choose_plan(conn, plan, year if year is not None else datetime.now(UTC).year)
-    if storage.api.get_indicator(conn, plan_id, indicator_id) is None:
+    if storage.queries.get_indicator(conn, plan_id, indicator_id) is None:
         raise HTTPException(404, f"plan {plan_id} has no indicator {indicator_id!r}")
-    items = storage.api.list_indicator_actuals(conn, plan_id, indicator_id, year=year)
+    items = storage.queries.list_indicator_actuals(conn, plan_id, indicator_id, year=year)
     for item in items:
         item["plan_id"] = plan_id
     return {"plan_id": plan_id, "indicator_id": indicator_id, "items": items}
@@ -452,9 +452,9 @@ def get_year(
     return {
         "plan_id": plan_id,
         "year": year,
-        "lock": storage.api.year_lock(conn, plan_id, year),
-        "reviews": list(storage.api.latest_reviews(conn, plan_id, year).values()),
-        "amendments": storage.api.list_amendments(conn, plan_id, year),
+        "lock": storage.queries.year_lock(conn, plan_id, year),
+        "reviews": list(storage.queries.latest_reviews(conn, plan_id, year).values()),
+        "amendments": storage.queries.list_amendments(conn, plan_id, year),
     }
 
 
@@ -475,7 +475,7 @@ def lock_year(
     so a later model or data change cannot move an evaluated year.
     """
     plan_id = choose_plan(conn, plan, year)
-    existing = storage.api.year_lock(conn, plan_id, year)
+    existing = storage.queries.year_lock(conn, plan_id, year)
     if existing is not None:
         return existing
     criterion = state.settings.indicator_4g_criterion
@@ -483,7 +483,7 @@ def lock_year(
         actual = item["actual"]
         if actual is None or actual.get("source") not in ("modelled", "live") or actual.get("entry_id"):
             continue
-        storage.api.insert_indicator_actual(
+        storage.queries.insert_indicator_actual(
             conn,
             plan_id=plan_id,
             indicator_id=str(item["id"]),
@@ -497,7 +497,7 @@ def lock_year(
             note=f"criterion {criterion}",
             computation=actual.get("computation"),
         )
-    return storage.api.lock_year(conn, plan_id, year, principal.name, body.note if body else None)
+    return storage.queries.lock_year(conn, plan_id, year, principal.name, body.note if body else None)
 
 
 @router.post(
@@ -515,7 +515,7 @@ def amend_target(
     plan: PlanParam = None,
 ) -> dict[str, Any]:
     plan_id = choose_plan(conn, plan, body.year)
-    row = storage.api.get_indicator(conn, plan_id, indicator_id)
+    row = storage.queries.get_indicator(conn, plan_id, indicator_id)
     if row is None:
         raise HTTPException(404, f"plan {plan_id} has no indicator {indicator_id!r}")
     try:
@@ -523,10 +523,12 @@ def amend_target(
     except service.LockedYear as exc:
         raise HTTPException(409, str(exc)) from None
     in_force = [
-        a for a in storage.api.list_amendments(conn, plan_id, body.year) if a["indicator_id"] == indicator_id
+        a
+        for a in storage.queries.list_amendments(conn, plan_id, body.year)
+        if a["indicator_id"] == indicator_id
     ]
     old = float(in_force[-1]["new_target"]) if in_force else ind.target_for(row, body.year)
-    return storage.api.insert_amendment(
+    return storage.queries.insert_amendment(
         conn,
         plan_id=plan_id,
         indicator_id=indicator_id,
@@ -557,13 +559,13 @@ def review(
             403, f"setting {body.status!r} needs the {needed} role; this key is {principal.role}"
         )
     plan_id = choose_plan(conn, plan, body.year)
-    if storage.api.get_indicator(conn, plan_id, indicator_id) is None:
+    if storage.queries.get_indicator(conn, plan_id, indicator_id) is None:
         raise HTTPException(404, f"plan {plan_id} has no indicator {indicator_id!r}")
     try:
         service.ensure_open(conn, plan_id, body.year)
     except service.LockedYear as exc:
         raise HTTPException(409, str(exc)) from None
-    return storage.api.insert_review(
+    return storage.queries.insert_review(
         conn,
         plan_id=plan_id,
         indicator_id=indicator_id,

@@ -25,8 +25,8 @@ from zhongdu.api._deps import ApiState, ConnDep, CurrentRole, StateDep
 from zhongdu.api._http import GeoJSONResponse
 from zhongdu.api._ingest_health import IngestHealth
 from zhongdu.api._live import SITE_STATUSES, event_bus
-from zhongdu.api._models import ErrorOut
-from zhongdu.api._models_ops import (
+from zhongdu.api._schemas import ErrorOut
+from zhongdu.api._schemas_ops import (
     CoverageSeriesOut,
     DistrictCollectionOut,
     IngestHealthOut,
@@ -296,7 +296,7 @@ def get_park_trends(
     start = datetime.now(UTC) - timedelta(minutes=minutes)
     bucket_s = 60 if minutes <= 180 else 600
     series: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in storage.api.park_trends(conn, start=start, bucket_s=bucket_s):
+    for row in storage.queries.park_trends(conn, start=start, bucket_s=bucket_s):
         key = (str(row["kind"]), str(row["metric"]))
         entry = series.setdefault(
             key, {"kind": key[0], "metric": key[1], "unit": row["unit"], "devices": 0, "points": []}
@@ -350,8 +350,8 @@ def get_coverage_series(
     from zhongdu.api._routes_indicators import _modelled_series
 
     indicator = None
-    for plan in storage.api.list_plans(conn):
-        for row in storage.api.list_indicators(conn, str(plan["plan_id"])):
+    for plan in storage.queries.list_plans(conn):
+        for row in storage.queries.list_indicators(conn, str(plan["plan_id"])):
             if (row.get("details") or {}).get("actual_source") == ind.COVERAGE_SOURCE:
                 indicator = {
                     "plan_id": row["plan_id"],
@@ -361,7 +361,7 @@ def get_coverage_series(
                     "targets": {str(k): float(v) for k, v in (row.get("targets") or {}).items()},
                 }
     end = datetime.now(UTC) + timedelta(seconds=1)
-    snaps = storage.api.list_coverage_snapshots(
+    snaps = storage.queries.list_coverage_snapshots(
         conn, start=end - timedelta(days=days), end=end, model=None, limit=10_000
     )
     snaps.reverse()  # oldest first

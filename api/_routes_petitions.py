@@ -15,8 +15,9 @@ from fastapi import APIRouter, HTTPException, Query
 
 from zhongdu.api._deps import ConnDep, CurrentRole, OperatorDep, StateDep
 from zhongdu.api._live import event_bus
-from zhongdu.api._models import ErrorOut
-from zhongdu.api._models_petitions import (
+from zhongdu.api._params import unprocessable
+from zhongdu.api._schemas import ErrorOut
+from zhongdu.api._schemas_petitions import (
     MAX_BATCH,
     BreakpointIn,
     BreakpointOut,
@@ -29,7 +30,6 @@ from zhongdu.api._models_petitions import (
     RejectsOut,
     TrendsOut,
 )
-from zhongdu.api._params import unprocessable
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["petitions"])

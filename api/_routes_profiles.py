@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from zhongdu import storage
 from zhongdu.api._deps import ConnDep, OperatorDep
-from zhongdu.api._models import ErrorOut
+from zhongdu.api._schemas import ErrorOut
 from zhongdu.ingest import METRICS
 from zhongdu.ingest._profiles import CustomMetric, Profile, ProfileError
 

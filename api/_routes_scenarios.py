@@ -14,8 +14,8 @@ from fastapi import APIRouter, HTTPException, Path
 
 from zhongdu import storage
 from zhongdu.api._deps import ApiState, ConnDep, CurrentRole, PlannerDep, StateDep
-from zhongdu.api._models import ErrorOut, ScenarioCreatedOut, ScenarioIn, ScenarioListOut, ScenarioOut
 from zhongdu.api._params import Limit, Offset
+from zhongdu.api._schemas import ErrorOut, ScenarioCreatedOut, ScenarioIn, ScenarioListOut, ScenarioOut
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +27,20 @@ def run_scenario(state: ApiState, scenario_id: str, request: dict[str, Any]) -> 
     """Run one scenario to `done` or `failed`; never raises (it runs on a worker thread)."""
     try:
         with state.pool.connection() as conn:
-            storage.api.update_scenario(conn, scenario_id, status="running")
+            storage.queries.update_scenario(conn, scenario_id, status="running")
         result = compute_scenario(state, request)
     except Exception as exc:
         log.info("scenario %s failed: %s", scenario_id, exc)
         try:
             with state.pool.connection() as conn:
-                storage.api.update_scenario(
+                storage.queries.update_scenario(
                     conn, scenario_id, status="failed", error=f"{type(exc).__name__}: {exc}"
                 )
         except Exception:
             log.exception("could not record the failure of scenario %s", scenario_id)
         return
     with state.pool.connection() as conn:
-        storage.api.update_scenario(conn, scenario_id, status="done", result=result)
+        storage.queries.update_scenario(conn, scenario_id, status="done", result=result)
 
 
 def candidate_stations(rows: list[dict[str, Any]]) -> Any:
@@ -148,7 +148,7 @@ def create_scenario(
         if refusal is not None:
             state.metrics.scenarios_refused.inc()
             raise HTTPException(422, refusal)
-    storage.api.insert_scenario(
+    storage.queries.insert_scenario(
         conn, scenario_id=scenario_id, created_by=principal.name, name=scenario.name, request=request
     )
     conn.commit()  # visible before the worker looks for it
@@ -161,8 +161,8 @@ def list_scenarios(
     conn: ConnDep, _caller: CurrentRole, limit: Limit = 100, offset: Offset = 0
 ) -> dict[str, Any]:
     return {
-        "items": storage.api.list_scenarios(conn, limit=limit, offset=offset),
-        "total": storage.api.count_scenarios(conn),
+        "items": storage.queries.list_scenarios(conn, limit=limit, offset=offset),
+        "total": storage.queries.count_scenarios(conn),
         "limit": limit,
         "offset": offset,
     }
@@ -177,7 +177,7 @@ def list_scenarios(
 def get_scenario(
     conn: ConnDep, _caller: CurrentRole, scenario_id: Annotated[str, Path(pattern=SCENARIO_ID)]
 ) -> dict[str, Any]:
-    row = storage.api.get_scenario(conn, scenario_id)
+    row = storage.queries.get_scenario(conn, scenario_id)
     if row is None:
         raise HTTPException(404, f"no scenario {scenario_id!r}")
     return row

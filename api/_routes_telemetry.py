@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Path, Query
 
 from zhongdu import storage
 from zhongdu.api._deps import ConnDep, CurrentRole, OperatorDep
-from zhongdu.api._models import (
+from zhongdu.api._params import Limit, Offset, time_range, unprocessable
+from zhongdu.api._schemas import (
     DeviceCreatedOut,
     DeviceDetailOut,
     DeviceHistoryOut,
@@ -20,7 +21,6 @@ from zhongdu.api._models import (
     StationHistoryOut,
     StationListOut,
 )
-from zhongdu.api._params import Limit, Offset, time_range, unprocessable
 
 router = APIRouter(prefix="/v1", tags=["telemetry"])
 
@@ -43,8 +43,8 @@ def list_stations(
     conn: ConnDep, _caller: CurrentRole, limit: Limit = 100, offset: Offset = 0
 ) -> dict[str, Any]:
     return {
-        "items": storage.api.list_stations(conn, limit=limit, offset=offset),
-        "total": storage.api.count_stations(conn),
+        "items": storage.queries.list_stations(conn, limit=limit, offset=offset),
+        "total": storage.queries.count_stations(conn),
         "limit": limit,
         "offset": offset,
     }
@@ -59,7 +59,7 @@ def list_stations(
 def get_station(
     conn: ConnDep, _caller: CurrentRole, station_id: Annotated[str, Path(pattern=ID_PATTERN)]
 ) -> dict[str, Any]:
-    station = storage.api.get_station(conn, station_id)
+    station = storage.queries.get_station(conn, station_id)
     if station is None:
         raise HTTPException(404, f"no station {station_id!r}")
     return station
@@ -82,9 +82,9 @@ def station_history(
 ) -> dict[str, Any]:
     default_span, max_span = _SPANS[bucket]
     start, end = time_range(from_, to, default_span=default_span, max_span=max_span)
-    if storage.api.get_station(conn, station_id) is None:
+    if storage.queries.get_station(conn, station_id) is None:
         raise HTTPException(404, f"no station {station_id!r}")
-    items = storage.api.station_history(
+    items = storage.queries.station_history(
         conn, station_id, start=start, end=end, bucket=bucket, sector_id=sector_id
     )
     return {"station_id": station_id, "bucket": bucket, "from": start, "to": end, "items": items}
@@ -99,8 +99,8 @@ def list_devices(
     kind: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = None,
 ) -> dict[str, Any]:
     return {
-        "items": storage.api.list_devices(conn, limit=limit, offset=offset, kind=kind),
-        "total": storage.api.count_devices(conn, kind=kind),
+        "items": storage.queries.list_devices(conn, limit=limit, offset=offset, kind=kind),
+        "total": storage.queries.count_devices(conn, kind=kind),
         "limit": limit,
         "offset": offset,
     }
@@ -115,7 +115,7 @@ def list_devices(
 )
 def register_device(conn: ConnDep, principal: OperatorDep, device: DeviceIn) -> dict[str, Any]:
     metadata = {**device.metadata, "registered_by": principal.name}
-    row = storage.api.insert_device(
+    row = storage.queries.insert_device(
         conn,
         device_id=device.device_id,
         kind=device.kind,
@@ -138,7 +138,7 @@ def register_device(conn: ConnDep, principal: OperatorDep, device: DeviceIn) -> 
 def get_device(
     conn: ConnDep, _caller: CurrentRole, device_id: Annotated[str, Path(pattern=ID_PATTERN)]
 ) -> dict[str, Any]:
-    device = storage.api.get_device(conn, device_id)
+    device = storage.queries.get_device(conn, device_id)
     if device is None:
         raise HTTPException(404, f"no device {device_id!r}")
     return device
@@ -161,11 +161,11 @@ def device_history(
 ) -> dict[str, Any]:
     default_span, max_span = _SPANS[bucket]
     start, end = time_range(from_, to, default_span=default_span, max_span=max_span)
-    if storage.api.get_device(conn, device_id) is None:
+    if storage.queries.get_device(conn, device_id) is None:
         raise HTTPException(404, f"no device {device_id!r}")
-    items = storage.api.device_history(conn, device_id, metric, start=start, end=end, bucket=bucket)
+    items = storage.queries.device_history(conn, device_id, metric, start=start, end=end, bucket=bucket)
     if not items:
-        metrics = storage.api.device_metrics(conn, device_id)
+        metrics = storage.queries.device_metrics(conn, device_id)
         if metric not in metrics:
             unprocessable(
                 f"device {device_id!r} has no metric {metric!r}; "

@@ -95,7 +95,9 @@ def create_api_key(conn: psycopg.Connection[Any], *, name: str, role: str) -> tu
     if not name.strip():
         raise ValueError("a key needs a non-empty name (it is recorded as the author of its writes)")
     key_id, secret, key = new_key()
-    row = storage.api.insert_api_key(conn, key_id=key_id, key_hash=hash_secret(secret), name=name, role=role)
+    row = storage.queries.insert_api_key(
+        conn, key_id=key_id, key_hash=hash_secret(secret), name=name, role=role
+    )
     return row, key
 
 
@@ -138,7 +140,7 @@ class KeyVerifier:
             raise AuthError("malformed API key: expected zd_<12 hex digits>_<43 characters>")
         key_id, secret = match[1], match[2]
         with conn_factory() as conn:
-            row = storage.api.get_api_key(conn, key_id)
+            row = storage.queries.get_api_key(conn, key_id)
         if row is None or not verify_secret(secret, str(row["key_hash"])):
             raise AuthError(f"invalid or revoked API key {key_id}")
         principal = Principal(key_id=key_id, name=str(row["name"]), role=row["role"])

@@ -38,7 +38,7 @@ from zhongdu import services, storage
 from zhongdu.alerts._evaluator import CURSOR, Evaluator, EvaluatorMetrics
 from zhongdu.alerts._rules import Rule, save_rule
 from zhongdu.ingest._bench import BENCH_METRICS, _Collector, _drop_database, _fresh_database, _ingester_phase
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 from zhongdu.settings import Settings
 

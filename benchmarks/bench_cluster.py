@@ -42,7 +42,7 @@ from zhongdu.broker._cluster import (
 )
 from zhongdu.broker._config import write_broker_config
 from zhongdu.ingest import build_pack
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import CommitInfo, Ingester
 from zhongdu.services import free_port, wait_for_port
 from zhongdu.settings import Settings

@@ -45,9 +45,9 @@ from psycopg import sql
 
 from zhongdu import services, storage
 from zhongdu.errors import ServiceError
-from zhongdu.ingest._metrics import IngestMetrics
 from zhongdu.ingest._metrics_catalogue import METRICS
 from zhongdu.ingest._parse import parse_message
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._types import Accepted
 from zhongdu.ingest._worker import CommitInfo, Ingester
 from zhongdu.settings import Settings, parse_mqtt_url

@@ -44,9 +44,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from zhongdu import storage
 from zhongdu.errors import ConfigError, StorageError
 from zhongdu.ingest import _paho_speedups
-from zhongdu.ingest._metrics import IngestMetrics, default_metrics
 from zhongdu.ingest._parse import Limits, parse_message
 from zhongdu.ingest._profiles import DEFAULT_CONFIG, IngestConfig, load_config
+from zhongdu.ingest._prometheus import IngestMetrics, default_metrics
 from zhongdu.ingest._types import Accepted, IngestError
 from zhongdu.ingest._writer import Item, Writer
 from zhongdu.settings import Settings, mask_url, mqtt_tls_context, parse_mqtt_url

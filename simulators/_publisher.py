@@ -83,7 +83,7 @@ class SimulationConfig:
     progress_interval_s: float = 5.0
     qos: int = 1
     engine: str = "paho"  # "raw": the minimal batched publisher (no wills, no reconnects, no `drop`)
-    # {username: password} per device/station (`zhongdu devices credential --json`), for a broker
+    # {username: password} per device/station (`zhongdu devices credential issue --json`), for a broker
     # that confines each device to its own topics; needs one connection per entity
     credentials: Mapping[str, str] | None = None
     cafile: str | None = None  # CA of an mqtts:// broker with a private certificate

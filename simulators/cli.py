@@ -129,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     sim.add_argument(
         "--credentials",
         type=Path,
-        help="JSON {username: password} per device/station (`zhongdu devices credential ID... --json`) "
+        help="JSON {username: password} per device/station (`zhongdu devices credential issue ID... --json`) "
         "for a broker that confines each device to its own topics",
     )
     from zhongdu.petitions.cli import add_simulate_arguments

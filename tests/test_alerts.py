@@ -23,7 +23,7 @@ from zhongdu.alerts._machine import Action, State, condition, step
 from zhongdu.alerts._rules import DEFAULT_RULES, save_rule
 from zhongdu.errors import ConfigError
 from zhongdu.ingest import build_pack
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 from zhongdu.settings import Settings
 

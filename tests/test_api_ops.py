@@ -18,7 +18,7 @@ from zhongdu.api import start_api, state_of
 from zhongdu.api._http import CSP
 from zhongdu.api._ingest_health import IngestHealth, summarise
 from zhongdu.ingest import Reason
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 
 from ._api_fixtures import api_settings, running_app, small_city, wait_for
 

@@ -41,11 +41,11 @@ def _seed(conn: Any) -> None:
 def _answers(conn: Any) -> dict[str, Any]:
     window = {"start": BASE, "end": BASE + timedelta(hours=3)}
     return {
-        "device_1m": storage.api.device_history(conn, "air-1", "pm2_5", bucket="1m", **window),
-        "device_1h": storage.api.device_history(conn, "air-1", "pm2_5", bucket="1h", **window),
-        "station_1h": storage.api.station_history(conn, "bs-west", bucket="1h", **window),
-        "sector_1m": storage.api.station_history(conn, "bs-west", bucket="1m", sector_id="2", **window),
-        "latest": storage.api.get_device(conn, "air-1")["latest"],
+        "device_1m": storage.queries.device_history(conn, "air-1", "pm2_5", bucket="1m", **window),
+        "device_1h": storage.queries.device_history(conn, "air-1", "pm2_5", bucket="1h", **window),
+        "station_1h": storage.queries.station_history(conn, "bs-west", bucket="1h", **window),
+        "sector_1m": storage.queries.station_history(conn, "bs-west", bucket="1m", sector_id="2", **window),
+        "latest": storage.queries.get_device(conn, "air-1")["latest"],
     }
 
 

@@ -28,7 +28,7 @@ from zhongdu.broker._cluster import (
     write_cluster_config,
     write_cluster_users,
 )
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 from zhongdu.services import free_port, wait_for_port
 from zhongdu.settings import Settings

@@ -158,7 +158,7 @@ def test_cli_writes_secrets_only_to_files_created_0600(tmp_path: Path) -> None:
 
 
 def test_bad_ids_get_one_line_errors() -> None:
-    for args in (["devices", "add", "a+b", "--kind", "air"], ["devices", "credential", "ok-1", "x/#"]):
+    for args in (["devices", "add", "a+b", "--kind", "air"], ["devices", "credential", "issue", "ok-1", "x/#"]):
         done = _zhongdu(*args)
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 from zhongdu import storage
 from zhongdu.broker import DynsecAdmin, issue, revoke
 from zhongdu.ingest import build_pack
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 from zhongdu.settings import Settings
 from zhongdu.storage import _credentials as store
@@ -69,7 +69,7 @@ def ingester(broker: SecuredBroker, pg_migrated: str) -> Iterator[Ingester]:
 def _register(url: str, *devices: str, stations: tuple[str, ...] = ()) -> None:
     with psycopg.connect(url) as conn:
         for device in devices:
-            storage.api.insert_device(
+            storage.queries.insert_device(
                 conn, device_id=device, kind="air", name=None, lon=None, lat=None, metadata={}
             )
         for station in stations:
@@ -271,20 +271,20 @@ def test_cli_issues_credentials_shown_once_and_stored_hashed(broker: SecuredBrok
 
     added = zhongdu("devices", "add", device_id, "--kind", "air")
     assert added.returncode == 0, added.stderr
-    issued = zhongdu("devices", "credential", device_id)
+    issued = zhongdu("devices", "credential", "issue", device_id)
     assert issued.returncode == 0, issued.stderr
     username, password = issued.stdout.split()
     assert username == f"park-{device_id}" and len(password) >= 40
     assert try_connect(broker.url, username, password) == 0
-    listed = zhongdu("devices", "credentials")
+    listed = zhongdu("devices", "credential", "list")
     assert username in listed.stdout and password not in listed.stdout
     with psycopg.connect(pg_migrated) as conn:
         dump = conn.execute("SELECT row_to_json(c)::text FROM mqtt_credentials c").fetchall()
     assert not any(password in row[0] for row in dump)
-    revoked = zhongdu("devices", "credential", "--revoke", device_id)
+    revoked = zhongdu("devices", "credential", "revoke", device_id)
     assert revoked.returncode == 0 and "revoked" in revoked.stdout
     assert try_connect(broker.url, username, password) == NOT_AUTHORIZED
-    unknown = zhongdu("devices", "credential", "nobody-registered")
+    unknown = zhongdu("devices", "credential", "issue", "nobody-registered")
     assert unknown.returncode == 2 and "add it first" in unknown.stderr
     bad_kind = zhongdu("devices", "add", "x1", "--kind", "toaster")
     assert bad_kind.returncode == 2 and "unknown kind" in bad_kind.stderr

@@ -105,7 +105,7 @@ def test_extract_follows_the_convention() -> None:
     text = "\n".join([
         "# Page", "```sh", "zhongdu --help", "make demo", "curl -s http://127.0.0.1:8000/healthz \\",
         "  -o out.json", "zhongdu api   # no-run: serves until stopped", "", "# a comment", "```",
-        "```sh no-run: needs a production broker", "zhongdu devices credentials", "```",
+        "```sh no-run: needs a production broker", "zhongdu devices credential list", "```",
         "```text", "zhongdu plan --budget N", "```", "```json", '{"zhongdu": 1}', "```",
     ])  # fmt: skip
     got = extract(text)
@@ -114,7 +114,7 @@ def test_extract_follows_the_convention() -> None:
         (4, "make demo", "not a zhongdu or curl command"),
         (5, "curl -s http://127.0.0.1:8000/healthz -o out.json", None),
         (7, "zhongdu api   # no-run: serves until stopped", "serves until stopped"),
-        (12, "zhongdu devices credentials", "needs a production broker"),
+        (12, "zhongdu devices credential list", "needs a production broker"),
     ]
     with pytest.raises(ValueError, match="no-run: reason"):
         extract("```sh norun\nzhongdu demo\n```")

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from zhongdu import services, storage
 from zhongdu.broker import DynsecAdmin, issue
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 from zhongdu.settings import Settings
 
@@ -63,7 +63,7 @@ def test_broker_sigkill_and_restart_mid_stream_loses_no_acked_message(
     devices = [f"{prefix}-{k}" for k in range(DEVICES)]
     with secured_broker() as broker, psycopg.connect(pg_migrated) as conn:
         for device in devices:
-            storage.api.insert_device(
+            storage.queries.insert_device(
                 conn, device_id=device, kind="air", name=None, lon=None, lat=None, metadata={}
             )
         conn.commit()
@@ -232,7 +232,7 @@ def test_broker_sigkill_at_random_moments_right_after_the_worker_connects(
     kills: list[float] = []
     with secured_broker() as broker, psycopg.connect(pg_migrated) as conn:
         for device in devices:
-            storage.api.insert_device(
+            storage.queries.insert_device(
                 conn, device_id=device, kind="air", name=None, lon=None, lat=None, metadata={}
             )
         conn.commit()

@@ -16,7 +16,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from psycopg.types.json import Jsonb
 
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 GRAFANA = REPO / "infra" / "deploy" / "grafana"

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from zhongdu import services, storage
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 from zhongdu.settings import Settings
 

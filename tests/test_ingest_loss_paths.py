@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from zhongdu import services
 from zhongdu.ingest import _parse, _worker, build_pack
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 from zhongdu.ingest._writer import Writer
 from zhongdu.settings import Settings

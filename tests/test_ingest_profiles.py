@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry
 
 from zhongdu import services, storage
 from zhongdu.ingest import METRICS, Accepted, Limits, Reason, Rejected, _senml_cbor, parse_message
-from zhongdu.ingest._metrics import IngestMetrics
 from zhongdu.ingest._profiles import CustomMetric, IngestConfig, Profile, ProfileError
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._units import conversion
 from zhongdu.ingest._worker import Ingester
 from zhongdu.settings import Settings

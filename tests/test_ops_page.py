@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from zhongdu.api import start_api
 from zhongdu.coverage import Grid, Stations
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 
 from ._api_fixtures import ADMIN_KEY, api_settings, small_city

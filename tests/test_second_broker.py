@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from zhongdu.ingest._metrics import IngestMetrics
+from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester, broker_accepts_mqtt5
 from zhongdu.services import free_port, wait_for_port
 from zhongdu.settings import Settings

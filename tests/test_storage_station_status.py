@@ -22,5 +22,5 @@ def test_status_topic_alone_says_nothing_unless_offline(pg_migrated: str) -> Non
             {"t": seen},
         )
         conn.commit()
-        statuses = storage.api.station_statuses(conn)
+        statuses = storage.queries.station_statuses(conn)
     assert statuses == {"tele-up": ("degraded", seen), "only-offline": ("down", seen)}

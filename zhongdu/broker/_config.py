@@ -147,7 +147,7 @@ def mosquitto_conf(
         "# Zhongdu production broker, written by `zhongdu broker config`.",
         "# See docs/security-and-deployment.md in the Zhongdu repository.",
         "# Credentials and ACLs live in the dynamic security plugin, managed at run time over $CONTROL",
-        "# (`zhongdu devices credential ID`): no restart to add, rotate or revoke a device.",
+        "# (`zhongdu devices credential issue ID`): no restart to add, rotate or revoke a device.",
         "per_listener_settings false",
         "allow_anonymous false",
         f"plugin {plugin}",

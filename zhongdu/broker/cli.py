@@ -120,30 +120,39 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     add.set_defaults(handler=_add)
     cred = dev_sub.add_parser(
         "credential",
-        help="issue or rotate (or --revoke) a device's or station's MQTT credential; printed once",
+        help="issue, rotate, revoke or list devices' and stations' MQTT credentials",
         description=(
-            "Issue the MQTT credential of registered devices or stations, or rotate it (the old password "
-            "stops working at once), or revoke it (--revoke; live sessions are cut). Changes the broker "
-            "at run time through ZHONGDU_BROKER_ADMIN_URL, then the registry (hash only)."
+            "MQTT credentials of registered devices and stations. `issue` creates or rotates them (the "
+            "old password stops working at once; the new one is printed once), `revoke` removes them "
+            "(live sessions are cut), `list` shows who holds one (never the secrets). Changes the "
+            "broker at run time through ZHONGDU_BROKER_ADMIN_URL, then the registry (hash only)."
         ),
     )
-    cred.add_argument("ids", nargs="+", metavar="ID")
-    cred.add_argument(
-        "--kind", choices=["park", "bs"], default=None, help="when an id is both a device and a station"
-    )
-    cred.add_argument("--revoke", action="store_true", help="revoke instead of issuing")
-    cred.add_argument(
-        "--json", action="store_true", help="print {username: password} (simulate --credentials)"
-    )
-    cred.add_argument(
-        "--credentials-file",
-        type=Path,
-        default=None,
-        help="write {username: password} as JSON here (created 0600; for simulate --credentials) "
-        "instead of printing the passwords",
-    )
-    cred.set_defaults(handler=_credential)
-    lst = dev_sub.add_parser("credentials", help="list issued credentials (never the secrets)")
+    cred_sub = cred.add_subparsers(dest="credential_command", metavar="ACTION", required=True)
+    for action, help_text in (
+        ("issue", "issue or rotate the credentials of IDs; the passwords are printed once"),
+        ("revoke", "revoke the credentials of IDs; their live sessions are cut"),
+    ):
+        act = cred_sub.add_parser(action, help=help_text, description=help_text + ".")
+        act.add_argument("ids", nargs="+", metavar="ID")
+        act.add_argument(
+            "--kind", choices=["park", "bs"], default=None, help="when an id is both a device and a station"
+        )
+        act.set_defaults(handler=_credential, revoke=action == "revoke")
+        if action == "issue":
+            act.add_argument(
+                "--json", action="store_true", help="print {username: password} (simulate --credentials)"
+            )
+            act.add_argument(
+                "--credentials-file",
+                type=Path,
+                default=None,
+                help="write {username: password} as JSON here (created 0600; for simulate "
+                "--credentials) instead of printing the passwords",
+            )
+        else:
+            act.set_defaults(json=False, credentials_file=None)
+    lst = cred_sub.add_parser("list", help="list issued credentials (never the secrets)")
     lst.set_defaults(handler=_list)
     from zhongdu.ingest import profiles_cli
 
@@ -301,7 +310,7 @@ def _add(args: argparse.Namespace) -> int:
                 added = store.add_station(conn, args.id, name=args.name)
             else:
                 added = (
-                    storage.api.insert_device(
+                    storage.queries.insert_device(
                         conn,
                         device_id=args.id,
                         kind=args.kind,

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from zhongdu._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from zhongdu.storage import _api as api
     from zhongdu.storage import _profiles as profiles
+    from zhongdu.storage import _queries as queries
     from zhongdu.storage import _telemetry as telemetry
     from zhongdu.storage._connect import connect, has_timescale, prepare_connection, set_search_path
     from zhongdu.storage._migrate import Migration, applied_versions, discover, migrate
@@ -30,13 +30,12 @@ __getattr__, __dir__ = lazy_exports(
         "migrate": "._migrate",
         "register_layout": "._registry",
     },
-    submodules={"api": "._api", "profiles": "._profiles", "telemetry": "._telemetry"},
+    submodules={"profiles": "._profiles", "queries": "._queries", "telemetry": "._telemetry"},
 )
 
 
 __all__ = [
     "Migration",
-    "api",
     "applied_versions",
     "connect",
     "discover",
@@ -44,6 +43,7 @@ __all__ = [
     "migrate",
     "prepare_connection",
     "profiles",
+    "queries",
     "register_layout",
     "set_search_path",
     "telemetry",

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from zhongdu.api._models import _examples
+from zhongdu.api._schemas import _examples
 
 
 class DistrictPropertiesOut(BaseModel):
