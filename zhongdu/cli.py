@@ -13,21 +13,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-# Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "zhongdu.demo",
-    "zhongdu.storage.cli",
-    "zhongdu.broker.cli",
-    "zhongdu.ingest.cli",
-    "zhongdu.simulators.cli",
-    "zhongdu.coverage.build_cli",
-    "zhongdu.coverage.cli",
-    "zhongdu.coverage.plan_cli",
-    "zhongdu.api.cli",
-    "zhongdu.alerts.cli",
-    "zhongdu.petitions.cli",
-)
-
 #: The commands each module registers (checked by a test), so `zhongdu <command> ...` imports only
 #: the module that owns it: `zhongdu coverage compute` is a short process whose start-up counts.
 COMMAND_OWNERS: dict[str, str] = {
@@ -46,6 +31,9 @@ COMMAND_OWNERS: dict[str, str] = {
     "alerts": "zhongdu.alerts.cli",
     "petitions": "zhongdu.petitions.cli",
 }
+
+#: The modules that register commands, in the order `zhongdu --help` lists them.
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(COMMAND_OWNERS.values()))
 
 Handler = Callable[[argparse.Namespace], int | None]
 
