@@ -142,6 +142,7 @@ function setDrawMode(root, map, state, on) {
 function showCandidates(map, state) {
   const value = document.querySelector("#candidate-source").value;
   const sites = value === "upload" && state.desk.uploaded ? state.desk.uploaded.sites : value === "drawn" ? state.desk.drawn : [];
+  state.desk.shown = sites.length;
   map.getSource("desk-candidates").setData({
     type: "FeatureCollection",
     features: sites.map((s) => ({ type: "Feature", geometry: { type: "Point", coordinates: [s.lng, s.lat] }, properties: { id: s.id, drawn: value === "drawn" } })),
