@@ -124,6 +124,7 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
+    import shapely
     import shapely.geometry
 
     try:
@@ -154,10 +155,10 @@ def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
                 raise ValueError("empty geometry")
             # a building's or a plot's outline: a point surely inside it, not a centroid that may not be
             point = shape if shape.geom_type == "Point" else shape.representative_point()
+            row["lng"], row["lat"] = shapely.get_x(point), shapely.get_y(point)
         except Exception as exc:
             rows.append((number, {"__error__": f"bad geometry: {exc}"}))
             continue
-        row["lng"], row["lat"] = point.x, point.y
         rows.append((number, row))
     return rows
 

@@ -62,6 +62,8 @@ TEXT = {
         "fewer": "只需 {n} 站（預算 {b}）：其餘候選站址不再增加涵蓋人口。",
         "note": "備註",
         "base": "依據",
+        "pick_cost": "成本",
+        "serving_at": "{t} 服務中之基地臺",
     },
     "en": {
         "title": "Base-station placement scenario",
@@ -96,6 +98,8 @@ TEXT = {
         "fewer": "{n} sites suffice (budget {b}): the other candidates add no one.",
         "note": "Note",
         "base": "Basis",
+        "pick_cost": "Cost",
+        "serving_at": "stations serving at {t}",
     },
 }
 
@@ -274,11 +278,13 @@ def render_html(row: Mapping[str, Any], lang: str) -> str:
         else ""
     )
     note = f"<p>{esc(tx['note'])}：{esc(str(row['note']))}</p>" if row.get("note") else ""
+    # `base` is "stations serving at <ISO time>": the time, in the page's words
+    served_at = str(result.get("base", "")).removeprefix("stations serving at ")[:16].replace("T", " ")
     subtitle = " · ".join(
         (
             f"{tx['scenario']} {row['scenario_id']}",
             str(row.get("finished_at") or "")[:19],
-            f"{tx['base']}: {result.get('base', '')}",
+            f"{tx['base']}: {tx['serving_at'].format(t=served_at)}",
         )
     )
     heads = "".join(f"<th>{esc(tx[k])}</th>" for k in TABLE_KEYS)
@@ -294,7 +300,7 @@ def render_html(row: Mapping[str, Any], lang: str) -> str:
 </body></html>"""
 
 
-TABLE_KEYS = ("order", "site", "name", "district", "lat", "lng", "cost", "gain", "after")
+TABLE_KEYS = ("order", "site", "name", "district", "lat", "lng", "pick_cost", "gain", "after")
 CSS = """
 @page { size: A4; margin: 12mm; }
 body { font-family: FONTS; font-size: 9pt; color: #222; }

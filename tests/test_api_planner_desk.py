@@ -67,14 +67,14 @@ def scenario_count(desk: dict[str, Any]) -> int:
 def test_a_bad_candidate_file_names_every_bad_line_and_stores_nothing(desk: dict[str, Any]) -> None:
     before = scenario_count(desk)
     bad = (
-        "id,name,lat,lng,cost\n"
-        "PB-1,ok,24.17,120.64,1\n"
-        "PB 2,space in id,24.17,120.64,1\n"
-        "PB-3,far away,35.0,139.7,1\n"
-        "PB-4,bad cost,24.17,120.64,cheap\n"
-        "PB-1,repeat,24.18,120.65,1\n"
-        "PB-6,no lat,,120.65,1\n"
-    ).encode()
+        b"id,name,lat,lng,cost\n"
+        b"PB-1,ok,24.17,120.64,1\n"
+        b"PB 2,space in id,24.17,120.64,1\n"
+        b"PB-3,far away,35.0,139.7,1\n"
+        b"PB-4,bad cost,24.17,120.64,cheap\n"
+        b"PB-1,repeat,24.18,120.65,1\n"
+        b"PB-6,no lat,,120.65,1\n"
+    )
     answer = upload(desk, bad)
     assert answer.status_code == 422, answer.text
     errors = {e["line"]: e["reason"] for e in answer.json()["detail"]}
