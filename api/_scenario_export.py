@@ -219,6 +219,8 @@ def map_svg(shown: list[dict[str, Any]]) -> str:
         gdf = read_source_geojson(source_dir_or_default(None), "taichung_districts.geojson")
     except Exception:  # a map is a nicety: missing source data must not stop the export
         return ""
+    # ~50 m: invisible at this size, and the page stays a few hundred KiB rather than the source's MB
+    gdf = gdf.assign(geometry=gdf.geometry.simplify(0.0005))
     fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=72)
     gdf.plot(ax=ax, color="#eeeeee", edgecolor="#777777", linewidth=0.4)
     if shown:
