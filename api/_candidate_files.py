@@ -70,7 +70,10 @@ def parse(body: bytes, fmt: Literal["auto", "csv", "geojson"] = "auto") -> tuple
         raise CandidateFileError("the file is empty")
     if fmt == "auto":
         fmt = "geojson" if text.lstrip().startswith("{") else "csv"
-    rows = _geojson_rows(text) if fmt == "geojson" else _csv_rows(text)
+    try:
+        rows = _geojson_rows(text) if fmt == "geojson" else _csv_rows(text)
+    except csv.Error as exc:  # a NUL byte, an unclosed quote at the end
+        raise CandidateFileError(f"not a readable CSV: {exc}") from exc
     sites, errors = _check(rows)
     if errors:
         shown = errors[:MAX_ERRORS]
@@ -155,7 +158,7 @@ def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
                 raise ValueError("empty geometry")
             # a building's or a plot's outline: a point surely inside it, not a centroid that may not be
             point = shape if shape.geom_type == "Point" else shape.representative_point()
-            row["lng"], row["lat"] = shapely.get_x(point), shapely.get_y(point)
+            row["lng"], row["lat"] = float(shapely.get_x(point)), float(shapely.get_y(point))
         except Exception as exc:
             rows.append((number, {"__error__": f"bad geometry: {exc}"}))
             continue
@@ -169,14 +172,15 @@ def _number(row: Mapping[str, Any], key: str, default: float | None) -> float | 
         if default is None:
             raise ValueError(f"{key} is missing")
         return default
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     if isinstance(value, bool):
-        raise ValueError(f"{key} {value!r} is not a number")
+        raise ValueError(f"{key} {shown} is not a number")
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{key} {value!r} is not a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{key} {shown} is not a number") from None
     if not math.isfinite(number):
-        raise ValueError(f"{key} {value!r} is not a finite number")
+        raise ValueError(f"{key} {shown} is not a finite number")
     return number
 
 

@@ -386,6 +386,7 @@ def rename_scenario(
     )
     if row is None:
         raise HTTPException(404, f"no scenario {scenario_id!r}")
+    conn.commit()  # now: the dependency commits after the answer is sent, and the next read can come first
     return row
 
 
@@ -398,6 +399,7 @@ def rename_scenario(
 def delete_scenario(conn: ConnDep, _principal: PlannerDep, scenario_id: ScenarioId) -> Response:
     if not storage.api.delete_scenario(conn, scenario_id):
         raise HTTPException(404, f"no scenario {scenario_id!r}")
+    conn.commit()  # as for a rename: gone for the client's next read
     return Response(status_code=204)
 
 

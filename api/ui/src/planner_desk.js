@@ -250,17 +250,16 @@ function renderList(root, state) {
   const items = state.desk.list;
   if (!items.length) { box.innerHTML = `<p class="muted">${t("desk_none")}</p>`; return; }
   const { confirming, renaming } = state.desk;
-  box.innerHTML = `<table class="saved"><thead><tr><th></th><th>${t("desk_colName")}</th><th>${t("desk_rowCriterion")}</th><th>${t("desk_rowSource")}</th><th>${t("desk_rowPicks")}</th><th>${t("desk_rowAfter")}</th><th>${t("desk_colStatus")}</th><th></th></tr></thead><tbody>${items.map((s) => {
+  box.innerHTML = `<table class="saved"><thead><tr><th></th><th>${t("desk_colName")}</th><th>${t("desk_rowCriterion")}</th><th>${t("desk_rowSource")}</th><th>${t("desk_rowPicks")}</th><th>${t("desk_rowAfter")}</th><th>${t("desk_colStatus")}</th></tr></thead><tbody>${items.map((s) => {
     const name = renaming === s.scenario_id
       ? `<input class="rename" value="${escapeHtml(s.name || "")}" maxlength="200" aria-label="${t("desk_name")}"> <button type="button" data-act="save">${t("desk_save")}</button>`
       : `<span class="user-text">${escapeHtml(s.name || s.scenario_id)}</span>${s.note ? `<br><small class="user-text">${escapeHtml(s.note)}</small>` : ""}`;
     return `<tr data-id="${s.scenario_id}" data-status="${s.status}">
       <td><input type="checkbox" data-compare="${s.scenario_id}" ${checked.has(s.scenario_id) ? "checked" : ""} ${s.status === "done" ? "" : "disabled"} aria-label="${t("desk_compare")}"></td>
-      <td>${name}</td><td>${t("crit_" + s.criterion)} · ${t("desk_op_" + s.operator)}</td><td>${t("desk_src_" + s.source)}</td>
-      <td class="num">${s.picks_count ?? "–"}</td><td class="num">${fmtPct(s.share_after, 3)}</td><td>${t("desk_status_" + s.status)}</td>
-      <td class="actions"><button type="button" data-act="open" ${s.status === "done" || s.status === "failed" ? "" : "disabled"}>${t("desk_open")}</button>
+      <td>${name}<div class="actions"><button type="button" data-act="open" ${s.status === "done" || s.status === "failed" ? "" : "disabled"}>${t("desk_open")}</button>
         <button type="button" data-act="rename">${t("desk_rename")}</button>
-        <button type="button" data-act="delete" class="${confirming === s.scenario_id ? "danger" : ""}">${t(confirming === s.scenario_id ? "desk_confirmDelete" : "desk_delete")}</button></td></tr>`;
+        <button type="button" data-act="delete" class="${confirming === s.scenario_id ? "danger" : ""}">${t(confirming === s.scenario_id ? "desk_confirmDelete" : "desk_delete")}</button></div></td><td>${t("crit_" + s.criterion)} · ${t("desk_op_" + s.operator)}</td><td>${t("desk_src_" + s.source)}</td>
+      <td class="num">${s.picks_count ?? "–"}</td><td class="num">${fmtPct(s.share_after, 3)}</td><td>${t("desk_status_" + s.status)}</td></tr>`;
   }).join("")}</tbody></table>
   <p><button type="button" id="compare-run">${t("desk_compare")}</button> <span class="muted" id="compare-hint">${t("desk_compareHint")}</span></p>`;
   renderCompareButton(root);
