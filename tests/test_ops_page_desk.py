@@ -134,9 +134,18 @@ def test_a_candidate_file_plans_exports_reloads_compares_and_switches_language(
     assert [(r["id"], r["lat"], r["lon"]) for r in again] == [(r["id"], r["lat"], r["lon"]) for r in first]
     assert [r["cells"][6] for r in again] == [r["cells"][6] for r in first]  # people added
 
-    # the saved list: both named; compared side by side, on the map in two shapes
-    page.wait_for_function("document.querySelectorAll('#scenario-list tr[data-status=done]').length >= 2")
-    ids = page.eval_on_selector_all("#scenario-list tr[data-status=done]", "rows => rows.map(r => r.dataset.id)")[:2]
+    # the city-wide lattice, from the page
+    page.select_option("#candidate-source", "lattice")
+    page.select_option("#lattice-res", "8")
+    page.fill("#lattice-limit", "20")
+    page.select_option("#scenario-criterion", "outdoor")
+    lattice = _run(page, "desk lattice C")
+    assert lattice and all(r["id"].startswith("C8-") for r in lattice)
+
+    # the saved list: all named; two compared side by side, on the map in two shapes
+    page.wait_for_function("document.querySelectorAll('#scenario-list tr[data-status=done]').length >= 3")
+    done = page.eval_on_selector_all("#scenario-list tr[data-status=done]", "rows => rows.map(r => r.dataset.id)")
+    ids = [done[0], done[2]]  # the lattice's (newest first) and the first upload's
     for scenario_id in ids:
         page.check(f"input[data-compare='{scenario_id}']")
     page.click("#compare-run")
@@ -146,9 +155,10 @@ def test_a_candidate_file_plans_exports_reloads_compares_and_switches_language(
     picks_row = page.eval_on_selector_all("table.compare tr[data-row=desk_rowPicks] td", "td => td.map(c => c.innerText)")
     assert picks_row == [str(s["picks_count"]) for s in compared]
     criteria = page.eval_on_selector_all("table.compare tr[data-row=desk_rowCriterion] td", "td => td.map(c => c.innerText)")
-    assert all(c.startswith("室內") for c in criteria)
+    assert criteria[0].startswith("戶外") and criteria[1].startswith("室內")
     assert page.locator(".compare-pin .shape-circle").count() == compared[0]["picks_count"]
     assert page.locator(".compare-pin .shape-square").count() == compared[1]["picks_count"]
+    page.locator("table.compare").scroll_into_view_if_needed()
     screenshot(page, "desk-compare")
 
     # renamed from the list
