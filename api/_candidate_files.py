@@ -32,9 +32,21 @@ LNG_RANGE = (119.0, 122.5)
 class CandidateFileError(ZhongduError, ValueError):
     """The file cannot be used; `errors` names each bad line or feature."""
 
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, message: str, errors: list[dict[str, Any]] | None = None, *, code: str = "rows"
+    ) -> None:
         super().__init__(message)
         self.errors = errors or []
+        self.code = code  # for the page to say it in its language
+
+
+class RowError(ValueError):
+    """One bad row: `code` (and `field`) let the page say it in its language; the message is English."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -64,16 +76,18 @@ class Site:
 def parse(body: bytes, fmt: Literal["auto", "csv", "geojson"] = "auto") -> tuple[str, list[Site]]:
     """The sites of a CSV or GeoJSON file, or `CandidateFileError` naming every bad row."""
     if len(body) > MAX_BYTES:
-        raise CandidateFileError(f"the file has {len(body):,} bytes; the limit is {MAX_BYTES:,}")
+        raise CandidateFileError(
+            f"the file has {len(body):,} bytes; the limit is {MAX_BYTES:,}", code="too_big"
+        )
     text = _decode(body)
     if not text.strip():
-        raise CandidateFileError("the file is empty")
+        raise CandidateFileError("the file is empty", code="empty")
     if fmt == "auto":
         fmt = "geojson" if text.lstrip().startswith("{") else "csv"
     try:
         rows = _geojson_rows(text) if fmt == "geojson" else _csv_rows(text)
     except csv.Error as exc:  # a NUL byte, an unclosed quote at the end
-        raise CandidateFileError(f"not a readable CSV: {exc}") from exc
+        raise CandidateFileError(f"not a readable CSV: {exc}", code="not_csv") from exc
     sites, errors = _check(rows)
     if errors:
         shown = errors[:MAX_ERRORS]
@@ -82,9 +96,11 @@ def parse(body: bytes, fmt: Literal["auto", "csv", "geojson"] = "auto") -> tuple
         summary = "; ".join(f"{where} {e['line']}: {e['reason']}" for e in shown[:5])
         raise CandidateFileError(f"{len(errors)} bad {where}(s){more}, nothing stored: {summary}", shown)
     if not sites:
-        raise CandidateFileError("the file holds no sites")
+        raise CandidateFileError("the file holds no sites", code="empty")
     if len(sites) > MAX_SITES:
-        raise CandidateFileError(f"the file holds {len(sites):,} sites; the limit is {MAX_SITES:,}")
+        raise CandidateFileError(
+            f"the file holds {len(sites):,} sites; the limit is {MAX_SITES:,}", code="too_many"
+        )
     return fmt, sites
 
 
@@ -97,7 +113,9 @@ def _decode(body: bytes) -> str:
     try:
         return body.decode("cp950")
     except UnicodeDecodeError as exc:
-        raise CandidateFileError(f"the file is neither UTF-8 nor Big5 text (byte {exc.start})") from exc
+        raise CandidateFileError(
+            f"the file is neither UTF-8 nor Big5 text (byte {exc.start})", code="encoding"
+        ) from exc
 
 
 def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
@@ -110,7 +128,14 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
         raise CandidateFileError(
             f"line 1: the header lacks {', '.join(missing)} (columns: id, name, lat, lng or lon, "
             "optional cost, height, kind)",
-            [{"line": 1, "reason": f"missing column(s): {', '.join(missing)}"}],
+            [
+                {
+                    "line": 1,
+                    "code": "columns",
+                    "field": ", ".join(missing),
+                    "reason": f"missing column(s): {', '.join(missing)}",
+                }
+            ],
         )
     reader.fieldnames = fields
     rows: list[tuple[int, dict[str, Any]]] = []
@@ -118,7 +143,9 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
         if not any((v or "").strip() for k, v in record.items() if isinstance(v, str)):
             continue  # a blank line (Excel leaves them at the end)
         if None in record:
-            rows.append((reader.line_num, {"__error__": "more values than the header has columns"}))
+            rows.append(
+                (reader.line_num, {"__error__": ("extra_values", "more values than the header has columns")})
+            )
             continue
         rows.append(
             (reader.line_num, {k: (v.strip() if isinstance(v, str) else v) for k, v in record.items()})
@@ -133,21 +160,23 @@ def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CandidateFileError(f"not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+        raise CandidateFileError(
+            f"not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}", code="not_json"
+        ) from exc
     if (
         not isinstance(doc, dict)
         or doc.get("type") != "FeatureCollection"
         or not isinstance(doc.get("features"), list)
     ):
-        raise CandidateFileError("a GeoJSON FeatureCollection is expected")
+        raise CandidateFileError("a GeoJSON FeatureCollection is expected", code="not_json")
     rows: list[tuple[int, dict[str, Any]]] = []
     for number, feature in enumerate(doc["features"], start=1):
         if not isinstance(feature, dict) or not isinstance(feature.get("geometry"), dict):
-            rows.append((number, {"__error__": "not a Feature with a geometry"}))
+            rows.append((number, {"__error__": ("not_feature", "not a Feature with a geometry")}))
             continue
         props = feature.get("properties") or {}
         if not isinstance(props, dict):
-            rows.append((number, {"__error__": "properties is not an object"}))
+            rows.append((number, {"__error__": ("not_feature", "properties is not an object")}))
             continue
         row = {str(k).lower(): v for k, v in props.items()}
         if row.get("id") in (None, "") and feature.get("id") is not None:
@@ -160,7 +189,7 @@ def _geojson_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
             point = shape if shape.geom_type == "Point" else shape.representative_point()
             row["lng"], row["lat"] = float(shapely.get_x(point)), float(shapely.get_y(point))
         except Exception as exc:
-            rows.append((number, {"__error__": f"bad geometry: {exc}"}))
+            rows.append((number, {"__error__": ("bad_geometry", f"bad geometry: {exc}")}))
             continue
         rows.append((number, row))
     return rows
@@ -170,49 +199,53 @@ def _number(row: Mapping[str, Any], key: str, default: float | None) -> float | 
     value = row.get(key)
     if value is None or (isinstance(value, str) and value.strip() == ""):
         if default is None:
-            raise ValueError(f"{key} is missing")
+            raise RowError("missing", f"{key} is missing", key)
         return default
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     if isinstance(value, bool):
-        raise ValueError(f"{key} {shown} is not a number")
+        raise RowError("not_number", f"{key} {shown} is not a number", key)
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{key} {shown} is not a number") from None
+        raise RowError("not_number", f"{key} {shown} is not a number", key) from None
     if not math.isfinite(number):
-        raise ValueError(f"{key} {shown} is not a finite number")
+        raise RowError("not_number", f"{key} {shown} is not a finite number", key)
     return number
 
 
 def _site(line: int, row: Mapping[str, Any]) -> Site:
     if "__error__" in row:
-        raise ValueError(row["__error__"])
+        raise RowError(*row["__error__"])
     raw_id = row.get("id")
     site_id = "" if raw_id is None else str(raw_id).strip()
     if not ID.match(site_id):
-        raise ValueError(f"id {site_id!r} must be 1-64 letters, digits or . _ : -")
+        raise RowError("bad_id", f"id {site_id!r} must be 1-64 letters, digits or . _ : -", "id")
     lat = _number(row, "lat", None)
     lng = _number(row, "lng", None)
     assert lat is not None and lng is not None
     if not LAT_RANGE[0] <= lat <= LAT_RANGE[1] or not LNG_RANGE[0] <= lng <= LNG_RANGE[1]:
-        raise ValueError(f"({lat}, {lng}) is outside Taichung and surroundings (lat 23-25.5, lng 119-122.5)")
+        raise RowError(
+            "out_of_area", f"({lat}, {lng}) is outside Taichung and surroundings (lat 23-25.5, lng 119-122.5)"
+        )
     cost = _number(row, "cost", 1.0)
     assert cost is not None
     if not 0 <= cost <= 1e12:
-        raise ValueError(f"cost {cost} must be between 0 and 1e12")
+        raise RowError("out_of_range", f"cost {cost} must be between 0 and 1e12", "cost")
     height = _number(row, "height", 30.0)
     assert height is not None
     if not 0 < height <= 500:
-        raise ValueError(f"height {height} m must be above 0 and at most 500")
+        raise RowError("out_of_range", f"height {height} m must be above 0 and at most 500", "height")
     kind = str(row.get("kind") or "public_building").strip()
     if not KIND.match(kind):
-        raise ValueError(
-            f"kind {kind!r} must be lower-case letters and _ (e.g. public_building, public_land)"
+        raise RowError(
+            "bad_kind",
+            f"kind {kind!r} must be lower-case letters and _ (e.g. public_building, public_land)",
+            "kind",
         )
     name = row.get("name")
     name = None if name is None or str(name).strip() == "" else str(name).strip()
     if name is not None and (len(name) > 200 or any(ord(c) < 32 for c in name)):
-        raise ValueError("name must be at most 200 characters, without control characters")
+        raise RowError("bad_name", "name must be at most 200 characters, without control characters", "name")
     return Site(site_id, name, lat, lng, cost, height, kind, line)
 
 
@@ -224,10 +257,18 @@ def _check(rows: list[tuple[int, dict[str, Any]]]) -> tuple[list[Site], list[dic
         try:
             site = _site(line, row)
         except ValueError as exc:
-            errors.append({"line": line, "reason": str(exc)})
+            code, field = (exc.code, exc.field) if isinstance(exc, RowError) else ("invalid", None)
+            errors.append({"line": line, "code": code, "field": field, "reason": str(exc)})
             continue
         if site.id in seen:
-            errors.append({"line": line, "reason": f"id {site.id!r} repeats line {seen[site.id]}"})
+            errors.append(
+                {
+                    "line": line,
+                    "code": "repeat",
+                    "field": "id",
+                    "reason": f"id {site.id!r} repeats line {seen[site.id]}",
+                }
+            )
             continue
         seen[site.id] = line
         sites.append(site)

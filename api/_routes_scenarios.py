@@ -298,7 +298,8 @@ async def upload_candidates(
     try:
         fmt, sites = files.parse(body, format)
     except files.CandidateFileError as exc:
-        return JSONResponse({"detail": exc.errors, "message": str(exc)}, status_code=422)
+        status = 413 if exc.code == "too_big" else 422
+        return JSONResponse({"detail": exc.errors, "message": str(exc), "code": exc.code}, status_code=status)
     return {"format": fmt, "sites": [s.to_dict() for s in sites], "candidates": files.sector_rows(sites)}
 
 

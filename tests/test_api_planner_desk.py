@@ -79,13 +79,17 @@ def test_a_bad_candidate_file_names_every_bad_line_and_stores_nothing(desk: dict
     assert answer.status_code == 422, answer.text
     errors = {e["line"]: e["reason"] for e in answer.json()["detail"]}
     assert sorted(errors) == [3, 4, 5, 6, 7]
+    codes = {e["line"]: (e["code"], e["field"]) for e in answer.json()["detail"]}
+    assert codes == {3: ("bad_id", "id"), 4: ("out_of_area", None), 5: ("not_number", "cost"),
+                     6: ("repeat", "id"), 7: ("missing", "lat")}
     assert "id" in errors[3] and "outside Taichung" in errors[4] and "not a number" in errors[5]
     assert "repeats line 2" in errors[6] and "lat is missing" in errors[7]
     assert "5 bad line(s)" in answer.json()["message"]
     assert upload(desk, b"name,lat\nx,24\n").json()["detail"][0]["line"] == 1  # header lacks id, lng
-    assert upload(desk, b"").status_code == 422
+    assert upload(desk, b"").json()["code"] == "empty"
+    assert upload(desk, b"id,lat,lng\nA,24\x00,120\n").json()["detail"][0]["code"] == "not_number"
     assert upload(desk, b'{"type": "FeatureCollection", "features": [{"type": "Feature"}]}').json()["detail"] == [
-        {"line": 1, "reason": "not a Feature with a geometry"}
+        {"line": 1, "code": "not_feature", "field": None, "reason": "not a Feature with a geometry"}
     ]
     assert upload(desk, b"x" * (2 * 1024 * 1024 + 1)).status_code == 413
     viewer = desk["http"].post("/v1/scenarios/candidates", content=csv_of(uncovered_sites(2)), headers=desk["viewer"])

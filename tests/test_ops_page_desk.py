@@ -88,7 +88,8 @@ def test_a_candidate_file_plans_exports_reloads_compares_and_switches_language(
     _upload(page, "bad.csv", b"id,name,lat,lng\nPB-1,ok,24.17,120.64\nPB 2,x,24.17,120.64\nPB-3,y,91,120.64\n")
     page.wait_for_selector("#upload-status .file-errors li")
     assert page.eval_on_selector_all(".file-errors li", "li => li.map(l => +l.dataset.line)") == [3, 4]
-    assert "第 3 筆" in page.locator(".file-errors").inner_text()
+    refused = page.locator(".file-errors").inner_text()
+    assert "第 3 筆：編號須為" in refused and "第 4 筆：座標不在臺中市" in refused
     assert http.get("/v1/scenarios").json()["total"] == stored_before
     # the browser logs the refused upload's 422 itself; that one is expected, any other error is not
     assert len(watched.errors) == 1 and "422" in watched.errors[0], watched.errors

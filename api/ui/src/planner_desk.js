@@ -22,7 +22,7 @@ addStrings({
   desk_uploadHint: ["CSV 欄位 id, name, lat, lng（或 lon）, cost, height, kind；或 GeoJSON（點或面）", "CSV columns id, name, lat, lng (or lon), cost, height, kind; or GeoJSON (points or polygons)"],
   desk_uploaded: ["{n} 個站址，來自 {file}", "{n} sites from {file}"],
   desk_badFile: ["檔案未採用（未儲存任何資料）", "The file was not used (nothing stored)"],
-  desk_line: ["第 {n} 筆", "Row {n}"],
+  desk_line: ["第 {n} 筆：", "Row {n}: "],
   desk_noFile: ["請先上傳候選站址檔案", "Upload a candidate file first"],
   desk_drawOn: ["點選地圖新增站址（再點一次移除）", "Click the map to add a site (click it again to remove)"],
   desk_drawStart: ["開始點選", "Start drawing"],
@@ -68,6 +68,37 @@ addStrings({
   desk_colName: ["名稱", "Name"],
   desk_colStatus: ["狀態", "Status"],
 });
+
+// Why a file was refused, in Chinese from the API's codes (in English the API's own reasons,
+// which name the value, are shown).
+const REFUSED_ZH = {
+  columns: "表頭缺少欄位：{field}",
+  extra_values: "欄位數多於表頭",
+  not_feature: "不是含幾何的 Feature",
+  bad_geometry: "幾何無效",
+  missing: "缺少{field}",
+  not_number: "{field}不是數字",
+  bad_id: "編號須為 1–64 個英數字或 . _ : -",
+  out_of_area: "座標不在臺中市及鄰近範圍（緯度 23–25.5、經度 119–122.5）",
+  out_of_range: "{field}超出範圍",
+  bad_name: "名稱過長或含控制字元",
+  bad_kind: "類別須為小寫英文字母與 _",
+  repeat: "編號重複",
+  invalid: "資料無效",
+  too_big: "檔案超過 2 MiB 上限",
+  too_many: "站址超過 1,500 個上限",
+  empty: "檔案沒有站址",
+  not_csv: "無法讀取的 CSV",
+  not_json: "不是 GeoJSON FeatureCollection",
+  encoding: "檔案須為 UTF-8 或 Big5 文字",
+};
+const FIELD_ZH = { id: "編號", lat: "緯度", lng: "經度", cost: "成本", height: "高度", kind: "類別", name: "名稱" };
+
+function refusedText(code, field, english) {
+  if (currentLang() === "en" || !(code in REFUSED_ZH)) return `<span class="user-text">${escapeHtml(english)}</span>`;
+  const fieldZh = (field || "").split(", ").map((f) => FIELD_ZH[f] || f).join("、");
+  return escapeHtml(fill(REFUSED_ZH[code], { field: fieldZh }));
+}
 
 const OPERATORS = ["any", "CHT", "TWM", "FET", "every_major"];
 const CRITERIA = ["outdoor", "indoor"]; // capacity is not additive over sites: the placement refuses it
@@ -179,7 +210,7 @@ async function uploadFile(root, map, state, file) {
   });
   const body = await answer.json().catch(() => ({}));
   if (answer.ok) state.desk.uploaded = { file: file.name, sites: body.sites, candidates: body.candidates };
-  else state.desk.uploadError = { status: answer.status, message: body.message || body.detail, errors: Array.isArray(body.detail) ? body.detail : [] };
+  else state.desk.uploadError = { status: answer.status, code: body.code, message: body.message || body.detail, errors: Array.isArray(body.detail) ? body.detail : [] };
   renderUpload(root, state);
   showCandidates(map, state);
 }
@@ -225,8 +256,8 @@ function renderUpload(root, state) {
     box.innerHTML = `<p data-sites="${uploaded.sites.length}">${fill(t("desk_uploaded"), { n: uploaded.sites.length, file: `<span class="user-text">${escapeHtml(uploaded.file)}</span>` })}</p>`;
   } else if (uploadError) {
     box.innerHTML = `<p class="error" data-status="${uploadError.status}">${t("desk_badFile")} (${uploadError.status})</p>
-      <ul class="file-errors">${uploadError.errors.map((e) => `<li data-line="${e.line}">${fill(t("desk_line"), { n: e.line })}: <span class="user-text">${escapeHtml(e.reason)}</span></li>`).join("")}</ul>
-      ${uploadError.errors.length ? "" : `<p class="user-text">${escapeHtml(uploadError.message)}</p>`}`;
+      <ul class="file-errors">${uploadError.errors.map((e) => `<li data-line="${e.line}" data-code="${e.code}">${fill(t("desk_line"), { n: e.line })}${refusedText(e.code, e.field, e.reason)}</li>`).join("")}</ul>
+      ${uploadError.errors.length ? "" : `<p>${refusedText(uploadError.code, null, uploadError.message)}</p>`}`;
   } else box.innerHTML = "";
 }
 
