@@ -232,3 +232,28 @@ def test_scenarios_are_named_renamed_compared_and_deleted(desk: dict[str, Any]) 
     assert http.delete(f"/v1/scenarios/{b}", headers=desk["planner"]).status_code == 204
     assert http.get(f"/v1/scenarios/{b}").status_code == 404
     assert http.delete(f"/v1/scenarios/{b}", headers=desk["planner"]).status_code == 404
+
+
+def test_a_big5_csv_as_excel_in_chinese_saves_it_is_read() -> None:
+    from zhongdu.api import _candidate_files as files
+
+    body = "id,name,lat,lng\nPB-1,北屯區公所,24.1826,120.6862\n".encode("cp950")
+    fmt, sites = files.parse(body)
+    assert fmt == "csv" and sites[0].name == "北屯區公所" and sites[0].lng == 120.6862
+    assert [r["sector_id"] for r in files.sector_rows(sites)] == ["1", "2", "3"]
+
+
+def test_a_scenario_stored_before_picks_had_coordinates_still_exports() -> None:
+    """Older results list only station ids; the export takes the sites from the request."""
+    from zhongdu.api import _scenario_export as export
+
+    row = {
+        "scenario_id": "sc_0123456789ab",
+        "name": "old",
+        "request": {"candidates": [{"station_id": "c1", "lon": 120.64, "lat": 24.17, "name": "舊", "kind": "public_land"}]},
+        "result": {"picks": [{"station_id": "c1", "gain": 120.0, "share": 0.5, "cost": 2.0, "kind": "public_land"}]},
+    }
+    lines = export.to_csv(row).decode().splitlines()
+    assert lines == [",".join(export.CSV_COLUMNS), "1,c1,舊,24.17,120.64,,2.0,30.0,public_land,120.0,0.5"]
+    feature = json.loads(export.to_geojson(row))["features"][0]
+    assert feature["geometry"]["coordinates"] == [120.64, 24.17] and feature["properties"]["name"] == "舊"
