@@ -285,6 +285,7 @@ def create_scenario(
 )
 async def upload_candidates(
     request: Request,
+    state: StateDep,
     _principal: PlannerDep,
     format: Annotated[
         Literal["auto", "csv", "geojson"], Query(description="auto: GeoJSON if it starts with {")
@@ -294,12 +295,15 @@ async def upload_candidates(
     as sector rows to post as a scenario's `candidates`. Stores nothing."""
     body = await request.body()
     if len(body) > files.MAX_BYTES:
+        state.metrics.candidate_files.labels("refused").inc()
         raise HTTPException(413, f"the file has {len(body):,} bytes; the limit is {files.MAX_BYTES:,}")
     try:
         fmt, sites = files.parse(body, format)
     except files.CandidateFileError as exc:
+        state.metrics.candidate_files.labels("refused").inc()
         status = 413 if exc.code == "too_big" else 422
         return JSONResponse({"detail": exc.errors, "message": str(exc), "code": exc.code}, status_code=status)
+    state.metrics.candidate_files.labels("accepted").inc()
     return {"format": fmt, "sites": [s.to_dict() for s in sites], "candidates": files.sector_rows(sites)}
 
 

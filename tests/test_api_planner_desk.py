@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,6 +96,9 @@ def test_a_bad_candidate_file_names_every_bad_line_and_stores_nothing(desk: dict
     viewer = desk["http"].post("/v1/scenarios/candidates", content=csv_of(uncovered_sites(2)), headers=desk["viewer"])
     assert viewer.status_code == 403
     assert scenario_count(desk) == before
+    metrics = desk["http"].get("/metrics").text
+    refused = re.search(r'zhongdu_api_candidate_files_total\{outcome="refused"\} (\S+)', metrics)
+    assert refused and float(refused.group(1)) >= 6  # the six refused above, counted
 
 
 def test_geojson_polygons_become_a_point_inside_them(desk: dict[str, Any]) -> None:
