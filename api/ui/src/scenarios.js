@@ -123,7 +123,12 @@ export function showScenario(root, state, scenario, onPicks) {
     out.innerHTML = `<p class="error">${t("failed")}: ${escapeHtml(scenario.error)}</p>`;
     return;
   }
-  const picks = scenario.result.picks.map((p, i) => ({ ...p, order: i + 1, lon: p.lng, lat: p.lat, district: p.district || DISTRICT_OF.get(p.station_id) || "" }));
+  // picks stored before they carried their coordinates take them from the request's candidates
+  const sites = new Map(((scenario.request && scenario.request.candidates) || []).map((c) => [c.station_id, c]));
+  const picks = scenario.result.picks.map((p, i) => {
+    const site = sites.get(p.station_id) || {};
+    return { ...p, order: i + 1, lon: p.lng ?? site.lon, lat: p.lat ?? site.lat, district: p.district || DISTRICT_OF.get(p.station_id) || "" };
+  });
   state.picks = picks;
   onPicks(picks);
   state.lastScenario = { scenario, picks };
