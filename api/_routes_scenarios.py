@@ -350,10 +350,17 @@ def compare_scenarios(
     missing = sorted(set(wanted) - {r["scenario_id"] for r in rows})
     if missing:
         raise HTTPException(404, f"no scenario {missing}")
+    from zhongdu.api._scenario_export import picks as located
+
     items = []
     for row in rows:
-        result = row.pop("result") or {}
-        items.append(dict(row, picks=result.get("picks", [])))
+        # coordinates from the request's candidates where a result stored before picks carried them
+        where = {p["id"]: p for p in located(row)}
+        picks = [
+            dict(p, lat=where[p["station_id"]]["lat"], lng=where[p["station_id"]]["lng"])
+            for p in (row["result"] or {}).get("picks", [])
+        ]
+        items.append({k: v for k, v in row.items() if k not in ("request", "result")} | {"picks": picks})
     return {"items": items}
 
 

@@ -368,10 +368,12 @@ def get_scenario(conn: Conn, scenario_id: str) -> Row | None:
 
 
 def get_scenarios(conn: Conn, scenario_ids: Sequence[str]) -> list[Row]:
-    """The summaries of these scenarios with their result (for comparing), in the order asked."""
+    """The summaries of these scenarios with their request and result (for comparing), in the order asked."""
     rows = _all(
         conn,
-        sql.SQL("SELECT {}, result FROM scenarios WHERE scenario_id = ANY(%s)").format(_SCENARIO_SUMMARY),
+        sql.SQL("SELECT {}, request, result FROM scenarios WHERE scenario_id = ANY(%s)").format(
+            _SCENARIO_SUMMARY
+        ),
         (list(scenario_ids),),
     )
     order = {sid: i for i, sid in enumerate(scenario_ids)}
