@@ -53,6 +53,12 @@ class ApiMetrics:
             "peak memory of the child process that computed the last scenario",
             registry=self.registry,
         )
+        self.candidate_files = Counter(
+            "zhongdu_api_candidate_files",
+            "planners' candidate files checked (POST /v1/scenarios/candidates), accepted or refused",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.indicator_entries = Counter(
             "zhongdu_indicator_entries", "plan indicator entries stored", ["via"], registry=self.registry
         )

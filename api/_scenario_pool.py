@@ -49,3 +49,52 @@ def plan_in_child(grid: Any, stations: Any, candidates: Any, options: dict[str, 
     out: dict[str, Any] = plan(grid, stations, candidates, **options).to_dict()
     out["worker_peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
+
+
+def lattice_in_child(grid: Any, stations: Any, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """City-wide lattice candidates (`generate_candidates`) as scenario sector rows, in the child:
+    the uncovered mask is a whole-city coverage computation. With `districts`, only those districts'
+    uncovered people count, so the lattice cells elsewhere hold none and are not proposed."""
+    import dataclasses
+
+    import numpy as np
+
+    from zhongdu.coverage._candidates import generate_candidates
+
+    districts = options.get("districts")
+    if districts:
+        wanted = np.isin(np.asarray(grid.districts), list(districts))
+        grid = dataclasses.replace(
+            grid, population=np.where(wanted[grid.district_index], grid.population, 0.0)
+        )
+    operator = options.get("operator")
+    sites = generate_candidates(
+        grid,
+        stations,
+        model=options["model"],
+        threshold_dbm=options["threshold_dbm"],
+        resolution=options["resolution"],
+        min_population=max(options["min_population"], 1e-9),  # a cell with nobody is never a candidate
+        limit=options["limit"],
+        criterion=options["criterion"],
+        operator=None if operator in (None, "any") else operator,
+    )
+    cost, kind = sites.extra["cost"], sites.extra["kind"]
+    return [
+        {
+            "station_id": str(sites.station_id[i]),
+            "sector_id": str(sites.sector_id[i]),
+            "lon": float(sites.lon[i]),
+            "lat": float(sites.lat[i]),
+            "height_m": float(sites.height_m[i]),
+            "eirp_dbm": float(sites.eirp_dbm[i]),
+            "frequency_mhz": float(sites.frequency_mhz[i]),
+            "bandwidth_mhz": float(sites.bandwidth_mhz[i]),
+            "azimuth_deg": float(sites.azimuth_deg[i]),
+            "beamwidth_deg": float(sites.beamwidth_deg[i]),
+            "radius_m": float(sites.radius_m[i]),
+            "cost": float(cost[i]),
+            "kind": str(kind[i]),
+        }
+        for i in range(len(sites))
+    ]

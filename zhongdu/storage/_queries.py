@@ -278,6 +278,7 @@ _SCENARIO_COLUMNS = sql.SQL(", ").join(
         "created_at",
         "created_by",
         "name",
+        "note",
         "status",
         "request",
         "result",
@@ -286,17 +287,39 @@ _SCENARIO_COLUMNS = sql.SQL(", ").join(
     )
 )
 
+# What a list or a comparison shows of each scenario, read out of its request and result bodies
+# (the bodies themselves can be megabytes: thousands of candidates).
+_SCENARIO_SUMMARY = sql.SQL(
+    """scenario_id, created_at, created_by, name, note, status, error, finished_at,
+       COALESCE(request->>'criterion', 'outdoor') AS criterion,
+       COALESCE(request->>'operator', 'any') AS operator,
+       COALESCE(request->'candidate_source'->>'source', request->>'candidate_origin', 'list') AS source,
+       jsonb_array_length(result->'picks') AS picks_count,
+       (result->>'total_cost')::double precision AS total_cost,
+       (result->>'covered_after')::double precision
+         - (result->>'covered_before')::double precision AS people_added,
+       (result->>'share_before')::double precision AS share_before,
+       (result->>'share_after')::double precision AS share_after,
+       (result->>'target')::double precision AS target"""
+)
+
 
 def insert_scenario(
-    conn: Conn, *, scenario_id: str, created_by: str, name: str | None, request: Mapping[str, Any]
+    conn: Conn,
+    *,
+    scenario_id: str,
+    created_by: str,
+    name: str | None,
+    request: Mapping[str, Any],
+    note: str | None = None,
 ) -> Row:
     row = _one(
         conn,
         sql.SQL(
-            """INSERT INTO scenarios (scenario_id, created_by, name, request)
-               VALUES (%s, %s, %s, %s) RETURNING {}"""
+            """INSERT INTO scenarios (scenario_id, created_by, name, note, request)
+               VALUES (%s, %s, %s, %s, %s) RETURNING {}"""
         ).format(_SCENARIO_COLUMNS),
-        (scenario_id, created_by, name, Jsonb(dict(request))),
+        (scenario_id, created_by, name, note, Jsonb(dict(request))),
     )
     assert row is not None
     return row
@@ -319,17 +342,51 @@ def update_scenario(
     )
 
 
+def rename_scenario(
+    conn: Conn, scenario_id: str, *, name: str | None, note: str | None, set_note: bool
+) -> Row | None:
+    """Set the name (when given) and the note (when `set_note`; None clears it); the summary back."""
+    return _one(
+        conn,
+        sql.SQL(
+            """UPDATE scenarios SET name = COALESCE(%s, name),
+                      note = CASE WHEN %s THEN %s ELSE note END
+               WHERE scenario_id = %s RETURNING {}"""
+        ).format(_SCENARIO_SUMMARY),
+        (name, set_note, note, scenario_id),
+    )
+
+
+def delete_scenario(conn: Conn, scenario_id: str) -> bool:
+    cur = conn.execute("DELETE FROM scenarios WHERE scenario_id = %s", (scenario_id,))
+    return cur.rowcount > 0
+
+
 def get_scenario(conn: Conn, scenario_id: str) -> Row | None:
     query = sql.SQL("SELECT {} FROM scenarios WHERE scenario_id = %s").format(_SCENARIO_COLUMNS)
     return _one(conn, query, (scenario_id,))
 
 
+def get_scenarios(conn: Conn, scenario_ids: Sequence[str]) -> list[Row]:
+    """The summaries of these scenarios with their request and result (for comparing), in the order asked."""
+    rows = _all(
+        conn,
+        sql.SQL("SELECT {}, request, result FROM scenarios WHERE scenario_id = ANY(%s)").format(
+            _SCENARIO_SUMMARY
+        ),
+        (list(scenario_ids),),
+    )
+    order = {sid: i for i, sid in enumerate(scenario_ids)}
+    return sorted(rows, key=lambda r: order[r["scenario_id"]])
+
+
 def list_scenarios(conn: Conn, *, limit: int, offset: int) -> list[Row]:
-    """Newest first, without the (possibly large) request and result bodies."""
+    """Newest first, summarised (names, goal, counts, shares), without the request and result bodies."""
     return _all(
         conn,
-        """SELECT scenario_id, created_at, created_by, name, status, error, finished_at
-           FROM scenarios ORDER BY created_at DESC, scenario_id LIMIT %s OFFSET %s""",
+        sql.SQL(
+            "SELECT {} FROM scenarios ORDER BY created_at DESC, scenario_id LIMIT %s OFFSET %s"
+        ).format(_SCENARIO_SUMMARY),
         (limit, offset),
     )
 

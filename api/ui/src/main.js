@@ -12,6 +12,7 @@ import { CELL_ZOOM, addLayers, alertsGeoJson, boundsOf, createMap, fetchCells, p
 import { SitesLayer } from "./sites_layer.js";
 import { addPetitionLayer, onPetitionHotspot, renderPetitions } from "./petitions.js";
 import { renderScenario, runScenario } from "./scenarios.js";
+import { installDesk, renderDesk } from "./planner_desk.js";
 import { addDeviceLayer, deviceHtml, loadDevices, rerenderAlerts, startAlerts } from "./alerts.js";
 import { DistrictLabels, MAP_CRITERIA, MAP_OPERATORS, applyFill, viewName } from "./district_view.js";
 import { districtQuery, layoutLabel, wireOutageList, renderOutageBanner, renderStationKpi, viewBoxQuery } from "./ops_status.js";
@@ -101,6 +102,7 @@ function renderAll() {
   else if (state.cells) cellsNote(state.cellQuery, state.cells);
   renderEvents(document);
   renderScenario(document, state);
+  renderDesk(document, state);
   setDistrictShares();
   // popups are written in one language: closed, the selected district's reopened in the new one
   document.querySelectorAll(".maplibregl-popup").forEach((p) => p.remove());
@@ -429,6 +431,7 @@ async function boot() {
   addLayers(map, state.districts, state.sitesLayer);
   addDeviceLayer(map);
   addPetitionLayer(map);
+  installDesk(document, map, state, showPicks);
   state.districtNames = new Map(state.districts.features.map((f) => [f.properties.district, f.properties.name_en]));
   // the labels after the first full paint: 29 DOM markers moved on every frame would delay it
   map.once("idle", () => {
@@ -450,6 +453,7 @@ async function boot() {
   startAlerts(document, map, (html) => logEvent(document, html)).catch(report);
 
   map.on("click", (e) => {
+    if (state.drawMode) return; // the planner's desk takes the clicks while drawing candidates
     const device = map.queryRenderedFeatures(e.point, { layers: ["park-devices"] })[0];
     if (device) {
       const at = device.geometry.coordinates;
