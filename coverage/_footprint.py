@@ -18,9 +18,9 @@ from numpy.typing import NDArray
 from zhongdu.coverage._types import Grid, Stations
 
 # Peak bytes per (site, column) pair of `plan` without district minima (measured: 18 to 20 B,
-# the 4-byte index, the greedy's weight gathers and the build's chunk arrays), per grid cell
-# (measured: about 100 B, the engine's geometry, the covered mask and the greedy's weights), and
-# the fixed part.
+# the 4-byte index and the greedy's weight gathers), per grid cell (measured: about 100 B, the
+# engine's geometry, the covered mask and the greedy's weights), and the fixed part (the chunk
+# arrays of the engine and of the matrix, a few MB each; not the interpreter and its imports).
 BYTES_PER_PAIR = 24
 BYTES_PER_CELL = 128
 BASE_BYTES = 64 * 1024 * 1024
