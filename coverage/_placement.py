@@ -80,7 +80,8 @@ class CellGroups:
         """The cells of the given groups, concatenated."""
         g = np.asarray(groups, dtype=np.int64)
         owner, k = _expand(self.start[g + 1] - self.start[g])
-        return self.cells[self.start[g[owner]] + k]
+        out: NDArray[np.int64] = self.cells[self.start[g[owner]] + k]
+        return out
 
 
 def _expand(counts: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -318,10 +319,11 @@ class _State:
     n_cells: int
     groups: CellGroups
     group_of: NDArray[np.int64]  # per cell, its group or -1
+    fresh: NDArray[np.float64] | None = None  # every site's gain, until the first cover
 
-    def newly(self, cols: NDArray[np.integer[Any]]) -> NDArray[np.int64]:
-        """The cells the columns `cols` would newly cover (each once)."""
-        cols = np.asarray(cols, dtype=np.int64)
+    def newly(self, columns: NDArray[np.integer[Any]]) -> NDArray[np.int64]:
+        """The cells the columns would newly cover (each once)."""
+        cols = np.asarray(columns, dtype=np.int64)
         cols = cols[self.weight[cols] > 0]
         cells = cols[cols < self.n_cells]
         if self.groups.n == 0:
@@ -332,6 +334,7 @@ class _State:
 
     def cover(self, cells: NDArray[np.int64]) -> None:
         """Zero the cells' weights and take them off their groups' weights (exact: integers)."""
+        self.fresh = None
         w = self.weight[cells]
         self.weight[cells] = 0.0
         if self.groups.n:
@@ -343,6 +346,8 @@ class _State:
         return self.indices[self.indptr[site] : self.indptr[site + 1]]
 
     def gains_all(self) -> NDArray[np.float64]:
+        if self.fresh is not None:  # nothing covered since `_prepare` summed them
+            return self.fresh.copy()
         return _row_sums(self.weight[self.indices], self.indptr)
 
     def gain_one(self, site: int) -> float:
@@ -383,12 +388,16 @@ def _prepare(problem: PlacementProblem) -> _State:
     m = problem.sites
     indptr = np.asarray(m.indptr, dtype=np.int64)
     indices = m.indices
-    live = weight[indices] > 0
+    gathered = weight[indices]  # one gather serves the check and the first gains
+    live = gathered > 0
     n_live = int(np.count_nonzero(live))
     if n_live < len(indices) // 2:
         positions = np.flatnonzero(live)
         indptr = np.searchsorted(positions, indptr).astype(np.int64)  # live pairs before each row
         indices = indices[positions]
+        gathered = gathered[positions]
+    fresh = _row_sums(gathered, indptr)
+    del gathered, live
     return _State(
         indptr=indptr,
         indices=indices,
@@ -398,6 +407,7 @@ def _prepare(problem: PlacementProblem) -> _State:
         n_cells=n_cells,
         groups=groups,
         group_of=group_of,
+        fresh=fresh,
     )
 
 
