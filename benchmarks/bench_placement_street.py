@@ -17,6 +17,9 @@ Run: `python benchmarks/bench_placement_street.py` (`--help` for options). Input
    existing network's coverage, the matrix, CELF.
 4. CELF against the exact MCLP at resolution 11 on growing candidate subsets (the first n of the
    5,000) until HiGHS stops finishing within `--exact-time-limit`.
+5. Scenario memory on the shipped grid with the 2022-11 layout (47,364 sectors): the estimate
+   the API checks (`placement_footprint`) against the peak RSS of `zhongdu plan` in a fresh process,
+   for disk candidates reaching 50 km and for the 5,000 hata lattice candidates.
 Wall times on a shared 2-core machine carry its load (printed); CPU times less so.
 """
 
@@ -97,6 +100,13 @@ def inputs(work: Path) -> dict[str, Path]:
     return paths
 
 
+def _cpu_timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float, float]:
+    """The result, wall seconds and CPU seconds of this process (the load inflates wall time)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -118,10 +128,11 @@ def compare_builders(
     cells = ~covered & (grid.population > 0)
     site_coverage_matrix(grid, candidates, model="hata", threshold_dbm=threshold, cells=cells)  # warm caches
     runs = [
-        _timed(site_coverage_matrix, grid, candidates, model="hata", threshold_dbm=threshold, cells=cells)
+        _cpu_timed(site_coverage_matrix, grid, candidates, model="hata", threshold_dbm=threshold, cells=cells)
         for _ in range(repeat)
     ]
-    new, t_new = runs[0][0], statistics.median(t for _, t in runs)
+    new, t_new = runs[0][0], statistics.median(t for _, t, _ in runs)
+    c_new = statistics.median(c for _, _, c in runs)
     bound, t_bound = _timed(
         column_bound, grid, candidates, model="hata", threshold_dbm=threshold, cells=cells
     )
@@ -131,7 +142,7 @@ def compare_builders(
         sector = coverage_matrix(grid, candidates, model="hata", threshold_dbm=threshold)
         return sector, site_matrix(sector, candidates.station_id)[2]
 
-    (sector, old), t_old = _timed(old_builder)
+    (sector, old), t_old, c_old = _cpu_timed(old_builder)
     keep = np.flatnonzero(cells)
     equal = (sparse.csr_array(new.cell_matrix()[:, keep]) != sparse.csr_array(old[:, keep])).nnz == 0
     n_sites = len(new.site_ids)
@@ -141,12 +152,15 @@ def compare_builders(
     log(
         f"\n[matrix, {label}] {n_sites:,} candidate sites at {threshold:g} dBm, hata; "
         f"{int(cells.sum()):,} of {len(grid):,} cells can add people ({load()})\n"
-        f"  block matrix  {t_new:7.2f} s (median of {repeat}), {new.sites.nnz:,} site columns "
+        f"  block matrix  {t_new:7.2f} s wall, {c_new:6.2f} s CPU (median of {repeat}), "
+        f"{new.sites.nnz:,} site columns "
         f"({int((new.sites.indices >= len(grid)).sum()):,} whole blocks), {new_mb:,.0f} MB, "
         f"int32 indices: {new.sites.indices.dtype == np.int32}\n"
-        f"  per-pair      {t_old:7.2f} s, {sector.nnz:,} sector-cell pairs ({sector_mb:,.0f} MB), "
+        f"  per-pair      {t_old:7.2f} s wall, {c_old:6.2f} s CPU, {sector.nnz:,} sector-cell pairs "
+        f"({sector_mb:,.0f} MB), "
         f"site union {old.nnz:,} pairs ({old_mb:,.0f} MB)\n"
-        f"  speed-up x{t_old / t_new:.1f}; equal on the cells that can add people: {equal}\n"
+        f"  speed-up x{t_old / t_new:.1f} wall, x{c_old / c_new:.1f} CPU; "
+        f"equal on the cells that can add people: {equal}\n"
         f"  bound from the block tests {bound:,} columns ({t_bound:.2f} s); scenario estimate over every "
         f"populated cell {footprint.pairs:,} columns, {footprint.megabytes:,.0f} MB"
     )
@@ -179,7 +193,7 @@ def end_to_end(paths: dict[str, Path], work: Path, picks: int, threshold: float)
         lambda: (load_stations(paths["stations"]), load_stations(paths["cand11"]))
     )
     covered, t_cov = _timed(existing_covered, grid, stations, model="hata", threshold_dbm=threshold)
-    matrix, t_matrix = _timed(
+    matrix, t_matrix, c_matrix = _cpu_timed(
         site_coverage_matrix,
         grid,
         candidates,
@@ -188,7 +202,7 @@ def end_to_end(paths: dict[str, Path], work: Path, picks: int, threshold: float)
         cells=~covered & (grid.population > 0),
     )
     problem = build_problem(grid, stations, candidates, model="hata", threshold_dbm=threshold)
-    plan, t_celf = _timed(greedy, problem, budget=picks)
+    plan, t_celf, c_celf = _cpu_timed(greedy, problem, budget=picks)
     same = [p["station_id"] for p in result["picks"]] == [p.station_id for p in plan.picks]
     footprint = placement_footprint(grid, candidates, model="hata", threshold_dbm=threshold)
     walls = ", ".join(f"{r['wall_s']:.2f}" for r in runs)
@@ -199,7 +213,8 @@ def end_to_end(paths: dict[str, Path], work: Path, picks: int, threshold: float)
         f"  {len(result['picks'])} picks (then nobody is left in reach), "
         f"share {result['share_before']:.4%} -> {result['share_after']:.4%}; in-process picks equal: {same}\n"
         f"  steps in-process: read grid {t_grid:.2f} s, read CSVs {t_csv:.2f} s, existing coverage "
-        f"{t_cov:.2f} s, matrix {t_matrix:.2f} s ({matrix.sites.nnz:,} columns), CELF {t_celf:.2f} s\n"
+        f"{t_cov:.2f} s, matrix {t_matrix:.2f} s ({c_matrix:.2f} s CPU; {matrix.sites.nnz:,} columns), "
+        f"CELF {t_celf:.2f} s ({c_celf:.2f} s CPU)\n"
         f"  memory estimate (scenario bound): {footprint.megabytes:,.0f} MB for the placement, against the "
         f"process's peak {run['peak_mb']:,.0f} MB (interpreter and imports included)"
     )
@@ -243,6 +258,46 @@ def exact(paths: dict[str, Path], sizes: str, time_limit: float, threshold: floa
             break
 
 
+def scenario_memory(work: Path) -> None:
+    """The scenario bound against what a placement process really peaks at."""
+    from zhongdu.coverage import Stations, write_stations
+    from zhongdu.coverage._footprint import placement_footprint
+    from zhongdu.coverage._indicator import load_default_grid
+    from zhongdu.coverage._types import load_stations
+
+    exe = zhongdu()
+    layout = work / "stations-2022.csv"
+    if not layout.exists():
+        subprocess.run(
+            [exe, "stations", "generate", "--date", "2022-11-30", "--out", str(layout)], check=True
+        )
+    grid = load_default_grid()
+    cases: list[tuple[str, Path, str]] = []
+    rng = np.random.default_rng(3)
+    for n in (100, 1000, 5000):
+        path = work / f"disk50km-{n}.csv"
+        write_stations(
+            Stations.from_columns(
+                station_id=[f"big-{i}" for i in range(n)],
+                lon=rng.uniform(120.55, 120.85, n),
+                lat=rng.uniform(24.05, 24.3, n),
+                radius_m=50_000.0,
+            ),
+            path,
+        )
+        cases.append((f"{n:,} candidates at 50 km, disk", path, "disk"))
+    cases.append(("5,000 lattice candidates, hata", work / "candidates10.csv", "hata"))
+    log(f"\n[scenario memory] shipped grid, 2022-11 layout, budget 5 ({load()})")
+    for name, path, model in cases:
+        estimate = placement_footprint(grid, load_stations(path), model=model, threshold_dbm=-110.0)
+        cmd = [exe, "plan", "--stations", str(layout), "--candidates", str(path), "--model", model]
+        run = timed_process([*cmd, "--budget", "5", "--json"])
+        log(
+            f"  {name:<32} estimate {estimate.megabytes:7,.0f} MB ({estimate.pairs:,} columns); "
+            f"process peak {run['peak_mb']:6,.0f} MB, {run['wall_s']:.1f} s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,7 +314,7 @@ def main() -> None:
     )
     parser.add_argument("--exact-time-limit", type=float, default=120.0, help="seconds per exact solve")
     parser.add_argument(
-        "--skip", default="", help="comma-separated parts to skip: matrix10,matrix11,plan,exact"
+        "--skip", default="", help="comma-separated parts to skip: matrix10,matrix11,plan,exact,memory"
     )
     args = parser.parse_args()
     skip = set(args.skip.split(","))
@@ -289,6 +344,8 @@ def main() -> None:
         end_to_end(paths, args.work, args.picks, args.threshold)
     if "exact" not in skip:
         exact(paths, args.exact_sizes, args.exact_time_limit, args.threshold)
+    if "memory" not in skip:
+        scenario_memory(args.work)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log(f"\nbenchmark process peak {peak:,.0f} MB; {load()}")
 

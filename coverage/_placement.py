@@ -761,6 +761,7 @@ def build_problem(
     threshold_dbm: float = -110.0,
     criterion: str = "outdoor",
     operator: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PlacementProblem:
     """Coverage of the existing `up` sectors and of every candidate site, from the engine's sparse reach.
 
@@ -797,16 +798,16 @@ def build_problem(
             grid, stations, operator, model=model, threshold_dbm=threshold_dbm, criterion=crit
         )
     assert len(covered) == n_cells
+    say = progress or (lambda _message: None)
     # only cells the existing network misses, and with people, can add to a gain
+    open_cells = ~covered & (np.asarray(grid.population) > 0)
+    say(f"existing network: {int(open_cells.sum()):,} populated cells left uncovered")
     matrix = site_coverage_matrix(
-        grid,
-        candidates,
-        model=model,
-        threshold_dbm=threshold_dbm,
-        criterion=crit,
-        cells=~covered & (np.asarray(grid.population) > 0),
+        grid, candidates, model=model, threshold_dbm=threshold_dbm, criterion=crit, cells=open_cells
     )
     site_ids, site_of_row, sites = matrix.site_ids, matrix.site_of_row, matrix.sites
+    whole = int(np.count_nonzero(sites.indices >= n_cells))
+    say(f"site matrix: {len(site_ids):,} sites, {sites.nnz:,} columns ({whole:,} whole blocks)")
     extra = candidates.extra
     raw_cost = extra.get("cost")
     cost: NDArray[np.float64]
@@ -855,11 +856,13 @@ def plan(
     district_min: Mapping[str, float] | None = None,
     criterion: str = "outdoor",
     operator: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PlacementResult:
     """Which candidate sites, in which order, raise the covered population most (CELF greedy).
 
     `result.to_dict()` is exactly what `zhongdu plan --json` prints. `criterion`: outdoor or
-    indoor (plan for people indoors: the building loss shrinks every site's reach).
+    indoor (plan for people indoors: the building loss shrinks every site's reach). `progress`
+    receives a line per step (the `zhongdu plan` progress on stderr).
     """
     _check_limits(target, budget, max_cost)
     problem = build_problem(
@@ -870,5 +873,11 @@ def plan(
         threshold_dbm=threshold_dbm,
         criterion=criterion,
         operator=operator,
+        progress=progress,
     )
-    return greedy(problem, target=target, budget=budget, max_cost=max_cost, district_min=district_min)
+    result = greedy(problem, target=target, budget=budget, max_cost=max_cost, district_min=district_min)
+    if progress is not None:
+        progress(
+            f"greedy: {len(result.picks)} picks, share {result.share_before:.4%} -> {result.share_after:.4%}"
+        )
+    return result

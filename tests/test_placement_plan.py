@@ -224,9 +224,14 @@ def test_cli_plan_json_has_the_design_keys(tmp_path: Path) -> None:
     assert got == json.loads(json.dumps(expected))
     assert len(got["picks"]) == 4 and got["picks"][-1]["share"] == got["share_after"]
 
-    out = _zhongdu("plan", *common, "--target", "0.2", "--json")
+    # progress on stderr, one line per step, stdout the JSON alone; -q silences it
+    steps = [line.split("] ", 1)[1].split(":")[0] for line in out.stderr.splitlines()]
+    assert steps == ["grid", "stations", "existing network", "site matrix", "greedy"], out.stderr
+
+    out = _zhongdu("plan", *common, "--target", "0.2", "--json", "-q")
     got = json.loads(out.stdout)
     assert out.returncode == 0 and got["target_reached"] is (got["share_after"] >= 0.2)
+    assert out.stderr == ""
 
     out = _zhongdu("plan", *common, "--json")
     assert out.returncode == 2 and "--target" in out.stderr
