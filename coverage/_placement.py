@@ -659,6 +659,16 @@ def _district_shares(
 # From grid and station files to a problem
 
 
+def site_index(station_id: NDArray[Any]) -> tuple[tuple[str, ...], NDArray[np.int64]]:
+    """Site ids in order of first appearance and the site of each row."""
+    ids = np.asarray(station_id).astype(str)
+    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[order] = np.arange(len(uniq))
+    return tuple(uniq[order].tolist()), rank[inverse.reshape(-1)]
+
+
 def site_matrix(
     sector_matrix: sparse.csr_array | sparse.csr_matrix, station_id: NDArray[np.str_]
 ) -> tuple[tuple[str, ...], NDArray[np.int64], sparse.csr_array]:
@@ -666,15 +676,10 @@ def site_matrix(
 
     Returns the site ids, the site of each sector row, and the boolean (n_sites, n_cells) CSR array.
     """
-    ids = np.asarray(station_id).astype(str)
-    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[order] = np.arange(len(uniq))
-    site_of_row = rank[inverse]
-    n_rows = len(ids)
+    site_ids, site_of_row = site_index(station_id)
+    n_rows = len(site_of_row)
     group = sparse.csr_array(
-        (np.ones(n_rows, dtype=np.int32), (site_of_row, np.arange(n_rows))), shape=(len(uniq), n_rows)
+        (np.ones(n_rows, dtype=np.int32), (site_of_row, np.arange(n_rows))), shape=(len(site_ids), n_rows)
     )
     counts = sparse.csr_array(group @ sparse.csr_array(sector_matrix, dtype=np.int32))
     counts.eliminate_zeros()
@@ -682,7 +687,7 @@ def site_matrix(
     sites = sparse.csr_array(
         (np.ones(counts.nnz, dtype=bool), counts.indices, counts.indptr), shape=counts.shape
     )
-    return tuple(uniq[order].tolist()), site_of_row, sites
+    return site_ids, site_of_row, sites
 
 
 def _site_values(

@@ -48,13 +48,13 @@ from zhongdu.coverage._engine import (
     _take,
     _Tiles,
 )
-from zhongdu.coverage._placement import CellGroups, expand_groups
+from zhongdu.coverage._placement import CellGroups, expand_groups, site_index
 from zhongdu.coverage._types import ENVIRONMENTS
 
 if TYPE_CHECKING:
     from zhongdu.coverage._types import Grid, Stations
 
-__all__ = ["SiteMatrix", "column_bound", "site_coverage_matrix", "site_index"]
+__all__ = ["SiteMatrix", "column_bound", "site_coverage_matrix"]
 
 I64 = NDArray[np.int64]
 CHUNK_BLOCKS = 1 << 15  # candidate (sector, block) pairs per chunk of sites: bounded temporaries
@@ -77,16 +77,6 @@ class SiteMatrix:
     def cell_matrix(self) -> sparse.csr_array:
         """(n_sites, n_cells), blocks expanded: `coverage_matrix`'s site unions on the given cells."""
         return expand_groups(self.sites, self.groups, self.sites.shape[1] - self.groups.n)
-
-
-def site_index(station_id: NDArray[Any]) -> tuple[tuple[str, ...], I64]:
-    """Site ids in order of first appearance and the site of each row."""
-    ids = np.asarray(station_id).astype(str)
-    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[order] = np.arange(len(uniq))
-    return tuple(uniq[order].tolist()), rank[inverse.reshape(-1)]
 
 
 def _parents(cells: NDArray[np.uint64], resolution: int, levels: int) -> NDArray[np.uint64]:
