@@ -210,6 +210,8 @@ class PlacementPick:
     kind: str
     phase: Literal["district_min", "city"]
     district_shares: dict[str, float]  # cumulative share per district after it
+    # the grid cells (indexes) the site newly covers: which blocks it brings in (not in the JSON)
+    cells: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -568,6 +570,7 @@ def _greedy_run(
                 kind=problem.kind[site],
                 phase=phase,
                 district_shares=_district_shares(problem.districts, district_cov, district_total),
+                cells=full,
             )
         )
 

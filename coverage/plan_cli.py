@@ -45,6 +45,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="minimum share for a district, met first (repeatable), e.g. 西屯區=0.9",
     )
     parser.add_argument("--json", action="store_true", help="print the JSON object (default: a table)")
+    parser.add_argument(
+        "--cells-out",
+        type=Path,
+        help="CSV of the cells each pick newly covers (pick,station_id,h3,district,population)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(handler=_plan)
     sub = parser.add_subparsers(dest="plan_command", metavar="SUBCOMMAND")
@@ -160,6 +165,9 @@ def _plan(args: argparse.Namespace) -> int:
         operator=args.operator,
         progress=say,
     )
+    if args.cells_out is not None:
+        _write_cells(grid, result, args.cells_out)
+        say(f"wrote {sum(len(p.cells) for p in result.picks):,} newly covered cells to {args.cells_out}")
     if args.json:
         json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -179,6 +187,25 @@ def _plan(args: argparse.Namespace) -> int:
             f"({result.districts_after[d]:.4%})"
         )
     return 0
+
+
+def _write_cells(grid: Grid, result: Any, path: Path) -> None:
+    """One row per cell a pick newly covers, in pick order: the blocks each site brings in."""
+    import csv
+
+    import numpy as np
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["pick", "station_id", "h3", "district", "population"])
+        for i, pick in enumerate(result.picks, 1):
+            cells = np.sort(pick.cells)
+            h3 = [f"{int(c):x}" for c in grid.cells[cells].tolist()]
+            district = np.asarray(grid.districts)[grid.district_index[cells]].tolist()
+            population = grid.population[cells].tolist()
+            out.writerows(
+                (i, pick.station_id, h, d, p) for h, d, p in zip(h3, district, population, strict=True)
+            )
 
 
 def _candidates(args: argparse.Namespace) -> int:
