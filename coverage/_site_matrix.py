@@ -89,14 +89,13 @@ def _parents(cells: NDArray[np.uint64], resolution: int, levels: int) -> NDArray
 
 @dataclass
 class _Items:
-    """The given cells grouped by (block, environment): sorted cells and each item's range."""
+    """The given cells grouped by (block, environment, district): each group's cells and ball."""
 
     cells: I64  # grid indexes, grouped by item
     start: I64  # item i's cells: cells[start[i]:start[i + 1]]
     tiles: _Tiles  # items tiled by (environment, row, column) for range queries
     balls: Any  # engine `_Blocks` of the items: centre, radius, environment
     grow: float  # largest item radius
-    cum: I64  # cells of the items before each sorted tile position (cell-pair bounds of queries)
 
 
 def _runs(key: I64) -> tuple[I64, I64]:
@@ -132,9 +131,7 @@ def _items(grid: Grid, cells: I64, reach: NDArray[np.float64], levels: int) -> _
     o = np.argsort(tile_id, kind="stable").astype(np.int64)
     tile_start = np.searchsorted(tile_id[o], np.arange(n_env * nrows * ncols + 1)).astype(np.int64)
     tiles = _Tiles(tile, x0, y0, nrows, ncols, o, balls.x[o], balls.y[o], balls.z[o], tile_start)
-    cum = np.zeros(n_items + 1, dtype=np.int64)
-    np.cumsum(np.diff(start)[o], out=cum[1:])
-    return _Items(cells, start, tiles, balls, grow, cum)
+    return _Items(cells, start, tiles, balls, grow)
 
 
 @dataclass
