@@ -82,7 +82,10 @@ def candidate_stations(rows: list[dict[str, Any]]) -> Any:
 
 
 def too_large(state: ApiState, grid: Any, candidates: Any, model: str) -> str | None:
-    """Why a scenario may not run (its estimated memory is above the limit), or None."""
+    """Why a scenario may not run (its estimated memory is above the limit), or None.
+
+    The estimate counts every populated cell (`placement_footprint`'s default), so it holds
+    whichever stations serve when the scenario runs, for either criterion and any operator."""
     from zhongdu.coverage._footprint import placement_footprint
 
     limit = state.settings.scenario_max_mb
@@ -92,8 +95,8 @@ def too_large(state: ApiState, grid: Any, candidates: Any, model: str) -> str | 
     if footprint.megabytes <= limit:
         return None
     return (
-        f"this scenario would need about {footprint.megabytes:,.0f} MB ({len(candidates):,} candidates "
-        f"reaching up to {footprint.pairs:,} cells in all); the limit is {limit:,} MB "
+        f"this scenario would need about {footprint.megabytes:,.0f} MB ({len(candidates):,} candidate rows, "
+        f"up to {footprint.pairs:,} site-block and site-cell pairs); the limit is {limit:,} MB "
         "(ZHONGDU_SCENARIO_MAX_MB): send fewer candidates or smaller radius_m, or split it"
     )
 

@@ -45,7 +45,7 @@ def collapse_demand(
     problem: PlacementProblem, seed: int = 20150101
 ) -> tuple[sparse.csr_array, NDArray[np.float64], int]:
     """Merge cells with identical covering-site sets: (rows × sites coverage, row weights, cells used)."""
-    cell_sites = sparse.csr_array(problem.sites.T.tocsr())
+    cell_sites = sparse.csr_array(problem.cell_matrix().T.tocsr())  # blocks expanded to their cells
     cell_sites.sort_indices()
     n_sites = cell_sites.shape[1]
     nnz = np.diff(cell_sites.indptr)
@@ -110,7 +110,7 @@ def solve_mclp(
     selected = np.flatnonzero(res.x[:n_sites] > 0.5).astype(np.int64)
     # Re-count the covered population from the chosen sites rather than trusting the LP's y values.
     covered = problem.covered.copy()
-    chosen = problem.sites[selected]
+    chosen = problem.cell_matrix()[selected]
     covered[sparse.csr_array(chosen).indices] = True
     covered_pop = float(problem.population[covered].sum())
     total = problem.population_total

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from zhongdu.coverage._types import Grid, Stations
 
 __all__ = [
+    "CellGroups",
     "PlacementError",
     "PlacementPick",
     "PlacementProblem",
@@ -61,11 +62,66 @@ class PlacementError(ZhongduError, ValueError):
 
 
 @dataclass(frozen=True)
+class CellGroups:
+    """Groups of cells (blocks) a site can cover whole: group g is `cells[start[g]:start[g + 1]]`.
+
+    A site covering a whole block holds one column for it instead of one per cell, which keeps
+    street-level matrices small (`_site_matrix`).
+    """
+
+    start: NDArray[np.int64] = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    cells: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def n(self) -> int:
+        return len(self.start) - 1
+
+    def cells_of(self, groups: NDArray[np.integer[Any]]) -> NDArray[np.int64]:
+        """The cells of the given groups, concatenated."""
+        g = np.asarray(groups, dtype=np.int64)
+        owner, k = _expand(self.start[g + 1] - self.start[g])
+        out: NDArray[np.int64] = self.cells[self.start[g[owner]] + k]
+        return out
+
+
+def _expand(counts: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """For ranges of given lengths: owner index of each element and its offset inside its range."""
+    owner = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    starts = np.cumsum(counts) - counts
+    return owner, np.arange(len(owner), dtype=np.int64) - starts[owner]
+
+
+def expand_groups(sites: sparse.csr_array, groups: CellGroups, n_cells: int) -> sparse.csr_array:
+    """A (rows, n_cells + groups.n) matrix as (rows, n_cells), each group column replaced by its
+    cells; sorted indices, each cell once per row."""
+    m = sparse.csr_array(sites)
+    if groups.n == 0:
+        return m
+    cols = np.asarray(m.indices, dtype=np.int64)
+    row = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    is_cell = cols < n_cells
+    grp = cols[~is_cell] - n_cells
+    sizes = np.ones(len(cols), dtype=np.int64)
+    sizes[~is_cell] = groups.start[grp + 1] - groups.start[grp]
+    owner = np.repeat(np.arange(len(cols), dtype=np.int64), sizes)
+    cells = np.empty(len(owner), dtype=np.int64)
+    cells[is_cell[owner]] = cols[is_cell]
+    cells[~is_cell[owner]] = groups.cells_of(grp)
+    out = sparse.csr_array(
+        (np.ones(len(cells), dtype=bool), (row[owner], cells)), shape=(m.shape[0], n_cells)
+    )
+    out.sum_duplicates()
+    return out
+
+
+@dataclass(frozen=True)
 class PlacementProblem:
     """Everything the greedy and the exact solver need, as arrays.
 
-    `sites` is a boolean CSR array of shape (n_sites, n_cells): row s holds the cells candidate
-    site s would cover. `covered` is the cells the existing `up` sectors already cover.
+    `sites` is a boolean CSR array of shape (n_sites, n_cells + groups.n): row s holds the cells
+    candidate site s would cover, a column n_cells + g standing for every cell of group g (a row
+    never holds both a group and one of its cells). Cells covered already, or empty, may be left
+    out: they never add to a gain. `covered` is the cells the existing `up` sectors already cover.
     """
 
     site_ids: tuple[str, ...]
@@ -76,9 +132,13 @@ class PlacementProblem:
     districts: tuple[str, ...]
     cost: NDArray[np.float64]
     kind: tuple[str, ...]
+    groups: CellGroups = field(default_factory=CellGroups)
 
     def __post_init__(self) -> None:
-        n_sites, n_cells = self.sites.shape
+        n_sites, n_cols = self.sites.shape
+        n_cells = n_cols - self.groups.n
+        if len(self.groups.cells) and (self.groups.cells.min() < 0 or self.groups.cells.max() >= n_cells):
+            raise PlacementError("a cell group points outside the grid")
         if len(self.site_ids) != n_sites or len(self.cost) != n_sites or len(self.kind) != n_sites:
             raise PlacementError(
                 f"{n_sites} site rows but {len(self.site_ids)} ids, {len(self.cost)} costs, "
@@ -109,11 +169,36 @@ class PlacementProblem:
     def population_total(self) -> float:
         return float(self.population.sum())
 
+    @property
+    def n_cells(self) -> int:
+        return len(self.population)
+
     def best_reachable(self) -> NDArray[np.bool_]:
         """Cells covered when every candidate is built: the ceiling any plan can reach."""
-        reach = np.zeros(len(self.population), dtype=bool)
-        reach[self.sites.indices] = True
+        hit = np.zeros(self.sites.shape[1], dtype=bool)
+        hit[self.sites.indices] = True
+        reach = hit[: self.n_cells]
+        reach[self.groups.cells_of(np.flatnonzero(hit[self.n_cells :]))] = True
         return reach | self.covered
+
+    def cell_matrix(self) -> sparse.csr_array:
+        """The (n_sites, n_cells) boolean matrix with every group expanded to its cells."""
+        return expand_groups(self.sites, self.groups, self.n_cells)
+
+    def take(self, sites: NDArray[np.integer[Any]] | slice) -> PlacementProblem:
+        """The same problem with only some candidate sites (e.g. the exact solver's subsets)."""
+        idx = np.arange(self.n_sites)[sites]
+        return PlacementProblem(
+            site_ids=tuple(self.site_ids[i] for i in idx.tolist()),
+            sites=sparse.csr_array(self.sites[idx]),
+            population=self.population,
+            covered=self.covered,
+            district_index=self.district_index,
+            districts=self.districts,
+            cost=self.cost[idx],
+            kind=tuple(self.kind[i] for i in idx.tolist()),
+            groups=self.groups,
+        )
 
 
 @dataclass(frozen=True)
@@ -125,6 +210,8 @@ class PlacementPick:
     kind: str
     phase: Literal["district_min", "city"]
     district_shares: dict[str, float]  # cumulative share per district after it
+    # the grid cells (indexes) the site newly covers: which blocks it brings in (not in the JSON)
+    cells: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -221,18 +308,48 @@ def _scale_exponent(largest_sum: float) -> int:
 
 @dataclass
 class _State:
-    """Mutable greedy state: site -> cell CSR over the pairs that can still add people."""
+    """Mutable greedy state: site -> column CSR over the pairs that can still add people.
+
+    Columns are cells, then groups of cells; a group's weight is the sum of its uncovered cells'.
+    """
 
     indptr: NDArray[np.int64]
-    indices: NDArray[np.integer[Any]]  # cell ids
-    weight: NDArray[np.float64]  # quantised population per cell, 0 once covered (or empty)
-    district: NDArray[np.int32]  # district of each cell
+    indices: NDArray[np.integer[Any]]  # column ids
+    weight: NDArray[np.float64]  # quantised population per column, 0 once covered (or empty)
+    district: NDArray[np.int32]  # district of each column (a group lies in one district)
     exponent: int  # weight = rint(population * 2**exponent)
+    n_cells: int
+    groups: CellGroups
+    group_of: NDArray[np.int64]  # per cell, its group or -1
+    fresh: NDArray[np.float64] | None = None  # every site's gain, until the first cover
+
+    def newly(self, columns: NDArray[np.integer[Any]]) -> NDArray[np.int64]:
+        """The cells the columns would newly cover (each once)."""
+        cols = np.asarray(columns, dtype=np.int64)
+        cols = cols[self.weight[cols] > 0]
+        cells = cols[cols < self.n_cells]
+        if self.groups.n == 0:
+            return cells
+        inner = self.groups.cells_of(cols[cols >= self.n_cells] - self.n_cells)
+        both = np.sort(np.concatenate([cells, inner[self.weight[inner] > 0]]))
+        return both[np.append(True, both[1:] != both[:-1])] if len(both) else both
+
+    def cover(self, cells: NDArray[np.int64]) -> None:
+        """Zero the cells' weights and take them off their groups' weights (exact: integers)."""
+        self.fresh = None
+        w = self.weight[cells]
+        self.weight[cells] = 0.0
+        if self.groups.n:
+            g = self.group_of[cells]
+            inside = g >= 0
+            self.weight[self.n_cells :] -= np.bincount(g[inside], weights=w[inside], minlength=self.groups.n)
 
     def site_cells(self, site: int) -> NDArray[np.integer[Any]]:
         return self.indices[self.indptr[site] : self.indptr[site + 1]]
 
     def gains_all(self) -> NDArray[np.float64]:
+        if self.fresh is not None:  # nothing covered since `_prepare` summed them
+            return self.fresh.copy()
         return _row_sums(self.weight[self.indices], self.indptr)
 
     def gain_one(self, site: int) -> float:
@@ -257,24 +374,42 @@ def _prepare(problem: PlacementProblem) -> _State:
     Dropping costs a pass over every pair, so it only pays when it shrinks the arrays a lot.
     """
     keep = ~problem.covered & (problem.population > 0)
+    pop = np.where(keep, problem.population, 0.0)
+    # Every sum the greedy forms (one site, one district, the city) is at most the total population.
+    exponent = _scale_exponent(float(problem.population.sum()))
+    weight = np.rint(np.ldexp(pop, exponent))
+    groups, n_cells = problem.groups, problem.n_cells
+    district = problem.district_index
+    group_of = np.full(n_cells if groups.n else 0, -1, dtype=np.int64)
+    if groups.n:
+        sizes = np.diff(groups.start)
+        group_of[groups.cells] = np.repeat(np.arange(groups.n, dtype=np.int64), sizes)
+        weight = np.concatenate([weight, _row_sums(weight[groups.cells], groups.start)])
+        first = groups.cells[np.minimum(groups.start[:-1], max(len(groups.cells) - 1, 0))]
+        district = np.concatenate([district, problem.district_index[first]]).astype(np.int32)
     m = problem.sites
     indptr = np.asarray(m.indptr, dtype=np.int64)
     indices = m.indices
-    live = keep[indices]
+    gathered = weight[indices]  # one gather serves the check and the first gains
+    live = gathered > 0
     n_live = int(np.count_nonzero(live))
     if n_live < len(indices) // 2:
         positions = np.flatnonzero(live)
         indptr = np.searchsorted(positions, indptr).astype(np.int64)  # live pairs before each row
         indices = indices[positions]
-    pop = np.where(keep, problem.population, 0.0)
-    # Every sum the greedy forms (one site, one district, the city) is at most the total population.
-    exponent = _scale_exponent(float(problem.population.sum()))
+        gathered = gathered[positions]
+    fresh = _row_sums(gathered, indptr)
+    del gathered, live
     return _State(
         indptr=indptr,
         indices=indices,
-        weight=np.rint(np.ldexp(pop, exponent)),
-        district=problem.district_index,
+        weight=weight,
+        district=district,
         exponent=exponent,
+        n_cells=n_cells,
+        groups=groups,
+        group_of=group_of,
+        fresh=fresh,
     )
 
 
@@ -419,9 +554,8 @@ def _greedy_run(
 
     def apply(site: int, phase: Literal["district_min", "city"]) -> None:
         nonlocal covered_pop, spent
-        local = state.site_cells(site)
-        full = local[state.weight[local] > 0]
-        state.weight[full] = 0.0
+        full = state.newly(state.site_cells(site))
+        state.cover(full)
         gain = float(pop[full].sum())
         covered_pop += gain
         district_cov[:] += _wsum(problem.district_index[full], weights=pop[full], minlength=n_districts)
@@ -436,12 +570,13 @@ def _greedy_run(
                 kind=problem.kind[site],
                 phase=phase,
                 district_shares=_district_shares(problem.districts, district_cov, district_total),
+                cells=full,
             )
         )
 
     # Phase 1: district minima, objective Σ_d min(covered_d, required_d) in quantised units.
     if minima:
-        qpop = np.rint(np.ldexp(pop, state.exponent))
+        qpop = np.rint(np.ldexp(pop, state.exponent))  # per cell, as the state's cell weights
         q_total = _wsum(problem.district_index, weights=qpop, minlength=n_districts)
         required = np.zeros(n_districts)
         for name, share in minima.items():
@@ -527,6 +662,16 @@ def _district_shares(
 # From grid and station files to a problem
 
 
+def site_index(station_id: NDArray[Any]) -> tuple[tuple[str, ...], NDArray[np.int64]]:
+    """Site ids in order of first appearance and the site of each row."""
+    ids = np.asarray(station_id).astype(str)
+    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[order] = np.arange(len(uniq))
+    return tuple(uniq[order].tolist()), rank[inverse.reshape(-1)]
+
+
 def site_matrix(
     sector_matrix: sparse.csr_array | sparse.csr_matrix, station_id: NDArray[np.str_]
 ) -> tuple[tuple[str, ...], NDArray[np.int64], sparse.csr_array]:
@@ -534,15 +679,10 @@ def site_matrix(
 
     Returns the site ids, the site of each sector row, and the boolean (n_sites, n_cells) CSR array.
     """
-    ids = np.asarray(station_id).astype(str)
-    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(uniq), dtype=np.int64)
-    rank[order] = np.arange(len(uniq))
-    site_of_row = rank[inverse]
-    n_rows = len(ids)
+    site_ids, site_of_row = site_index(station_id)
+    n_rows = len(site_of_row)
     group = sparse.csr_array(
-        (np.ones(n_rows, dtype=np.int32), (site_of_row, np.arange(n_rows))), shape=(len(uniq), n_rows)
+        (np.ones(n_rows, dtype=np.int32), (site_of_row, np.arange(n_rows))), shape=(len(site_ids), n_rows)
     )
     counts = sparse.csr_array(group @ sparse.csr_array(sector_matrix, dtype=np.int32))
     counts.eliminate_zeros()
@@ -550,7 +690,7 @@ def site_matrix(
     sites = sparse.csr_array(
         (np.ones(counts.nnz, dtype=bool), counts.indices, counts.indptr), shape=counts.shape
     )
-    return tuple(uniq[order].tolist()), site_of_row, sites
+    return site_ids, site_of_row, sites
 
 
 def _site_values(
@@ -629,6 +769,7 @@ def build_problem(
     threshold_dbm: float = -110.0,
     criterion: str = "outdoor",
     operator: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PlacementProblem:
     """Coverage of the existing `up` sectors and of every candidate site, from the engine's sparse reach.
 
@@ -639,7 +780,7 @@ def build_problem(
     (all three majors co-located, for `every_major`), so its reach adds to every one of them and
     the problem stays additive.
     """
-    from zhongdu.coverage._engine import coverage_matrix
+    from zhongdu.coverage._site_matrix import site_coverage_matrix
 
     if criterion not in ("outdoor", "indoor"):
         raise PlacementError(
@@ -665,8 +806,16 @@ def build_problem(
             grid, stations, operator, model=model, threshold_dbm=threshold_dbm, criterion=crit
         )
     assert len(covered) == n_cells
-    sector = coverage_matrix(grid, candidates, model=model, threshold_dbm=threshold_dbm, criterion=crit)
-    site_ids, site_of_row, sites = site_matrix(sector, candidates.station_id)
+    say = progress or (lambda _message: None)
+    # only cells the existing network misses, and with people, can add to a gain
+    open_cells = ~covered & (np.asarray(grid.population) > 0)
+    say(f"existing network: {int(open_cells.sum()):,} populated cells left uncovered")
+    matrix = site_coverage_matrix(
+        grid, candidates, model=model, threshold_dbm=threshold_dbm, criterion=crit, cells=open_cells
+    )
+    site_ids, site_of_row, sites = matrix.site_ids, matrix.site_of_row, matrix.sites
+    whole = int(np.count_nonzero(sites.indices >= n_cells))
+    say(f"site matrix: {len(site_ids):,} sites, {sites.nnz:,} columns ({whole:,} whole blocks)")
     extra = candidates.extra
     raw_cost = extra.get("cost")
     cost: NDArray[np.float64]
@@ -698,6 +847,7 @@ def build_problem(
         districts=tuple(grid.districts),
         cost=cost,
         kind=kinds,
+        groups=matrix.groups,
     )
 
 
@@ -714,11 +864,13 @@ def plan(
     district_min: Mapping[str, float] | None = None,
     criterion: str = "outdoor",
     operator: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> PlacementResult:
     """Which candidate sites, in which order, raise the covered population most (CELF greedy).
 
     `result.to_dict()` is exactly what `zhongdu plan --json` prints. `criterion`: outdoor or
-    indoor (plan for people indoors: the building loss shrinks every site's reach).
+    indoor (plan for people indoors: the building loss shrinks every site's reach). `progress`
+    receives a line per step (the `zhongdu plan` progress on stderr).
     """
     _check_limits(target, budget, max_cost)
     problem = build_problem(
@@ -729,5 +881,11 @@ def plan(
         threshold_dbm=threshold_dbm,
         criterion=criterion,
         operator=operator,
+        progress=progress,
     )
-    return greedy(problem, target=target, budget=budget, max_cost=max_cost, district_min=district_min)
+    result = greedy(problem, target=target, budget=budget, max_cost=max_cost, district_min=district_min)
+    if progress is not None:
+        progress(
+            f"greedy: {len(result.picks)} picks, share {result.share_before:.4%} -> {result.share_after:.4%}"
+        )
+    return result

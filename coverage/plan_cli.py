@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="minimum share for a district, met first (repeatable), e.g. 西屯區=0.9",
     )
     parser.add_argument("--json", action="store_true", help="print the JSON object (default: a table)")
+    parser.add_argument(
+        "--cells-out",
+        type=Path,
+        help="CSV of the cells each pick newly covers (pick,station_id,h3,district,population)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(handler=_plan)
     sub = parser.add_subparsers(dest="plan_command", metavar="SUBCOMMAND")
     cand = sub.add_parser(
@@ -95,6 +103,17 @@ def _common(parser: argparse.ArgumentParser, *, required: bool) -> None:
     )
 
 
+def _progress(quiet: bool) -> Callable[[str], None]:
+    """Progress lines on stderr, seconds since the placement began (stdout stays the result)."""
+    t0 = time.perf_counter()
+
+    def say(message: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - t0:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
 def _grid(path: Path | None) -> Grid:
     from zhongdu.coverage._indicator import load_default_grid
     from zhongdu.coverage._types import load_grid
@@ -127,10 +146,15 @@ def _plan(args: argparse.Namespace) -> int:
         raise PlacementError("zhongdu plan needs --stations and --candidates (and --target or --budget)")
     if args.target is None and args.budget is None and args.max_cost is None:
         raise PlacementError("zhongdu plan needs --target SHARE or --budget N (or --max-cost C)")
+    say = _progress(args.quiet)
+    grid = _grid(args.grid)
+    say(f"grid: {len(grid):,} cells at resolution {grid.resolution}")
+    stations, candidates = load_stations(args.stations), load_stations(args.candidates)
+    say(f"stations: {len(stations):,} existing sector rows, {len(candidates):,} candidate rows")
     result = plan(
-        _grid(args.grid),
-        load_stations(args.stations),
-        load_stations(args.candidates),
+        grid,
+        stations,
+        candidates,
         model=args.model,
         threshold_dbm=args.threshold,
         target=args.target,
@@ -139,7 +163,11 @@ def _plan(args: argparse.Namespace) -> int:
         district_min=_district_minima(args.district_min),
         criterion=args.criterion,
         operator=args.operator,
+        progress=say,
     )
+    if args.cells_out is not None:
+        _write_cells(grid, result, args.cells_out)
+        say(f"wrote {sum(len(p.cells) for p in result.picks):,} newly covered cells to {args.cells_out}")
     if args.json:
         json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -159,6 +187,25 @@ def _plan(args: argparse.Namespace) -> int:
             f"({result.districts_after[d]:.4%})"
         )
     return 0
+
+
+def _write_cells(grid: Grid, result: Any, path: Path) -> None:
+    """One row per cell a pick newly covers, in pick order: the blocks each site brings in."""
+    import csv
+
+    import numpy as np
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["pick", "station_id", "h3", "district", "population"])
+        for i, pick in enumerate(result.picks, 1):
+            cells = np.sort(pick.cells)
+            h3 = [f"{int(c):x}" for c in grid.cells[cells].tolist()]
+            district = np.asarray(grid.districts)[grid.district_index[cells]].tolist()
+            population = grid.population[cells].tolist()
+            out.writerows(
+                (i, pick.station_id, h, d, p) for h, d, p in zip(h3, district, population, strict=True)
+            )
 
 
 def _candidates(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import subprocess
@@ -224,9 +225,37 @@ def test_cli_plan_json_has_the_design_keys(tmp_path: Path) -> None:
     assert got == json.loads(json.dumps(expected))
     assert len(got["picks"]) == 4 and got["picks"][-1]["share"] == got["share_after"]
 
-    out = _zhongdu("plan", *common, "--target", "0.2", "--json")
+    # progress on stderr, one line per step, stdout the JSON alone; -q silences it
+    steps = [line.split("] ", 1)[1].split(":")[0] for line in out.stderr.splitlines()]
+    assert steps == ["grid", "stations", "existing network", "site matrix", "greedy"], out.stderr
+
+    # the cells each pick brings in: exactly the populated cells the picks add to the coverage
+    cells_csv = tmp_path / "cells.csv"
+    out = _zhongdu("plan", *common, "--budget", "4", "--json", "-q", "--cells-out", str(cells_csv))
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    with cells_csv.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert {int(r["pick"]) for r in rows} == {1, 2, 3, 4}
+    for i, pick in enumerate(got["picks"], 1):
+        mine = [r for r in rows if int(r["pick"]) == i]
+        assert {r["station_id"] for r in mine} == {pick["station_id"]}
+        assert sum(float(r["population"]) for r in mine) == pytest.approx(pick["gain"], rel=1e-9)
+    index = {f"{int(c):x}": i for i, c in enumerate(grid.cells.tolist())}
+    listed = np.zeros(len(grid), dtype=bool)
+    listed[[index[r["h3"]] for r in rows]] = True
+    assert len(rows) == listed.sum()  # each cell once
+    picked = candidates.take(np.isin(candidates.station_id, [p["station_id"] for p in got["picks"]]))
+    before = compute_coverage(grid, existing, model="disk").covered
+    after = compute_coverage(grid, Stations.concat([existing, picked]), model="disk").covered
+    assert before is not None and after is not None
+    np.testing.assert_array_equal(listed, after & ~before & (grid.population > 0))
+    assert all(r["district"] == grid.districts[grid.district_index[index[r["h3"]]]] for r in rows)
+
+    out = _zhongdu("plan", *common, "--target", "0.2", "--json", "-q")
     got = json.loads(out.stdout)
     assert out.returncode == 0 and got["target_reached"] is (got["share_after"] >= 0.2)
+    assert out.stderr == ""
 
     out = _zhongdu("plan", *common, "--json")
     assert out.returncode == 2 and "--target" in out.stderr

@@ -1,0 +1,352 @@
+"""Site x cell coverage matrix for placement, from block bounds, over the cells that can add people.
+
+A candidate site's value is the population it adds, so only populated cells the existing network
+misses matter (at -110 dBm on the 2014 layout, 41% of the resolution-11 cells): the matrix is built
+over those cells alone. They are grouped into blocks, their H3 ancestor `BLOCK_LEVELS` levels up
+split by environment and district, each with a centre and a radius holding its cells. A (sector,
+block) pair whose worst case over the block's ball reaches the threshold covers all the block's
+cells (the engine's `_block_covered`); one whose best case cannot reach it is dropped
+(`_block_may_cover`); only the cells of the pairs left (blocks on a coverage edge, and not covered
+whole by another sector of the same site) are evaluated one by one, exactly as `coverage_matrix`
+evaluates them.
+
+A site covering a block whole holds one column for it (the greedy keeps each block's uncovered
+population), so the matrix stays small at street level: `SiteMatrix.cell_matrix()` expands the
+blocks and equals `coverage_matrix`'s union of each site's sector rows on the given cells.
+
+Memory: sites are processed in chunks of at most `CHUNK_BLOCKS` candidate (sector, block) pairs,
+their edge cells `CHUNK_CELLS` at a time, so the temporaries are bounded whatever the reach; the
+result holds one 4-byte index per (site, column), and `placement_footprint` bounds their number
+before anything is built.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import sparse
+
+from zhongdu.coverage._engine import (
+    _ARRAYS,
+    CoverageError,
+    _block_covered,
+    _block_may_cover,
+    _blocks,
+    _check_args,
+    _expand,
+    _geometry,
+    _queries,
+    _score_explicit,
+    _Sectors,
+    _sectors,
+    _take,
+    _Tiles,
+)
+from zhongdu.coverage._placement import CellGroups, expand_groups, site_index
+from zhongdu.coverage._types import ENVIRONMENTS
+
+if TYPE_CHECKING:
+    from zhongdu.coverage._types import Grid, Stations
+
+__all__ = ["SiteMatrix", "column_bound", "site_coverage_matrix"]
+
+I64 = NDArray[np.int64]
+CHUNK_BLOCKS = 1 << 15  # candidate (sector, block) pairs per chunk of sites: bounded temporaries
+CHUNK_CELLS = 1 << 17  # edge (sector, cell) pairs evaluated at once
+BLOCK_LEVELS = 2  # blocks are each cell's ancestor this many H3 levels up (49 cells a block)
+_RES_SHIFT = np.uint64(52)
+_RES_MASK = np.uint64(0xF) << _RES_SHIFT
+
+
+@dataclass(frozen=True)
+class SiteMatrix:
+    """`sites[s]`: the given cells site s covers, as a bool CSR (int32 indices) over the grid's
+    cells then the blocks (`groups`): a site covering a whole block holds the block's column."""
+
+    site_ids: tuple[str, ...]
+    site_of_row: I64  # site of each candidate row
+    sites: sparse.csr_array
+    groups: CellGroups
+
+    def cell_matrix(self) -> sparse.csr_array:
+        """(n_sites, n_cells), blocks expanded: `coverage_matrix`'s site unions on the given cells."""
+        return expand_groups(self.sites, self.groups, self.sites.shape[1] - self.groups.n)
+
+
+def _parents(cells: NDArray[np.uint64], resolution: int, levels: int) -> NDArray[np.uint64]:
+    """Each cell's H3 ancestor `levels` up (bit arithmetic: resolution field, finer digits 7)."""
+    p = max(resolution - levels, 0)
+    unused = np.uint64((1 << (3 * (15 - p))) - 1)
+    out = ((cells | unused) & ~_RES_MASK) | (np.uint64(p) << _RES_SHIFT)
+    return np.asarray(out, dtype=np.uint64)
+
+
+@dataclass
+class _Items:
+    """The given cells grouped by (block, environment, district): each group's cells and ball."""
+
+    cells: I64  # grid indexes, grouped by item
+    start: I64  # item i's cells: cells[start[i]:start[i + 1]]
+    tiles: _Tiles  # items tiled by (environment, row, column) for range queries
+    balls: Any  # engine `_Blocks` of the items: centre, radius, environment
+    grow: float  # largest item radius
+
+
+def _runs(key: I64) -> tuple[I64, I64]:
+    """For a sorted key: the run index of each element and each run's start (plus the end)."""
+    step = np.ones(len(key), dtype=bool)
+    step[1:] = key[1:] != key[:-1]
+    return np.cumsum(step) - 1, np.append(np.flatnonzero(step), len(key)).astype(np.int64)
+
+
+def _items(grid: Grid, cells: I64, reach: NDArray[np.float64], levels: int) -> _Items:
+    """Blocks `levels` up, split by environment and by district (a group lies in one district)."""
+    geo = _geometry(grid)
+    n_env = len(ENVIRONMENTS)
+    h3 = grid.cells[cells]
+    _, block = np.unique(_parents(h3, grid.resolution, levels), return_inverse=True)
+    n_dist = max(len(grid.districts), 1)
+    key = (block.reshape(-1).astype(np.int64) * n_env + geo.env[cells]) * n_dist + grid.district_index[cells]
+    order = np.argsort(key, kind="stable")
+    cells, key = cells[order], key[order]
+    item, start = _runs(key)
+    n_items = len(start) - 1
+    balls = _blocks(item, n_items, geo.x[cells], geo.y[cells], geo.z[cells], geo.env[cells])
+    grow = float(balls.radius.max()) if n_items else 0.0
+    positive = reach[reach > 0]
+    typical = float(np.median(positive)) if len(positive) else 1.0
+    tile = float(2.0 ** round(math.log2(max(typical / 8.0, 4.0 * grow, 1.0))))
+    x0, y0 = float(balls.x.min()) - 1.0, float(balls.y.min()) - 1.0
+    ncols = int((balls.x.max() - x0) // tile) + 1
+    nrows = int((balls.y.max() - y0) // tile) + 1
+    tile_id = (balls.env * nrows + ((balls.y - y0) // tile).astype(np.int64)) * ncols + (
+        (balls.x - x0) // tile
+    ).astype(np.int64)
+    o = np.argsort(tile_id, kind="stable").astype(np.int64)
+    tile_start = np.searchsorted(tile_id[o], np.arange(n_env * nrows * ncols + 1)).astype(np.int64)
+    tiles = _Tiles(tile, x0, y0, nrows, ncols, o, balls.x[o], balls.y[o], balls.z[o], tile_start)
+    return _Items(cells, start, tiles, balls, grow)
+
+
+@dataclass
+class _Setup:
+    """What both the matrix and its bound need: sectors grouped by site, blocks, block queries."""
+
+    geo: Any
+    site_ids: tuple[str, ...]
+    site_of_row: I64
+    sec: _Sectors
+    per_env: _Sectors  # one sector per (sector, environment): each environment's own best case
+    best: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+    sec_site: I64
+    items: _Items | None
+    q: Any
+    q_site: I64
+    bounds: list[int]  # chunks of sites
+    model: str
+    threshold: float
+
+    def chunks(self) -> Iterator[tuple[int, int]]:
+        """Query ranges of the chunks of sites (at most `CHUNK_BLOCKS` block pairs each, or one site)."""
+        for a, b in itertools.pairwise(self.bounds):
+            qa, qb = np.searchsorted(self.q_site, [a, b])
+            if qb > qa:
+                yield int(qa), int(qb)
+
+
+def _setup(
+    grid: Grid,
+    candidates: Stations,
+    model: str,
+    threshold_dbm: float,
+    criterion: str,
+    cells: NDArray[np.bool_] | None,
+    levels: int,
+) -> _Setup:
+    _check_args(grid, candidates, model, threshold_dbm, criterion)
+    if criterion == "capacity":
+        raise CoverageError("the capacity criterion depends on the whole layout; use compute_coverage")
+    site_ids, site_of_row = site_index(candidates.station_id)
+    n_sites, n_cells = len(site_ids), len(grid)
+    mask = np.ones(n_cells, dtype=bool) if cells is None else np.asarray(cells, dtype=bool)
+    if mask.shape != (n_cells,):
+        raise CoverageError(f"the cell mask has {mask.shape} entries for {n_cells} cells")
+    kept = np.flatnonzero(mask).astype(np.int64)
+    geo = _geometry(grid)
+    threshold = float(threshold_dbm)
+    by_site = np.argsort(site_of_row, kind="stable").astype(np.int64)  # sectors grouped by site
+    sec = _sectors(geo, candidates, by_site, model, threshold, criterion == "indoor")
+    sec_site = site_of_row[by_site]
+    n_env = len(ENVIRONMENTS)
+    per_env = _take(sec, np.repeat(np.arange(len(sec.rows), dtype=np.int64), n_env))
+    best = (sec.offset.ravel(), sec.c2near.ravel(), sec.c2edge.ravel(), sec.margin.ravel())
+    none = np.zeros(0, dtype=np.int64)
+    if len(kept) == 0 or n_sites == 0:
+        return _Setup(
+            geo, site_ids, site_of_row, sec, per_env, best, sec_site, None, None, none, [], model, threshold
+        )
+    items = _items(grid, kept, sec.reach, levels)
+    reach = np.where(sec.reach > 0, sec.reach + items.grow, 0.0)
+    q = _queries(items.tiles, _Sectors(**{**{n: getattr(sec, n) for n in _ARRAYS}, "reach": reach}))
+    q_site = sec_site[q.sector]
+    per_site = np.cumsum(np.bincount(q_site, weights=q.count, minlength=n_sites))
+    cuts = np.searchsorted(per_site, np.arange(CHUNK_BLOCKS, per_site[-1], CHUNK_BLOCKS))
+    bounds = np.unique(np.concatenate([[0], cuts + 1, [n_sites]]).clip(0, n_sites)).tolist()
+    return _Setup(
+        geo, site_ids, site_of_row, sec, per_env, best, sec_site, items, q, q_site, bounds, model, threshold
+    )
+
+
+def site_coverage_matrix(
+    grid: Grid,
+    candidates: Stations,
+    *,
+    model: str = "hata",
+    threshold_dbm: float = -110.0,
+    criterion: str = "outdoor",
+    cells: NDArray[np.bool_] | None = None,
+    levels: int = BLOCK_LEVELS,
+) -> SiteMatrix:
+    """The cells among `cells` (a mask; all by default) each candidate site covers, status ignored.
+
+    `.cell_matrix()` equals the union of each site's rows of `coverage_matrix`, other columns
+    emptied. `levels`: blocks are the cells' H3 ancestors that many levels up.
+    """
+    st = _setup(grid, candidates, model, threshold_dbm, criterion, cells, levels)
+    n_sites, n_cells = len(st.site_ids), len(grid)
+    indptr = np.zeros(n_sites + 1, dtype=np.int64)
+    items = st.items
+    if items is None:
+        empty = sparse.csr_array(
+            (np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int32), indptr.astype(np.int32)),
+            shape=(n_sites, n_cells),
+        )
+        return SiteMatrix(st.site_ids, st.site_of_row, empty, CellGroups())
+    n_cols = n_cells + len(items.start) - 1
+    # int32 index arrays below 2**31 (scipy would otherwise widen the indices to indptr's int64)
+    index_type = np.int32 if n_cols < 2**31 else np.int64
+    parts: list[NDArray[np.integer[Any]]] = []
+    counts = np.zeros(n_sites, dtype=np.int64)
+    for qa, qb in st.chunks():
+        done, e_it, e_s = _block_pass(st, qa, qb)
+        site, col = _columns(st, done, e_it, e_s)
+        counts += np.bincount(site, minlength=n_sites)
+        parts.append(col.astype(index_type))
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.concatenate(parts) if parts else np.zeros(0, dtype=index_type)
+    if len(indices) >= 2**31:
+        indices = indices.astype(np.int64)
+    ptr = indptr.astype(indices.dtype)
+    matrix = sparse.csr_array((np.ones(len(indices), dtype=bool), indices, ptr), shape=(n_sites, n_cols))
+    return SiteMatrix(st.site_ids, st.site_of_row, matrix, CellGroups(items.start, items.cells))
+
+
+def column_bound(
+    grid: Grid,
+    candidates: Stations,
+    *,
+    model: str = "hata",
+    threshold_dbm: float = -110.0,
+    criterion: str = "outdoor",
+    cells: NDArray[np.bool_] | None = None,
+    levels: int = BLOCK_LEVELS,
+) -> int:
+    """An upper bound of `site_coverage_matrix(...).sites.nnz` from the block tests alone: every
+    cell of an edge block counted (in a tenth to a third of the matrix's time)."""
+    st = _setup(grid, candidates, model, threshold_dbm, criterion, cells, levels)
+    if st.items is None:
+        return 0
+    items = st.items
+    n_items = np.int64(len(items.start) - 1)
+    total = 0
+    for qa, qb in st.chunks():
+        done, e_it, e_s = _block_pass(st, qa, qb)
+        edge = _unique(st.sec_site[e_s] * n_items + e_it) % n_items
+        total += len(done) + int((items.start[edge + 1] - items.start[edge]).sum())
+    return total
+
+
+def _block_pass(st: _Setup, qa: int, qb: int) -> tuple[I64, I64, I64]:
+    """The block pairs of queries qa..qb: sorted keys site * n_blocks + block of the blocks a site
+    covers whole, and the (block, sector) edge pairs whose block the site does not cover whole."""
+    items, q, sec = st.items, st.q, st.sec
+    assert items is not None
+    n_env = len(ENVIRONMENTS)
+    qo, off = _expand(q.count[qa:qb])
+    qi = qo + qa
+    it = items.tiles.order[q.lo[qi] + off]
+    s = q.sector[qi]
+    may = _block_may_cover(
+        items.balls, st.per_env, st.model, st.threshold, it, s * n_env + q.env[qi], st.best
+    )
+    it, s = it[may], s[may]
+    whole = _block_covered(items.balls, sec, st.model, st.threshold, it, s)
+    n_items = np.int64(len(items.start) - 1)
+    site = st.sec_site[s]
+    done = _unique(site[whole] * n_items + it[whole])
+    # edge pairs whose block another sector of the same site covers whole add nothing
+    edge = np.flatnonzero(~whole)
+    key = site[edge] * n_items + it[edge]
+    if len(done):
+        at = np.minimum(np.searchsorted(done, key), len(done) - 1)
+        edge = edge[done[at] != key]
+    return done, it[edge], s[edge]
+
+
+def _columns(st: _Setup, done: I64, e_it: I64, e_s: I64) -> tuple[I64, I64]:
+    """(site, column) pairs grouped by site: the whole blocks, then the edge cells covered."""
+    items = st.items
+    assert items is not None
+    n_cells = np.int64(len(st.geo.x))
+    n_items = np.int64(len(items.start) - 1)
+    size = items.start[e_it + 1] - items.start[e_it]
+    ends = np.cumsum(size)
+    cuts = np.searchsorted(ends, np.arange(CHUNK_CELLS, int(ends[-1]) if len(ends) else 0, CHUNK_CELLS)) + 1
+    found: list[I64] = []
+    for a, b in itertools.pairwise([0, *np.unique(np.minimum(cuts, len(e_it))).tolist(), len(e_it)]):
+        if b <= a:
+            continue
+        owner, k = _expand(size[a:b])
+        cell = items.cells[items.start[e_it[a:b][owner]] + k]
+        sector = e_s[a:b][owner]
+        keep, _ = _score_explicit(st.geo, st.sec, st.model, st.threshold, sector, cell)
+        found.append(st.sec_site[sector[keep]] * n_cells + cell[keep])
+    # a cell on the edge of two sectors of one site counts once
+    e_key = _unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    # a block covered whole is one column after the cells' (n_cells + block)
+    return _group(done // n_items, n_cells + done % n_items, e_key // n_cells, e_key % n_cells)
+
+
+def _unique(a: I64) -> I64:
+    """Sorted distinct values (a sort and a mask: faster than `np.unique` on millions)."""
+    a = np.sort(a)
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = a[1:] != a[:-1]
+    return a[first]
+
+
+def _group(w_site: I64, w_cell: I64, e_site: I64, e_cell: I64) -> tuple[I64, I64]:
+    """Merge two site-sorted (site, cell) lists into one grouped by site: O(n), no sort."""
+    lo = int(min(w_site.min(initial=np.iinfo(np.int64).max), e_site.min(initial=np.iinfo(np.int64).max)))
+    if len(w_site) + len(e_site) == 0:
+        return w_site, w_cell
+    hi = int(max(w_site.max(initial=-1), e_site.max(initial=-1))) + 1
+    w_count = np.bincount(w_site - lo, minlength=hi - lo)
+    e_count = np.bincount(e_site - lo, minlength=hi - lo)
+    start = np.zeros(hi - lo, dtype=np.int64)
+    np.cumsum((w_count + e_count)[:-1], out=start[1:])
+    w_first = np.cumsum(w_count) - w_count
+    e_first = np.cumsum(e_count) - e_count
+    cell = np.empty(len(w_cell) + len(e_cell), dtype=np.int64)
+    w_rel = w_site - lo
+    cell[start[w_rel] + np.arange(len(w_site)) - w_first[w_rel]] = w_cell
+    e_rel = e_site - lo
+    cell[start[e_rel] + w_count[e_rel] + np.arange(len(e_site)) - e_first[e_rel]] = e_cell
+    site = np.repeat(np.arange(lo, hi, dtype=np.int64), w_count + e_count)
+    return site, cell
