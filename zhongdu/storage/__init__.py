@@ -10,6 +10,7 @@ from zhongdu._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from zhongdu.storage import _api as api
+    from zhongdu.storage import _ops_history as ops_history
     from zhongdu.storage import _profiles as profiles
     from zhongdu.storage import _telemetry as telemetry
     from zhongdu.storage._connect import connect, has_timescale, prepare_connection, set_search_path
@@ -30,7 +31,12 @@ __getattr__, __dir__ = lazy_exports(
         "migrate": "._migrate",
         "register_layout": "._registry",
     },
-    submodules={"api": "._api", "profiles": "._profiles", "telemetry": "._telemetry"},
+    submodules={
+        "api": "._api",
+        "ops_history": "._ops_history",
+        "profiles": "._profiles",
+        "telemetry": "._telemetry",
+    },
 )
 
 
@@ -42,6 +48,7 @@ __all__ = [
     "discover",
     "has_timescale",
     "migrate",
+    "ops_history",
     "prepare_connection",
     "profiles",
     "register_layout",
