@@ -21,8 +21,11 @@ install: $(BIN)/.installed
 
 # The operations page (api/ui -> api/static). The built bundle is committed, so install, demo and
 # test need no Node; run this after changing api/ui (npm ci: exactly the lock file's versions).
+# The CJK font subset is made first from the system's Noto Sans CJK (fails, saying what to install,
+# when it is missing; ZHONGDU_CJK_SOURCE_FONT points elsewhere).
 UI_DIR := api/ui
-ui:
+ui: $(BIN)/.installed
+	$(BIN)/python $(UI_DIR)/subset_font.py
 	cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
 demo: $(BIN)/.installed
