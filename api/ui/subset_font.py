@@ -70,7 +70,8 @@ def build(source: Path, out: Path = OUT) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=Path(os.environ.get("ZHONGDU_CJK_SOURCE_FONT", DEFAULT_SOURCE)),
+    default = Path(os.environ.get("ZHONGDU_CJK_SOURCE_FONT", DEFAULT_SOURCE))
+    parser.add_argument("--source", type=Path, default=default,
                         help=f"the source font or collection (default {DEFAULT_SOURCE})")  # fmt: skip
     args = parser.parse_args(argv)
     if not args.source.is_file():
