@@ -167,6 +167,8 @@ class LiveCoverage:
             self.ready.set()
             return
         self.ready.set()
+        if self.snapshot is not None:
+            self._record(self.snapshot)
         while not self._stop.wait(self._settings.coverage_poll_interval_s):
             try:
                 self.poll()
@@ -243,12 +245,19 @@ class LiveCoverage:
             with self._pool.connection() as conn:
                 storage.api.insert_coverage_snapshot(conn, record)
         self._last_stored = time.monotonic()
-        if self._history is not None:
-            try:
-                self._history.record(self, snapshot)
-            except Exception:  # the page's history must not stop live coverage
-                log.exception("could not record the share history and incidents' effect")
+        if self.ready.is_set():  # the first snapshot's is recorded once the API serves (`_run`)
+            self._record(snapshot)
         return snapshot
+
+    def _record(self, snapshot: LiveSnapshot) -> None:
+        """The share history and the open incidents' worst effect (other criteria: seconds on the
+        full city, so never before the first snapshot is published)."""
+        if self._history is None:
+            return
+        try:
+            self._history.record(self, snapshot)
+        except Exception:  # the page's history must not stop live coverage
+            log.exception("could not record the share history and incidents' effect")
 
     def _make_snapshot(
         self, record: dict[str, Any], result: Any, serving: NDArray[np.bool_], now: datetime, trigger: str

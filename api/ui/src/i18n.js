@@ -2,7 +2,7 @@
 // operations center's working language.
 const STRINGS = {
   title: ["臺中市智慧營運中心 · 中都", "Taichung Operations Center · Zhongdu"],
-  coverage: ["4G 人口涵蓋率（戶外・即時）", "4G population coverage (outdoor, live)"],
+  coverage: ["4G 人口涵蓋率（即時）", "4G population coverage (live)"],
   serving: ["服務中基地台", "Stations serving"],
   outages: ["中斷", "Outages"],
   updated: ["更新", "Updated"],

@@ -27,10 +27,22 @@ function fmtStart(iso) {
   return new Date(iso).toLocaleString(currentLang() === "en" ? "en-GB" : "zh-TW", { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false });
 }
 
+function ask() {
+  const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
+  return getJson("/v1/ops/incidents", { since, limit: 200 });
+}
+
+// Asked for at boot, beside the map's bodies.
+export function prefetchIncidents() {
+  inc.prefetch = ask();
+  inc.prefetch.catch(() => {}); // a failure is reported by the loadIncidents that awaits it
+}
+
 export async function loadIncidents(root) {
   const mine = ++inc.ticket;
-  const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
-  const body = await getJson("/v1/ops/incidents", { since, limit: 200 });
+  const asked = inc.prefetch || ask();
+  inc.prefetch = null;
+  const body = await asked;
   if (mine !== inc.ticket) return;
   inc.body = body;
   renderIncidents(root);

@@ -17,8 +17,8 @@ import { addDeviceLayer, deviceHtml, loadDevices, rerenderAlerts, startAlerts } 
 import { DistrictLabels, MAP_CRITERIA, MAP_OPERATORS, applyFill, viewName } from "./district_view.js";
 import { districtQuery, layoutLabel, wireOutageList, renderOutageBanner, renderStationKpi, viewBoxQuery } from "./ops_status.js";
 import { effectForView, loadOutageEffect, renderOutageKpi } from "./outage_effect.js";
-import { loadTimeline, renderTimeline, replaying, wireTimeline } from "./timeline.js";
-import { loadIncidents, renderIncidents, wireIncidents } from "./incidents.js";
+import { loadTimeline, prefetchTimeline, renderTimeline, replaying, wireTimeline } from "./timeline.js";
+import { loadIncidents, prefetchIncidents, renderIncidents, wireIncidents } from "./incidents.js";
 import { renderDistrictList, wireDistrictList } from "./district_list.js";
 import { renderFocus, wireFocus } from "./wall_focus.js";
 import { ClusterCounts, chooseSite } from "./site_clusters.js";
@@ -470,6 +470,8 @@ async function boot() {
   const districtsP = getJson("/v1/map/districts");
   const coverageP = getJson("/v1/coverage");
   const sitesP = getJson("/v1/map/sites");
+  prefetchTimeline();
+  prefetchIncidents();
   const mapP = new Promise((resolve) => { map = createMap("map", resolve); });
   window.zhongdu.mapPromise = mapP;
   await mapP;

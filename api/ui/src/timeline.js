@@ -101,7 +101,7 @@ function draw(root) {
   if (!body || !body.series.length) { el.innerHTML = `<p class="muted">${t("tlEmpty")}</p>`; return; }
   const data = columns(body);
   const width = Math.max(280, el.clientWidth || 480);
-  const height = document.body.classList.contains("wall") ? 210 : 180;
+  const height = document.body.classList.contains("wall") ? 170 : 180;
   const series = [{ label: t("tlTime"), value: (u, v) => (v == null ? "–" : fmtClock(v)) }];
   body.series.forEach((s) => series.push({
     label: t("tlView_" + key(s)), stroke: COLOURS[key(s)] || "#cccccc", width: 2, scale: "%",
@@ -130,9 +130,17 @@ function draw(root) {
   el.dataset.incidents = body.incidents.length;
 }
 
+// Asked for at boot, beside the map's bodies (small, and the wall shows it at once).
+export function prefetchTimeline() {
+  tl.prefetch = getJson("/v1/ops/timeline", { hours: HOURS });
+  tl.prefetch.catch(() => {}); // a failure is reported by the loadTimeline that awaits it
+}
+
 export async function loadTimeline(root) {
   const mine = ++tl.ticket;
-  const body = await getJson("/v1/ops/timeline", { hours: HOURS });
+  const asked = tl.prefetch || getJson("/v1/ops/timeline", { hours: HOURS });
+  tl.prefetch = null;
+  const body = await asked;
   if (mine !== tl.ticket) return;
   tl.body = body;
   const slider = root.querySelector("#replay");
