@@ -252,7 +252,9 @@ def main() -> int:
                 paint = page.evaluate("window.zhongdu.state.firstPaint")
                 # the previous bundle may lack the outage panel: its figure is the painted map
                 complete = args.wall and which == "this"
-                done = page.wait_for_function(WALL_COMPLETE, timeout=60_000).json_value() if complete else paint
+                done = paint
+                if complete:
+                    done = page.wait_for_function(WALL_COMPLETE, timeout=60_000).json_value()
                 fcp = page.evaluate(
                     "(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null"
                 )
