@@ -79,10 +79,12 @@ OPEN_DISTRICT = """async (name) => {
 }"""
 
 
-# the wall is complete when the map is painted and the outage panel drawn: the moment it is seen
-WALL_COMPLETE = """() => (window.zhongdu.state.firstPaint != null
-  && document.querySelector('#district-list tbody tr') && document.querySelector('#incidents li')
-  && document.querySelector('#timeline-chart').dataset.series !== undefined) ? performance.now() : false"""
+# the wall is complete when the map is painted and the outage panel drawn: the latest of the
+# page's own marks (a poll from here would add the busy main thread's delay to it)
+WALL_COMPLETE = """() => { const s = window.zhongdu.state;
+  const done = s.firstPaint != null && s.marks.timeline != null && s.marks.incidents != null
+    && document.querySelector('#district-list tbody tr');
+  return done ? Math.max(s.firstPaint, s.marks.timeline, s.marks.incidents) : false; }"""
 
 
 def _bundle_at(ref: str) -> Path:
@@ -115,7 +117,10 @@ def _bundle_server(static_dir: Path, api_url: str) -> tuple[Any, str]:
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    client = httpx.AsyncClient(base_url=api_url, timeout=None)
+    # no kept-alive connections: uvicorn closes idle ones, and a reused closed one fails a request
+    client = httpx.AsyncClient(
+        base_url=api_url, timeout=None, limits=httpx.Limits(max_keepalive_connections=0)
+    )
     passed = ("accept", "accept-encoding", "if-none-match")
     kept = ("content-type", "content-encoding", "etag", "cache-control")
 

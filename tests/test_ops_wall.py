@@ -324,3 +324,23 @@ def test_the_shipped_cjk_font_loads_and_is_used(stack: dict[str, Any], chromium:
     assert "SIL OPEN FONT LICENSE" in stack["http"].get("/static/NotoSansCJKtc-zhongdu.OFL.txt").text
     assert watched.errors == [] and watched.outside == []
     page.context.close()
+
+
+def test_no_csp_violation_with_the_policy_enforced(stack: dict[str, Any], chromium: Any) -> None:
+    """The other tests bypass the page's CSP (Playwright's waits evaluate strings); here the policy
+    is enforced, and the full wall (map, outage panel, font, clusters) loads without a refusal."""
+    context = chromium.new_context(viewport={"width": 1920, "height": 1080}, device_scale_factor=1)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    answer = page.goto(f"{stack['url']}/?layout=wall")
+    assert answer is not None and "default-src 'self'" in answer.headers["content-security-policy"]
+    page.wait_for_selector("body[data-ready='1']", state="attached", timeout=60_000)
+    page.wait_for_selector("#district-list tbody tr", state="attached")
+    page.wait_for_selector("#incidents li", state="attached")
+    page.wait_for_selector("#timeline-chart[data-series]", state="attached")
+    page.wait_for_timeout(1000)
+    assert [e for e in errors if "Content Security Policy" in e or "Refused" in e] == []
+    assert errors == []
+    context.close()

@@ -545,14 +545,16 @@ async function boot() {
 
   // the panels after the map's first full paint: the city view comes first on a busy machine
   const panels = () => {
+    // the outage panel first (its data was asked for at boot): the wall's reason to exist
+    renderTimeline(document);
+    loadTimeline(document).then(() => { state.marks.timeline = performance.now(); }).catch(report);
     renderIndicators(document, state.year, state).catch(report);
     renderChart(document, state).catch(report);
     renderPark(document).catch(report);
     renderIngest(document).catch(report);
-    renderTimeline(document);
-    loadTimeline(document).catch(report);
-    loadIncidents(document).catch(report);
   };
+  // the incident list is plain DOM: drawn as soon as it arrives, before the map's first idle
+  loadIncidents(document).then(() => { state.marks.incidents = performance.now(); }).catch(report);
   if (state.firstPaint) panels();
   else map.once("idle", panels);
   setInterval(() => renderPark(document).catch(report), PARK_INTERVAL_MS);

@@ -98,7 +98,12 @@ function draw(root) {
   const body = tl.body;
   if (tl.plot) { tl.plot.destroy(); tl.plot = null; }
   el.innerHTML = "";
-  if (!body || !body.series.length) { el.innerHTML = `<p class="muted">${t("tlEmpty")}</p>`; return; }
+  if (!body || !body.series.length) {
+    el.innerHTML = `<p class="muted">${t("tlEmpty")}</p>`;
+    el.dataset.series = "";
+    el.dataset.incidents = body ? body.incidents.length : 0;
+    return;
+  }
   const data = columns(body);
   const width = Math.max(280, el.clientWidth || 480);
   const height = document.body.classList.contains("wall") ? 170 : 180;
