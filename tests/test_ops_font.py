@@ -40,4 +40,4 @@ def test_the_build_says_what_is_missing_without_the_source_font(tmp_path: Path) 
         [sys.executable, str(REPO / "api" / "ui" / "subset_font.py"), "--source", str(tmp_path / "none.ttc")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert run.returncode == 2 and "fonts-noto-cjk" in run.stderr and "ZHONGDU_CJK_SOURCE_FONT" in run.stderr
+    assert run.returncode == 2 and "fonts-noto-cjk" in run.stderr and "CJK_SOURCE_FONT" in run.stderr

@@ -4,13 +4,13 @@ A wall PC without a CJK font would draw boxes for every Chinese text. The page s
 (OFL 1.1, licence beside it) covering every CJK character of the page's sources, the district
 names and the plan's indicator names, so it renders Chinese anywhere. Run by `make ui` before the
 bundle is built; the output is committed, so install and tests need neither the source font nor
-fontTools. The source font: `ZHONGDU_CJK_SOURCE_FONT`, else Debian's fonts-noto-cjk collection.
+fontTools. The source font: `--source` (`make ui CJK_SOURCE_FONT=…`), else Debian's fonts-noto-cjk
+collection.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -70,15 +70,14 @@ def build(source: Path, out: Path = OUT) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(os.environ.get("ZHONGDU_CJK_SOURCE_FONT", DEFAULT_SOURCE))
-    parser.add_argument("--source", type=Path, default=default,
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
                         help=f"the source font or collection (default {DEFAULT_SOURCE})")  # fmt: skip
     args = parser.parse_args(argv)
     if not args.source.is_file():
         print(
             f"subset_font: the source font {args.source} is missing. Install Debian's fonts-noto-cjk "
-            "(apt-get install fonts-noto-cjk) or point ZHONGDU_CJK_SOURCE_FONT at NotoSansCJK-Regular.ttc "
-            "or NotoSansCJKtc-Regular.otf.",
+            "(apt-get install fonts-noto-cjk) or name NotoSansCJK-Regular.ttc or NotoSansCJKtc-Regular.otf "
+            "with `make ui CJK_SOURCE_FONT=/path/to/it`.",
             file=sys.stderr,
         )
         return 2
