@@ -304,7 +304,7 @@ def test_both_languages_whole_and_the_wall_fixes(stack: dict[str, Any], chromium
     page.wait_for_function("document.documentElement.lang === 'zh-Hant'")
     page.wait_for_timeout(300)
     english = ["The last hours", "Districts", "Incident history", "Sort by", "Whole city", "Replay at", "Share",
-               "Not covered", "Sites down", "ongoing", "lasted", "Petition hotspots", "Focus", "Operations"]  # fmt: skip
+               "Not covered", "Down", "ongoing", "lasted", "Petition hotspots", "Focus", "Operations"]  # fmt: skip
     text = page.evaluate("[...document.querySelectorAll('#panel-ops, .focus-bar, .legend, header')].map(e => e.innerText).join('\\n')")
     assert [w for w in english if w in text] == []
     assert "陳情熱點" in text and "新增" in text  # the hotspot layer's legend

@@ -7,7 +7,7 @@ addStrings({
   dlName: ["行政區", "District"],
   dlShare: ["涵蓋率", "Share"],
   dlUncovered: ["未涵蓋人口", "Not covered"],
-  dlDown: ["中斷站", "Sites down"],
+  dlDown: ["中斷站", "Down"],
   dlSortBy: ["排序：", "Sort by "],
 });
 

@@ -32,7 +32,8 @@ export function effectForView(state) {
 }
 
 export function fmtPp(pp) {
-  return pp == null ? "" : `−${pp.toFixed(pp >= 0.01 ? 3 : 4)} pp`;
+  if (pp == null) return "";
+  return pp > 0 ? `−${pp.toFixed(pp >= 0.01 ? 3 : 4)} pp` : "0 pp";
 }
 
 // One row's effect, as the row prints it: people, cells and the share lost.
