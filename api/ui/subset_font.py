@@ -37,7 +37,7 @@ def page_characters(root: Path = ROOT) -> set[str]:
 
 def _face_index(source: Path) -> int:
     """Index of the Traditional Chinese face in a collection (0 for a single font)."""
-    from fontTools.ttLib import TTCollection
+    from fontTools.ttLib import TTCollection  # type: ignore[import-untyped]
 
     if source.suffix.lower() not in (".ttc", ".otc"):
         return 0
@@ -49,7 +49,7 @@ def _face_index(source: Path) -> int:
 
 def build(source: Path, out: Path = OUT) -> int:
     """Write the subset; returns its size in bytes."""
-    from fontTools import subset
+    from fontTools import subset  # type: ignore[import-untyped]
     from fontTools.ttLib import TTFont
 
     chars = page_characters()
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        import brotli  # noqa: F401  (WOFF2 needs it; fontTools says so only deep in the save)
+        # WOFF2 needs it; fontTools would say so only deep in the save
+        import brotli  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         print("subset_font: WOFF2 needs the brotli package (pip install brotli)", file=sys.stderr)
         return 2
