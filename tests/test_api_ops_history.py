@@ -172,3 +172,49 @@ def test_history_is_pruned(db: str) -> None:
         storage.ops_history.open_incident(conn, "bs-old", "down", old)
         storage.ops_history.close_incident(conn, "bs-old", old + timedelta(hours=1))
         assert storage.ops_history.prune(conn, before=datetime.now(UTC) - timedelta(days=30)) == (1, 1)
+
+
+def _history_round_trip(conn: Any) -> None:
+    """Each call its own criterion and site, so it runs beside the rows of the tests above."""
+    from zhongdu import storage
+
+    h = storage.ops_history
+    tag = uuid.uuid4().hex[:6]
+    crit, site = f"test-{tag}", f"bs-x-{tag}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    h.insert_shares(conn, [(now - timedelta(hours=8), crit, "any", 0.5, 10.0, 0),
+                           (now - timedelta(hours=1), crit, "any", 0.4, 8.0, 1),
+                           (now - timedelta(hours=1), crit, "any", 0.4, 8.0, 1)])  # fmt: skip
+    rows = [r for r in h.shares(conn, start=now - timedelta(hours=6)) if r["criterion"] == crit]
+    # the level before the window, then the window's point; a repeat is ignored
+    assert [(r["share"], r["sites_down"]) for r in rows] == [(0.5, 0), (0.4, 1)]
+    h.open_incident(conn, site, "down", now - timedelta(minutes=30))
+    h.open_incident(conn, site, "silent", now - timedelta(minutes=5))  # still the same incident
+    opened = h.open_incidents(conn)
+    assert opened[site]["status"] == "silent" and opened[site]["started_at"] == now - timedelta(minutes=30)
+    h.update_worst(conn, [(site, 120.0, 3)], criterion="indoor", operator="every_major")
+    h.update_worst(conn, [(site, 80.0, 2)], criterion="indoor", operator="every_major")  # the worst is kept
+    h.close_incident(conn, site, now - timedelta(hours=1))  # never before it started
+    (row,) = [
+        r for r in h.incidents(conn, since=now - timedelta(hours=2), limit=1000) if r["station_id"] == site
+    ]
+    assert row["ended_at"] == row["started_at"] and (row["people_worst"], row["cells_worst"]) == (120.0, 3)
+    assert site not in h.open_incidents(conn)
+
+
+def test_history_storage_on_plain_postgresql(db: str) -> None:
+    from zhongdu import storage
+
+    with storage.connect(db) as conn:
+        _history_round_trip(conn)
+
+
+@pytest.mark.timescale
+def test_history_storage_on_timescaledb(timescale_schema: tuple[str, str]) -> None:
+    from zhongdu import storage
+
+    url, schema = timescale_schema
+    with storage.connect(url, schema=schema) as conn:
+        storage.migrate(conn)
+        assert set(storage.applied_versions(conn).values()) == {"timescale"}
+        _history_round_trip(conn)
