@@ -147,6 +147,8 @@ def test_timeline_replay_and_incident_history(stack: dict[str, Any], chromium: A
     series = page.locator("#timeline-chart").get_attribute("data-series").split(",")
     assert set(series) == {"outdoor_any", "indoor_any", "indoor_every_major"}
     assert page.locator("#timeline-chart canvas").count() >= 1
+    described = page.get_attribute("#timeline-chart", "aria-label")
+    assert described.startswith("近時趨勢") and "室內・任一業者" in described
     incident = page.locator(f"#incidents li[data-station-id='{EDGE}']")
     incident.wait_for()
     assert incident.get_attribute("data-ongoing") == "true" and "進行中" in incident.inner_text()

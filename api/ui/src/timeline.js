@@ -133,6 +133,14 @@ function draw(root) {
   });
   el.dataset.series = body.series.map(key).join(",");
   el.dataset.incidents = body.incidents.length;
+  // a screen reader gets the chart's latest values in words
+  const latest = body.series.map((s) => {
+    const p = s.points[s.points.length - 1];
+    return p ? `${t("tlView_" + key(s))} ${fmtPct(p.share, 3)}` : null;
+  }).filter(Boolean);
+  const down = data[data.length - 1].filter((v) => v != null).pop();
+  el.setAttribute("role", "img");
+  el.setAttribute("aria-label", `${t("timeline")}: ${latest.join(", ")}; ${t("tlSitesDown")} ${fmtInt(down ?? 0)}`);
 }
 
 // Asked for at boot, beside the map's bodies (small, and the wall shows it at once).
