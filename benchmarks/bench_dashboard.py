@@ -266,8 +266,10 @@ def main() -> int:
                 if which == "previous":
                     previous["paint"].append(paint)
                     previous["fcp"].append(fcp)
+                    marks = page.evaluate("window.zhongdu.state.marks")
                     print(f"run {run + 1}, previous bundle: city view painted {paint:.0f} ms,"
-                          f" FCP {fcp:.0f} ms", file=sys.stderr)  # fmt: skip
+                          f" FCP {fcp:.0f} ms; steps " + ", ".join(f"{k} {v:.0f}" for k, v in marks.items()),
+                          file=sys.stderr)  # fmt: skip
                     context.close()
                     continue
                 completes.append(done)
