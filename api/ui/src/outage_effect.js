@@ -25,10 +25,13 @@ export async function loadOutageEffect(state) {
   return body;
 }
 
-// The effect when it is of the view shown, else null (a newer choice is on its way).
+// The effect when it is of the view shown and of the sites out now, else null (a newer answer
+// is on its way: until it lands the page says nothing rather than a stale count).
 export function effectForView(state) {
   const e = state.outageEffect;
-  return e && e.criterion === state.mapCriterion && e.operator === state.mapOperator ? e : null;
+  if (!e || e.criterion !== state.mapCriterion || e.operator !== state.mapOperator) return null;
+  if (e.outages.length !== state.outages.size || e.outages.some((o) => !state.outages.has(o.station_id))) return null;
+  return e;
 }
 
 export function fmtPp(pp) {
