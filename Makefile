@@ -21,8 +21,12 @@ install: $(BIN)/.installed
 
 # The operations page (api/ui -> api/static). The built bundle is committed, so install, demo and
 # test need no Node; run this after changing api/ui (npm ci: exactly the lock file's versions).
+# The CJK font subset is made first from the system's Noto Sans CJK (fails, saying what to install,
+# when it is missing; `make ui CJK_SOURCE_FONT=/path/NotoSansCJKtc-Regular.otf` names another).
 UI_DIR := api/ui
-ui:
+CJK_SOURCE_FONT ?= /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+ui: $(BIN)/.installed
+	$(BIN)/python $(UI_DIR)/subset_font.py --source $(CJK_SOURCE_FONT)
 	cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
 demo: $(BIN)/.installed

@@ -28,6 +28,8 @@ from zhongdu import storage
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
+    from zhongdu.api._ops_history import OpsHistory
+    from zhongdu.api._outage_effect import OutageEffect
     from zhongdu.coverage import CoverageEngine, Grid, Stations
     from zhongdu.settings import Settings
 
@@ -113,6 +115,12 @@ class LiveCoverage:
         # page loaded mid-outage shows when the outage began, not when the page asked.
         self.site_since: NDArray[np.float64] | None = None
         self._sites: dict[str, Any] | None = None
+        self._outage_cache: dict[tuple[Any, ...], tuple[list[str], OutageEffect]] = {}
+        self._history: OpsHistory | None = None
+        if pool is not None:
+            from zhongdu.api._ops_history import OpsHistory
+
+            self._history = OpsHistory(pool, settings.ops_history_days)
         self.error: str | None = None
         self.ready = threading.Event()
 
@@ -159,6 +167,8 @@ class LiveCoverage:
             self.ready.set()
             return
         self.ready.set()
+        if self.snapshot is not None:
+            self._record(self.snapshot)
         while not self._stop.wait(self._settings.coverage_poll_interval_s):
             try:
                 self.poll()
@@ -235,7 +245,19 @@ class LiveCoverage:
             with self._pool.connection() as conn:
                 storage.queries.insert_coverage_snapshot(conn, record)
         self._last_stored = time.monotonic()
+        if self.ready.is_set():  # the first snapshot's is recorded once the API serves (`_run`)
+            self._record(snapshot)
         return snapshot
+
+    def _record(self, snapshot: LiveSnapshot) -> None:
+        """The share history and the open incidents' worst effect (other criteria: seconds on the
+        full city, so never before the first snapshot is published)."""
+        if self._history is None:
+            return
+        try:
+            self._history.record(self, snapshot)
+        except Exception:  # the page's history must not stop live coverage
+            log.exception("could not record the share history and incidents' effect")
 
     def _make_snapshot(
         self, record: dict[str, Any], result: Any, serving: NDArray[np.bool_], now: datetime, trigger: str
@@ -390,6 +412,11 @@ class LiveCoverage:
         else:
             changed = previous != codes
             since = np.where(changed, at, since)
+        if self._history is not None:
+            try:
+                since = self._history.track_sites(ids, previous, codes, since, now)
+            except Exception:  # retried at the next poll; the map keeps its statuses meanwhile
+                log.exception("could not write outage incidents")
         self.site_since = since
         self.site_status = codes
 
@@ -408,6 +435,38 @@ class LiveCoverage:
                     "sectors": counts,
                 }
             return self._sites
+
+    def outage_effect(self, criterion: str, operator: str) -> tuple[list[str], OutageEffect]:
+        """The sites out now (down or silent, sorted ids) and what each costs under a criterion and
+        operator; computed once per snapshot and status read."""
+        from zhongdu.api._outage_effect import outage_effect
+
+        snapshot, codes = self.snapshot, self.site_status
+        assert snapshot is not None and codes is not None and self.grid is not None
+        key = (snapshot.computed_at, codes.tobytes(), criterion, operator)
+        with self._criterion_compute:
+            cached = self._outage_cache.get(key)
+            if cached is not None:
+                return cached
+            sites = self.sites()
+            out = np.flatnonzero((codes == 3) | (codes == 4))
+            ids = [str(x) for x in sites["ids"][out]]
+            assert self.stations is not None
+            effect = outage_effect(
+                self.grid,
+                self.cell_centres(),
+                self.stations,
+                self.serving_stations(),
+                ids,
+                [(float(sites["lat"][i]), float(sites["lon"][i])) for i in out.tolist()],
+                criterion=criterion,
+                operator=operator,
+                model=self.model,
+                threshold_dbm=self._settings.rsrp_threshold_dbm,
+            )
+            self._outage_cache = {k: v for k, v in self._outage_cache.items() if k[:2] == key[:2]}
+            self._outage_cache[key] = (ids, effect)
+            return ids, effect
 
     # --- helpers for the other routes --------------------------------------------------------
 

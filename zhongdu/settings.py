@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     coverage_snapshot_interval_s: float = Field(
         300.0, gt=0, description="a coverage snapshot is stored at least this often"
     )
+    ops_history_days: float = Field(
+        30.0,
+        gt=0,
+        le=3650,
+        description="the operations page's share history and ended outage incidents are kept this long",
+    )
 
     # alerts
     alerts_poll_interval_s: float = Field(

@@ -21,9 +21,13 @@ const result = await build({
   outfile: join(out, "app.js"),
   metafile: true,
   logLevel: "warning",
+  external: ["/static/*"], // the CJK font, served beside the bundle (not inlined: 100 KiB)
 });
 copyFileSync(join(here, "node_modules", "maplibre-gl", "dist", "maplibre-gl-worker.mjs"), join(out, "maplibre-gl-worker.mjs"));
 copyFileSync(join(here, "index.html"), join(out, "index.html"));
+// the CJK subset (made by subset_font.py, committed) and its licence
+copyFileSync(join(here, "fonts", "NotoSansCJKtc-zhongdu.woff2"), join(out, "NotoSansCJKtc-zhongdu.woff2"));
+copyFileSync(join(here, "fonts", "OFL.txt"), join(out, "NotoSansCJKtc-zhongdu.OFL.txt"));
 
 // the licence of every npm package whose code is in the bundle (and MapLibre's, for its worker)
 const packages = new Set(["maplibre-gl"]);

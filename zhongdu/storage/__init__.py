@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from zhongdu._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from zhongdu.storage import _ops_history as ops_history
     from zhongdu.storage import _profiles as profiles
     from zhongdu.storage import _queries as queries
     from zhongdu.storage import _telemetry as telemetry
@@ -30,7 +31,12 @@ __getattr__, __dir__ = lazy_exports(
         "migrate": "._migrate",
         "register_layout": "._registry",
     },
-    submodules={"profiles": "._profiles", "queries": "._queries", "telemetry": "._telemetry"},
+    submodules={
+        "ops_history": "._ops_history",
+        "profiles": "._profiles",
+        "queries": "._queries",
+        "telemetry": "._telemetry",
+    },
 )
 
 
@@ -41,6 +47,7 @@ __all__ = [
     "discover",
     "has_timescale",
     "migrate",
+    "ops_history",
     "prepare_connection",
     "profiles",
     "queries",

@@ -2,7 +2,7 @@
 // operations center's working language.
 const STRINGS = {
   title: ["臺中市智慧營運中心 · 中都", "Taichung Operations Center · Zhongdu"],
-  coverage: ["4G 人口涵蓋率（戶外・即時）", "4G population coverage (outdoor, live)"],
+  coverage: ["4G 人口涵蓋率（即時）", "4G population coverage (live)"],
   serving: ["服務中基地台", "Stations serving"],
   outages: ["中斷", "Outages"],
   updated: ["更新", "Updated"],
@@ -24,8 +24,8 @@ const STRINGS = {
   crit_capacity: ["容量", "Capacity"],
   crit_indoor_every_major: ["室內・三大業者皆涵蓋", "Indoor, every major operator"],
   critNote_outdoor: [
-    "戶外 RSRP ≥ −110 dBm（docs/coverage.md 定義，唯一即時計算者）：站址隨人口分布，數百站即涵蓋幾乎全市人口，故自 2014 年底起接近 100%，看不出目標差異。",
-    "Outdoor RSRP ≥ −110 dBm (docs/coverage.md's definition, the only one computed live): sites follow the population, so a few hundred already reach almost everyone and it sits near 100 % from late 2014, whatever the target.",
+    "戶外：人所在網格的室外訊號強度（RSRP）不低於 −110 dBm，任一業者即算。站址隨人口分布，數百站即涵蓋幾乎全市人口，故自 2014 年底起接近 100%，看不出目標差異。",
+    "Outdoor: the signal (RSRP) outside, where people live, is at least −110 dBm from any operator. Sites follow the population, so a few hundred already reach almost everyone and it sits near 100 % from late 2014, whatever the target.",
   ],
   critNote_indoor: [
     "室內：路徑損耗加上 3GPP TR 38.901 建物穿透損耗（14–25 dB），任一業者涵蓋即算；多數人家中總有某家訊號，仍接近飽和。",
@@ -136,6 +136,13 @@ const STRINGS = {
   connecting: ["連線中", "connecting"],
   streamOk: ["即時連線", "live"],
   streamLost: ["重新連線中", "reconnecting"],
+  // the operations wall: its tab, the petition hotspots' legend, a year without targets
+  opsTab: ["營運總覽", "Operations"],
+  legendPetitions: ["陳情熱點", "Petition hotspots"],
+  petHot: ["熱點（顯著偏高）", "hot (significantly high)"],
+  petCold: ["冷點", "cold"],
+  petFresh: ["新增", "new"],
+  noTargetsYear: ["本年度無目標", "no targets for this year"],
   // indicator entry (indicator_form.js) and the score line
   enter: ["填報", "Enter"],
   milestones: ["年度工作項目（肆、七）", "The year's work items (plan section 4.7)"],

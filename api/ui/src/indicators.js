@@ -60,9 +60,13 @@ export async function renderIndicators(root, year, state) {
   }));
   const recorded = score.criterion_4g_recorded;
   const other = recorded && criterion !== recorded ? ` — ${t("viewingOther")}` : "";
-  root.querySelector("#score").innerHTML = `${t("score")}: <b>${fmtNum(score.score, 2)}</b> / ${fmtNum(score.max_score, 0)}
+  // a year the plan set no target for has no score to speak of: say so instead of "0 / 100"
+  const targetless = !list.items.some((item) => item.target != null);
+  const scoreText = targetless ? `<b id="no-targets">${t("noTargetsYear")}</b>`
+    : `<b>${fmtNum(score.score, 2)}</b> / ${fmtNum(score.max_score, 0)}
     <span class="muted">(${score.indicators_with_actual}/${score.indicators_total})</span>
-    <br><span class="note" id="score-summary">${en ? score.summary_en : score.summary_zh}</span>
+    <br><span class="note" id="score-summary">${en ? score.summary_en : score.summary_zh}</span>`;
+  root.querySelector("#score").innerHTML = `${t("score")}: ${scoreText}
     ${cycle && cycle.lock ? `<br><span class="note" id="year-lock">${t("locked")}: ${cycle.lock.locked_by} ${new Date(cycle.lock.locked_at).toLocaleDateString()}</span>` : ""}
     <br><span class="note" id="score-criterion" data-criterion="${recorded || ""}">${t("scoredOn")}: ${t("crit_" + (recorded || criterion))} (${t("recordedChoice")})${other}</span>`;
   root.querySelector("#score").dataset.score = score.score;

@@ -4,19 +4,29 @@ import { getJson } from "./api.js";
 import { currentLang, fmtNum, fmtPct, fmtTime, t } from "./i18n.js";
 import { metricName, unitLabel } from "./metric_names.js";
 import { sparkline } from "./sparkline.js";
+import { effectForView, siteEffectHtml } from "./outage_effect.js";
 
+// Outage rows, the costliest first under the map's view (people it leaves uncovered, from
+// GET /v1/ops/outages), then the newest; each row a button that flies to its site.
 export function renderOutages(root, state) {
   const list = root.querySelector("#outages");
-  const rows = [...state.outages.values()].sort((a, b) => (a.since < b.since ? 1 : -1));
+  const effect = effectForView(state);
+  const people = (id) => {
+    const row = effect && effect.outages.find((o) => o.station_id === id);
+    return row && row.people != null ? row.people : -1;
+  };
+  const rows = [...state.outages.values()].sort((a, b) => people(b.id) - people(a.id) || (a.since < b.since ? 1 : -1));
   if (!rows.length) {
     list.innerHTML = `<li class="muted">${t("noOutages")}</li>`;
     return;
   }
+  list.dataset.criterion = effect ? effect.criterion : "";
+  list.dataset.operator = effect ? effect.operator : "";
   list.innerHTML = rows.map((o) => `<li class="outage" data-station-id="${o.id}" data-status="${o.status}" tabindex="0" role="button" aria-label="${o.id} ${t("st_" + o.status)}">
       <span class="dot s-${o.status}"></span><b class="mono">${o.id}</b>
       <span>${t("st_" + o.status)}</span>
       <span class="muted">${fmtTime(o.since)}</span>
-      <span class="delta">${o.delta == null ? "" : `${o.delta >= 0 ? "+" : ""}${(100 * o.delta).toFixed(3)} pp`}</span>
+      ${siteEffectHtml(effect, o.id)}
     </li>`).join("");
 }
 

@@ -3,6 +3,7 @@
 import "maplibre-gl/dist/maplibre-gl.css";
 import "uplot/dist/uPlot.min.css";
 import "./style.css";
+import "./ops_wall.css";
 import { getJson } from "./api.js";
 import { STATUS_NAMES } from "./colours.js";
 import { applyStatic, currentLang, fmtInt, fmtPct, fmtTime, t, toggleLang } from "./i18n.js";
@@ -16,6 +17,12 @@ import { installDesk, renderDesk } from "./planner_desk.js";
 import { addDeviceLayer, deviceHtml, loadDevices, rerenderAlerts, startAlerts } from "./alerts.js";
 import { DistrictLabels, MAP_CRITERIA, MAP_OPERATORS, applyFill, viewName } from "./district_view.js";
 import { districtQuery, layoutLabel, wireOutageList, renderOutageBanner, renderStationKpi, viewBoxQuery } from "./ops_status.js";
+import { effectForView, loadOutageEffect, renderOutageKpi } from "./outage_effect.js";
+import { loadTimeline, prefetchTimeline, renderTimeline, replaying, wireTimeline } from "./timeline.js";
+import { loadIncidents, prefetchIncidents, renderIncidents, wireIncidents } from "./incidents.js";
+import { renderDistrictList, wireDistrictList } from "./district_list.js";
+import { renderFocus, wireFocus } from "./wall_focus.js";
+import { ClusterCounts, chooseSite } from "./site_clusters.js";
 
 const PARK_INTERVAL_MS = 30_000;
 const INGEST_INTERVAL_MS = 5_000;
@@ -39,6 +46,7 @@ const state = {
   mapCriterion: "outdoor", // of the district fill: outdoor (live, streamed), indoor or capacity
   mapOperator: "any", // of the district fill and header: any, one operator, or every_major
   mapCoverage: null, // body of GET /v1/coverage?criterion=mapCriterion when not outdoor
+  outageEffect: null, // body of GET /v1/ops/outages for the map's view
   stream: "connecting",
   firstPaint: null,
   marks: {}, // performance.now() at each boot step (the benchmark prints them)
@@ -79,8 +87,9 @@ function renderKpis() {
   $("#kpi-share").dataset.share = view.share;
   $("#kpi-view").textContent = viewName(state.mapCriterion, state.mapOperator);
   renderStationKpi(document, state.codes);
-  $("#kpi-outages").textContent = fmtInt([...state.outages.values()].length);
-  renderOutageBanner(document, state, peopleAffected());
+  renderOutageKpi(document, state, state.outages.size);
+  const effect = effectForView(state);
+  renderOutageBanner(document, state, peopleAffected(), effect && state.outages.size ? effect.cells : null);
   $("#kpi-updated").textContent = fmtTime(c.computed_at);
   $("#stream").textContent = t(state.stream === "ok" ? "streamOk" : state.stream === "lost" ? "streamLost" : "connecting");
   $("#stream").className = `stream ${state.stream}`;
@@ -116,6 +125,10 @@ function renderAll() {
   renderPark(document).catch(report);
   rerenderAlerts(document);
   renderPetitions();
+  renderTimeline(document);
+  renderIncidents(document);
+  renderDistrictList(document, state, mapCoverage());
+  renderFocus(document, state.districtNames);
 }
 
 function report(err) {
@@ -147,6 +160,8 @@ function updateBaseline() {
 }
 
 function peopleAffected() {
+  const effect = effectForView(state); // the API's count: every site out back, under the view
+  if (effect) return state.outages.size ? effect.people : 0;
   const coverage = mapCoverage();
   const b = state.baseline;
   return coverage && b && b.criterion === state.mapCriterion ? b.covered - coverage.population_covered : null;
@@ -161,6 +176,41 @@ function setDistrictShares() {
   map.getContainer().dataset.criterion = coverage.criterion || "outdoor";
   map.getContainer().dataset.operator = coverage.operator || "any";
   $("#map-view").textContent = viewName(state.mapCriterion, state.mapOperator);
+  renderDistrictList(document, state, coverage);
+}
+
+// --- the outages' effect, timeline, incidents ---------------------------------------------------
+
+let effectTimer = null;
+
+// Asked again when outages, the snapshot or the view change (debounced: a burst of changes asks once).
+function refreshEffect() {
+  clearTimeout(effectTimer);
+  effectTimer = setTimeout(() => {
+    loadOutageEffect(state).then((body) => { if (body) { renderOutages(document, state); renderKpis(); } }).catch(report);
+  }, 150);
+}
+
+let historyTimer = null;
+
+function refreshHistory() {
+  clearTimeout(historyTimer);
+  historyTimer = setTimeout(() => {
+    loadTimeline(document).catch(report);
+    loadIncidents(document).catch(report);
+  }, 500);
+}
+
+// The replay's sites down on the map (null: back to live).
+function showReplay(incidents) {
+  if (incidents == null) { drawAlerts(); return; }
+  const features = incidents.map((i) => {
+    const k = state.siteIndex.get(i.station_id);
+    if (k == null) return null;
+    const code = STATUS_NAMES.indexOf(i.status);
+    return { type: "Feature", id: k, geometry: { type: "Point", coordinates: [state.sites.lon[k], state.sites.lat[k]] }, properties: { s: code, i: k, id: i.station_id } };
+  }).filter(Boolean);
+  map.getSource("alerts").setData({ type: "FeatureCollection", features });
 }
 
 function mapCriterionOptions() {
@@ -177,7 +227,7 @@ async function loadMapCriterion() {
   const criterion = state.mapCriterion;
   const operator = state.mapOperator;
   const mine = ++mapTicket;
-  if (defaultView()) { state.mapCoverage = null; setDistrictShares(); renderKpis(); return; }
+  if (defaultView()) { state.mapCoverage = null; setDistrictShares(); renderKpis(); refreshEffect(); return; }
   let body;
   try {
     body = await getJson("/v1/coverage", { criterion, operator });
@@ -186,6 +236,7 @@ async function loadMapCriterion() {
     throw err;
   }
   if (mine !== mapTicket) return; // a newer choice or snapshot won
+  refreshEffect();
   state.mapCoverage = body;
   setDistrictShares();
   updateBaseline();
@@ -259,6 +310,7 @@ function viewQuery() {
 
 function selectDistrict(name, lngLat) {
   state.selected = name;
+  renderDistrictList(document, state, mapCoverage());
   map.setFilter("district-selected", ["==", ["get", "district"], name || ""]);
   if (!name) { loadCells(viewQuery()); return; }
   const f = state.districts.features.find((x) => x.properties.district === name);
@@ -302,6 +354,7 @@ function currentStatus(index) {
 }
 
 function drawAlerts() {
+  if (replaying()) return; // the replay's moment stays on the map until "back to live"
   map.getSource("alerts").setData(alertsGeoJson(state.sites, state.codes));
 }
 window.zhongdu.siteStatus = (id) => {
@@ -337,6 +390,8 @@ function onCoverage(summary) {
     state.outages.forEach((o) => { if (o.delta == null) o.delta = delta; });
     if (Math.abs(delta) > 0) logEvent(document, () => `${t("coverageChange")} ${delta >= 0 ? "+" : ""}${(100 * delta).toFixed(4)} pp → ${fmtPct(summary.share, 3)}`);
     renderOutages(document, state);
+    refreshEffect();
+    refreshHistory();
     clearTimeout(cellsTimer);
     cellsTimer = setTimeout(() => state.cellQuery && loadCells(state.cellQuery), 300);
     if (!defaultView()) loadMapCriterion().catch(report);
@@ -362,6 +417,7 @@ function onStations(event) {
   if (event.changes.length) drawAlerts();
   renderOutages(document, state);
   renderKpis();
+  if (event.changes.length) { refreshEffect(); refreshHistory(); renderDistrictList(document, state, mapCoverage()); }
 }
 
 function connectStream() {
@@ -416,6 +472,8 @@ async function boot() {
   const districtsP = getJson("/v1/map/districts");
   const coverageP = getJson("/v1/coverage");
   const sitesP = getJson("/v1/map/sites");
+  prefetchTimeline();
+  prefetchIncidents();
   const mapP = new Promise((resolve) => { map = createMap("map", resolve); });
   window.zhongdu.mapPromise = mapP;
   await mapP;
@@ -461,9 +519,14 @@ async function boot() {
       return;
     }
     if (map.getZoom() >= 11) {
-      const alert = map.queryRenderedFeatures(e.point, { layers: ["alerts"] })[0];
-      const index = alert ? alert.id : state.sitesLayer.pick(e.point);
-      if (index >= 0) { siteClick(index, [state.sites.lon[index], state.sites.lat[index]]); return; }
+      // every site under the pointer (a box around it): one opens, several are offered in a list
+      const box = [[e.point.x - 8, e.point.y - 8], [e.point.x + 8, e.point.y + 8]];
+      const under = new Set(map.queryRenderedFeatures(box, { layers: ["alerts"] }).map((f) => f.properties.i));
+      state.sitesLayer.pickAll(e.point, 8).forEach((i) => under.add(i));
+      const indices = [...under].filter((i) => i >= 0);
+      const open = (i) => siteClick(i, [state.sites.lon[i], state.sites.lat[i]]);
+      if (indices.length === 1) { open(indices[0]); return; }
+      if (indices.length > 1) { chooseSite(map, e.lngLat, indices, state.sites, state.codes, open); return; }
     }
     if (map.getLayer("petition-hot") && map.queryRenderedFeatures(e.point, { layers: ["petition-hot"] }).length) return; // its own popup
     const district = map.queryRenderedFeatures(e.point, { layers: ["district-fill"] })[0];
@@ -474,21 +537,35 @@ async function boot() {
   map.on("moveend", () => { if (!state.selected) loadCells(viewQuery()); });
   $("#clear-selection").addEventListener("click", () => selectDistrict(null));
   wireOutageList(document, (id) => flyToSite(id));
+  wireIncidents(document, (id) => flyToSite(id));
+  wireTimeline(document, showReplay);
+  wireDistrictList(document, state, (name) => selectDistrict(name), () => renderDistrictList(document, state, mapCoverage()));
+  state.clusters = new ClusterCounts(map);
+  const cityView = () => { selectDistrict(null); map.fitBounds([[120.46, 23.99], [121.45, 24.45]], { padding: 16, duration: 0 }); };
+  wireFocus(document, state.districts.features.map((f) => f.properties.district), (name) => selectDistrict(name), cityView);
+  renderFocus(document, state.districtNames);
+  refreshEffect();
   $("#map-note").textContent = t("zoomForCells");
 
   // the panels after the map's first full paint: the city view comes first on a busy machine
   const panels = () => {
+    // the outage panel first (its data was asked for at boot): the wall's reason to exist
+    renderTimeline(document);
+    loadTimeline(document).then(() => { state.marks.timeline = performance.now(); }).catch(report);
     renderIndicators(document, state.year, state).catch(report);
     renderChart(document, state).catch(report);
     renderPark(document).catch(report);
     renderIngest(document).catch(report);
   };
+  // the incident list is plain DOM: drawn as soon as it arrives, before the map's first idle
+  loadIncidents(document).then(() => { state.marks.incidents = performance.now(); }).catch(report);
   if (state.firstPaint) panels();
   else map.once("idle", panels);
   setInterval(() => renderPark(document).catch(report), PARK_INTERVAL_MS);
   setInterval(() => renderIngest(document).catch(report), INGEST_INTERVAL_MS);
   setInterval(() => loadDevices(map).catch(report), PARK_INTERVAL_MS);
   setInterval(renderKpis, 30_000); // the outage banner's durations keep counting between events
+  setInterval(refreshHistory, 60_000); // the timeline's window moves on, ongoing durations grow
 }
 
 boot().catch(report);

@@ -6,6 +6,7 @@ import { getJson } from "./api.js";
 import { CIVIDIS, RSRP_STEPS, SHARE_STEPS, STATUS_COLOURS, UNCOVERED, VIRIDIS, stepExpression } from "./colours.js";
 
 export const CELL_ZOOM = 12.5; // below: district fill only; above: the cells of the view
+export const CLUSTER_MAX_ZOOM = 10; // sites in trouble cluster up to here; single dots from 11
 const EMPTY = { type: "FeatureCollection", features: [] };
 
 const STYLE = {
@@ -83,12 +84,34 @@ export function addLayers(map, districts, sitesLayer) {
       paint: { "line-color": "#ffffff", "line-width": 3.5, "line-dasharray": [2, 1] },
     });
     map.addLayer(sitesLayer);
-    map.addSource("alerts", { type: "geojson", data: EMPTY });
+    // clustered at city zoom (a count per cluster, site_clusters.js), single dots from zoom 11
+    map.addSource("alerts", {
+      type: "geojson",
+      data: EMPTY,
+      cluster: true,
+      clusterMaxZoom: CLUSTER_MAX_ZOOM,
+      clusterRadius: 36,
+      clusterProperties: { down: ["+", ["case", ["==", ["get", "s"], 3], 1, 0]] },
+    });
     const alert = ["get", "s"];
+    map.addLayer({
+      id: "alert-clusters",
+      type: "circle",
+      source: "alerts",
+      filter: ["has", "point_count"],
+      paint: {
+        // any site down inside: vermillion with a thick black ring; only degraded/silent: orange
+        "circle-color": ["case", [">", ["get", "down"], 0], STATUS_COLOURS[3], STATUS_COLOURS[2]],
+        "circle-radius": ["interpolate", ["linear"], ["get", "point_count"], 2, 13, 20, 19, 200, 26],
+        "circle-stroke-color": ["case", [">", ["get", "down"], 0], "#000000", "#ffffff"],
+        "circle-stroke-width": ["case", [">", ["get", "down"], 0], 3, 1.5],
+      },
+    });
     map.addLayer({
       id: "alerts",
       type: "circle",
       source: "alerts",
+      filter: ["!", ["has", "point_count"]],
       paint: {
         "circle-color": ["match", alert, 2, STATUS_COLOURS[2], 3, STATUS_COLOURS[3], STATUS_COLOURS[4]],
         "circle-opacity": 1,
@@ -117,7 +140,7 @@ export function addLayers(map, districts, sitesLayer) {
 export function alertsGeoJson(sites, codes) {
   const features = [];
   codes.forEach((code, i) => {
-    if (code >= 2) features.push({ type: "Feature", id: i, geometry: { type: "Point", coordinates: [sites.lon[i], sites.lat[i]] }, properties: { s: code } });
+    if (code >= 2) features.push({ type: "Feature", id: i, geometry: { type: "Point", coordinates: [sites.lon[i], sites.lat[i]] }, properties: { s: code, i, id: sites.ids[i] } });
   });
   return { type: "FeatureCollection", features };
 }

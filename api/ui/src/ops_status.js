@@ -65,7 +65,7 @@ function fmtDuration(ms) {
 // The banner over the map while any site is down: how many, for how long, how many people lost
 // coverage under the criterion the map shows (its population covered before the first outage
 // minus now); hidden when nothing is down.
-export function renderOutageBanner(root, state, peopleAffected) {
+export function renderOutageBanner(root, state, peopleAffected, cellsAffected = null) {
   const el = root.querySelector("#outage-banner");
   if (!el) return;
   const down = [...state.outages.values()].filter((o) => o.status === "down");
@@ -75,7 +75,9 @@ export function renderOutageBanner(root, state, peopleAffected) {
   const oldest = Math.min(...down.map((o) => Date.parse(o.since)).filter(Number.isFinite));
   const people = peopleAffected == null ? "–" : fmtInt(Math.max(0, peopleAffected));
   el.dataset.people = peopleAffected == null ? "" : Math.round(Math.max(0, peopleAffected));
-  el.innerHTML = `<b>${fmtInt(down.length)}</b> ${t("bannerOutages")} · ${t("bannerLongest")} <b>${Number.isFinite(oldest) ? fmtDuration(Date.now() - oldest) : "–"}</b> · ${t("bannerPeople")} <b>${people}</b>`;
+  el.dataset.cells = cellsAffected == null ? "" : cellsAffected;
+  const cells = cellsAffected == null ? "" : ` · ${t("bannerCells")} <b>${fmtInt(cellsAffected)}</b>`;
+  el.innerHTML = `<b>${fmtInt(down.length)}</b> ${t("bannerOutages")} · ${t("bannerLongest")} <b>${Number.isFinite(oldest) ? fmtDuration(Date.now() - oldest) : "–"}</b> · ${t("bannerPeople")} <b>${people}</b>${cells}`;
 }
 
 export function layoutLabel(wall) {

@@ -69,7 +69,7 @@ function mount() {
   panel.id = "panel-petitions";
   panel.innerHTML = `
     <div class="panel-head"><h2 id="pet-title"></h2><span id="pet-synthetic" class="synthetic-badge" hidden></span></div>
-    <form id="pet-filters" class="pet-filters" onsubmit="return false">
+    <form id="pet-filters" class="pet-filters">
       <label><span data-pet="category"></span> <select id="pet-category"></select></label>
       <label><span data-pet="from"></span> <input type="month" id="pet-from"></label>
       <label><span data-pet="to"></span> <input type="month" id="pet-to"></label>
@@ -90,6 +90,8 @@ function mount() {
   main.appendChild(panel);
   ["pet-category", "pet-from", "pet-to", "pet-res", "pet-measure"].forEach((id) =>
     panel.querySelector(`#${id}`).addEventListener("change", () => loadPetitions().catch(console.warn)));
+  // no inline handler: the page's CSP refuses it (and says so in the console)
+  panel.querySelector("#pet-filters").addEventListener("submit", (e) => e.preventDefault());
   panel.querySelector("#pet-show").addEventListener("change", (e) => {
     if (pet.map && pet.map.getLayer("petition-hot")) {
       const v = e.target.checked ? "visible" : "none";

@@ -93,6 +93,23 @@ export class SitesLayer {
     if (this.map) this.map.triggerRepaint();
   }
 
+  // Every site within `radius` pixels of a screen point, nearest first: where dots overlap, the
+  // page offers a choice instead of opening whichever happens to be nearest.
+  pickAll(point, radius = 8) {
+    const map = this.map;
+    const b = map.getBounds();
+    const found = [];
+    for (let i = 0; i < this.sites.count; i += 1) {
+      const lon = this.sites.lon[i];
+      const lat = this.sites.lat[i];
+      if (lon < b.getWest() || lon > b.getEast() || lat < b.getSouth() || lat > b.getNorth()) continue;
+      const p = map.project([lon, lat]);
+      const d = (p.x - point.x) ** 2 + (p.y - point.y) ** 2;
+      if (d <= radius * radius) found.push([d, i]);
+    }
+    return found.sort((a, b2) => a[0] - b2[0]).map(([, i]) => i);
+  }
+
   // The site nearest to a screen point, within `radius` pixels (clicks), else -1.
   pick(point, radius = 8) {
     const map = this.map;
