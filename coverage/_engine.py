@@ -230,20 +230,40 @@ class _Tiles:
 
 
 @dataclass
+class GridGeometry:
+    """What the engine derives from the grid alone, whatever the stations: the tangent frame, cell
+    centres in it, and the cells grouped into blocks. Binary grid files store it (`_grid_binary`),
+    so a run on a street-level grid maps it instead of recomputing it (about 2 s at resolution 12).
+    """
+
+    lat0: float  # the frame's centre: mean cell centre, degrees
+    lng0: float
+    x: F64  # cell centres in the frame, metres
+    y: F64
+    z: F64
+    block: NDArray[np.int32] | None  # per cell: its block (H3 ancestor, see _probes); None: one cell each
+    blocks: _Blocks | None  # the blocks' centres, radii and environments
+
+
+@dataclass
 class _Geometry:
     frame: _Frame
     x: F64
     y: F64
     z: F64
-    lat: F64
-    lng: F64
-    env: I64
+    grid: Grid  # centres in degrees come from it on demand (few pairs need them)
+    env: NDArray[np.int8]
     env_present: tuple[int, ...]
-    probe: I64  # per cell: its H3 ancestor at resolution 9 (see _probes), index into probe_x/probe_y
+    probe: NDArray[np.integer[Any]]  # per cell: its H3 ancestor (see _probes), index into probe_x/probe_y
     probe_x: F64  # ancestor centres in the frame: the nearest-site search runs per ancestor
     probe_y: F64
     blocks: _Blocks | None = None  # the ancestors as blocks of cells (None: one cell per probe)
     tiles: dict[float, _Tiles] = field(default_factory=dict)
+
+    def latlng(self, cell: I64) -> tuple[F64, F64]:
+        """Centres in degrees of some cells (only the disk model's edge pairs need them)."""
+        lat, lng = self.grid.latlng_deg()
+        return lat[cell], lng[cell]
 
 
 @dataclass
@@ -256,30 +276,54 @@ class _Blocks:
     y: F64
     z: F64
     radius: F64
-    env: I64
+    env: NDArray[np.int8]
+
+
+def grid_geometry(grid: Grid) -> GridGeometry:
+    """The grid-only geometry, computed (from the cell centres) or as stored in the grid file."""
+    stored: GridGeometry | None = grid._cache.get("grid_geometry")
+    if stored is not None:
+        return stored
+    lat, lng = grid.latlng_deg()
+    lat0, lng0 = float(np.mean(lat)), float(np.mean(lng))
+    frame = _Frame.at(lat0, lng0)
+    x, y, z = np.empty(len(lat)), np.empty(len(lat)), np.empty(len(lat))
+    for a in range(0, len(lat), _CHUNK_GEOMETRY):  # chunks: temporaries stay small (8 M cells)
+        b = a + _CHUNK_GEOMETRY
+        x[a:b], y[a:b], z[a:b] = frame.apply(*_unit_vectors(lat[a:b], lng[a:b]), scale=_R)
+    block = _probes(grid)
+    blocks = None
+    if block is not None:
+        nblocks = int(block.max()) + 1
+        if nblocks < len(grid):
+            blocks = _blocks(block, nblocks, x, y, z, grid.environment)
+        else:  # one cell per ancestor: blocks would only repeat the cells
+            block = None
+    return GridGeometry(lat0, lng0, x, y, z, block, blocks)
 
 
 def _geometry(grid: Grid) -> _Geometry:
     geo: _Geometry | None = grid._cache.get("geometry")
     if geo is None:
-        lat, lng = grid.latlng_deg()
-        frame = _Frame.at(float(np.mean(lat)), float(np.mean(lng)))
-        x, y, z = np.empty(len(lat)), np.empty(len(lat)), np.empty(len(lat))
-        for a in range(0, len(lat), _CHUNK_GEOMETRY):  # chunks: temporaries stay small (8 M cells)
-            b = a + _CHUNK_GEOMETRY
-            x[a:b], y[a:b], z[a:b] = frame.apply(*_unit_vectors(lat[a:b], lng[a:b]), scale=_R)
-        env = grid.environment.astype(np.int64)
+        gg = grid_geometry(grid)
+        frame = _Frame.at(gg.lat0, gg.lng0)
+        env = grid.environment
         present = tuple(np.flatnonzero(np.bincount(env, minlength=len(ENVIRONMENTS))).tolist())
-        probe, px, py = _probes(grid, x, y)
-        blocks = _blocks(probe, len(px), x, y, z, env) if len(px) < len(grid) else None
-        geo = _Geometry(frame, x, y, z, lat, lng, env, present, probe, px, py, blocks)
+        if gg.block is None or gg.blocks is None:
+            probe: NDArray[np.integer[Any]] = np.arange(len(grid), dtype=np.int64)
+            px, py = gg.x, gg.y
+        else:
+            # the probe is the mean of the ancestor's cells (near its centre; any point works, the
+            # exhaustive step keeps the search exact): the block centre
+            probe, px, py = gg.block, gg.blocks.x, gg.blocks.y
+        geo = _Geometry(frame, gg.x, gg.y, gg.z, grid, env, present, probe, px, py, gg.blocks)
         grid._cache["geometry"] = geo
     return geo
 
 
-def _probes(grid: Grid, cx: F64, cy: F64) -> tuple[I64, F64, F64]:
+def _probes(grid: Grid) -> NDArray[np.int32] | None:
     """Each cell's H3 ancestor at resolution 9 (at most two levels up; bit arithmetic on the
-    index) and the ancestors' centres.
+    index) as a block number in order of first appearance; None at resolution 9 and below.
 
     A nearest-site query per ancestor (7 or 49 cells) instead of per cell is several times
     cheaper and finds almost the same witnesses (the exhaustive step catches the rest).
@@ -287,23 +331,21 @@ def _probes(grid: Grid, cx: F64, cy: F64) -> tuple[I64, F64, F64]:
     # ancestors about the size of a resolution-9 cell (174 m edge), at most two levels up
     p = min(grid.resolution, max(9, grid.resolution - 2))
     if p == grid.resolution:
-        return np.arange(len(grid), dtype=np.int64), cx, cy
+        return None
     digits = np.uint64((1 << (3 * (15 - p))) - 1)  # unused digits below resolution p are 7 (0b111)
     parent = ((grid.cells | digits) & ~np.uint64(0xF << 52)) | np.uint64(p << 52)
     step = parent[1:] != parent[:-1]
     if bool((parent[1:] >= parent[:-1]).all()):  # sorted cells (every built grid): one pass
-        inverse = np.zeros(len(parent), dtype=np.int64)
+        inverse = np.zeros(len(parent), dtype=np.int32)
         np.cumsum(step, out=inverse[1:])
-    else:
-        _, inv = np.unique(parent, return_inverse=True)
-        inverse = inv.reshape(-1).astype(np.int64)
-    # the probe is the mean of the ancestor's children in the grid (near its centre; any point
-    # works, the exhaustive step keeps the search exact): no h3 call per ancestor
-    count = np.bincount(inverse).astype(np.float64)
-    return inverse, np.bincount(inverse, weights=cx) / count, np.bincount(inverse, weights=cy) / count
+        return inverse
+    _, inv = np.unique(parent, return_inverse=True)
+    return inv.reshape(-1).astype(np.int32)
 
 
-def _blocks(probe: I64, n: int, x: F64, y: F64, z: F64, env: I64) -> _Blocks:
+def _blocks(
+    probe: NDArray[np.integer[Any]], n: int, x: F64, y: F64, z: F64, env: NDArray[np.integer[Any]]
+) -> _Blocks:
     """Centre (mean of the cell centres), radius and environment of each probe's block."""
     count = np.bincount(probe, minlength=n).astype(np.float64)
     bx = np.bincount(probe, weights=x, minlength=n) / count
@@ -320,12 +362,13 @@ def _blocks(probe: I64, n: int, x: F64, y: F64, z: F64, env: I64) -> _Blocks:
     else:
         radius = np.zeros(n)
         np.maximum.at(radius, probe, dist)
-        lo = np.full(n, len(ENVIRONMENTS), dtype=np.int64)
-        hi = np.full(n, -1, dtype=np.int64)
+        lo = np.full(n, len(ENVIRONMENTS), dtype=env.dtype)
+        hi = np.full(n, -1, dtype=env.dtype)
         np.minimum.at(lo, probe, env)
         np.maximum.at(hi, probe, env)
     # a hair larger than measured: rounding in the centre and distances cannot make it too small
-    return _Blocks(bx, by, bz, radius * (1.0 + 1e-9) + 1e-6, np.where(lo == hi, lo, -1))
+    block_env = np.where(lo == hi, lo, -1).astype(np.int8)
+    return _Blocks(bx, by, bz, radius * (1.0 + 1e-9) + 1e-6, block_env)
 
 
 def _build_tiles(geo: _Geometry, cells: I64 | None, tile: float) -> _Tiles:
@@ -338,7 +381,7 @@ def _build_tiles(geo: _Geometry, cells: I64 | None, tile: float) -> _Tiles:
     y0 = float(ys.min()) - 1.0
     ncols = int((xs.max() - x0) // tile) + 1
     nrows = int((ys.max() - y0) // tile) + 1
-    tile_id = (geo.env[idx] * nrows + ((ys - y0) // tile).astype(np.int64)) * ncols + (
+    tile_id = (geo.env[idx].astype(np.int64) * nrows + ((ys - y0) // tile).astype(np.int64)) * ncols + (
         (xs - x0) // tile
     ).astype(np.int64)
     o = np.argsort(tile_id, kind="stable")
@@ -562,7 +605,8 @@ def _score(
         # pairs within a hair of the edge: decide with the haversine formula itself
         edge = np.flatnonzero(np.abs(c2 - c2t) <= 1e-9 * c2t + 1e-9)
         if len(edge):
-            d = great_circle_m(sec.lat[s[edge]], sec.lng[s[edge]], geo.lat[cell[edge]], geo.lng[cell[edge]])
+            clat, clng = geo.latlng(cell[edge])
+            d = great_circle_m(sec.lat[s[edge]], sec.lng[s[edge]], clat, clng)
             inside[edge] = d <= sec.radius.ravel()[se[edge]]
         keep = np.flatnonzero(inside)
         return keep, -c2[keep]
@@ -743,12 +787,17 @@ def _witnesses(
     kk = min(k, nsites)
     # nearest sites of each cell's ancestor centre (one query per ancestor)
     whole = n == len(geo.x) and int(cells[0]) == 0 and int(cells[-1]) == n - 1  # all cells, in order
-    probe = geo.probe if whole else geo.probe[cells]
-    used = np.zeros(len(geo.probe_x), dtype=bool)
-    used[probe] = True
-    which = np.flatnonzero(used)
-    slot = np.zeros(len(used), dtype=np.int64)
-    slot[which] = np.arange(len(which))
+    if whole:  # every ancestor has cells: no renumbering (8 M-cell gathers saved)
+        which = np.arange(len(geo.probe_x), dtype=np.int64)
+        slot_probe = geo.probe
+    else:
+        probe = geo.probe[cells]
+        used = np.zeros(len(geo.probe_x), dtype=bool)
+        used[probe] = True
+        which = np.flatnonzero(used)
+        slot = np.zeros(len(used), dtype=np.int64)
+        slot[which] = np.arange(len(which))
+        slot_probe = slot[probe]
     _, nn = sites.tree.query(np.column_stack([geo.probe_x[which], geo.probe_y[which]]), k=kk)
     nn = np.asarray(nn, dtype=np.int64).reshape(len(which), kk)
     if geo.blocks is not None:
@@ -759,9 +808,9 @@ def _witnesses(
         ok = _block_covered(geo.blocks, sec, model, threshold, which[bj], bs)
         block_wit = np.full(len(which), -1, dtype=np.int64)
         block_wit[bj[ok][::-1]] = bs[ok][::-1]  # the first covering sector of each block
-        wit = block_wit[slot[probe]]
+        wit = block_wit[slot_probe]
     todo = np.flatnonzero(wit < 0)
-    near = nn[slot[probe[todo]]]
+    near = nn[slot_probe[todo]]
     for a in range(0, len(todo), _CHUNK_CELLS):  # chunks of cells: arrays stay in cache (3x faster)
         b = min(a + _CHUNK_CELLS, len(todo))
         cl, s = _site_pairs(sites, np.repeat(todo[a:b], kk), near[a:b].ravel())
