@@ -130,12 +130,12 @@ class CoverageResult:
 
 @dataclass
 class _Districts:
-    """Cells grouped by district (stable), so a district's sum is one contiguous `np.sum`."""
+    """Cells grouped by district (stable: row order within a district), for per-district work on
+    a few districts (the incremental engine) without a pass over the whole grid."""
 
     order: NDArray[np.integer[Any]]
     bounds: I64  # district d's cells: order[bounds[d]:bounds[d + 1]]
     population: F64  # population in that order
-    totals: F64  # population per district
 
 
 def _districts(grid: Grid) -> _Districts:
@@ -144,34 +144,44 @@ def _districts(grid: Grid) -> _Districts:
         # a stable sort of small codes is a radix sort (several times faster at 8 M cells)
         small = grid.district_index.astype(np.uint8) if len(grid.districts) <= 256 else grid.district_index
         order = np.argsort(small, kind="stable")
-        bounds = np.searchsorted(grid.district_index[order], np.arange(len(grid.districts) + 1)).astype(
-            np.int64
-        )
-        pop = grid.population[order]
-        totals = np.array([np.sum(pop[bounds[d] : bounds[d + 1]]) for d in range(len(grid.districts))])
-        cached = _Districts(order, bounds, pop, totals)
+        bounds = np.zeros(len(grid.districts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(grid.district_index, minlength=len(grid.districts)), out=bounds[1:])
+        cached = _Districts(order, bounds, grid.population[order])
         grid._cache["districts"] = cached
     return cached
+
+
+def _district_totals(grid: Grid) -> F64:
+    """Population per district (one pass; cached)."""
+    totals: F64 | None = grid._cache.get("district_totals")
+    if totals is None:
+        totals = np.bincount(grid.district_index, weights=grid.population, minlength=len(grid.districts))
+        grid._cache["district_totals"] = totals
+    return totals
 
 
 def _covered_by_district(grid: Grid, covered: NDArray[np.bool_], which: I64 | None = None) -> F64:
     """Covered population of the given districts (all by default).
 
-    Each district is summed on its own, in a fixed order, so the incremental engine can redo just
-    the districts a change touched and still agree bit for bit with a full computation.
+    Every district is a sequential sum in row order (what `np.bincount` does), whether all are
+    summed in one pass or a few on their own, so the incremental engine can redo just the
+    districts a change touched and still agree bit for bit with a full computation.
     """
+    if which is None:
+        weights = np.where(covered, grid.population, 0.0)
+        return np.bincount(grid.district_index, weights=weights, minlength=len(grid.districts))
     dd = _districts(grid)
-    idx = np.arange(len(grid.districts)) if which is None else which
-    out = np.zeros(len(idx))
-    for j, d in enumerate(idx.tolist()):
-        lo, hi = dd.bounds[d], dd.bounds[d + 1]
-        out[j] = np.sum(np.where(covered[dd.order[lo:hi]], dd.population[lo:hi], 0.0))
+    out = np.zeros(len(which))
+    for j, d in enumerate(which.tolist()):
+        lo, hi = int(dd.bounds[d]), int(dd.bounds[d + 1])
+        w = np.where(covered[dd.order[lo:hi]], dd.population[lo:hi], 0.0)
+        out[j] = np.bincount(np.zeros(hi - lo, dtype=np.intp), weights=w, minlength=1)[0]
     return out
 
 
 def _summarise(grid: Grid, cov_d: F64) -> tuple[float, float, float, list[DistrictCoverage]]:
     """City and district totals from the covered population per district."""
-    pop_d = _districts(grid).totals
+    pop_d = _district_totals(grid)
     total = float(sum(pop_d.tolist()))
     cov = float(sum(cov_d.tolist()))
     districts = [
@@ -1161,9 +1171,7 @@ def result_from_covered(grid: Grid, covered: NDArray[np.bool_]) -> CoverageResul
 def result_from_fraction(grid: Grid, fraction: F64) -> CoverageResult:
     """Totals when a fraction of each cell's people is covered (e.g. each operator's subscribers
     served by their own network); `covered` marks the cells with any covered share."""
-    dd = _districts(grid)
-    weighted = fraction[dd.order] * dd.population
-    cov_d = np.array([np.sum(weighted[dd.bounds[d] : dd.bounds[d + 1]]) for d in range(len(grid.districts))])
+    cov_d = np.bincount(grid.district_index, weights=fraction * grid.population, minlength=len(grid.districts))
     total, cov, share, districts = _summarise(grid, cov_d)
     return CoverageResult(total, cov, share, districts, covered=fraction > 0)
 
