@@ -43,13 +43,13 @@ FORMAT_VERSION = b"1"
 #: Stored centres are checked against h3 on this many cells ...
 CENTRE_SAMPLE = 512
 #: ... in this many runs of consecutive rows (see `_check_centres`).
-SAMPLE_RUNS = 16
+SAMPLE_RUNS = 4
 #: Largest difference (degrees) between a stored centre and h3's: float64 round trip is exact.
 CENTRE_TOLERANCE_DEG = 1e-9
 #: Stored frame coordinates must match those recomputed from the centres to this (metres).
 FRAME_TOLERANCE_M = 1e-6
-#: Stored blocks are checked (radius holds the cells, environment) on this many evenly spread blocks.
-BLOCK_SAMPLE = 256
+#: Stored blocks are checked (radius holds the cells, environment) on this many blocks, in runs.
+BLOCK_SAMPLE = 64
 #: Schema metadata: the engine's frame centre (JSON [lat, lng]) and blocks (base64: x, y, z,
 #: radius as little-endian float64, then the environment as int8, each one value per block).
 FRAME_KEY = b"zhongdu.frame"
@@ -341,7 +341,7 @@ def _check_blocks(
         ((blocks.env >= -1) & (blocks.env < len(ENVIRONMENTS))).all()
     ):
         raise GridError(f"{path}: stored block radii or environments are not valid")
-    pick = np.unique(np.linspace(0, n - 1, min(n, BLOCK_SAMPLE)).astype(np.int64))
+    pick = _sample_rows(n, BLOCK_SAMPLE)  # runs of consecutive blocks: few pages mapped
     lo, hi = np.searchsorted(block, pick, "left"), np.searchsorted(block, pick, "right")
     count = hi - lo
     owner = np.repeat(np.arange(len(pick)), count)
@@ -368,26 +368,28 @@ def _check_blocks(
 
 def _check_header(cells: NDArray[np.uint64], path: Path) -> int:
     """`_check_cells` without the uniqueness sort (the caller saw the cells strictly increasing)."""
-    mode = (cells >> np.uint64(59)) & np.uint64(0xF)
-    res = (cells >> np.uint64(52)) & np.uint64(0xF)
-    bad = mode != 1
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise GridError(f"{path}: {int(cells[i]):x} (row {i + 1}) is not an H3 cell index")
-    r0 = int(res[0])
-    bad = res != r0
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise GridError(
-            f"{path}: cells mix resolutions ({r0} and {int(res[i])}, row {i + 1}); "
-            "build the grid at one resolution"
-        )
+    r0 = int((cells[0] >> np.uint64(52)) & np.uint64(0xF))
+    # mode 1 and resolution r0 in bits 52-62 (bit 63 reserved, 0), in slices: bounded temporaries
+    want = np.uint64((1 << 59) | (r0 << 52))
+    top = np.uint64(0xFFF << 52)
+    for a in range(0, len(cells), 1 << 20):
+        part = cells[a : a + (1 << 20)]
+        bad = (part & top) != want
+        if bad.any():
+            i = a + int(np.flatnonzero(bad)[0])
+            c = int(cells[i])
+            if (c >> 59) & 0xF != 1 or c >> 63:
+                raise GridError(f"{path}: {c:x} (row {i + 1}) is not an H3 cell index")
+            raise GridError(
+                f"{path}: cells mix resolutions ({r0} and {(c >> 52) & 0xF}, row {i + 1}); "
+                "build the grid at one resolution"
+            )
     return r0
 
 
-def _sample_rows(n: int) -> NDArray[np.int64]:
-    """CENTRE_SAMPLE rows in SAMPLE_RUNS runs of consecutive rows, evenly spread, first and last included."""
-    run = max(1, CENTRE_SAMPLE // SAMPLE_RUNS)
+def _sample_rows(n: int, size: int = CENTRE_SAMPLE) -> NDArray[np.int64]:
+    """`size` rows in SAMPLE_RUNS runs of consecutive rows, evenly spread, first and last included."""
+    run = max(1, size // SAMPLE_RUNS)
     starts = np.linspace(0, max(n - run, 0), SAMPLE_RUNS).astype(np.int64)
     rows = (starts[:, None] + np.arange(run, dtype=np.int64)[None, :]).ravel()
     return np.unique(np.minimum(rows, n - 1))
