@@ -828,9 +828,9 @@ def _witnesses(
     Exact, and cheap where coverage is dense: first the sectors of the `k` nearest sites, which
     cover almost every covered cell (default: 1 for disk; 2 for hata, whose sectors point away
     from half their site's cells: at resolution 12 the second site leaves 2.3 times fewer cells to
-    the exhaustive search, which halves the whole computation); then an exhaustive search for the cells still without one:
-    cell-centric with the site k-d tree when they are `few`, else sector-centric over tiles of
-    just those cells, from the sectors whose reach touches one of them.
+    the exhaustive search, which halves the whole computation); then an exhaustive search for
+    the cells still without one: cell-centric with the site k-d tree when they are `few`, else
+    sector-centric over tiles of just those cells, from the sectors whose reach touches one of them.
     """
     n = len(cells)
     wit = np.full(n, -1, dtype=np.int64)
@@ -1177,7 +1177,8 @@ def result_from_covered(grid: Grid, covered: NDArray[np.bool_]) -> CoverageResul
 def result_from_fraction(grid: Grid, fraction: F64) -> CoverageResult:
     """Totals when a fraction of each cell's people is covered (e.g. each operator's subscribers
     served by their own network); `covered` marks the cells with any covered share."""
-    cov_d = np.bincount(grid.district_index, weights=fraction * grid.population, minlength=len(grid.districts))
+    n = len(grid.districts)
+    cov_d = np.bincount(grid.district_index, weights=fraction * grid.population, minlength=n)
     total, cov, share, districts = _summarise(grid, cov_d)
     return CoverageResult(total, cov, share, districts, covered=fraction > 0)
 
