@@ -405,17 +405,35 @@ def _resolve_shared_cells(
     Measured: one cell at resolution 11 (coordinates are rounded to 1e-6°). The cell goes to the
     district whose polygon covers its centre (shapely), the first by name when both do.
     """
+    order = np.argsort(cells, kind="stable")
+    keep = _shared_cells_kept(cells, order, district_index, districts, shapes, res)
+    return cells[keep], district_index[keep]
+
+
+def _shared_cells_kept(
+    cells: NDArray[np.uint64],
+    order: NDArray[np.intp],
+    district_index: NDArray[np.int32],
+    districts: list[DistrictInfo],
+    shapes: Any,
+    res: int,
+) -> NDArray[np.bool_]:
+    """Which rows `_resolve_shared_cells` keeps, given the rows in cell order (`order`, stable):
+    duplicates are neighbours there, so no second sort of millions of cells."""
     import h3.api.basic_int as h3i
     from shapely.geometry import Point
 
-    uniq, inverse, counts = np.unique(cells, return_inverse=True, return_counts=True)
-    shared = np.flatnonzero(counts > 1)
-    if len(shared) == 0:
-        return cells, district_index
+    ordered = cells[order]
+    dup = np.flatnonzero(ordered[1:] == ordered[:-1])
     keep = np.ones(len(cells), dtype=np.bool_)
+    if len(dup) == 0:
+        return keep
+    shared = np.unique(ordered[dup])
     for u in shared.tolist():  # a handful of border cells, not a per-cell loop
-        rows = np.flatnonzero(inverse == u)
-        lat, lng = h3i.cell_to_latlng(int(uniq[u]))
+        key = np.uint64(u)
+        lo, hi = int(np.searchsorted(ordered, key, "left")), int(np.searchsorted(ordered, key, "right"))
+        rows = np.sort(order[lo:hi])
+        lat, lng = h3i.cell_to_latlng(int(u))
         owners = [
             r
             for r in rows.tolist()
@@ -424,7 +442,7 @@ def _resolve_shared_cells(
         winner = min(owners or rows.tolist(), key=lambda r: districts[district_index[r]].name_zh)
         keep[rows[rows != winner]] = False
     log.info("%d cells on shared district borders at resolution %d kept once", len(shared), res)
-    return cells[keep], district_index[keep]
+    return keep
 
 
 #: From this resolution on, `fill_district` tests centres itself (h3's fill costs cells x vertices:
@@ -589,18 +607,17 @@ def _build_arrays(
     cells = np.concatenate(parts)
     known = not claimed and all(a is not None for a in part_lat)  # no tiny district moved a cell
     if known:
-        all_cells = cells
         all_lat = np.concatenate([a for a in part_lat if a is not None])
         all_lng = np.concatenate([a for a in part_lng if a is not None])
     district_index = np.repeat(np.arange(len(districts), dtype=np.int32), [len(p) for p in parts])
-    cells, district_index = _resolve_shared_cells(cells, district_index, districts, shapes, res)
+    # one sort: cells in order, a cell filled by two districts (a centre on their border) once
     order = np.argsort(cells, kind="stable")
+    keep = _shared_cells_kept(cells, order, district_index, districts, shapes, res)
+    order = order[keep[order]]
     cells, district_index = cells[order], district_index[order]
 
-    if known:  # the fill's centres, looked up for the kept cells (a shared cell has one centre)
-        by_cell = np.argsort(all_cells, kind="stable")
-        at = by_cell[np.searchsorted(all_cells[by_cell], cells)]
-        lat, lon = all_lat[at], all_lng[at]
+    if known:  # the fill's centres, in the same order (the rows are those of the fill)
+        lat, lon = all_lat[order], all_lng[order]
     else:
         say(f"cell centres for {len(cells):,} cells")
         lat, lon = cell_centres(cells)
