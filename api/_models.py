@@ -178,6 +178,8 @@ class CellColumnsOut(BaseModel):
             "h3": ["8b4b9f4e5a00fff", "8b4b9f4e5a01fff", "8b4b9f4e5a02fff"],
             "covered": "110",
             "population": [5.9, 6.1, 0.0],
+            "districts": ["西屯區"],
+            "district": [0, 0, 0],
             "best_rsrp_dbm": [-87.5, -104.2, None],
         }
     )
@@ -194,6 +196,8 @@ class CellColumnsOut(BaseModel):
         description="one character per cell: 1 covered, 0 not (merged cells: at least half their cells)"
     )
     population: list[float] = Field(description="residents per cell (2 decimals)")
+    districts: list[str] = Field(description="the districts of these cells (sorted)")
+    district: list[int] = Field(description="each cell's district: an index into `districts`")
     cell_counts: list[int] | None = Field(None, description="merged cells only: grid cells in each")
     covered_counts: list[int] | None = Field(
         None, description="merged cells only: covered grid cells in each"

@@ -184,7 +184,7 @@ def get_cells(
     computed) or those of the criterion and operator asked for (computed once per snapshot, as
     `/v1/coverage?criterion=&operator=`). GeoJSON carries each cell's polygon and best RSRP (the
     outdoor best server at the grid's resolution); `format=h3` sends columns (`h3`, `covered` as a
-    string of 0/1, `population`, and `best_rsrp_dbm` with `rsrp=true`) for clients that draw H3
+    string of 0/1, `population`, `district`, and `best_rsrp_dbm` with `rsrp=true`) for clients that draw H3
     cells themselves, like the operations page. A large district is served whole at a coarser
     resolution with `resolution=auto`: each parent cell sums its children's population and
     counts them and the covered ones (`cells`, `covered_cells`; best RSRP is null).
@@ -328,6 +328,10 @@ class _Cells:
         body["h3"] = [format(c, "x") for c in self.parents.tolist()]
         body["covered"] = self.flags.astype(np.uint8).tobytes().translate(_DIGITS).decode()
         body["population"] = np.round(self.population, 2).tolist()
+        # each cell's district as an index into `districts` (the names present, sorted)
+        present, index = np.unique(self.grid.district_index[self.rows][self.first], return_inverse=True)
+        body["districts"] = [self.grid.districts[int(d)] for d in present.tolist()]
+        body["district"] = index.ravel().tolist()
         if self.merged:
             body["cell_counts"] = self.counts.tolist()
             body["covered_counts"] = self.covered_counts.tolist()

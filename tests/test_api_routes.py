@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import h3
+import numpy as np
 import psycopg
 import pytest
 
@@ -166,6 +167,11 @@ def test_coverage_cells_h3_columns_match_the_geojson(client: Any) -> None:
     assert cols["h3"] == [f["id"] for f in features] == sorted(cols["h3"])
     assert cols["covered"] == "".join("1" if f["properties"]["covered"] else "0" for f in features)
     assert cols["population"] == [round(f["properties"]["population"], 2) for f in features]
+    assert cols["districts"] == ["西屯區"] and cols["district"] == [0] * cols["cells"]
+    boxed = client.get("/v1/coverage/cells", params={"bbox": "119,23,122,25", "format": "h3"}).json()
+    names = [boxed["districts"][i] for i in boxed["district"]]
+    grid = state_of(client.app).live.grid
+    assert names == [grid.districts[i] for i in grid.district_index[np.argsort(grid.cells)]]
     assert cols["covered_cells"] == geo["covered_cells"] == cols["covered"].count("1") > 0
     assert "best_rsrp_dbm" not in cols and "cell_counts" not in cols
     with_rsrp = client.get("/v1/coverage/cells", params={**params, "rsrp": "true"}).json()

@@ -141,7 +141,7 @@ export async function fetchCells(params, view = {}) {
 // The columns of `format=h3` as the GeoJSON the `cells` source draws (same properties as the
 // API's GeoJSON answer; the header fields are kept).
 export function cellsGeoJson(body) {
-  const { h3: ids, covered, population, cell_counts: counts, covered_counts: coveredCounts, best_rsrp_dbm: rsrp, ...head } = body;
+  const { h3: ids, covered, population, districts, district, cell_counts: counts, covered_counts: coveredCounts, best_rsrp_dbm: rsrp, ...head } = body;
   const features = ids.map((id, i) => {
     const on = covered.charCodeAt(i) === 49; // "1"
     return {
@@ -149,6 +149,7 @@ export function cellsGeoJson(body) {
       geometry: { type: "Polygon", coordinates: [cellToBoundary(id, true)] },
       properties: {
         h3: id,
+        district: districts[district[i]],
         population: population[i],
         best_rsrp_dbm: rsrp ? rsrp[i] : null,
         covered: on,
