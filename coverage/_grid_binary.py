@@ -61,8 +61,9 @@ def is_binary(path: Path) -> bool:
     return path.suffix.lower() in BINARY_SUFFIXES
 
 
-def write_binary(grid: Grid, path: Path, *, centres: bool = True) -> None:
-    """Write the grid as Parquet or Arrow IPC (by extension); `centres` adds `lat`/`lng` columns.
+def write_binary(grid: Grid, path: Path, *, centres: bool = True, geometry: bool = True) -> None:
+    """Write the grid as Parquet or Arrow IPC (by extension); `centres` adds `lat`/`lng` columns,
+    and with them `geometry` the engine's grid-only geometry (`x`, `y`, `z`, `block`).
 
     Arrow IPC is written uncompressed so readers can memory-map it; Parquet uses zstd (smaller
     file, one decode on read). Cells are written sorted, which lets the reader check uniqueness in
@@ -94,7 +95,7 @@ def write_binary(grid: Grid, path: Path, *, centres: bool = True) -> None:
         lat, lng = grid.latlng_deg()
         columns["lat"] = pa.array(col(lat), type=pa.float64())
         columns["lng"] = pa.array(col(lng), type=pa.float64())
-        if order is None:  # the engine's geometry is per row order: only for sorted grids
+        if geometry and order is None:  # the engine's geometry is per row order: sorted grids
             columns.update(_geometry_columns(grid, meta))
     table = pa.table(columns).replace_schema_metadata(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
