@@ -245,9 +245,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
         if xs:
             ax.plot(xs, ys, style, color=colour, marker="o", label=label)
     ax.axhline(2.0, color="grey", lw=0.8)
-    ax.text(res[0], 2.1, "2 s goal (compute)", color="grey", fontsize=8)
+    ax.text(res[-1], 2.1, "2 s goal (compute)", color="grey", fontsize=8, ha="right")
     ax.axhline(10.0, color="grey", lw=0.8, ls=":")
-    ax.text(res[0], 10.5, "10 s goal (grid build)", color="grey", fontsize=8)
+    ax.text(res[-1], 10.5, "10 s goal (grid build)", color="grey", fontsize=8, ha="right")
     ax.set_yscale("log")
     ax.set_xticks(res, [f"{r}\n{int(rows[i]['cells']):,} cells" for i, r in enumerate(res)])
     ax.set_xlabel("H3 resolution (whole city)")

@@ -155,7 +155,10 @@ def _district_totals(grid: Grid) -> F64:
     """Population per district (one pass; cached)."""
     totals: F64 | None = grid._cache.get("district_totals")
     if totals is None:
-        totals = np.bincount(grid.district_index, weights=grid.population, minlength=len(grid.districts))
+        totals = np.asarray(
+            np.bincount(grid.district_index, weights=grid.population, minlength=len(grid.districts)),
+            dtype=np.float64,
+        )
         grid._cache["district_totals"] = totals
     return totals
 
@@ -356,7 +359,8 @@ def _probes(grid: Grid) -> NDArray[np.int32] | None:
         np.cumsum(step, out=inverse[1:])
         return inverse
     _, inv = np.unique(parent, return_inverse=True)
-    return inv.reshape(-1).astype(np.int32)
+    numbered: NDArray[np.int32] = np.asarray(inv, dtype=np.int32).reshape(-1)
+    return numbered
 
 
 def _blocks(
@@ -1178,7 +1182,8 @@ def result_from_fraction(grid: Grid, fraction: F64) -> CoverageResult:
     """Totals when a fraction of each cell's people is covered (e.g. each operator's subscribers
     served by their own network); `covered` marks the cells with any covered share."""
     n = len(grid.districts)
-    cov_d = np.bincount(grid.district_index, weights=fraction * grid.population, minlength=n)
+    weighted = fraction * grid.population
+    cov_d = np.asarray(np.bincount(grid.district_index, weights=weighted, minlength=n), dtype=np.float64)
     total, cov, share, districts = _summarise(grid, cov_d)
     return CoverageResult(total, cov, share, districts, covered=fraction > 0)
 

@@ -248,7 +248,7 @@ def read_binary(path: Path) -> Grid:
     grid = Grid(
         cells=cells,
         population=population,
-        district_index=index if identity and index.dtype == np.int32 else remap[index],
+        district_index=np.asarray(index, dtype=np.int32) if identity else remap[index],
         districts=districts,
         environment=environment,
         resolution=resolution,
