@@ -276,7 +276,12 @@ def _area_weights(
 
 
 def centres_in_areas(
-    cells: NDArray[np.uint64], lat: NDArray[np.float64], lon: NDArray[np.float64], areas: NDArray[np.object_]
+    cells: NDArray[np.uint64],
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    areas: NDArray[np.object_],
+    *,
+    levels: int = 2,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(cell row, area index) for every cell centre strictly inside an area: the first (lowest
     index) area when several hold it, as a spatial join with `within` keeps it.
@@ -293,7 +298,7 @@ def centres_in_areas(
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     res = int((int(cells[0]) >> 52) & 0xF)
-    up = min(2, res)  # 49-cell blocks (about 130 m across at resolution 12)
+    up = min(levels, res)  # 2: 49-cell blocks (about 130 m across at resolution 12)
     digits = np.uint64((1 << (3 * (15 - res + up))) - 1)
     block_key = cells | digits
     starts = np.flatnonzero(np.concatenate([[True], block_key[1:] != block_key[:-1]]))
