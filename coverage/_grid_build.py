@@ -314,8 +314,7 @@ def centres_in_areas(
     shapely.prepare(areas)
     tree = shapely.STRtree(areas)
     b, a = tree.query(boxes, predicate="intersects")
-    o = np.lexsort((a, b))
-    b, a = b[o].astype(np.int64), a[o].astype(np.int64)
+    b, a = b.astype(np.int64), a.astype(np.int64)
     hits = np.bincount(b, minlength=len(starts))
     # one area meets the block and holds its box strictly inside: every centre is inside it
     single = hits[b] == 1
@@ -325,9 +324,10 @@ def centres_in_areas(
         whole[b[single][inside]] = True
     area_of_block = np.full(len(starts), -1, dtype=np.int64)
     area_of_block[b[single]] = a[single]
-    rows_whole = np.flatnonzero(np.repeat(whole, sizes))
-    areas_whole = np.repeat(area_of_block, sizes)[rows_whole]
-    # the other blocks: each centre against each area its block meets
+    none = np.iinfo(np.int64).max
+    area = np.where(np.repeat(whole, sizes), np.repeat(area_of_block, sizes), none)
+    # the other blocks: each centre against each area its block meets; the lowest area holding
+    # a centre wins (`np.minimum.at`: no sort of the millions of pairs)
     test = ~whole[b]
     tb, ta = b[test], a[test]
     owner = np.repeat(np.arange(len(tb), dtype=np.int64), sizes[tb])
@@ -335,15 +335,9 @@ def centres_in_areas(
     rows = starts[tb][owner] + offset
     pair_area = ta[owner]
     ok = shapely.contains_xy(areas[pair_area], lon[rows], lat[rows])
-    rows, pair_area = rows[ok], pair_area[ok]
-    # pairs come block by block, areas ascending: the first pair of a row has its lowest area
-    o = np.lexsort((pair_area, rows))
-    rows, pair_area = rows[o], pair_area[o]
-    first = np.concatenate([[True], rows[1:] != rows[:-1]]) if len(rows) else np.zeros(0, dtype=bool)
-    cell_rows = np.concatenate([rows_whole, rows[first]])
-    area_rows = np.concatenate([areas_whole, pair_area[first]])
-    o = np.argsort(cell_rows, kind="stable")
-    return cell_rows[o], area_rows[o]
+    np.minimum.at(area, rows[ok], pair_area[ok])
+    cell_rows = np.flatnonzero(area != none)
+    return cell_rows.astype(np.int64), area[cell_rows]
 
 
 def spread_population(
