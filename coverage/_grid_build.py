@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -330,12 +331,20 @@ def centres_in_areas(
     # a centre wins (`np.minimum.at`: no sort of the millions of pairs)
     test = ~whole[b]
     tb, ta = b[test], a[test]
-    owner = np.repeat(np.arange(len(tb), dtype=np.int64), sizes[tb])
-    offset = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(sizes[tb]) - sizes[tb], sizes[tb])
-    rows = starts[tb][owner] + offset
-    pair_area = ta[owner]
-    ok = shapely.contains_xy(areas[pair_area], lon[rows], lat[rows])
-    np.minimum.at(area, rows[ok], pair_area[ok])
+    ends = np.cumsum(sizes[tb])
+    # in slices of about a million (centre, area) pairs: small temporaries are reused by the
+    # allocator instead of being mapped and faulted in anew (system time), and the peak stays low
+    cuts = np.searchsorted(ends, np.arange(_PAIR_SLICE, int(ends[-1]) if len(ends) else 0, _PAIR_SLICE))
+    for lo, hi in itertools.pairwise([0, *np.unique(cuts + 1).tolist(), len(tb)]):
+        if hi <= lo:
+            continue
+        count = sizes[tb[lo:hi]]
+        owner = np.repeat(np.arange(lo, hi, dtype=np.int64), count)
+        offset = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        rows = starts[tb[owner]] + offset
+        pair_area = ta[owner]
+        ok = shapely.contains_xy(areas[pair_area], lon[rows], lat[rows])
+        np.minimum.at(area, rows[ok], pair_area[ok])
     cell_rows = np.flatnonzero(area != none)
     return cell_rows.astype(np.int64), area[cell_rows]
 
@@ -506,6 +515,9 @@ def _fill(
     order = inside[np.argsort(candidates[inside], kind="stable")]
     return candidates[order], lat[order], lng[order]
 
+
+#: (centre, area) pairs tested per slice in `centres_in_areas`.
+_PAIR_SLICE = 1 << 20
 
 #: H3's 12 pentagons are the cells whose digits are all 0 on these base cells.
 _PENTAGON_BASE_CELLS = (4, 14, 24, 38, 49, 58, 63, 72, 83, 97, 107, 117)
