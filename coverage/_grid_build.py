@@ -501,19 +501,32 @@ def _fill(
     near = shapely.dwithin(boundary, shapely.points(c_lng, c_lat), reach)
     c_in = shapely.contains_xy(geometry, c_lng, c_lat)
     keep = c_in | near
-    coarse, c_in, near = coarse[keep], c_in[keep], near[keep]
-    candidates = cell_children(coarse, res)
-    lat, lng = cell_centres(candidates)
-    per = len(candidates) // max(len(coarse), 1)  # 7^3 each (a pentagon has fewer: test all)
-    deep = c_in & ~near
-    sure = np.repeat(deep, per) if per * len(coarse) == len(candidates) else np.zeros(len(candidates), bool)
-    test = np.flatnonzero(~sure)
-    hit = np.zeros(len(candidates), dtype=bool)
-    hit[sure] = True
-    hit[test] = shapely.contains_xy(geometry, lng[test], lat[test])
-    inside = np.flatnonzero(hit)
-    order = inside[np.argsort(candidates[inside], kind="stable")]
-    return candidates[order], lat[order], lng[order]
+    coarse, deep = coarse[keep], (c_in & ~near)[keep]
+    # in slices of coarse cells (about a million candidates each): the temporaries stay small
+    # and are reused by the allocator instead of being faulted in anew
+    step = max(1, _PAIR_SLICE // 7 ** (res - coarse_res))
+    kept: list[tuple[NDArray[np.uint64], NDArray[np.float64], NDArray[np.float64]]] = []
+    for a in range(0, len(coarse), step):
+        part, sure_part = coarse[a : a + step], deep[a : a + step]
+        candidates = cell_children(part, res)
+        lat, lng = cell_centres(candidates)
+        per = len(candidates) // len(part)  # 7^3 each (a pentagon has fewer: test all)
+        sure = (
+            np.repeat(sure_part, per)
+            if per * len(part) == len(candidates)
+            else np.zeros(len(candidates), bool)
+        )
+        test = np.flatnonzero(~sure)
+        hit = sure.copy()
+        hit[test] = shapely.contains_xy(geometry, lng[test], lat[test])
+        kept.append((candidates[hit], lat[hit], lng[hit]))
+    cells = np.concatenate([k[0] for k in kept])
+    order = np.argsort(cells, kind="stable")
+    return (
+        cells[order],
+        np.concatenate([k[1] for k in kept])[order],
+        np.concatenate([k[2] for k in kept])[order],
+    )
 
 
 #: (centre, area) pairs tested per slice in `centres_in_areas`.
