@@ -104,6 +104,8 @@ class LiveCoverage:
         self._last_stored = float("-inf")
         self._centres: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self._criterion_cache: dict[tuple[datetime, str, str], bytes] = {}
+        # per (snapshot, criterion, operator): the cells covered, for the district cells route
+        self._covered_cache: dict[tuple[datetime, str, str], NDArray[np.bool_]] = {}
         # One computation at a time: every open page asks for its criterion when a snapshot lands,
         # and N concurrent 0.5 s computations of the same answer would stall the API's 2 cores.
         self._criterion_compute = threading.Lock()
@@ -307,6 +309,30 @@ class LiveCoverage:
                 self._criterion_cache[key] = body
             return body
 
+    def covered_for(self, criterion: str, operator: str) -> NDArray[np.bool_]:
+        """Per grid cell, covered under a criterion and operator by the stations serving now.
+
+        Outdoor by any operator is the engine's kept state (no computation); any other view is
+        computed once per snapshot, with its summary (`summary_for`), and kept until the next.
+        """
+        if criterion == "outdoor" and operator == "any":
+            return self.covered_now()
+        snapshot = self.snapshot
+        assert snapshot is not None
+        key = (snapshot.computed_at, criterion, operator)
+        with self._lock:
+            cached = self._covered_cache.get(key)
+        if cached is None:
+            self.summary_for(criterion, operator)  # computes and keeps the flags too
+            with self._lock:
+                cached = self._covered_cache.get(key)
+        if cached is None:  # summary cached before a concurrent snapshot: compute the flags alone
+            with self._criterion_compute:
+                self._criterion_body(snapshot, criterion, operator)
+            with self._lock:
+                cached = self._covered_cache[key]
+        return cached
+
     def _criterion_body(self, snapshot: LiveSnapshot, criterion: str, operator: str) -> bytes:
         """`snapshot`'s summary recomputed for a criterion/operator against the stations serving now."""
         from zhongdu.coverage._by_operator import compute_by_operator
@@ -326,6 +352,11 @@ class LiveCoverage:
         # every_major: the map's fill and the header for the share a subscriber of any major
         # operator gets, district by district (the cells all three cover)
         main = results["every_major"] if every_major else results.get("any") or next(iter(results.values()))
+        if main.covered is not None:
+            key = (snapshot.computed_at, criterion, operator)
+            with self._lock:
+                self._covered_cache = {k: v for k, v in self._covered_cache.items() if k[0] == key[0]}
+                self._covered_cache[key] = np.asarray(main.covered, dtype=bool)
         summary = dict(snapshot.summary)
         summary.update(
             criterion=criterion,

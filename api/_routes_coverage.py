@@ -18,11 +18,13 @@ from zhongdu.api._deps import ConnDep, CurrentRole, StateDep
 from zhongdu.api._http import GeoJSONResponse
 from zhongdu.api._live import LiveCoverage, LiveSnapshot
 from zhongdu.api._params import time_range, unprocessable
-from zhongdu.api._schemas import CellCollectionOut, CoverageOut, ErrorOut, SnapshotListOut
+from zhongdu.api._schemas import CellCollectionOut, CellColumnsOut, CoverageOut, ErrorOut, SnapshotListOut
 
 router = APIRouter(prefix="/v1/coverage", tags=["coverage"])
 
-MAX_CELLS = 20_000
+MAX_CELLS = 20_000  # GeoJSON: one polygon feature per cell
+DEFAULT_CELLS = 5000
+MAX_H3_CELLS = 1_000_000  # format=h3: about 30 bytes a cell before gzip
 MIN_RESOLUTION = 5  # coarser cells than this (~250 km²) would say nothing about a district
 _NOT_READY: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "live coverage is still being computed or failed to start"}
@@ -107,15 +109,25 @@ def _parse_bbox(text: str) -> tuple[float, float, float, float]:
     return min_lon, min_lat, max_lon, max_lat
 
 
+_OPERATOR = r"^[A-Za-z]{2,5}$|^[\u4e00-\u9fff]{2,20}$|^every_major$"
+
+
 @router.get(
     "/cells",
-    response_model=CellCollectionOut,
+    response_model=CellCollectionOut | CellColumnsOut,
     response_class=GeoJSONResponse,
     responses={
         **_NOT_READY,
-        422: {"model": ErrorOut, "description": "no area given, unknown district, too many cells"},
+        200: {
+            "description": "GeoJSON (default) or, with `format=h3`, columns of H3 ids",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CellColumnsOut"}}},
+        },
+        422: {
+            "model": ErrorOut,
+            "description": "no area given, unknown district or operator, too many cells",
+        },
     },
-    summary="Per-cell live coverage as GeoJSON",
+    summary="Per-cell live coverage of a district or a box, as GeoJSON or H3 columns",
 )
 def get_cells(
     state: StateDep,
@@ -126,7 +138,15 @@ def get_cells(
     bbox: Annotated[
         str | None, Query(max_length=200, description="min_lon,min_lat,max_lon,max_lat (WGS84)")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_CELLS, description="refuse (422) when more cells match")] = 5000,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=MAX_H3_CELLS,
+            description=f"refuse (422) when more cells match; default 5000 (at most {MAX_CELLS:,}) "
+            f"for GeoJSON, {MAX_H3_CELLS:,} for `format=h3`",
+        ),
+    ] = None,
     resolution: Annotated[
         str | None,
         Query(
@@ -135,19 +155,57 @@ def get_cells(
             "merged into their parents), or `auto`: the finest that fits in `limit`",
         ),
     ] = None,
+    format: Annotated[
+        Literal["geojson", "h3"],
+        Query(
+            description="geojson (default: polygons, for GIS clients) or h3: columns of H3 ids and "
+            "covered flags for a client that draws the hexagons itself (a fraction of the bytes)"
+        ),
+    ] = "geojson",
+    criterion: Annotated[
+        Literal["outdoor", "indoor", "capacity"],
+        Query(description="whose covered flags: outdoor (default), indoor or capacity, as `/v1/coverage`"),
+    ] = "outdoor",
+    operator: Annotated[
+        str,
+        Query(pattern=_OPERATOR, description="any (default), an operator or every_major, as `/v1/coverage`"),
+    ] = "any",
+    rsrp: Annotated[
+        bool,
+        Query(
+            description="`format=h3` only: add each cell's best RSRP (hata; best servers of the "
+            "district's cells, seconds the first time, then kept for the snapshot)"
+        ),
+    ] = False,
 ) -> Response:
-    """H3 cell polygons of a district or a bounding box with population, best RSRP and covered flag.
+    """Cells of a district or a bounding box: covered flag, population, best RSRP.
 
-    A large district (和平區 has 75,629 cells at resolution 10) is served whole at a coarser
-    resolution: each parent cell sums its children's population and counts them and the covered
-    ones (`cells`, `covered_cells`; best RSRP is null), so the page shows every district.
+    The covered flags are the live engine's (outdoor, any operator: its kept state, nothing
+    computed) or those of the criterion and operator asked for (computed once per snapshot, as
+    `/v1/coverage?criterion=&operator=`). GeoJSON carries each cell's polygon and best RSRP (the
+    outdoor best server at the grid's resolution); `format=h3` sends columns (`h3`, `covered` as a
+    string of 0/1, `population`, `district`, and `best_rsrp_dbm` with `rsrp=true`) for clients that draw H3
+    cells themselves, like the operations page. A large district is served whole at a coarser
+    resolution with `resolution=auto`: each parent cell sums its children's population and
+    counts them and the covered ones (`cells`, `covered_cells`; best RSRP is null).
     """
     live, snapshot = _live(state)
-    key = (snapshot.computed_at, district, bbox, limit, resolution)
+    if format == "geojson" and limit is not None and limit > MAX_CELLS:
+        unprocessable(f"limit must be at most {MAX_CELLS} for GeoJSON (up to {MAX_H3_CELLS} with format=h3)")
+    if rsrp and format != "h3":
+        unprocessable("rsrp applies to format=h3 (GeoJSON cells at the grid's resolution always carry it)")
+    wanted = limit if limit is not None else (MAX_H3_CELLS if format == "h3" else DEFAULT_CELLS)
+    key = (snapshot.computed_at, district, bbox, wanted, resolution, format, criterion, operator, rsrp)
     with _CELLS_CACHE_LOCK:
         cached = _CELLS_CACHE.get(key)
     if cached is None:
-        cached = _cells_body(live, snapshot, district, bbox, limit, resolution)
+        area = _area(live, district, bbox)
+        try:
+            covered_all = live.covered_for(criterion, operator)
+        except ValueError as exc:  # CoverageError too: an unknown operator, a layout without one
+            unprocessable(str(exc))
+        body = _Cells(live, snapshot, area, wanted, resolution, covered_all[area])
+        cached = body.h3(rsrp) if format == "h3" else body.geojson()
         with _CELLS_CACHE_LOCK:
             # one snapshot's answers: every wall and laptop asks the same few when a snapshot lands
             for old in [k for k in _CELLS_CACHE if k[0] != snapshot.computed_at]:
@@ -155,7 +213,8 @@ def get_cells(
             while len(_CELLS_CACHE) >= _CELLS_CACHE_SIZE:
                 del _CELLS_CACHE[next(iter(_CELLS_CACHE))]
             _CELLS_CACHE[key] = cached
-    return Response(cached, media_type=GeoJSONResponse.media_type)
+    media = "application/json" if format == "h3" else GeoJSONResponse.media_type
+    return Response(cached, media_type=media)
 
 
 _CELLS_CACHE_SIZE = 16
@@ -182,18 +241,8 @@ def _pick_resolution(cells: NDArray[np.uint64], grid_res: int, wanted: str | Non
     return MIN_RESOLUTION
 
 
-def _cells_body(
-    live: LiveCoverage,
-    snapshot: LiveSnapshot,
-    district: str | None,
-    bbox: str | None,
-    limit: int,
-    wanted: str | None,
-) -> bytes:
-    import h3
-
-    from zhongdu.coverage._candidates import cell_to_parent
-
+def _area(live: LiveCoverage, district: str | None, bbox: str | None) -> NDArray[np.intp]:
+    """Grid rows of the district or the box (exactly one of them given)."""
     grid = live.grid
     assert grid is not None
     if (district is None) == (bbox is None):
@@ -203,74 +252,131 @@ def _cells_body(
     if district is not None:
         if district not in grid.districts:
             unprocessable(f"unknown district {district!r}; known: {', '.join(grid.districts)}")
-        mask = np.asarray(grid.district_index) == grid.districts.index(district)
-    else:
-        assert bbox is not None
-        min_lon, min_lat, max_lon, max_lat = _parse_bbox(bbox)
-        lat, lng = live.cell_centres()
-        mask = (lat >= min_lat) & (lat <= max_lat) & (lng >= min_lon) & (lng <= max_lon)
-    rows = np.flatnonzero(mask)
-    res = _pick_resolution(grid.cells[rows], grid.resolution, wanted, limit)
-    fine = np.asarray(grid.cells[rows], dtype=np.uint64)
-    parents, first, inverse = np.unique(
-        fine if res == grid.resolution else cell_to_parent(fine, res), return_index=True, return_inverse=True
-    )
-    inverse = inverse.ravel()
-    if len(parents) > limit:
-        unprocessable(
-            f"{len(parents)} cells match, more than limit={limit} (at most {MAX_CELLS}); "
-            "narrow the bbox, raise `limit` or ask for `resolution=auto`"
-        )
-    if res < grid.resolution:
-        # merged cells: the engine's covered flags (instant for 和平區's 75,629 cells, where
-        # best servers per cell take tens of seconds); a merged cell has no single best RSRP
-        covered, rsrp = live.covered_now()[rows], None
-    else:
-        covered, rsrp = live.cells_detail(rows)
-    n = len(parents)
-    population = np.bincount(inverse, weights=grid.population[rows], minlength=n)
-    counts = np.bincount(inverse, minlength=n)
-    covered_counts = np.bincount(inverse, weights=covered.astype(np.float64), minlength=n).astype(np.int64)
-    best_rsrp: NDArray[np.float64] | None = None
-    if rsrp is not None:
-        best_rsrp = np.full(n, -np.inf)
-        np.maximum.at(best_rsrp, inverse, np.where(np.isfinite(rsrp), rsrp, -np.inf))
-    district_of = grid.district_index[rows][first]
-    features: list[dict[str, Any]] = []
-    for i, parent in enumerate(parents.tolist()):
-        cell = h3.int_to_str(int(parent))
-        ring = [[round(lng_, 6), round(lat_, 6)] for lat_, lng_ in h3.cell_to_boundary(cell)]
-        ring.append(ring[0])
-        best = None if best_rsrp is None else float(best_rsrp[i])
-        features.append(
-            {
-                "type": "Feature",
-                "id": cell,
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
-                "properties": {
-                    "h3": cell,
-                    "district": grid.districts[int(district_of[i])],
-                    "population": float(population[i]),
-                    "best_rsrp_dbm": best if best is not None and math.isfinite(best) else None,
-                    # a merged cell counts as covered when at least half its children are
-                    "covered": bool(2 * covered_counts[i] >= counts[i]),
-                    "cells": int(counts[i]),
-                    "covered_cells": int(covered_counts[i]),
-                },
-            }
-        )
-    body = {
-        "type": "FeatureCollection",
-        "features": features,
-        "computed_at": snapshot.computed_at.isoformat(),
-        "model": live.model,
-        "cells": len(features),
-        "resolution": res,
-        "grid_resolution": grid.resolution,
-        "source_cells": len(rows),
-        "covered_cells": int(np.count_nonzero(covered)),
-    }
-    return json.dumps(body, ensure_ascii=False).encode()
+        return np.flatnonzero(np.asarray(grid.district_index) == grid.districts.index(district))
+    assert bbox is not None
+    min_lon, min_lat, max_lon, max_lat = _parse_bbox(bbox)
+    lat, lng = live.cell_centres()
+    return np.flatnonzero((lat >= min_lat) & (lat <= max_lat) & (lng >= min_lon) & (lng <= max_lon))
+
+
+class _Cells:
+    """The answer's cells: the area's grid cells, or their parents at a coarser resolution."""
+
+    def __init__(
+        self,
+        live: LiveCoverage,
+        snapshot: LiveSnapshot,
+        rows: NDArray[np.intp],
+        limit: int,
+        wanted: str | None,
+        covered: NDArray[np.bool_],
+    ) -> None:
+        from zhongdu.coverage._candidates import cell_to_parent
+
+        grid = live.grid
+        assert grid is not None
+        self.live, self.snapshot, self.grid, self.rows, self.covered = live, snapshot, grid, rows, covered
+        fine = np.asarray(grid.cells[rows], dtype=np.uint64)
+        self.res = _pick_resolution(fine, grid.resolution, wanted, limit)
+        self.merged = self.res < grid.resolution
+        if self.merged:
+            parents, first, inverse = np.unique(
+                cell_to_parent(fine, self.res), return_index=True, return_inverse=True
+            )
+            self.inverse = inverse.ravel()
+        else:  # grid cells are unique: no sort (rows come in grid order, cells sorted when built)
+            parents, first, self.inverse = fine, np.arange(len(fine)), np.arange(len(fine))
+        if len(parents) > limit:
+            most = MAX_CELLS if limit <= MAX_CELLS else MAX_H3_CELLS
+            unprocessable(
+                f"{len(parents)} cells match, more than limit={limit} (at most {most}); "
+                "narrow the bbox, raise `limit` or ask for `resolution=auto`"
+            )
+        self.parents, self.first = parents, first
+        n = len(parents)
+        if self.merged:
+            self.population = np.bincount(self.inverse, weights=grid.population[rows], minlength=n)
+            self.counts = np.bincount(self.inverse, minlength=n)
+            self.covered_counts = np.bincount(self.inverse, weights=covered, minlength=n).astype(np.int64)
+        else:
+            self.population = np.asarray(grid.population[rows], dtype=np.float64)
+            self.counts = np.ones(n, dtype=np.int64)
+            self.covered_counts = covered.astype(np.int64)
+        # a merged cell counts as covered when at least half its children are
+        self.flags = 2 * self.covered_counts >= self.counts
+
+    def _head(self) -> dict[str, Any]:
+        return {
+            "computed_at": self.snapshot.computed_at.isoformat(),
+            "model": self.live.model,
+            "cells": len(self.parents),
+            "resolution": self.res,
+            "grid_resolution": self.grid.resolution,
+            "source_cells": len(self.rows),
+            "covered_cells": int(np.count_nonzero(self.covered)),
+        }
+
+    def _best_rsrp(self) -> NDArray[np.float64] | None:
+        """Best RSRP per answer cell (None when merged or disk): best servers of the area's cells."""
+        if self.merged or self.live.model == "disk":
+            return None
+        _, rsrp = self.live.cells_detail(self.rows)
+        return rsrp
+
+    def h3(self, rsrp: bool) -> bytes:
+        body = {"format": "h3", **self._head()}
+        body["h3"] = [format(c, "x") for c in self.parents.tolist()]
+        body["covered"] = self.flags.astype(np.uint8).tobytes().translate(_DIGITS).decode()
+        body["population"] = np.round(self.population, 2).tolist()
+        # each cell's district as an index into `districts` (the names present, sorted)
+        present, index = np.unique(self.grid.district_index[self.rows][self.first], return_inverse=True)
+        body["districts"] = [self.grid.districts[int(d)] for d in present.tolist()]
+        body["district"] = index.ravel().tolist()
+        if self.merged:
+            body["cell_counts"] = self.counts.tolist()
+            body["covered_counts"] = self.covered_counts.tolist()
+        if rsrp:
+            best = self._best_rsrp()
+            body["best_rsrp_dbm"] = (
+                None
+                if best is None
+                else [None if not math.isfinite(v) else round(v, 1) for v in best.tolist()]
+            )
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def geojson(self) -> bytes:
+        import h3
+
+        grid = self.grid
+        best_rsrp = self._best_rsrp()
+        district_of = grid.district_index[self.rows][self.first]
+        features: list[dict[str, Any]] = []
+        for i, parent in enumerate(self.parents.tolist()):
+            cell = h3.int_to_str(int(parent))
+            ring = [[round(lng_, 6), round(lat_, 6)] for lat_, lng_ in h3.cell_to_boundary(cell)]
+            ring.append(ring[0])
+            best = None if best_rsrp is None else float(best_rsrp[i])
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": cell,
+                    "geometry": {"type": "Polygon", "coordinates": [ring]},
+                    "properties": {
+                        "h3": cell,
+                        "district": grid.districts[int(district_of[i])],
+                        "population": float(self.population[i]),
+                        "best_rsrp_dbm": best if best is not None and math.isfinite(best) else None,
+                        "covered": bool(self.flags[i]),
+                        "cells": int(self.counts[i]),
+                        "covered_cells": int(self.covered_counts[i]),
+                    },
+                }
+            )
+        body = {"type": "FeatureCollection", "features": features, **self._head()}
+        return json.dumps(body, ensure_ascii=False).encode()
+
+
+_DIGITS = bytes.maketrans(b"\x00\x01", b"01")
 
 
 @router.get("/history", response_model=SnapshotListOut, summary="Stored coverage snapshots")

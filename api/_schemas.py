@@ -162,6 +162,51 @@ class CellCollectionOut(BaseModel):
     covered_cells: int = Field(description="of `source_cells`, how many are covered")
 
 
+class CellColumnsOut(BaseModel):
+    """`GET /v1/coverage/cells?format=h3`: the cells as columns, one value per cell in each."""
+
+    model_config = _examples(
+        {
+            "format": "h3",
+            "computed_at": "2026-11-26T08:00:00+00:00",
+            "model": "hata",
+            "cells": 3,
+            "resolution": 11,
+            "grid_resolution": 11,
+            "source_cells": 3,
+            "covered_cells": 2,
+            "h3": ["8b4b9f4e5a00fff", "8b4b9f4e5a01fff", "8b4b9f4e5a02fff"],
+            "covered": "110",
+            "population": [5.9, 6.1, 0.0],
+            "districts": ["西屯區"],
+            "district": [0, 0, 0],
+            "best_rsrp_dbm": [-87.5, -104.2, None],
+        }
+    )
+    format: Literal["h3"] = "h3"
+    computed_at: datetime
+    model: str
+    cells: int = Field(description="cells in this answer (the length of every column)")
+    resolution: int = Field(description="H3 resolution of the cells")
+    grid_resolution: int = Field(description="H3 resolution of the population grid")
+    source_cells: int = Field(description="grid cells of the area (more than `cells` when merged)")
+    covered_cells: int = Field(description="of `source_cells`, how many are covered")
+    h3: list[str] = Field(description="H3 cell ids (hex), ascending")
+    covered: str = Field(
+        description="one character per cell: 1 covered, 0 not (merged cells: at least half their cells)"
+    )
+    population: list[float] = Field(description="residents per cell (2 decimals)")
+    districts: list[str] = Field(description="the districts of these cells (sorted)")
+    district: list[int] = Field(description="each cell's district: an index into `districts`")
+    cell_counts: list[int] | None = Field(None, description="merged cells only: grid cells in each")
+    covered_counts: list[int] | None = Field(
+        None, description="merged cells only: covered grid cells in each"
+    )
+    best_rsrp_dbm: list[float | None] | None = Field(
+        None, description="with `rsrp=true`: best RSRP per cell (null: not covered, merged cells or disk)"
+    )
+
+
 class SnapshotOut(BaseModel):
     time: datetime
     model: str

@@ -7,14 +7,20 @@ copies, and the 2022-11 layout (47,364 sectors) by `zhongdu stations generate`.
 
 Per resolution, each a whole process timed by /usr/bin/time (wall, CPU = user + sys, peak RSS):
 - `zhongdu grid build --resolution R --out gR.arrow`;
-- `zhongdu coverage compute` disk and hata from gR.arrow and from gR.csv (the baseline: the same
-  command on the CSV path); the shares must agree to 1e-9;
+- `zhongdu coverage compute` disk and hata from gR.arrow (with the engine's stored geometry),
+  from gR-v1.arrow (the previous layout: centres only, the geometry computed per run) and from
+  gR.csv (the CSV path); the shares must agree to 1e-9;
 - the analyst's script (geopandas buffers, union, spatial join; `bench_coverage.SCRIPT_A`) up to
   `--analyst-max-res`; its covered population must agree with disk to 1e-6;
 - in-process at `--live-res`: `CoverageEngine.set_station_up` (a station going down and back up,
-  the live recomputation) against a full `compute_coverage` of the same layout.
-The machine is shared: wall times carry the load, CPU times less so; ratios compare runs made
-side by side.
+  the live recomputation) against a full `compute_coverage` of the same layout;
+- at `--cells-res`, through a real API process (`zhongdu api`, a scratch PostgreSQL database,
+  the grid and layout above, hata): `GET /v1/coverage/cells?district=D&format=h3` first asked
+  (computed) and again (cached), gzipped bytes on the wire, against the GeoJSON answer of the
+  same district (the previous way: best servers per cell, one polygon per cell).
+Python runs with bytecode caches, as an installed package does (PYTHONDONTWRITEBYTECODE is
+dropped for the timed processes). The machine is shared: wall times carry the load, CPU times
+less so; ratios compare runs made side by side.
 """
 
 from __future__ import annotations
@@ -43,12 +49,22 @@ def zhongdu() -> str:
     return str(exe) if exe.exists() else "zhongdu"
 
 
+def child_env() -> dict[str, str]:
+    """The environment of timed processes: bytecode cached as for an installed package."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def timed_process(cmd: list[str]) -> dict[str, Any]:
     """Run a command under /usr/bin/time: wall s, CPU s (user + sys), peak RSS MB, stdout."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         t0 = time.perf_counter()
         proc = subprocess.run(
-            ["/usr/bin/time", "-o", tf.name, "-f", "%U %S %M", *cmd], capture_output=True, text=True
+            ["/usr/bin/time", "-o", tf.name, "-f", "%U %S %M", *cmd],
+            capture_output=True,
+            text=True,
+            env=child_env(),
         )
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
@@ -104,6 +120,106 @@ def live(grid_path: Path, stations_csv: Path, repeats: int) -> dict[str, float]:
     }
 
 
+def _fetch(url: str) -> tuple[float, int, bytes]:
+    """(seconds, bytes on the wire, decoded body) of a GET asking for gzip."""
+    import gzip
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    t = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=600) as answer:
+        raw = answer.read()
+        packed = answer.headers.get("Content-Encoding") == "gzip"
+    took = time.perf_counter() - t
+    return took, len(raw), gzip.decompress(raw) if packed else raw
+
+
+def api_cells(
+    grid_path: Path, stations_csv: Path, district: str, baseline: str, repeats: int
+) -> dict[str, Any]:
+    """District cells through a real `zhongdu api` process: H3 columns against GeoJSON."""
+    import urllib.parse
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    from zhongdu import services, storage
+
+    admin_url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"zhongdu_bench_street_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    port = services.free_port()
+    server = None
+    try:
+        with storage.connect(url) as conn:
+            storage.migrate(conn)
+        env = child_env()
+        env.pop("ZHONGDU_MQTT_URL", None)
+        env.update(
+            ZHONGDU_DATABASE_URL=url,
+            ZHONGDU_GRID_PATH=str(grid_path),
+            ZHONGDU_STATIONS_PATH=str(stations_csv),
+            ZHONGDU_COVERAGE_MODEL="hata",
+            ZHONGDU_API_PORT=str(port),
+        )
+        server = subprocess.Popen([zhongdu(), "api"], env=env, stdout=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        started = time.perf_counter()
+        while True:
+            try:
+                _fetch(base + "/v1/coverage")
+                break
+            except Exception:
+                if server.poll() is not None or time.perf_counter() - started > 600:
+                    raise RuntimeError("the API did not come up") from None
+                time.sleep(1.0)
+        out: dict[str, Any] = {"api_start_s": time.perf_counter() - started}
+
+        def cells(params: dict[str, Any]) -> str:
+            return base + "/v1/coverage/cells?" + urllib.parse.urlencode(params)
+
+        for label, d in (("h3", district), ("h3_baseline_district", baseline)):
+            first, again = [], []
+            for i in range(repeats):  # each `limit` is its own cache entry: the work is done anew
+                params = {"district": d, "format": "h3", "limit": 1_000_000 - i}
+                took, wire, body = _fetch(cells(params))
+                first.append(took)
+                again.append(_fetch(cells(params))[0])
+            doc = json.loads(body)
+            out[label] = {
+                "district": d,
+                "cells": doc["cells"],
+                "first_median_s": statistics.median(first),
+                "cached_median_s": statistics.median(again),
+                "wire_bytes": wire,
+                "body_bytes": len(body),
+            }
+            took, wire, body = _fetch(cells({"district": d, "format": "h3", "rsrp": "true"}))
+            out[label]["rsrp_first_s"] = took
+            out[label]["rsrp_wire_bytes"] = wire
+        took, wire, body = _fetch(cells({"district": baseline, "limit": 20_000}))
+        out["geojson_baseline"] = {
+            "district": baseline,
+            "cells": json.loads(body)["cells"],
+            "first_s": took,
+            "wire_bytes": wire,
+            "body_bytes": len(body),
+        }
+        return out
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -117,6 +233,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ("grid build (Arrow)", "grid_build", "k", "-"),
         ("compute disk, Arrow grid", "disk_arrow", "tab:blue", "-"),
         ("compute hata, Arrow grid", "hata_arrow", "tab:green", "-"),
+        ("compute disk, previous Arrow layout", "disk_arrow_v1", "tab:blue", "-."),
+        ("compute hata, previous Arrow layout", "hata_arrow_v1", "tab:green", "-."),
         ("compute disk, CSV grid", "disk_csv", "tab:blue", "--"),
         ("compute hata, CSV grid", "hata_csv", "tab:green", "--"),
         ("analyst's geopandas script (disk)", "analyst", "tab:red", ":"),
@@ -127,7 +245,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
         if xs:
             ax.plot(xs, ys, style, color=colour, marker="o", label=label)
     ax.axhline(2.0, color="grey", lw=0.8)
-    ax.text(res[0], 2.1, "2 s goal", color="grey", fontsize=8)
+    ax.text(res[-1], 2.1, "2 s goal (compute)", color="grey", fontsize=8, ha="right")
+    ax.axhline(10.0, color="grey", lw=0.8, ls=":")
+    ax.text(res[-1], 10.5, "10 s goal (grid build)", color="grey", fontsize=8, ha="right")
     ax.set_yscale("log")
     ax.set_xticks(res, [f"{r}\n{int(rows[i]['cells']):,} cells" for i, r in enumerate(res)])
     ax.set_xlabel("H3 resolution (whole city)")
@@ -152,6 +272,18 @@ def main() -> int:
     )
     parser.add_argument("--live-repeats", type=int, default=15, help="stations switched in the live timing")
     parser.add_argument(
+        "--cells-res",
+        type=int,
+        default=11,
+        help="resolution of the district cells timing through the API (0: skip)",
+    )
+    parser.add_argument("--cells-district", default="西屯區", help="district of the H3-columns timing")
+    parser.add_argument(
+        "--cells-baseline-district",
+        default="南屯區",
+        help="district of the GeoJSON baseline (at most 20,000 cells, the GeoJSON limit)",
+    )
+    parser.add_argument(
         "--work", type=Path, default=Path("build/bench-street"), help="grids and layout go here"
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild grids already in --work (else reuse)")
@@ -166,6 +298,7 @@ def main() -> int:
     from bench_coverage import SCRIPT_A
 
     from zhongdu.coverage import load_grid, write_grid
+    from zhongdu.coverage._grid_binary import write_binary
 
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -186,7 +319,7 @@ def main() -> int:
     log(f"layout: {report['sectors']:,} sectors; {report['machine']}")
     for res in args.resolutions:
         row: dict[str, Any] = {"resolution": res}
-        arrow, csv = work / f"g{res}.arrow", work / f"g{res}.csv"
+        arrow, csv, v1 = work / f"g{res}.arrow", work / f"g{res}.csv", work / f"g{res}-v1.arrow"
         if args.rebuild or not arrow.exists():
             row["grid_build"] = timed_process(
                 [exe, "grid", "build", "--resolution", str(res), "--out", str(arrow), "-q"]
@@ -194,13 +327,15 @@ def main() -> int:
             log(f"res {res}: grid build {fmt(row['grid_build'])}")
         if args.rebuild or not csv.exists():
             write_grid(load_grid(arrow), csv)
+        if args.rebuild or not v1.exists():
+            write_binary(load_grid(arrow), v1, geometry=False)
         row["cells"] = len(load_grid(arrow))
         row["arrow_mb"] = arrow.stat().st_size / 1e6
         row["csv_mb"] = csv.stat().st_size / 1e6
         shares: dict[str, float] = {}
         covered: dict[str, float] = {}
         for model in ("disk", "hata"):
-            for kind, path in (("arrow", arrow), ("csv", csv)):
+            for kind, path in (("arrow", arrow), ("arrow_v1", v1), ("csv", csv)):
                 m = timed_process(
                     [
                         exe,
@@ -219,13 +354,16 @@ def main() -> int:
                 shares[f"{model}_{kind}"] = doc["share"]
                 covered[f"{model}_{kind}"] = doc["population_covered"]
                 row[f"{model}_{kind}"] = m
-            ratio = row[f"{model}_csv"]["wall_s"] / row[f"{model}_arrow"]["wall_s"]
+            a = row[f"{model}_arrow"]
             log(
-                f"res {res}: {model} Arrow {fmt(row[f'{model}_arrow'])} | CSV {fmt(row[f'{model}_csv'])} "
-                f"| CSV / Arrow {ratio:.1f}x"
+                f"res {res}: {model} Arrow {fmt(a)} | previous Arrow {fmt(row[f'{model}_arrow_v1'])} "
+                f"| CSV {fmt(row[f'{model}_csv'])} | CPU previous / Arrow "
+                f"{row[f'{model}_arrow_v1']['cpu_s'] / a['cpu_s']:.1f}x, CSV / Arrow "
+                f"{row[f'{model}_csv']['cpu_s'] / a['cpu_s']:.1f}x"
             )
-            if abs(shares[f"{model}_arrow"] - shares[f"{model}_csv"]) > 1e-9:
-                raise RuntimeError(f"res {res} {model}: Arrow and CSV shares differ: {shares}")
+            for kind in ("arrow_v1", "csv"):
+                if abs(shares[f"{model}_arrow"] - shares[f"{model}_{kind}"]) > 1e-9:
+                    raise RuntimeError(f"res {res} {model}: Arrow and {kind} shares differ: {shares}")
         row["shares"] = shares
         if res <= args.analyst_max_res:
             m = timed_process([sys.executable, str(script), str(csv), str(stations)])
@@ -252,6 +390,26 @@ def main() -> int:
                 f"(max {1000 * lv['station_down_max_s']:.1f} ms), "
                 f"up {1000 * lv['station_up_median_s']:.1f} ms; full compute {lv['full_compute_s']:.2f} s "
                 f"({lv['full_compute_s'] / lv['station_down_median_s']:.0f}x)"
+            )
+    if args.cells_res:
+        grid_path = work / f"g{args.cells_res}.arrow"
+        if grid_path.exists():
+            cells = api_cells(grid_path, stations, args.cells_district, args.cells_baseline_district, 5)
+            report["cells"] = {"resolution": args.cells_res, **cells}
+            h, g = cells["h3"], cells["geojson_baseline"]
+            hb = cells["h3_baseline_district"]
+            log(
+                f"cells at res {args.cells_res} through the API (start {cells['api_start_s']:.1f} s): "
+                f"{h['district']} {h['cells']:,} cells as H3 columns: "
+                f"first {1000 * h['first_median_s']:.0f} ms, "
+                f"cached {1000 * h['cached_median_s']:.0f} ms, {h['wire_bytes'] / 1e3:.0f} kB gzipped "
+                f"({h['body_bytes'] / 1e3:.0f} kB), with RSRP {h['rsrp_first_s']:.2f} s | baseline "
+                f"{g['district']} {g['cells']:,} cells as GeoJSON {g['first_s']:.2f} s, "
+                f"{g['wire_bytes'] / 1e3:.0f} kB gzipped ({g['body_bytes'] / 1e6:.1f} MB); "
+                "the same district as "
+                f"H3 columns {1000 * hb['first_median_s']:.0f} ms, {hb['wire_bytes'] / 1e3:.0f} kB "
+                f"({g['first_s'] / hb['first_median_s']:.0f}x faster, "
+                f"{g['wire_bytes'] / hb['wire_bytes']:.0f}x fewer bytes)"
             )
     end = os.getloadavg()
     report["machine"] += f", {end[0]:.1f} at end"

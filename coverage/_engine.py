@@ -130,46 +130,65 @@ class CoverageResult:
 
 @dataclass
 class _Districts:
-    """Cells grouped by district (stable), so a district's sum is one contiguous `np.sum`."""
+    """Cells grouped by district (stable: row order within a district), for per-district work on
+    a few districts (the incremental engine) without a pass over the whole grid."""
 
-    order: I64
+    order: NDArray[np.integer[Any]]
     bounds: I64  # district d's cells: order[bounds[d]:bounds[d + 1]]
     population: F64  # population in that order
-    totals: F64  # population per district
 
 
 def _districts(grid: Grid) -> _Districts:
     cached: _Districts | None = grid._cache.get("districts")
     if cached is None:
-        order = np.argsort(grid.district_index, kind="stable").astype(np.int64)
-        bounds = np.searchsorted(grid.district_index[order], np.arange(len(grid.districts) + 1)).astype(
-            np.int64
-        )
-        pop = grid.population[order]
-        totals = np.array([np.sum(pop[bounds[d] : bounds[d + 1]]) for d in range(len(grid.districts))])
-        cached = _Districts(order, bounds, pop, totals)
+        # a stable sort of small codes is a radix sort (several times faster at 8 M cells)
+        small = grid.district_index.astype(np.uint8) if len(grid.districts) <= 256 else grid.district_index
+        order = np.argsort(small, kind="stable")
+        bounds = np.zeros(len(grid.districts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(grid.district_index, minlength=len(grid.districts)), out=bounds[1:])
+        cached = _Districts(order, bounds, grid.population[order])
         grid._cache["districts"] = cached
     return cached
+
+
+def _district_totals(grid: Grid) -> F64:
+    """Population per district (one pass; cached)."""
+    totals: F64 | None = grid._cache.get("district_totals")
+    if totals is None:
+        totals = np.asarray(
+            np.bincount(grid.district_index, weights=grid.population, minlength=len(grid.districts)),
+            dtype=np.float64,
+        )
+        grid._cache["district_totals"] = totals
+    return totals
 
 
 def _covered_by_district(grid: Grid, covered: NDArray[np.bool_], which: I64 | None = None) -> F64:
     """Covered population of the given districts (all by default).
 
-    Each district is summed on its own, in a fixed order, so the incremental engine can redo just
-    the districts a change touched and still agree bit for bit with a full computation.
+    A district's total less its uncovered population, that a sequential sum in row order (what
+    `np.bincount` does) whether all districts are summed in one pass or a few on their own: the
+    incremental engine redoes just the districts a change touched and agrees bit for bit with a
+    full computation. Uncovered cells are the few, so the pass reads little.
     """
+    totals = _district_totals(grid)
+    if which is None:
+        off = np.flatnonzero(~covered)
+        lost = np.bincount(grid.district_index[off], weights=grid.population[off], minlength=len(totals))
+        return np.maximum(totals - lost, 0.0)
     dd = _districts(grid)
-    idx = np.arange(len(grid.districts)) if which is None else which
-    out = np.zeros(len(idx))
-    for j, d in enumerate(idx.tolist()):
-        lo, hi = dd.bounds[d], dd.bounds[d + 1]
-        out[j] = np.sum(np.where(covered[dd.order[lo:hi]], dd.population[lo:hi], 0.0))
+    out = np.zeros(len(which))
+    for j, d in enumerate(which.tolist()):
+        lo, hi = int(dd.bounds[d]), int(dd.bounds[d + 1])
+        w = dd.population[lo:hi][~covered[dd.order[lo:hi]]]
+        lost = np.bincount(np.zeros(len(w), dtype=np.intp), weights=w, minlength=1)[0]
+        out[j] = max(totals[d] - lost, 0.0)
     return out
 
 
 def _summarise(grid: Grid, cov_d: F64) -> tuple[float, float, float, list[DistrictCoverage]]:
     """City and district totals from the covered population per district."""
-    pop_d = _districts(grid).totals
+    pop_d = _district_totals(grid)
     total = float(sum(pop_d.tolist()))
     cov = float(sum(cov_d.tolist()))
     districts = [
@@ -230,20 +249,40 @@ class _Tiles:
 
 
 @dataclass
+class GridGeometry:
+    """What the engine derives from the grid alone, whatever the stations: the tangent frame, cell
+    centres in it, and the cells grouped into blocks. Binary grid files store it (`_grid_binary`),
+    so a run on a street-level grid maps it instead of recomputing it (about 2 s at resolution 12).
+    """
+
+    lat0: float  # the frame's centre: mean cell centre, degrees
+    lng0: float
+    x: F64  # cell centres in the frame, metres
+    y: F64
+    z: F64
+    block: NDArray[np.int32] | None  # per cell: its block (H3 ancestor, see _probes); None: one cell each
+    blocks: _Blocks | None  # the blocks' centres, radii and environments
+
+
+@dataclass
 class _Geometry:
     frame: _Frame
     x: F64
     y: F64
     z: F64
-    lat: F64
-    lng: F64
-    env: I64
+    grid: Grid  # centres in degrees come from it on demand (few pairs need them)
+    env: NDArray[np.int8]
     env_present: tuple[int, ...]
-    probe: I64  # per cell: its H3 ancestor at resolution 9 (see _probes), index into probe_x/probe_y
+    probe: NDArray[np.integer[Any]]  # per cell: its H3 ancestor (see _probes), index into probe_x/probe_y
     probe_x: F64  # ancestor centres in the frame: the nearest-site search runs per ancestor
     probe_y: F64
     blocks: _Blocks | None = None  # the ancestors as blocks of cells (None: one cell per probe)
     tiles: dict[float, _Tiles] = field(default_factory=dict)
+
+    def latlng(self, cell: I64) -> tuple[F64, F64]:
+        """Centres in degrees of some cells (only the disk model's edge pairs need them)."""
+        lat, lng = self.grid.latlng_deg()
+        return lat[cell], lng[cell]
 
 
 @dataclass
@@ -256,30 +295,54 @@ class _Blocks:
     y: F64
     z: F64
     radius: F64
-    env: I64
+    env: NDArray[np.int8]
+
+
+def grid_geometry(grid: Grid) -> GridGeometry:
+    """The grid-only geometry, computed (from the cell centres) or as stored in the grid file."""
+    stored: GridGeometry | None = grid._cache.get("grid_geometry")
+    if stored is not None:
+        return stored
+    lat, lng = grid.latlng_deg()
+    lat0, lng0 = float(np.mean(lat)), float(np.mean(lng))
+    frame = _Frame.at(lat0, lng0)
+    x, y, z = np.empty(len(lat)), np.empty(len(lat)), np.empty(len(lat))
+    for a in range(0, len(lat), _CHUNK_GEOMETRY):  # chunks: temporaries stay small (8 M cells)
+        b = a + _CHUNK_GEOMETRY
+        x[a:b], y[a:b], z[a:b] = frame.apply(*_unit_vectors(lat[a:b], lng[a:b]), scale=_R)
+    block = _probes(grid)
+    blocks = None
+    if block is not None:
+        nblocks = int(block.max()) + 1
+        if nblocks < len(grid):
+            blocks = _blocks(block, nblocks, x, y, z, grid.environment)
+        else:  # one cell per ancestor: blocks would only repeat the cells
+            block = None
+    return GridGeometry(lat0, lng0, x, y, z, block, blocks)
 
 
 def _geometry(grid: Grid) -> _Geometry:
     geo: _Geometry | None = grid._cache.get("geometry")
     if geo is None:
-        lat, lng = grid.latlng_deg()
-        frame = _Frame.at(float(np.mean(lat)), float(np.mean(lng)))
-        x, y, z = np.empty(len(lat)), np.empty(len(lat)), np.empty(len(lat))
-        for a in range(0, len(lat), _CHUNK_GEOMETRY):  # chunks: temporaries stay small (8 M cells)
-            b = a + _CHUNK_GEOMETRY
-            x[a:b], y[a:b], z[a:b] = frame.apply(*_unit_vectors(lat[a:b], lng[a:b]), scale=_R)
-        env = grid.environment.astype(np.int64)
+        gg = grid_geometry(grid)
+        frame = _Frame.at(gg.lat0, gg.lng0)
+        env = grid.environment
         present = tuple(np.flatnonzero(np.bincount(env, minlength=len(ENVIRONMENTS))).tolist())
-        probe, px, py = _probes(grid, x, y)
-        blocks = _blocks(probe, len(px), x, y, z, env) if len(px) < len(grid) else None
-        geo = _Geometry(frame, x, y, z, lat, lng, env, present, probe, px, py, blocks)
+        if gg.block is None or gg.blocks is None:
+            probe: NDArray[np.integer[Any]] = np.arange(len(grid), dtype=np.int64)
+            px, py = gg.x, gg.y
+        else:
+            # the probe is the mean of the ancestor's cells (near its centre; any point works, the
+            # exhaustive step keeps the search exact): the block centre
+            probe, px, py = gg.block, gg.blocks.x, gg.blocks.y
+        geo = _Geometry(frame, gg.x, gg.y, gg.z, grid, env, present, probe, px, py, gg.blocks)
         grid._cache["geometry"] = geo
     return geo
 
 
-def _probes(grid: Grid, cx: F64, cy: F64) -> tuple[I64, F64, F64]:
+def _probes(grid: Grid) -> NDArray[np.int32] | None:
     """Each cell's H3 ancestor at resolution 9 (at most two levels up; bit arithmetic on the
-    index) and the ancestors' centres.
+    index) as a block number in order of first appearance; None at resolution 9 and below.
 
     A nearest-site query per ancestor (7 or 49 cells) instead of per cell is several times
     cheaper and finds almost the same witnesses (the exhaustive step catches the rest).
@@ -287,23 +350,22 @@ def _probes(grid: Grid, cx: F64, cy: F64) -> tuple[I64, F64, F64]:
     # ancestors about the size of a resolution-9 cell (174 m edge), at most two levels up
     p = min(grid.resolution, max(9, grid.resolution - 2))
     if p == grid.resolution:
-        return np.arange(len(grid), dtype=np.int64), cx, cy
+        return None
     digits = np.uint64((1 << (3 * (15 - p))) - 1)  # unused digits below resolution p are 7 (0b111)
     parent = ((grid.cells | digits) & ~np.uint64(0xF << 52)) | np.uint64(p << 52)
     step = parent[1:] != parent[:-1]
     if bool((parent[1:] >= parent[:-1]).all()):  # sorted cells (every built grid): one pass
-        inverse = np.zeros(len(parent), dtype=np.int64)
+        inverse = np.zeros(len(parent), dtype=np.int32)
         np.cumsum(step, out=inverse[1:])
-    else:
-        _, inv = np.unique(parent, return_inverse=True)
-        inverse = inv.reshape(-1).astype(np.int64)
-    # the probe is the mean of the ancestor's children in the grid (near its centre; any point
-    # works, the exhaustive step keeps the search exact): no h3 call per ancestor
-    count = np.bincount(inverse).astype(np.float64)
-    return inverse, np.bincount(inverse, weights=cx) / count, np.bincount(inverse, weights=cy) / count
+        return inverse
+    _, inv = np.unique(parent, return_inverse=True)
+    numbered: NDArray[np.int32] = np.asarray(inv, dtype=np.int32).reshape(-1)
+    return numbered
 
 
-def _blocks(probe: I64, n: int, x: F64, y: F64, z: F64, env: I64) -> _Blocks:
+def _blocks(
+    probe: NDArray[np.integer[Any]], n: int, x: F64, y: F64, z: F64, env: NDArray[np.integer[Any]]
+) -> _Blocks:
     """Centre (mean of the cell centres), radius and environment of each probe's block."""
     count = np.bincount(probe, minlength=n).astype(np.float64)
     bx = np.bincount(probe, weights=x, minlength=n) / count
@@ -320,12 +382,13 @@ def _blocks(probe: I64, n: int, x: F64, y: F64, z: F64, env: I64) -> _Blocks:
     else:
         radius = np.zeros(n)
         np.maximum.at(radius, probe, dist)
-        lo = np.full(n, len(ENVIRONMENTS), dtype=np.int64)
-        hi = np.full(n, -1, dtype=np.int64)
+        lo = np.full(n, len(ENVIRONMENTS), dtype=env.dtype)
+        hi = np.full(n, -1, dtype=env.dtype)
         np.minimum.at(lo, probe, env)
         np.maximum.at(hi, probe, env)
     # a hair larger than measured: rounding in the centre and distances cannot make it too small
-    return _Blocks(bx, by, bz, radius * (1.0 + 1e-9) + 1e-6, np.where(lo == hi, lo, -1))
+    block_env = np.where(lo == hi, lo, -1).astype(np.int8)
+    return _Blocks(bx, by, bz, radius * (1.0 + 1e-9) + 1e-6, block_env)
 
 
 def _build_tiles(geo: _Geometry, cells: I64 | None, tile: float) -> _Tiles:
@@ -338,7 +401,7 @@ def _build_tiles(geo: _Geometry, cells: I64 | None, tile: float) -> _Tiles:
     y0 = float(ys.min()) - 1.0
     ncols = int((xs.max() - x0) // tile) + 1
     nrows = int((ys.max() - y0) // tile) + 1
-    tile_id = (geo.env[idx] * nrows + ((ys - y0) // tile).astype(np.int64)) * ncols + (
+    tile_id = (geo.env[idx].astype(np.int64) * nrows + ((ys - y0) // tile).astype(np.int64)) * ncols + (
         (xs - x0) // tile
     ).astype(np.int64)
     o = np.argsort(tile_id, kind="stable")
@@ -512,6 +575,11 @@ class _Queries:
 
 
 def _queries(tiles: _Tiles, sec: _Sectors) -> _Queries:
+    """The queries of every (sector, environment) pair with a reach, sector-major.
+
+    Built in slices of pairs of about _CHUNK_PAIRS tile rows each: the per-row temporaries (a
+    dozen arrays) stay bounded, which at resolution 12 is hundreds of MB less peak memory.
+    """
     n_env = sec.reach.shape[1]
     se = np.flatnonzero(sec.reach.ravel() > 0)  # sector-major (sector, env) pairs
     s_idx, e_idx = se // n_env, se % n_env
@@ -523,8 +591,38 @@ def _queries(tiles: _Tiles, sec: _Sectors) -> _Queries:
     row_hi = np.clip(np.floor((ys + r) / t), -1, tiles.nrows - 1).astype(np.int64)
     inside = (ys + r >= 0) & (ys - r < tiles.nrows * t)
     nq = np.where(inside, np.maximum(row_hi - row_lo + 1, 0), 0)
-    owner, off = _expand(nq)
+    ends = np.cumsum(nq)
+    cuts = np.searchsorted(ends, np.arange(_CHUNK_PAIRS, int(ends[-1]) if len(ends) else 0, _CHUNK_PAIRS))
+    parts = []
+    for lo_pair, hi_pair in itertools.pairwise([0, *np.unique(cuts).tolist(), len(nq)]):
+        if hi_pair > lo_pair:
+            parts.append(_query_rows(tiles, sec, s_idx, e_idx, r, ys, xs, row_lo, nq, lo_pair, hi_pair))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Queries(empty, empty, empty, empty)
+    return _Queries(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("sector", "env", "lo", "count"))
+    )
+
+
+def _query_rows(
+    tiles: _Tiles,
+    sec: _Sectors,
+    s_idx: I64,
+    e_idx: I64,
+    r: F64,
+    ys: F64,
+    xs: F64,
+    row_lo: I64,
+    nq: I64,
+    a: int,
+    b: int,
+) -> _Queries:
+    """The non-empty queries of pairs a..b-1: one per tile row, the columns the reach crosses."""
+    owner, off = _expand(nq[a:b])
+    owner += a
     row = row_lo[owner] + off
+    t = tiles.tile
     yq, rq, xq = ys[owner], r[owner], xs[owner]
     dy = np.maximum(np.maximum(row * t - yq, yq - (row + 1) * t), 0.0)
     w = np.sqrt(np.maximum(rq * rq - dy * dy, 0.0))
@@ -562,7 +660,8 @@ def _score(
         # pairs within a hair of the edge: decide with the haversine formula itself
         edge = np.flatnonzero(np.abs(c2 - c2t) <= 1e-9 * c2t + 1e-9)
         if len(edge):
-            d = great_circle_m(sec.lat[s[edge]], sec.lng[s[edge]], geo.lat[cell[edge]], geo.lng[cell[edge]])
+            clat, clng = geo.latlng(cell[edge])
+            d = great_circle_m(sec.lat[s[edge]], sec.lng[s[edge]], clat, clng)
             inside[edge] = d <= sec.radius.ravel()[se[edge]]
         keep = np.flatnonzero(inside)
         return keep, -c2[keep]
@@ -725,30 +824,37 @@ def _witnesses(
     cells: I64,
     active: NDArray[np.bool_],
     *,
-    k: int = 1,
+    k: int | None = None,
     few: int = 64,
 ) -> I64:
     """For each cell, one active sector (index into `sec`) reaching the threshold there, or -1.
 
     Exact, and cheap where coverage is dense: first the sectors of the `k` nearest sites, which
-    cover almost every covered cell; then an exhaustive search for the cells still without one:
-    cell-centric with the site k-d tree when they are `few`, else sector-centric over tiles of
-    just those cells, from the sectors whose reach touches one of them.
+    cover almost every covered cell (default: 1 for disk; 2 for hata, whose sectors point away
+    from half their site's cells: at resolution 12 the second site leaves 2.3 times fewer cells to
+    the exhaustive search, which halves the whole computation); then an exhaustive search for
+    the cells still without one: cell-centric with the site k-d tree when they are `few`, else
+    sector-centric over tiles of just those cells, from the sectors whose reach touches one of them.
     """
     n = len(cells)
     wit = np.full(n, -1, dtype=np.int64)
     nsites = len(sites.start) - 1
     if n == 0 or nsites == 0 or not active.any():
         return wit
-    kk = min(k, nsites)
+    kk = min(k if k is not None else (2 if model == "hata" else 1), nsites)
     # nearest sites of each cell's ancestor centre (one query per ancestor)
     whole = n == len(geo.x) and int(cells[0]) == 0 and int(cells[-1]) == n - 1  # all cells, in order
-    probe = geo.probe if whole else geo.probe[cells]
-    used = np.zeros(len(geo.probe_x), dtype=bool)
-    used[probe] = True
-    which = np.flatnonzero(used)
-    slot = np.zeros(len(used), dtype=np.int64)
-    slot[which] = np.arange(len(which))
+    if whole:  # every ancestor has cells: no renumbering (8 M-cell gathers saved)
+        which = np.arange(len(geo.probe_x), dtype=np.int64)
+        slot_probe = geo.probe
+    else:
+        probe = geo.probe[cells]
+        used = np.zeros(len(geo.probe_x), dtype=bool)
+        used[probe] = True
+        which = np.flatnonzero(used)
+        slot = np.zeros(len(used), dtype=np.int64)
+        slot[which] = np.arange(len(which))
+        slot_probe = slot[probe]
     _, nn = sites.tree.query(np.column_stack([geo.probe_x[which], geo.probe_y[which]]), k=kk)
     nn = np.asarray(nn, dtype=np.int64).reshape(len(which), kk)
     if geo.blocks is not None:
@@ -759,9 +865,9 @@ def _witnesses(
         ok = _block_covered(geo.blocks, sec, model, threshold, which[bj], bs)
         block_wit = np.full(len(which), -1, dtype=np.int64)
         block_wit[bj[ok][::-1]] = bs[ok][::-1]  # the first covering sector of each block
-        wit = block_wit[slot[probe]]
+        wit = block_wit[slot_probe]
     todo = np.flatnonzero(wit < 0)
-    near = nn[slot[probe[todo]]]
+    near = nn[slot_probe[todo]]
     for a in range(0, len(todo), _CHUNK_CELLS):  # chunks of cells: arrays stay in cache (3x faster)
         b = min(a + _CHUNK_CELLS, len(todo))
         cl, s = _site_pairs(sites, np.repeat(todo[a:b], kk), near[a:b].ravel())
@@ -1075,9 +1181,9 @@ def result_from_covered(grid: Grid, covered: NDArray[np.bool_]) -> CoverageResul
 def result_from_fraction(grid: Grid, fraction: F64) -> CoverageResult:
     """Totals when a fraction of each cell's people is covered (e.g. each operator's subscribers
     served by their own network); `covered` marks the cells with any covered share."""
-    dd = _districts(grid)
-    weighted = fraction[dd.order] * dd.population
-    cov_d = np.array([np.sum(weighted[dd.bounds[d] : dd.bounds[d + 1]]) for d in range(len(grid.districts))])
+    n = len(grid.districts)
+    weighted = fraction * grid.population
+    cov_d = np.asarray(np.bincount(grid.district_index, weights=weighted, minlength=n), dtype=np.float64)
     total, cov, share, districts = _summarise(grid, cov_d)
     return CoverageResult(total, cov, share, districts, covered=fraction > 0)
 

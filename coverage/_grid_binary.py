@@ -14,6 +14,8 @@ with h3 on an evenly spread sample, so a file whose centres do not belong to its
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +40,20 @@ BINARY_SUFFIXES: tuple[str, ...] = PARQUET_SUFFIXES + ARROW_SUFFIXES
 #: Schema metadata key and value that mark a Zhongdu grid file (and its layout version).
 FORMAT_KEY = b"zhongdu.grid"
 FORMAT_VERSION = b"1"
-#: Stored centres are checked against h3 on this many evenly spread cells.
+#: Stored centres are checked against h3 on this many cells ...
 CENTRE_SAMPLE = 512
+#: ... in this many runs of consecutive rows (see `_check_centres`).
+SAMPLE_RUNS = 4
 #: Largest difference (degrees) between a stored centre and h3's: float64 round trip is exact.
 CENTRE_TOLERANCE_DEG = 1e-9
+#: Stored frame coordinates must match those recomputed from the centres to this (metres).
+FRAME_TOLERANCE_M = 1e-6
+#: Stored blocks are checked (radius holds the cells, environment) on this many blocks, in runs.
+BLOCK_SAMPLE = 64
+#: Schema metadata: the engine's frame centre (JSON [lat, lng]) and blocks (base64: x, y, z,
+#: radius as little-endian float64, then the environment as int8, each one value per block).
+FRAME_KEY = b"zhongdu.frame"
+BLOCKS_KEY = b"zhongdu.blocks"
 
 
 def is_binary(path: Path) -> bool:
@@ -49,8 +61,9 @@ def is_binary(path: Path) -> bool:
     return path.suffix.lower() in BINARY_SUFFIXES
 
 
-def write_binary(grid: Grid, path: Path, *, centres: bool = True) -> None:
-    """Write the grid as Parquet or Arrow IPC (by extension); `centres` adds `lat`/`lng` columns.
+def write_binary(grid: Grid, path: Path, *, centres: bool = True, geometry: bool = True) -> None:
+    """Write the grid as Parquet or Arrow IPC (by extension); `centres` adds `lat`/`lng` columns,
+    and with them `geometry` the engine's grid-only geometry (`x`, `y`, `z`, `block`).
 
     Arrow IPC is written uncompressed so readers can memory-map it; Parquet uses zstd (smaller
     file, one decode on read). Cells are written sorted, which lets the reader check uniqueness in
@@ -77,11 +90,13 @@ def write_binary(grid: Grid, path: Path, *, centres: bool = True) -> None:
             pa.array(col(grid.environment), type=pa.int8()), pa.array(list(ENVIRONMENTS), pa.string())
         ),
     }
+    meta = {FORMAT_KEY: FORMAT_VERSION, b"zhongdu.resolution": str(grid.resolution).encode()}
     if centres:
         lat, lng = grid.latlng_deg()
         columns["lat"] = pa.array(col(lat), type=pa.float64())
         columns["lng"] = pa.array(col(lng), type=pa.float64())
-    meta = {FORMAT_KEY: FORMAT_VERSION, b"zhongdu.resolution": str(grid.resolution).encode()}
+        if geometry and order is None:  # the engine's geometry is per row order: sorted grids
+            columns.update(_geometry_columns(grid, meta))
     table = pa.table(columns).replace_schema_metadata(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -95,6 +110,26 @@ def write_binary(grid: Grid, path: Path, *, centres: bool = True) -> None:
         with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table, max_chunksize=len(table) or None)  # one batch: zero-copy reads
     tmp.replace(path)  # a reader never sees half a file
+
+
+def _geometry_columns(grid: Grid, meta: dict[bytes, bytes]) -> dict[str, Any]:
+    """The engine's grid-only geometry as columns (`x`, `y`, `z`, `block`) and metadata (frame
+    centre, per-block centres, radii and environments), so readers map it instead of computing it."""
+    import base64
+
+    import pyarrow as pa
+
+    from ._engine import grid_geometry
+
+    gg = grid_geometry(grid)
+    meta[FRAME_KEY] = json.dumps([gg.lat0, gg.lng0]).encode()  # repr: float64 round-trips exactly
+    columns: dict[str, Any] = {name: pa.array(getattr(gg, name), type=pa.float64()) for name in "xyz"}
+    if gg.block is not None and gg.blocks is not None:
+        b = gg.blocks
+        raw = b"".join(np.ascontiguousarray(a, dtype="<f8").tobytes() for a in (b.x, b.y, b.z, b.radius))
+        meta[BLOCKS_KEY] = base64.b64encode(raw + np.ascontiguousarray(b.env, dtype=np.int8).tobytes())
+        columns["block"] = pa.array(gg.block, type=pa.int32())
+    return columns
 
 
 def _read_table(path: Path) -> Any:
@@ -209,10 +244,11 @@ def read_binary(path: Path) -> Grid:
         resolution = _check_cells(np.asarray(cells), str(path))
     else:
         resolution = _check_header(cells, path)
+    identity = bool((remap == np.arange(len(remap))).all())  # names already sorted: no 8 M-row copy
     grid = Grid(
         cells=cells,
         population=population,
-        district_index=remap[index],
+        district_index=np.asarray(index, dtype=np.int32) if identity else remap[index],
         districts=districts,
         environment=environment,
         resolution=resolution,
@@ -220,41 +256,162 @@ def read_binary(path: Path) -> Grid:
     if "lat" in table.column_names and "lng" in table.column_names:
         lat = _numbers(table, "lat", path, np.float64)
         lng = _numbers(table, "lng", path, np.float64)
-        _check_centres(cells, lat, lng, path)
+        sample = _check_centres(cells, lat, lng, path)
         grid._cache["latlng"] = (lat, lng)
+        if all(c in table.column_names for c in "xyz"):
+            grid._cache["grid_geometry"] = _read_geometry(table, path, grid, sample)
     return grid
+
+
+def _read_geometry(table: Any, path: Path, grid: Grid, sample: NDArray[np.int64]) -> Any:
+    """The stored engine geometry, checked on the centre sample and on a sample of blocks."""
+
+    from ._engine import GridGeometry, _Frame, _unit_vectors
+    from ._models import EARTH_RADIUS_M
+
+    meta = table.schema.metadata or {}
+    try:
+        lat0, lng0 = (float(v) for v in json.loads(meta[FRAME_KEY]))
+    except (KeyError, ValueError, TypeError):
+        raise GridError(
+            f"{path}: columns x, y, z need the frame centre in the schema metadata ({FRAME_KEY.decode()}); "
+            "rewrite the file with `zhongdu grid build` or drop those columns"
+        ) from None
+    x, y, z = (_numbers(table, name, path, np.float64) for name in "xyz")
+    lat, lng = grid.latlng_deg()
+    frame = _Frame.at(lat0, lng0)
+    want = frame.apply(*_unit_vectors(lat[sample], lng[sample]), scale=EARTH_RADIUS_M)
+    off = np.max([np.abs(w - got[sample]) for w, got in zip(want, (x, y, z), strict=True)], axis=0)
+    if not (math.isfinite(lat0) and math.isfinite(lng0)) or not bool((off <= FRAME_TOLERANCE_M).all()):
+        i = int(sample[int(np.argmax(off))])
+        raise GridError(
+            f"{path}: row {i + 1}: stored x, y, z are not the cell centre in the stored frame; "
+            "rewrite the file with `zhongdu grid build` or drop the x, y, z columns"
+        )
+    if "block" not in table.column_names:
+        return GridGeometry(lat0, lng0, x, y, z, None, None)
+    block = _numbers(table, "block", path, np.int32)
+    blocks = _read_blocks(meta, path)
+    n = len(blocks.x)
+    step = np.diff(block)
+    if int(block[0]) != 0 or int(block[-1]) != n - 1 or not bool(((step >= 0) & (step <= 1)).all()):
+        raise GridError(
+            f"{path}: column 'block' must number the blocks 0..{n - 1} in row order; "
+            "rewrite the file with `zhongdu grid build` or drop the block column"
+        )
+    _check_blocks(block, blocks, x, y, z, grid.environment, path)
+    return GridGeometry(lat0, lng0, x, y, z, block, blocks)
+
+
+def _read_blocks(meta: dict[bytes, bytes], path: Path) -> Any:
+    import base64
+    import binascii
+
+    from ._engine import _Blocks
+
+    try:
+        raw = base64.b64decode(meta[BLOCKS_KEY], validate=True)
+    except (KeyError, binascii.Error):
+        raise GridError(
+            f"{path}: column 'block' needs the blocks in the schema metadata ({BLOCKS_KEY.decode()}); "
+            "rewrite the file with `zhongdu grid build` or drop the block column"
+        ) from None
+    if len(raw) % 33:
+        raise GridError(f"{path}: the stored blocks ({BLOCKS_KEY.decode()}) are truncated")
+    n = len(raw) // 33
+    f = np.frombuffer(raw, dtype="<f8", count=4 * n).reshape(4, n).astype(np.float64)
+    env = np.frombuffer(raw, dtype=np.int8, offset=32 * n)
+    return _Blocks(f[0], f[1], f[2], f[3], env)
+
+
+def _check_blocks(
+    block: NDArray[np.int32],
+    blocks: Any,
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    z: NDArray[np.float64],
+    env: NDArray[np.int8],
+    path: Path,
+) -> None:
+    """On evenly spread blocks: every cell within the stored radius, the stored environment its cells'.
+
+    The engine's block bounds rest on both, so a file whose blocks do not hold their cells is refused.
+    """
+    n = len(blocks.x)
+    if not bool(np.isfinite(blocks.radius).all()) or not bool(
+        ((blocks.env >= -1) & (blocks.env < len(ENVIRONMENTS))).all()
+    ):
+        raise GridError(f"{path}: stored block radii or environments are not valid")
+    pick = _sample_rows(n, BLOCK_SAMPLE)  # runs of consecutive blocks: few pages mapped
+    lo, hi = np.searchsorted(block, pick, "left"), np.searchsorted(block, pick, "right")
+    count = hi - lo
+    owner = np.repeat(np.arange(len(pick)), count)
+    rows = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count) + np.repeat(lo, count)
+    b = pick[owner]
+    dist = np.sqrt((x[rows] - blocks.x[b]) ** 2 + (y[rows] - blocks.y[b]) ** 2 + (z[rows] - blocks.z[b]) ** 2)
+    e = env[rows]
+    same = np.minimum.reduceat(e, np.cumsum(count) - count) == np.maximum.reduceat(
+        e, np.cumsum(count) - count
+    )
+    first = e[np.cumsum(count) - count]
+    env_ok = blocks.env[pick] == np.where(same, first, -1)
+    if not bool((dist <= blocks.radius[b]).all()) or not bool(env_ok.all()):
+        bad = (
+            int(b[int(np.argmax(dist - blocks.radius[b]))])
+            if not bool((dist <= blocks.radius[b]).all())
+            else int(pick[int(np.argmin(env_ok))])
+        )
+        raise GridError(
+            f"{path}: stored block {bad} does not hold its cells; rewrite the file with "
+            "`zhongdu grid build` or drop the block column"
+        )
 
 
 def _check_header(cells: NDArray[np.uint64], path: Path) -> int:
     """`_check_cells` without the uniqueness sort (the caller saw the cells strictly increasing)."""
-    mode = (cells >> np.uint64(59)) & np.uint64(0xF)
-    res = (cells >> np.uint64(52)) & np.uint64(0xF)
-    bad = mode != 1
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise GridError(f"{path}: {int(cells[i]):x} (row {i + 1}) is not an H3 cell index")
-    r0 = int(res[0])
-    bad = res != r0
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise GridError(
-            f"{path}: cells mix resolutions ({r0} and {int(res[i])}, row {i + 1}); "
-            "build the grid at one resolution"
-        )
+    r0 = int((cells[0] >> np.uint64(52)) & np.uint64(0xF))
+    # mode 1 and resolution r0 in bits 52-62 (bit 63 reserved, 0), in slices: bounded temporaries
+    want = np.uint64((1 << 59) | (r0 << 52))
+    top = np.uint64(0xFFF << 52)
+    for a in range(0, len(cells), 1 << 20):
+        part = cells[a : a + (1 << 20)]
+        bad = (part & top) != want
+        if bad.any():
+            i = a + int(np.flatnonzero(bad)[0])
+            c = int(cells[i])
+            if (c >> 59) & 0xF != 1 or c >> 63:
+                raise GridError(f"{path}: {c:x} (row {i + 1}) is not an H3 cell index")
+            raise GridError(
+                f"{path}: cells mix resolutions ({r0} and {(c >> 52) & 0xF}, row {i + 1}); "
+                "build the grid at one resolution"
+            )
     return r0
+
+
+def _sample_rows(n: int, size: int = CENTRE_SAMPLE) -> NDArray[np.int64]:
+    """`size` rows in SAMPLE_RUNS runs of consecutive rows, evenly spread, first and last included."""
+    run = max(1, size // SAMPLE_RUNS)
+    starts = np.linspace(0, max(n - run, 0), SAMPLE_RUNS).astype(np.int64)
+    rows = (starts[:, None] + np.arange(run, dtype=np.int64)[None, :]).ravel()
+    return np.unique(np.minimum(rows, n - 1))
 
 
 def _check_centres(
     cells: NDArray[np.uint64], lat: NDArray[np.float64], lng: NDArray[np.float64], path: Path
-) -> None:
-    """Refuse stored centres that are not h3's centres of the cells (evenly spread sample)."""
-    if not bool((np.isfinite(lat) & np.isfinite(lng)).all()):
-        i = int(np.flatnonzero(~(np.isfinite(lat) & np.isfinite(lng)))[0])
+) -> NDArray[np.int64]:
+    """Refuse stored centres that are not h3's centres of the cells (a sample); the sample.
+
+    The sample is runs of consecutive rows spread over the file, not single rows: the file is
+    memory-mapped, and every row read maps its whole page-cache folio (up to 2 MB) into the
+    process, so spread single rows would map whole columns a run never otherwise reads.
+    """
+    sample = _sample_rows(len(cells))
+    finite = np.isfinite(lat[sample]) & np.isfinite(lng[sample])
+    if not bool(finite.all()):
+        i = int(sample[int(np.argmin(finite))])
         raise GridError(
             f"{path}: row {i + 1}: stored centre ({float(lat[i])!r}, {float(lng[i])!r}) is not a number"
         )
-    n = len(cells)
-    sample = np.unique(np.linspace(0, n - 1, min(n, CENTRE_SAMPLE)).astype(np.int64))
     h_lat, h_lng = _h3_centres(np.ascontiguousarray(cells[sample]))
     off = np.maximum(np.abs(h_lat - lat[sample]), np.abs(h_lng - lng[sample]))
     if not bool((off <= CENTRE_TOLERANCE_DEG).all()):
@@ -264,3 +421,4 @@ def _check_centres(
             f"centre of cell {int(cells[i]):x}; rewrite the file with `zhongdu grid build` "
             "or drop the lat/lng columns"
         )
+    return sample

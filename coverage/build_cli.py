@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="build the population grid from the real inputs (ZHONGDU_SOURCE_DATA_DIR)",
         description="H3 cells whose centres fall in each district; the district's official 2026-09 "
         "population spread by the 2017 statistical areas; columns h3,district,population,environment "
-        "(binary grids add lat,lng; docs/grid-formats.md).",
+        "(binary grids add lat,lng and the coverage engine's geometry; docs/grid-formats.md).",
     )
     build.add_argument(
         "--resolution", type=int, default=10, help="H3 resolution 7-12 (default 10, ~168k cells)"

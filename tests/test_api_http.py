@@ -115,7 +115,9 @@ def test_served_media_types_match_the_openapi_schema(client: Any) -> None:
         checked += 1
     assert checked > 8
     cells = schema["paths"]["/v1/coverage/cells"]["get"]["responses"]
-    assert list(cells["200"]["content"]) == ["application/geo+json"]
+    assert sorted(cells["200"]["content"]) == ["application/geo+json", "application/json"]  # format=h3
+    served = client.get("/v1/coverage/cells?district=西屯區&format=h3").headers["content-type"]
+    assert served.split(";")[0] == "application/json"
     assert list(cells["422"]["content"]) == ["application/json"]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import h3
+import numpy as np
 import psycopg
 import pytest
 
@@ -153,6 +154,63 @@ def test_coverage_cells_are_gzipped_when_asked(client: Any) -> None:
     assert packed.json()["features"] == plain.json()["features"]  # the client decompressed it
 
 
+def test_coverage_cells_h3_columns_match_the_geojson(client: Any) -> None:
+    """`format=h3`: the same cells, flags and populations as the GeoJSON, as columns, gzipped."""
+    params = {"district": "西屯區", "format": "h3"}
+    answer = client.get("/v1/coverage/cells", params=params, headers={"Accept-Encoding": "gzip"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/json")
+    assert answer.headers["content-encoding"] == "gzip"
+    cols = answer.json()
+    geo = client.get("/v1/coverage/cells", params={"district": "西屯區"}).json()
+    features = geo["features"]
+    assert cols["format"] == "h3" and cols["cells"] == geo["cells"] == len(cols["h3"]) == len(cols["covered"])
+    assert cols["h3"] == [f["id"] for f in features] == sorted(cols["h3"])
+    assert cols["covered"] == "".join("1" if f["properties"]["covered"] else "0" for f in features)
+    assert cols["population"] == [round(f["properties"]["population"], 2) for f in features]
+    assert cols["districts"] == ["西屯區"] and cols["district"] == [0] * cols["cells"]
+    boxed = client.get("/v1/coverage/cells", params={"bbox": "119,23,122,25", "format": "h3"}).json()
+    names = [boxed["districts"][i] for i in boxed["district"]]
+    grid = state_of(client.app).live.grid
+    assert names == [grid.districts[i] for i in grid.district_index[np.argsort(grid.cells)]]
+    assert cols["covered_cells"] == geo["covered_cells"] == cols["covered"].count("1") > 0
+    assert "best_rsrp_dbm" not in cols and "cell_counts" not in cols
+    with_rsrp = client.get("/v1/coverage/cells", params={**params, "rsrp": "true"}).json()
+    assert with_rsrp["best_rsrp_dbm"] is None  # the test layout is disk: no RSRP
+    plain = client.get("/v1/coverage/cells", params=params, headers={"Accept-Encoding": "identity"})
+    assert len(plain.content) * 3 < len(client.get("/v1/coverage/cells", params={"district": "西屯區"},
+                                                   headers={"Accept-Encoding": "identity"}).content)
+    merged = client.get("/v1/coverage/cells", params={**params, "limit": cols["cells"] // 3, "resolution": "auto"}).json()
+    assert merged["resolution"] < merged["grid_resolution"] and len(merged["h3"]) == merged["cells"]
+    assert sum(merged["cell_counts"]) == cols["cells"] and sum(merged["covered_counts"]) == cols["covered_cells"]
+
+
+@pytest.mark.parametrize("fmt", ["h3", "geojson"])
+def test_coverage_cells_follow_the_criterion_and_operator(client: Any, fmt: str) -> None:
+    """The covered flags are those of the criterion and operator asked for, as `/v1/coverage`'s."""
+    def covered(params: dict[str, str]) -> tuple[set[str], float]:
+        body = client.get("/v1/coverage/cells", params={"district": "西屯區", "format": fmt, **params}).json()
+        if fmt == "h3":
+            pop = sum(p for p, c in zip(body["population"], body["covered"], strict=True) if c == "1")
+            return {h for h, c in zip(body["h3"], body["covered"], strict=True) if c == "1"}, pop
+        on = [f for f in body["features"] if f["properties"]["covered"]]
+        return {f["id"] for f in on}, sum(f["properties"]["population"] for f in on)
+
+    def district(params: dict[str, str]) -> float:
+        body = client.get("/v1/coverage", params=params).json()
+        return next(d["covered"] for d in body["districts"] if d["district"] == "西屯區")
+
+    every, _ = covered({})
+    views = ({"criterion": "indoor"}, {"operator": "CHT"}, {"operator": "TWM"}, {"operator": "every_major"})
+    seen = {}
+    for params in views:
+        cells, pop = covered(params)
+        assert cells <= every, params  # no more than outdoor by any operator
+        assert pop == pytest.approx(district(params), abs=0.01 * len(cells) + 1e-6), params
+        seen[str(params)] = len(cells)
+    assert seen["{'criterion': 'indoor'}"] < len(every) and seen["{'operator': 'TWM'}"] < len(every), seen
+    assert seen["{'operator': 'every_major'}"] == 0  # FET's one station is far away
+
+
 def test_coverage_cells_coarser_resolution_keeps_every_cell(client: Any) -> None:
     """A district too large for `limit` comes whole at a coarser resolution, nothing dropped."""
     grid = state_of(client.app).live.grid
@@ -190,6 +248,13 @@ def test_coverage_cells_coarser_resolution_keeps_every_cell(client: Any) -> None
         ({"bbox": "a,b,c,d"}, "4 numbers"),
         ({"bbox": "119,23,122,25", "limit": 10}, "more than limit=10"),
         ({"district": "西屯區", "limit": 0}, "greater than or equal to 1"),
+        ({"district": "西屯區", "limit": 20_001}, "at most 20000 for GeoJSON"),
+        ({"district": "西屯區", "format": "h3", "limit": 1_000_001}, "less than or equal to 1000000"),
+        ({"district": "西屯區", "format": "xml"}, "'geojson' or 'h3'"),
+        ({"district": "西屯區", "rsrp": "true"}, "rsrp applies to format=h3"),
+        ({"district": "西屯區", "criterion": "roof"}, "'outdoor', 'indoor' or 'capacity'"),
+        ({"district": "西屯區", "operator": "ZZZ"}, "ZZZ"),
+        ({"district": "西屯區", "format": "h3", "operator": "drop table"}, "should match pattern"),
     ],
 )
 def test_coverage_cells_errors(client: Any, params: dict[str, Any], fragment: str) -> None:

@@ -232,3 +232,47 @@ def test_fast_fill_equals_h3_polygon_fill(districts: gpd.GeoDataFrame) -> None:
     small = districts.set_index("name_zh").geometry
     for name in ("中區", "東區", "大安區"):
         assert np.array_equal(fill_district(small[name], 10, fast=True), fill_district(small[name], 10, fast=False))
+
+
+@pytest.mark.parametrize("res", [0, 4, 9, 12])
+def test_cell_children_arithmetic_equals_h3(res: int) -> None:
+    """Children from the index bits, vectorised, are h3's, in h3's order, pentagons included."""
+    from zhongdu.coverage._grid_build import cell_children
+
+    h3i = h3.api.basic_int
+    taichung = h3i.latlng_to_cell(24.15, 120.67, res)
+    cells = sorted({taichung, *h3i.grid_disk(taichung, 2), *(h3i.get_pentagons(res))})
+    arr = np.array(cells, dtype=np.uint64)
+    for k in range(0, min(3, 15 - res) + 1):
+        want = [c for cell in cells for c in h3i.cell_to_children(cell, res + k)]
+        assert cell_children(arr, res + k).tolist() == want, (res, k)
+
+
+def test_centres_in_areas_equals_a_spatial_join(districts: gpd.GeoDataFrame, source: Path) -> None:
+    """Blocks taken whole or tested centre by centre: the same (cell, area) pairs as geopandas'
+    `sjoin(within)` keeping the first area of each centre, on a district at resolution 11."""
+    from zhongdu.coverage._grid_build import AREAS_FILE, cell_centres, centres_in_areas, fill_district
+
+    areas = read_source_geojson(source, AREAS_FILE, ["codebase"])
+    geom = districts.set_index("name_zh").geometry["西區"]
+    cells = fill_district(geom.buffer(0.003), 11)  # past the district's edge: centres in no area too
+    lat, lng = cell_centres(cells)
+    got_cells, got_areas = centres_in_areas(cells, lat, lng, np.asarray(areas.geometry.array, dtype=object))
+    points = gpd.GeoDataFrame({"row": np.arange(len(cells))}, geometry=gpd.points_from_xy(lng, lat), crs=areas.crs)
+    joined = gpd.sjoin(points, areas[["geometry"]], how="inner", predicate="within")
+    rows, area_rows = joined["row"].to_numpy(), joined["index_right"].to_numpy()
+    order = np.lexsort((area_rows, rows))
+    rows, area_rows = rows[order], area_rows[order]
+    first = np.concatenate([[True], rows[1:] != rows[:-1]])
+    assert 0 < len(got_cells) < len(cells)
+    assert got_cells.tolist() == rows[first].tolist()
+    assert got_areas.tolist() == area_rows[first].tolist()
+
+
+def test_resolution_10_build_equals_the_shipped_grid(source: Path) -> None:
+    """The builder (children arithmetic, block-wise areas) gives the shipped grid cell for cell."""
+    built = build_grid(10, source)
+    shipped = load_default_grid()
+    assert np.array_equal(built.cells, shipped.cells)
+    assert np.array_equal(built.district_index, shipped.district_index)
+    assert np.array_equal(built.population, shipped.population)

@@ -201,3 +201,113 @@ def test_commands_choose_the_reader_by_extension(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         shares.append(json.loads(proc.stdout)["share"])
     assert shares[0] == shares[1] and 0.0 < shares[0] < 1.0
+
+
+def test_stored_geometry_is_the_engines_bit_for_bit(tmp_path: Path) -> None:
+    """The frame coordinates and blocks in the file are what the engine computes from the grid."""
+    from zhongdu.coverage._engine import grid_geometry
+    from zhongdu.coverage._grid_binary import BLOCKS_KEY, FRAME_KEY
+
+    grid = load_grid(_resolution_11_part(tmp_path))
+    want = grid_geometry(grid)
+    assert want.block is not None and want.blocks is not None
+    write_grid(grid, tmp_path / "g.arrow")
+    meta = pa.ipc.open_file(pa.memory_map(str(tmp_path / "g.arrow"))).schema.metadata
+    assert FRAME_KEY in meta and BLOCKS_KEY in meta
+    back = load_grid(tmp_path / "g.arrow")
+    got = back._cache["grid_geometry"]
+    assert (got.lat0, got.lng0) == (want.lat0, want.lng0)
+    for name in ("x", "y", "z", "block"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    for name in ("x", "y", "z", "radius", "env"):
+        np.testing.assert_array_equal(getattr(got.blocks, name), getattr(want.blocks, name))
+
+
+def _resolution_11_part(tmp_path: Path) -> Path:
+    """Two resolution-9 parents' worth of resolution-11 cells of the shipped city, as a CSV."""
+    import h3
+
+    city = load_default_grid()
+    parents = {h3.cell_to_parent(format(int(c), "x"), 9) for c in city.cells[:40].tolist()}
+    cells = sorted(h3.str_to_int(c) for p in sorted(parents) for c in h3.cell_to_children(p, 11))
+    rng = np.random.default_rng(11)
+    grid = Grid.from_arrays(cells, rng.uniform(0, 30, len(cells)), ["西屯區"] * len(cells), ["urban"] * len(cells))
+    write_grid(grid, tmp_path / "part.csv")
+    return tmp_path / "part.csv"
+
+
+@pytest.mark.parametrize("model", ["disk", "hata"])
+def test_coverage_is_the_same_with_or_without_the_stored_geometry(tmp_path: Path, model: str) -> None:
+    """Stored geometry, the previous layout (centres only) and the CSV: the same covered cells."""
+    from zhongdu.coverage._grid_binary import write_binary
+
+    csv = _resolution_11_part(tmp_path)
+    grid = load_grid(csv)
+    write_grid(grid, tmp_path / "g.arrow")
+    write_binary(grid, tmp_path / "v1.arrow", geometry=False)
+    assert "grid_geometry" not in load_grid(tmp_path / "v1.arrow")._cache
+    stations = random_stations(grid, 5, 12)
+    if model == "disk":
+        stations = type(stations).from_columns(
+            **{k: getattr(stations, k) for k in ("station_id", "sector_id", "lon", "lat")},
+            radius_m=np.full(len(stations), 400.0),
+        )
+    results = [compute_coverage(load_grid(p), stations, model=model) for p in (csv, tmp_path / "g.arrow", tmp_path / "v1.arrow")]
+    assert 0 < results[0].share < 1
+    for r in results[1:]:
+        assert r.covered is not None and results[0].covered is not None
+        np.testing.assert_array_equal(r.covered, results[0].covered)
+        assert r.share == pytest.approx(results[0].share, abs=1e-9)
+
+
+def _tamper(path: Path, out: Path, **columns: np.ndarray) -> None:
+    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    for name, values in columns.items():
+        table = table.set_column(table.column_names.index(name), name, pa.array(values))
+    with pa.OSFile(str(out), "wb") as sink, ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+
+
+def test_tampered_stored_geometry_is_refused(tmp_path: Path) -> None:
+    grid = load_grid(_resolution_11_part(tmp_path))
+    write_grid(grid, tmp_path / "g.arrow")
+    table = pa.ipc.open_file(pa.memory_map(str(tmp_path / "g.arrow"))).read_all()
+    x = table.column("x").to_numpy().copy()
+    x += 50.0  # every centre 50 m off in the frame
+    _tamper(tmp_path / "g.arrow", tmp_path / "x.arrow", x=x)
+    with pytest.raises(GridError, match="stored x, y, z are not the cell centre"):
+        load_grid(tmp_path / "x.arrow")
+    block = table.column("block").to_numpy().copy()
+    block[: len(block) // 2] = 0  # blocks merged: numbering no longer 0, 1, ... in row order
+    _tamper(tmp_path / "g.arrow", tmp_path / "b.arrow", block=block)
+    with pytest.raises(GridError, match="column 'block' must number the blocks"):
+        load_grid(tmp_path / "b.arrow")
+    meta = dict(table.schema.metadata)
+    meta[b"zhongdu.blocks"] = b"!!not base64!!"
+    with pa.OSFile(str(tmp_path / "m.arrow"), "wb") as sink, ipc.new_file(
+        sink, table.schema.with_metadata(meta)
+    ) as w:
+        w.write_table(table.replace_schema_metadata(meta))
+    with pytest.raises(GridError, match="needs the blocks in the schema metadata"):
+        load_grid(tmp_path / "m.arrow")
+
+
+def test_stored_blocks_that_do_not_hold_their_cells_are_refused(tmp_path: Path) -> None:
+    """A radius too small would let the engine's block bounds call cells covered that are not."""
+    import base64
+
+    grid = load_grid(_resolution_11_part(tmp_path))
+    write_grid(grid, tmp_path / "g.arrow")
+    table = pa.ipc.open_file(pa.memory_map(str(tmp_path / "g.arrow"))).read_all()
+    meta = dict(table.schema.metadata)
+    raw = bytearray(base64.b64decode(meta[b"zhongdu.blocks"]))
+    n = len(raw) // 33
+    radius = np.frombuffer(bytes(raw[24 * n : 32 * n]), dtype="<f8") * 0.5
+    raw[24 * n : 32 * n] = radius.astype("<f8").tobytes()
+    meta[b"zhongdu.blocks"] = base64.b64encode(bytes(raw))
+    with pa.OSFile(str(tmp_path / "r.arrow"), "wb") as sink, ipc.new_file(
+        sink, table.schema.with_metadata(meta)
+    ) as w:
+        w.write_table(table.replace_schema_metadata(meta))
+    with pytest.raises(GridError, match="does not hold its cells"):
+        load_grid(tmp_path / "r.arrow")

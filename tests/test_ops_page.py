@@ -304,6 +304,14 @@ def test_map_fill_switches_criterion(stack: dict[str, Any], chromium: Any) -> No
     popup = page.locator(".popup[data-district='西屯區']")
     popup.wait_for()
     assert "室內" in popup.inner_text() and f"{100 * indoor['西屯區']:.2f}%" in popup.inner_text()
+    # the district's cells are coloured by the map's criterion: the indoor covered flags
+    query = {"district": "西屯區", "limit": 12000, "resolution": "auto", "format": "h3"}
+    cells_in = http.get("/v1/coverage/cells", params={**query, "criterion": "indoor"}).json()
+    cells_out = http.get("/v1/coverage/cells", params=query).json()
+    assert cells_in["covered_cells"] < cells_out["covered_cells"]
+    page.wait_for_function(f"document.querySelector('#map-note').dataset.covered === '{cells_in['covered_cells']}'")
+    drawn = page.evaluate("window.zhongdu.state.cells.features.filter(f => f.properties.covered).length")
+    assert drawn == cells_in["covered"].count("1")
     screenshot(page, "map-indoor")
     page.select_option("#map-criterion", "outdoor")
     page.wait_for_function("document.getElementById('map').dataset.criterion === 'outdoor'")

@@ -277,10 +277,11 @@ async function loadCells(query) {
     return;
   }
   try {
-    const cells = await fetchCells(query);
+    const cells = await fetchCells(query, { criterion: state.mapCriterion, operator: state.mapOperator });
     if (state.cellQuery !== query) return; // a newer query won
     state.cells = cells;
     map.getSource("cells").setData(cells);
+    if (cells.detail) cells.detail.then((d) => { if (state.cells === cells) map.getSource("cells").setData(d); }).catch(report);
     cellsNote(query, cells);
     note.dataset.cells = cells.source_cells;
     note.dataset.covered = cells.covered_cells;
@@ -455,8 +456,10 @@ async function boot() {
   $("#year").addEventListener("change", (e) => { state.year = Number(e.target.value); renderIndicators(document, state.year, state).catch(report); });
   criterionOptions(document, state);
   mapCriterionOptions();
-  $("#map-criterion").addEventListener("change", (e) => { state.mapCriterion = e.target.value; loadMapCriterion().catch(report); });
-  $("#map-operator").addEventListener("change", (e) => { state.mapOperator = e.target.value; loadMapCriterion().catch(report); });
+  // the cells follow the map's criterion and operator
+  const cellsToo = () => state.cellQuery && loadCells(state.cellQuery);
+  $("#map-criterion").addEventListener("change", (e) => { state.mapCriterion = e.target.value; loadMapCriterion().catch(report); cellsToo(); });
+  $("#map-operator").addEventListener("change", (e) => { state.mapOperator = e.target.value; loadMapCriterion().catch(report); cellsToo(); });
   $("#criterion").addEventListener("change", (e) => {
     state.criterion = e.target.value;
     criterionOptions(document, state);

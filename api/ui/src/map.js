@@ -2,6 +2,7 @@
 // (coloured by best RSRP, or covered/not for the disk model), sites by live status, scenario picks.
 // The style is local: a plain background, no tiles, glyphs or sprites from anywhere.
 import * as maplibregl from "maplibre-gl";
+import { cellToBoundary } from "h3-js";
 import { getJson } from "./api.js";
 import { CIVIDIS, RSRP_STEPS, SHARE_STEPS, STATUS_COLOURS, UNCOVERED, VIRIDIS, stepExpression } from "./colours.js";
 
@@ -145,8 +146,42 @@ export function alertsGeoJson(sites, codes) {
   return { type: "FeatureCollection", features };
 }
 
-export async function fetchCells(params) {
-  return getJson("/v1/coverage/cells", params);
+// Cells come as H3 columns (`format=h3`: ids and 0/1 flags, a fraction of the GeoJSON's bytes,
+// served from the live engine's state) and their hexagons are drawn here. `view` is the map's
+// criterion and operator, so the cells agree with the district fill. For hata, best RSRP follows
+// in a second answer (best servers of the area's cells, kept by the API per snapshot): `detail`
+// resolves to the same cells with it, to be drawn over the first.
+export async function fetchCells(params, view = {}) {
+  const query = { ...params, ...view, format: "h3" };
+  const body = await getJson("/v1/coverage/cells", query);
+  const cells = cellsGeoJson(body);
+  if (body.model === "hata" && body.resolution === body.grid_resolution && body.cells) {
+    cells.detail = getJson("/v1/coverage/cells", { ...query, rsrp: "true" }).then(cellsGeoJson);
+  }
+  return cells;
+}
+
+// The columns of `format=h3` as the GeoJSON the `cells` source draws (same properties as the
+// API's GeoJSON answer; the header fields are kept).
+export function cellsGeoJson(body) {
+  const { h3: ids, covered, population, districts, district, cell_counts: counts, covered_counts: coveredCounts, best_rsrp_dbm: rsrp, ...head } = body;
+  const features = ids.map((id, i) => {
+    const on = covered.charCodeAt(i) === 49; // "1"
+    return {
+      type: "Feature",
+      geometry: { type: "Polygon", coordinates: [cellToBoundary(id, true)] },
+      properties: {
+        h3: id,
+        district: districts[district[i]],
+        population: population[i],
+        best_rsrp_dbm: rsrp ? rsrp[i] : null,
+        covered: on,
+        cells: counts ? counts[i] : 1,
+        covered_cells: coveredCounts ? coveredCounts[i] : on ? 1 : 0,
+      },
+    };
+  });
+  return { ...head, type: "FeatureCollection", features };
 }
 
 export function boundsOf(geometry) {
