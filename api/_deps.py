@@ -43,6 +43,20 @@ class ApiState:
     closing: threading.Event = field(default_factory=threading.Event)  # set at shutdown: streams end
 
 
+def live_ready(state: ApiState, *, need_sites: bool = False) -> Any:
+    """The live coverage once it has a snapshot (and, with `need_sites`, the sites' statuses).
+
+    503 otherwise, saying whether it is off in this process or still computing, so a client retries
+    only when retrying can help. Typed `Any`: its optional fields are set by then.
+    """
+    live = state.live
+    if live is None:
+        raise HTTPException(503, "live coverage is disabled in this API process")
+    if live.snapshot is None or (need_sites and live.site_status is None):
+        raise HTTPException(503, live.error or "live coverage is still being computed; retry shortly")
+    return live
+
+
 def get_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.zhongdu
     return state

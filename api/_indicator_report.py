@@ -201,7 +201,6 @@ def district_map_svg(districts: Sequence[Mapping[str, Any]]) -> str:
     if not districts:
         return ""
     try:
-        import io
 
         import matplotlib
 
@@ -231,6 +230,15 @@ def district_map_svg(districts: Sequence[Mapping[str, Any]]) -> str:
         missing_kwds={"color": "#ddd"},
     )
     ax.set_axis_off()
+    return inline_svg(fig)
+
+
+def inline_svg(fig: Any) -> str:
+    """A matplotlib figure as an `<svg>` element to inline in a page (no XML prolog); closes it."""
+    import io
+
+    from matplotlib import pyplot as plt
+
     out = io.StringIO()
     fig.savefig(out, format="svg", bbox_inches="tight")
     plt.close(fig)

@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from numpy.typing import NDArray
 
 from zhongdu import storage
-from zhongdu.api._deps import ConnDep, CurrentRole, StateDep
+from zhongdu.api._deps import ConnDep, CurrentRole, StateDep, live_ready
 from zhongdu.api._http import GeoJSONResponse
 from zhongdu.api._live import LiveCoverage, LiveSnapshot
 from zhongdu.api._params import time_range, unprocessable
@@ -32,15 +32,9 @@ _NOT_READY: dict[int | str, dict[str, Any]] = {
 
 
 def _live(state: StateDep) -> tuple[LiveCoverage, LiveSnapshot]:
-    live = state.live
-    if live is None:
-        raise HTTPException(503, "live coverage is disabled in this API process")
-    snapshot = live.snapshot
-    if snapshot is None:
-        raise HTTPException(
-            503, live.error or "live coverage is still being computed; retry in a few seconds"
-        )
-    return live, snapshot
+    live = live_ready(state)
+    assert live.snapshot is not None  # live_ready checked it
+    return live, live.snapshot
 
 
 @router.get(

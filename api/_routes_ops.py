@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from zhongdu import storage
-from zhongdu.api._deps import ApiState, ConnDep, CurrentRole, StateDep
+from zhongdu.api._deps import ApiState, ConnDep, CurrentRole, StateDep, live_ready
 from zhongdu.api._http import GeoJSONResponse
 from zhongdu.api._ingest_health import IngestHealth
 from zhongdu.api._live import SITE_STATUSES, event_bus
@@ -59,15 +59,6 @@ def _respond(body: bytes, media_type: str) -> Response:
     return Response(body, media_type=media_type, headers={"Cache-Control": "no-cache"})
 
 
-def _live_ready(state: ApiState) -> Any:
-    live = state.live
-    if live is None:
-        raise HTTPException(503, "live coverage is disabled in this API process")
-    if live.snapshot is None or live.site_status is None:
-        raise HTTPException(503, live.error or "live coverage is still being computed; retry shortly")
-    return live
-
-
 @router.get(
     "/map/districts",
     tags=["coverage"],
@@ -90,7 +81,7 @@ async def get_districts(state: StateDep, _caller: CurrentRole) -> Response:
 
 
 def _sites_body(state: ApiState) -> bytes:
-    live = _live_ready(state)
+    live = live_ready(state, need_sites=True)
     sites = live.sites()
     body = {
         "count": len(sites["ids"]),
@@ -105,7 +96,7 @@ def _sites_body(state: ApiState) -> bytes:
 
 def _sites_geojson(state: ApiState, status: Any, computed_at: str) -> bytes:
     """Every site as a GeoJSON Point with its status name: a layer GIS tools open as it is."""
-    sites = _live_ready(state).sites()
+    sites = live_ready(state, need_sites=True).sites()
     lon = np.round(sites["lon"], COORD_DECIMALS).tolist()
     lat = np.round(sites["lat"], COORD_DECIMALS).tolist()
     names = [SITE_STATUSES[c] for c in status.tolist()]
@@ -150,7 +141,7 @@ async def get_sites(
     Points with `station_id`, `sectors` and `status` by name (application/geo+json). Positions are
     cached; the statuses are the live coverage's latest read (it polls every few seconds)."""
     plain = await run_in_threadpool(_cached, state, "sites", lambda: _sites_body(state))
-    live = _live_ready(state)
+    live = live_ready(state, need_sites=True)
     status, snapshot = live.site_status, live.snapshot
     key = f"sites_status_{format}"
     cached = state.extras.get(key)

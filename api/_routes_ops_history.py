@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
 from zhongdu import storage
-from zhongdu.api._deps import ApiState, ConnDep, CurrentRole, StateDep
+from zhongdu.api._deps import ApiState, ConnDep, CurrentRole, StateDep, live_ready
 from zhongdu.api._live import SITE_STATUSES
 from zhongdu.api._params import unprocessable
 from zhongdu.api._schemas import ErrorOut
@@ -39,15 +39,6 @@ Operator = Annotated[
 ]
 
 
-def _live(state: ApiState) -> Any:
-    live = state.live
-    if live is None:
-        raise HTTPException(503, "live coverage is disabled in this API process")
-    if live.snapshot is None or live.site_status is None:
-        raise HTTPException(503, live.error or "live coverage is still being computed; retry shortly")
-    return live
-
-
 @router.get(
     "/outages",
     response_model=OutagesOut,
@@ -67,7 +58,7 @@ async def get_outages(
     rarely moves (neighbours cover almost everyone), indoor or every_major shows what matters."""
     from zhongdu.coverage import CoverageError
 
-    live = _live(state)
+    live = live_ready(state, need_sites=True)
     try:
         ids, effect = await run_in_threadpool(live.outage_effect, criterion, operator)
     except (CoverageError, ValueError) as exc:

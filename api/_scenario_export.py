@@ -237,11 +237,9 @@ def map_svg(shown: list[dict[str, Any]]) -> str:
         ax.set_ylim(min(lat) - pad, max(lat) + pad)
     ax.set_aspect(1 / 0.913)  # cos(24.2°): true shape at Taichung's latitude
     ax.set_axis_off()
-    out = io.StringIO()
-    fig.savefig(out, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    svg = out.getvalue()
-    return svg[svg.index("<svg") :]
+    from zhongdu.api._indicator_report import inline_svg
+
+    return inline_svg(fig)
 
 
 def render_html(row: Mapping[str, Any], lang: str) -> str:
