@@ -403,7 +403,7 @@ def main() -> int:
                 f"{h['district']} {h['cells']:,} cells as H3 columns: "
                 f"first {1000 * h['first_median_s']:.0f} ms, "
                 f"cached {1000 * h['cached_median_s']:.0f} ms, {h['wire_bytes'] / 1e3:.0f} kB gzipped "
-                f"({h['body_bytes'] / 1e3:.0f} kB), with RSRP {h['rsrp_first_s']:.2f} s | baseline "
+                f"({h['body_bytes'] / 1e3:.0f} kB), plus RSRP {h['rsrp_first_s']:.2f} s | baseline "
                 f"{g['district']} {g['cells']:,} cells as GeoJSON {g['first_s']:.2f} s, "
                 f"{g['wire_bytes'] / 1e3:.0f} kB gzipped ({g['body_bytes'] / 1e6:.1f} MB); "
                 "the same district as "
