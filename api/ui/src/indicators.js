@@ -70,10 +70,29 @@ export async function renderIndicators(root, year, state) {
     ${cycle && cycle.lock ? `<br><span class="note" id="year-lock">${t("locked")}: ${cycle.lock.locked_by} ${new Date(cycle.lock.locked_at).toLocaleDateString()}</span>` : ""}
     <br><span class="note" id="score-criterion" data-criterion="${recorded || ""}">${t("scoredOn")}: ${t("crit_" + (recorded || criterion))} (${t("recordedChoice")})${other}</span>`;
   root.querySelector("#score").dataset.score = score.score;
+  renderSummary(root, year, list, score, targetless);
   const exportLink = root.querySelector("#export-csv");
   if (exportLink) exportLink.href = `/v1/indicators/export?year=${year}&format=csv`;
   const reportLink = root.querySelector("#report-pdf");
   if (reportLink) reportLink.href = `/v1/indicators/report?year=${year}&format=pdf`;
+}
+
+// The wall's summary: the weighted score and the 4G indicator against its target, no form.
+const FOURG = "B7-2"; // the engine-fed 4G indicator
+
+function renderSummary(root, year, list, score, targetless) {
+  const el = root.querySelector("#indicator-summary");
+  if (!el) return;
+  const item = list.items.find((i) => i.id === FOURG);
+  const actual = item && item.actual ? item.actual.value : null;
+  const scoreText = targetless ? t("noTargetsYear") : `${fmtNum(score.score, 2)} <small>/ ${fmtNum(score.max_score, 0)}</small>`;
+  el.dataset.score = targetless ? "" : score.score;
+  el.dataset.actual = actual ?? "";
+  el.dataset.target = item && item.target != null ? item.target : "";
+  el.innerHTML = `<div class="sum-figure"><span>${t("score")} ${year}</span><b id="sum-score">${scoreText}</b></div>
+    <div class="sum-figure ${item && item.status ? "st-" + item.status : ""}"><span>${t("fourG")} · ${t("crit_" + list.criterion)}</span>
+      <b id="sum-4g">${actual == null ? "–" : fmtPct(actual, 2)}</b>
+      <small>${t("target")} ${item && item.target != null ? fmtPct(item.target, 0) : "–"}</small></div>`;
 }
 
 // Lock the shown year (an admin key): asks first, since a lock is final.

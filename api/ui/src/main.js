@@ -447,6 +447,7 @@ function initSites(sites) {
 
 async function boot() {
   applyStatic();
+  renderEvents(document);
   $("#lang").textContent = t("lang");
   $("#lang").addEventListener("click", () => { toggleLang(); renderAll(); });
   $("#layout").addEventListener("click", () => applyLayout(document.body.classList.contains("wall") ? "laptop" : "wall"));

@@ -106,7 +106,7 @@ function draw(root) {
   }
   const data = columns(body);
   const width = Math.max(280, el.clientWidth || 480);
-  const height = document.body.classList.contains("wall") ? 170 : 180;
+  const height = document.body.classList.contains("wall") ? 140 : 180;
   const series = [{ label: t("tlTime"), value: (u, v) => (v == null ? "–" : fmtClock(v)) }];
   body.series.forEach((s) => series.push({
     label: t("tlView_" + key(s)), stroke: COLOURS[key(s)] || "#cccccc", width: 2, scale: "%",
