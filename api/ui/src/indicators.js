@@ -1,9 +1,8 @@
 // The 15 plan indicators of a chosen year, the weighted score, and the 4G chart against targets.
-import uPlot from "uplot";
+import { loadUplot } from "./lazy.js";
 import { getJson } from "./api.js";
 import { CRITERION_COLOURS, LIVE_COLOUR, TARGET_COLOUR } from "./colours.js";
 import { currentLang, fmtNum, fmtPct, t } from "./i18n.js";
-import { openEntryForm } from "./indicator_form.js";
 
 function fmtValue(item, v) {
   if (v == null) return "–";
@@ -56,7 +55,10 @@ export async function renderIndicators(root, year, state) {
   const tbody = root.querySelector("#indicator-table tbody");
   tbody.innerHTML = rows.join("");
   tbody.querySelectorAll("button.enter").forEach((b) => b.addEventListener("click", () => {
-    openEntryForm(root, state, b.dataset.enter, () => renderIndicators(root, state.year, state)).catch((err) => console.warn(err));
+    // the entry form is the desk's: its chunk loads on the first click
+    import("./indicator_form.js")
+      .then(({ openEntryForm }) => openEntryForm(root, state, b.dataset.enter, () => renderIndicators(root, state.year, state)))
+      .catch((err) => console.warn(err));
   }));
   const recorded = score.criterion_4g_recorded;
   const other = recorded && criterion !== recorded ? ` — ${t("viewingOther")}` : "";
@@ -144,8 +146,12 @@ export function targetForYear(state, year) {
 let chart = null;
 const Y_MIN = 50; // % : the targets' range stays readable; points below are listed under the chart
 
+let uPlot = null; // the chart library, loaded with the first chart
+
 export async function renderChart(root, state) {
-  state.series = await getJson("/v1/indicators/coverage-series", { days: 30 });
+  const [series, lib] = await Promise.all([getJson("/v1/indicators/coverage-series", { days: 30 }), loadUplot()]);
+  state.series = series;
+  uPlot = lib;
   drawChart(root, state);
 }
 
