@@ -105,18 +105,22 @@ export class DistrictLabels {
       const [sb, pb] = this.rank.get(b);
       return sa - sb || pa - pb || a.localeCompare(b);
     });
-    const placed = [];
-    this.markers.forEach((m, d) => { if (!this.rank.has(d)) m.getElement().classList.add("collided"); });
-    order.forEach((d) => {
+    // every size read first, then every class written: one layout, not one per label
+    const boxes = order.map((d) => {
       const m = this.markers.get(d);
       const el = m.getElement();
       const p = this.map.project(m.getLngLat());
       const w = el.offsetWidth / 2 + 1, h = el.offsetHeight / 2 + 1;
-      const box = [p.x - w, p.y - h, p.x + w, p.y + h];
-      const hit = placed.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
-      el.classList.toggle("collided", hit);
-      if (!hit) placed.push(box);
+      return { el, box: [p.x - w, p.y - h, p.x + w, p.y + h] };
     });
+    const placed = [];
+    const hits = boxes.map(({ box }) => {
+      const hit = placed.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
+      if (!hit) placed.push(box);
+      return hit;
+    });
+    this.markers.forEach((m, d) => { if (!this.rank.has(d)) m.getElement().classList.add("collided"); });
+    boxes.forEach(({ el }, i) => el.classList.toggle("collided", hits[i]));
   }
 }
 
