@@ -76,7 +76,7 @@ const STRINGS = {
   ackNeeds: ["請填寫值班人員與操作金鑰", "Enter your name and an operator key"],
   ackFailed: ["確認失敗", "Acknowledgement failed"],
   park: ["水湳智慧園區最新讀值", "Shuinan park: latest readings"],
-  noPark: ["水湳園區：過去 1 小時沒有裝置回報", "Shuinan park: no device reported in the last hour"],
+  noPark: ["過去 1 小時沒有園區裝置回報", "No park device reported in the last hour"],
   noEvents: ["尚無事件：中斷、恢復與涵蓋率變化會列在這裡", "No events yet: outages, recoveries and coverage changes appear here"],
   ingester: ["資料接收健康度", "Ingester health"],
   msgRate: ["訊息/秒", "messages/s"],
