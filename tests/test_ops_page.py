@@ -423,7 +423,9 @@ def test_english_and_wall_layout(stack: dict[str, Any], chromium: Any) -> None:
     page.wait_for_function("document.getElementById('score').textContent.includes('Weighted score')")
     page.wait_for_function("(document.querySelector('#chart4g .u-legend') || {}).textContent?.includes('Yearly targets')")
     assert "Indoor, every major operator" in page.locator("#chart4g .u-legend").inner_text()
-    assert page.locator("#panel-live").is_visible() and page.locator("#panel-scenarios").is_visible()
+    # the wall shows what is watched: the live blocks and the indicators' summary, not the desk's forms
+    assert page.locator("#panel-live .blk-live").is_visible() and page.locator("#panel-scenarios").is_hidden()
+    assert "Weighted score" in page.locator("#indicator-summary").inner_text()
     screenshot(page, "wall-en")
     assert watched.errors == [] and watched.outside == []
     page.context.close()

@@ -162,6 +162,22 @@ def test_a_candidate_file_plans_exports_reloads_compares_and_switches_language(
     page.locator("table.compare").scroll_into_view_if_needed()
     screenshot(page, "desk-compare")
 
+    # the two uploads picked the same sites: their pins stand side by side, not on top of each other
+    for scenario_id in ids:
+        page.uncheck(f"input[data-compare='{scenario_id}']")
+    for scenario_id in (done[1], done[2]):
+        page.check(f"input[data-compare='{scenario_id}']")
+    page.click("#compare-run")
+    page.wait_for_function(f"document.querySelectorAll('.compare-pin').length === {2 * len(first)}")
+    pins = page.eval_on_selector_all(
+        ".compare-pin .compare-marker",
+        "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })",
+    )
+    same = [(a, b) for i, a in enumerate(pins) for b in pins[i + 1:]
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]]  # fmt: skip
+    assert same == [], same
+    screenshot(page, "desk-compare-same-sites")
+
     # renamed from the list
     page.click(f"#scenario-list tr[data-id='{ids[0]}'] button[data-act=rename]")
     page.fill("#scenario-list input.rename", f"renamed {RUN}")

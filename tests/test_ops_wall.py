@@ -280,11 +280,15 @@ def test_both_languages_whole_and_the_wall_fixes(stack: dict[str, Any], chromium
     page = watched.page
     page.wait_for_selector("#district-list tbody tr")
     page.wait_for_selector("#incidents li")
+    page.click("#layout")  # the year and criterion are the desk's (the wall has no form): checked there
     note = page.locator("#criterion-note").inner_text()
     assert "docs/" not in note and "−110 dBm" in note
     page.select_option("#year", str(page.evaluate("new Date().getFullYear()")))
     page.wait_for_selector("#no-targets")
     assert page.locator("#no-targets").inner_text() == "本年度無目標" and " / 100" not in page.locator("#score").inner_text()
+    page.click("#layout")
+    page.wait_for_function("document.body.classList.contains('wall')")
+    assert page.locator("#sum-score").inner_text() == "本年度無目標"  # the wall's summary says it too
     page.click("#lang")
     page.wait_for_function("document.documentElement.lang === 'en'")
     page.wait_for_function("document.getElementById('score').textContent.includes('no targets for this year')")

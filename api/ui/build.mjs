@@ -1,6 +1,8 @@
-// Build the operations page into ../static: one ES module (app.js) with its CSS, MapLibre's
-// worker, index.html and the licences of every bundled package. Deterministic: same lock file,
-// same bytes (`make ui` runs `npm ci` then this).
+// Build the operations page into ../static: the ES module app.js with its CSS, the chunks it loads
+// later (the charts, the hexagon geometry, the indicator entry form: not needed for the map's first
+// paint), MapLibre's worker, index.html and the licences of every bundled package. Deterministic:
+// same lock file, same bytes; chunk names are hashes of their content (`make ui` runs `npm ci`
+// then this).
 import { build } from "esbuild";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -18,13 +20,24 @@ const result = await build({
   target: ["es2022"],
   minify: true,
   legalComments: "none", // collected into LICENSES.txt below
-  outfile: join(out, "app.js"),
+  splitting: true, // dynamic import() becomes a chunk of its own, fetched from /static when used
+  outdir: out,
+  entryNames: "app",
+  chunkNames: "chunk-[hash]",
   metafile: true,
   logLevel: "warning",
   external: ["/static/*"], // the CJK font, served beside the bundle (not inlined: 100 KiB)
 });
 copyFileSync(join(here, "node_modules", "maplibre-gl", "dist", "maplibre-gl-worker.mjs"), join(out, "maplibre-gl-worker.mjs"));
-copyFileSync(join(here, "index.html"), join(out, "index.html"));
+// the chunks app.js imports statically (modules it shares with the later chunks) are preloaded with
+// it: without the hint the browser finds them only after parsing app.js, one round trip later
+const entry = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint && o.entryPoint.endsWith("main.js"));
+const preloads = entry[1].imports.filter((i) => i.kind === "import-statement" && !i.external)
+  .map((i) => `  <link rel="modulepreload" href="/static/${i.path.split("/").pop()}">\n`).join("");
+const page = readFileSync(join(here, "index.html"), "utf8");
+const script = '  <script type="module" src="/static/app.js"></script>\n';
+if (!page.includes(script)) throw new Error("index.html: no app.js script tag to preload beside");
+writeFileSync(join(out, "index.html"), page.replace(script, script + preloads));
 // the CJK subset (made by subset_font.py, committed) and its licence
 copyFileSync(join(here, "fonts", "NotoSansCJKtc-zhongdu.woff2"), join(out, "NotoSansCJKtc-zhongdu.woff2"));
 copyFileSync(join(here, "fonts", "OFL.txt"), join(out, "NotoSansCJKtc-zhongdu.OFL.txt"));

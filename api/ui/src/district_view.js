@@ -1,6 +1,6 @@
 // What the district fill shows: a criterion and an operator chosen by the operator, a colour scale
 // fitted to the spread of the shares shown (a fixed 70-99.9 % ramp paints every district the same
-// when all sit above 99 %), and each district's share written on it at city zoom.
+// when all sit above 99 %), and each district's share written on it at city zoom where it fits.
 import * as maplibregl from "maplibre-gl";
 import { CIVIDIS, stepExpression } from "./colours.js";
 import { addStrings, currentLang, t } from "./i18n.js";
@@ -56,10 +56,14 @@ export function applyFill(map, coverage, root = document) {
 }
 
 // One HTML marker per district with its share (the style has no glyphs: nothing is fetched).
+// In the dense centre the labels would sit on each other at city zoom, so they are placed like a
+// symbol layer's collision: worst share first (then the most people), and a label that would
+// overlap one already placed is hidden; the district list carries every figure.
 export class DistrictLabels {
   constructor(map, districts) {
     this.map = map;
     this.markers = new Map();
+    this.rank = new Map(); // district -> [share, -population]: lower places first
     districts.features.forEach((f) => {
       const el = document.createElement("div");
       el.className = "district-label";
@@ -68,6 +72,8 @@ export class DistrictLabels {
       this.markers.set(f.properties.district, new maplibregl.Marker({ element: el }).setLngLat(at).addTo(map));
     });
     map.on("zoom", () => this.visibility());
+    map.on("moveend", () => this.collide());
+    map.on("resize", () => this.collide());
     this.visibility();
   }
 
@@ -86,7 +92,35 @@ export class DistrictLabels {
       const name = currentLang() === "en" ? names.get(d.district) || d.district : d.district;
       el.innerHTML = `<span>${name}</span><b>${(100 * d.share).toFixed(digits)}%</b>`;
       el.dataset.share = d.share;
+      this.rank.set(d.district, [d.share, -d.population]);
     });
+    this.collide();
+  }
+
+  // Greedy placement in priority order on the screen boxes (2 px apart); one pass per move, not per frame.
+  collide() {
+    if (this.map.getZoom() >= LABEL_ZOOM) return;
+    const order = [...this.markers.keys()].filter((d) => this.rank.has(d)).sort((a, b) => {
+      const [sa, pa] = this.rank.get(a);
+      const [sb, pb] = this.rank.get(b);
+      return sa - sb || pa - pb || a.localeCompare(b);
+    });
+    // every size read first, then every class written: one layout, not one per label
+    const boxes = order.map((d) => {
+      const m = this.markers.get(d);
+      const el = m.getElement();
+      const p = this.map.project(m.getLngLat());
+      const w = el.offsetWidth / 2 + 1, h = el.offsetHeight / 2 + 1;
+      return { el, box: [p.x - w, p.y - h, p.x + w, p.y + h] };
+    });
+    const placed = [];
+    const hits = boxes.map(({ box }) => {
+      const hit = placed.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3]);
+      if (!hit) placed.push(box);
+      return hit;
+    });
+    this.markers.forEach((m, d) => { if (!this.rank.has(d)) m.getElement().classList.add("collided"); });
+    boxes.forEach(({ el }, i) => el.classList.toggle("collided", hits[i]));
   }
 }
 

@@ -1,9 +1,8 @@
 // The 15 plan indicators of a chosen year, the weighted score, and the 4G chart against targets.
-import uPlot from "uplot";
+import { loadUplot } from "./lazy.js";
 import { getJson } from "./api.js";
 import { CRITERION_COLOURS, LIVE_COLOUR, TARGET_COLOUR } from "./colours.js";
 import { currentLang, fmtNum, fmtPct, t } from "./i18n.js";
-import { openEntryForm } from "./indicator_form.js";
 
 function fmtValue(item, v) {
   if (v == null) return "–";
@@ -56,7 +55,10 @@ export async function renderIndicators(root, year, state) {
   const tbody = root.querySelector("#indicator-table tbody");
   tbody.innerHTML = rows.join("");
   tbody.querySelectorAll("button.enter").forEach((b) => b.addEventListener("click", () => {
-    openEntryForm(root, state, b.dataset.enter, () => renderIndicators(root, state.year, state)).catch((err) => console.warn(err));
+    // the entry form is the desk's: its chunk loads on the first click
+    import("./indicator_form.js")
+      .then(({ openEntryForm }) => openEntryForm(root, state, b.dataset.enter, () => renderIndicators(root, state.year, state)))
+      .catch((err) => console.warn(err));
   }));
   const recorded = score.criterion_4g_recorded;
   const other = recorded && criterion !== recorded ? ` — ${t("viewingOther")}` : "";
@@ -70,10 +72,29 @@ export async function renderIndicators(root, year, state) {
     ${cycle && cycle.lock ? `<br><span class="note" id="year-lock">${t("locked")}: ${cycle.lock.locked_by} ${new Date(cycle.lock.locked_at).toLocaleDateString()}</span>` : ""}
     <br><span class="note" id="score-criterion" data-criterion="${recorded || ""}">${t("scoredOn")}: ${t("crit_" + (recorded || criterion))} (${t("recordedChoice")})${other}</span>`;
   root.querySelector("#score").dataset.score = score.score;
+  renderSummary(root, year, list, score, targetless);
   const exportLink = root.querySelector("#export-csv");
   if (exportLink) exportLink.href = `/v1/indicators/export?year=${year}&format=csv`;
   const reportLink = root.querySelector("#report-pdf");
   if (reportLink) reportLink.href = `/v1/indicators/report?year=${year}&format=pdf`;
+}
+
+// The wall's summary: the weighted score and the 4G indicator against its target, no form.
+const FOURG = "B7-2"; // the engine-fed 4G indicator
+
+function renderSummary(root, year, list, score, targetless) {
+  const el = root.querySelector("#indicator-summary");
+  if (!el) return;
+  const item = list.items.find((i) => i.id === FOURG);
+  const actual = item && item.actual ? item.actual.value : null;
+  const scoreText = targetless ? t("noTargetsYear") : `${fmtNum(score.score, 2)} <small>/ ${fmtNum(score.max_score, 0)}</small>`;
+  el.dataset.score = targetless ? "" : score.score;
+  el.dataset.actual = actual ?? "";
+  el.dataset.target = item && item.target != null ? item.target : "";
+  el.innerHTML = `<div class="sum-figure"><span>${t("score")} ${year}</span><b id="sum-score">${scoreText}</b></div>
+    <div class="sum-figure ${item && item.status ? "st-" + item.status : ""}"><span>${t("fourG")} · ${t("crit_" + list.criterion)}</span>
+      <b id="sum-4g">${actual == null ? "–" : fmtPct(actual, 2)}</b>
+      <small>${t("target")} ${item && item.target != null ? fmtPct(item.target, 0) : "–"}</small></div>`;
 }
 
 // Lock the shown year (an admin key): asks first, since a lock is final.
@@ -125,8 +146,12 @@ export function targetForYear(state, year) {
 let chart = null;
 const Y_MIN = 50; // % : the targets' range stays readable; points below are listed under the chart
 
+let uPlot = null; // the chart library, loaded with the first chart
+
 export async function renderChart(root, state) {
-  state.series = await getJson("/v1/indicators/coverage-series", { days: 30 });
+  const [series, lib] = await Promise.all([getJson("/v1/indicators/coverage-series", { days: 30 }), loadUplot()]);
+  state.series = series;
+  uPlot = lib;
   drawChart(root, state);
 }
 

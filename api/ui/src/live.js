@@ -41,8 +41,9 @@ export function logEvent(root, text) {
 }
 
 export function renderEvents(root) {
-  root.querySelector("#events").innerHTML = eventLog
-    .map((e) => `<li><span class="muted">${fmtTime(e.at)}</span> ${e.say()}</li>`).join("");
+  root.querySelector("#events").innerHTML = eventLog.length
+    ? eventLog.map((e) => `<li><span class="muted">${fmtTime(e.at)}</span> ${e.say()}</li>`).join("")
+    : `<li class="muted">${t("noEvents")}</li>`;
 }
 
 // The ingester's device kinds, named for the operations center, and the metrics each card shows

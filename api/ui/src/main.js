@@ -5,6 +5,7 @@ import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import "./ops_wall.css";
 import { getJson } from "./api.js";
+import { loadUplot } from "./lazy.js";
 import { STATUS_NAMES } from "./colours.js";
 import { applyStatic, currentLang, fmtInt, fmtPct, fmtTime, t, toggleLang } from "./i18n.js";
 import { CRITERIA, criterionOptions, drawChart, importCsv, lockYear, renderChart, renderIndicators, targetForYear } from "./indicators.js";
@@ -447,6 +448,7 @@ function initSites(sites) {
 
 async function boot() {
   applyStatic();
+  renderEvents(document);
   $("#lang").textContent = t("lang");
   $("#lang").addEventListener("click", () => { toggleLang(); renderAll(); });
   $("#layout").addEventListener("click", () => applyLayout(document.body.classList.contains("wall") ? "laptop" : "wall"));
@@ -477,6 +479,8 @@ async function boot() {
   const sitesP = getJson("/v1/map/sites");
   prefetchTimeline();
   prefetchIncidents();
+  // the wall draws its timeline right after the map: its chart's chunk comes beside the map's bodies
+  if (document.body.classList.contains("wall")) loadUplot().catch(report);
   const mapP = new Promise((resolve) => { map = createMap("map", resolve); });
   window.zhongdu.mapPromise = mapP;
   await mapP;

@@ -2,7 +2,7 @@
 // (coloured by best RSRP, or covered/not for the disk model), sites by live status, scenario picks.
 // The style is local: a plain background, no tiles, glyphs or sprites from anywhere.
 import * as maplibregl from "maplibre-gl";
-import { cellToBoundary } from "h3-js";
+import { loadH3 } from "./lazy.js";
 import { getJson } from "./api.js";
 import { CIVIDIS, RSRP_STEPS, SHARE_STEPS, STATUS_COLOURS, UNCOVERED, VIRIDIS, stepExpression } from "./colours.js";
 
@@ -153,13 +153,16 @@ export function alertsGeoJson(sites, codes) {
 // resolves to the same cells with it, to be drawn over the first.
 export async function fetchCells(params, view = {}) {
   const query = { ...params, ...view, format: "h3" };
-  const body = await getJson("/v1/coverage/cells", query);
+  const [body, h3] = await Promise.all([getJson("/v1/coverage/cells", query), loadH3()]);
+  cellToBoundary = h3.cellToBoundary;
   const cells = cellsGeoJson(body);
   if (body.model === "hata" && body.resolution === body.grid_resolution && body.cells) {
     cells.detail = getJson("/v1/coverage/cells", { ...query, rsrp: "true" }).then(cellsGeoJson);
   }
   return cells;
 }
+
+let cellToBoundary = null; // from h3-js, loaded with the first cells (fetchCells)
 
 // The columns of `format=h3` as the GeoJSON the `cells` source draws (same properties as the
 // API's GeoJSON answer; the header fields are kept).

@@ -342,18 +342,31 @@ async function listClick(root, map, state, e, onPicks) {
 
 // --- side by side -------------------------------------------------------------------------------
 
+const COMPARE_OFFSET_PX = 22; // a pin's width: co-located picks touch but do not cover each other
+
 async function compare(root, map, state) {
   const ids = [...root.querySelectorAll("#scenario-list input[data-compare]:checked")].map((el) => el.dataset.compare);
   if (ids.length < 2 || ids.length > 3) return;
   const body = await getJson("/v1/scenarios/compare", { ids: ids.join(",") });
   clearCompare(root, state);
   state.desk.compare = body.items;
+  // scenarios that picked the same site: their pins side by side (offset in pixels), not stacked
+  const at = (p) => `${p.lng.toFixed(6)},${p.lat.toFixed(6)}`;
+  const sharing = new Map();
+  body.items.forEach((s, k) => s.picks.forEach((p) => {
+    const list = sharing.get(at(p)) || [];
+    if (!list.includes(k)) list.push(k);
+    sharing.set(at(p), list);
+  }));
   state.desk.compareMarkers = body.items.flatMap((s, k) => s.picks.map((p, i) => {
     const el = document.createElement("div");
     el.className = "compare-pin"; // the shape is inside: MapLibre positions the pin by its transform
     el.dataset.scenario = s.scenario_id;
+    const same = sharing.get(at(p));
+    const dx = COMPARE_OFFSET_PX * (same.indexOf(k) - (same.length - 1) / 2);
+    el.dataset.offset = String(dx);
     el.innerHTML = `<span class="compare-marker compare-${k} shape-${COMPARE_SHAPES[k]}"><span>${i + 1}</span></span>`;
-    return new maplibregl.Marker({ element: el }).setLngLat([p.lng, p.lat]).addTo(map);
+    return new maplibregl.Marker({ element: el, offset: [dx, 0] }).setLngLat([p.lng, p.lat]).addTo(map);
   }));
   const all = body.items.flatMap((s) => s.picks);
   if (all.length) {

@@ -1,7 +1,7 @@
 // The last hours (GET /v1/ops/timeline): the city share per criterion and the number of sites
 // down (uPlot), outages as bars above the lines, and a replay: the slider (or a click on the
 // chart) puts the sites that were down at that moment on the map.
-import uPlot from "uplot";
+import { loadUplot } from "./lazy.js";
 import { getJson } from "./api.js";
 import { CRITERION_COLOURS, STATUS_COLOURS } from "./colours.js";
 import { addStrings, currentLang, fmtInt, fmtPct, t } from "./i18n.js";
@@ -93,6 +93,8 @@ function fmtClock(s) {
   return new Date(s * 1000).toLocaleTimeString(currentLang() === "en" ? "en-GB" : "zh-TW", { hour: "2-digit", minute: "2-digit", hour12: false });
 }
 
+let uPlot = null; // the chart library, loaded with the first chart
+
 function draw(root) {
   const el = root.querySelector("#timeline-chart");
   const body = tl.body;
@@ -104,9 +106,10 @@ function draw(root) {
     el.dataset.incidents = body ? body.incidents.length : 0;
     return;
   }
+  if (!uPlot) { loadUplot().then((u) => { uPlot = u; draw(root); }); return; } // its chunk, once
   const data = columns(body);
   const width = Math.max(280, el.clientWidth || 480);
-  const height = document.body.classList.contains("wall") ? 170 : 180;
+  const height = document.body.classList.contains("wall") ? 140 : 180;
   const series = [{ label: t("tlTime"), value: (u, v) => (v == null ? "–" : fmtClock(v)) }];
   body.series.forEach((s) => series.push({
     label: t("tlView_" + key(s)), stroke: COLOURS[key(s)] || "#cccccc", width: 2, scale: "%",
@@ -153,7 +156,8 @@ export async function loadTimeline(root) {
   const mine = ++tl.ticket;
   const asked = tl.prefetch || getJson("/v1/ops/timeline", { hours: HOURS });
   tl.prefetch = null;
-  const body = await asked;
+  const [body, lib] = await Promise.all([asked, loadUplot()]); // drawn when it resolves, not later
+  uPlot = lib;
   if (mine !== tl.ticket) return;
   tl.body = body;
   const slider = root.querySelector("#replay");
