@@ -6,7 +6,9 @@ Run: `python benchmarks/bench_street_level.py` (`--help` for options). Everythin
 copies, and the 2022-11 layout (47,364 sectors) by `zhongdu stations generate`.
 
 Per resolution, each a whole process timed by /usr/bin/time (wall, CPU = user + sys, peak RSS):
-- `zhongdu grid build --resolution R --out gR.arrow`;
+- `zhongdu grid build --resolution R --out gR.arrow`; at `--build-baseline-res` (12) also with
+  `--processes 1` and with the builder of `--build-baseline-rev` (the previous one, taken from
+  git, writing through today's grid writer): all three files must be the same bytes;
 - `zhongdu coverage compute` disk and hata from gR.arrow (with the engine's stored geometry),
   from gR-v1.arrow (the previous layout: centres only, the geometry computed per run) and from
   gR.csv (the CSV path); the shares must agree to 1e-9;
@@ -80,6 +82,53 @@ def timed_process(cmd: list[str]) -> dict[str, Any]:
 
 def fmt(m: dict[str, Any]) -> str:
     return f"{m['wall_s']:6.2f} s wall, {m['cpu_s']:6.2f} s CPU, {m['peak_mb']:6.0f} MB"
+
+
+#: Runs a `coverage/_grid_build.py` of another revision (argv: module path, resolution, output),
+#: with today's grid writer: what differs is the builder alone.
+BASELINE_BUILD = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("zhongdu.coverage._grid_build_baseline", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+from zhongdu.coverage._types import write_grid
+write_grid(module.build_grid(int(sys.argv[2])), __import__("pathlib").Path(sys.argv[3]))
+"""
+
+
+def build_baselines(
+    exe: str, res: int, arrow: Path, work: Path, rev: str, now: dict[str, Any]
+) -> dict[str, Any]:
+    """`grid build` with one process, and the builder of `rev`, each checked to write `arrow`'s bytes
+    (`now`: the timing of the build that wrote `arrow`)."""
+    out: dict[str, Any] = {}
+    one = work / f"g{res}-one-process.arrow"
+    out["grid_build_one_process"] = timed_process(
+        [exe, "grid", "build", "--resolution", str(res), "--out", str(one), "-q", "--processes", "1"]
+    )
+    source = subprocess.run(
+        ["git", "-C", str(HERE.parent), "show", f"{rev}:coverage/_grid_build.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = work / f"grid_build_{rev}.py"
+    module.write_text(source)
+    previous = work / f"g{res}-baseline.arrow"
+    out["grid_build_baseline"] = timed_process(
+        [sys.executable, "-c", BASELINE_BUILD, str(module), str(res), str(previous)]
+    )
+    for label, path in (("one process", one), (f"builder of {rev}", previous)):
+        if path.read_bytes() != arrow.read_bytes():
+            raise RuntimeError(f"res {res}: the grid built by {label} differs from {arrow}")
+        path.unlink()
+    base, single = out["grid_build_baseline"], out["grid_build_one_process"]
+    log(
+        f"res {res}: grid build one process {fmt(single)} | builder of {rev} {fmt(base)} | same bytes; "
+        f"{rev} / now: CPU {base['cpu_s'] / now['cpu_s']:.2f}x, wall {base['wall_s'] / now['wall_s']:.2f}x; "
+        f"one process / now: wall {single['wall_s'] / now['wall_s']:.2f}x"
+    )
+    return out
 
 
 def live(grid_path: Path, stations_csv: Path, repeats: int) -> dict[str, float]:
@@ -231,6 +280,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     series = [
         ("grid build (Arrow)", "grid_build", "k", "-"),
+        ("grid build, previous builder", "grid_build_baseline", "k", "--"),
         ("compute disk, Arrow grid", "disk_arrow", "tab:blue", "-"),
         ("compute hata, Arrow grid", "hata_arrow", "tab:green", "-"),
         ("compute disk, previous Arrow layout", "disk_arrow_v1", "tab:blue", "-."),
@@ -287,6 +337,20 @@ def main() -> int:
         "--work", type=Path, default=Path("build/bench-street"), help="grids and layout go here"
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild grids already in --work (else reuse)")
+    parser.add_argument(
+        "--build-baseline-res",
+        type=int,
+        nargs="*",
+        default=[12],
+        help="resolutions whose grid build is also timed with --processes 1 and with the builder of "
+        "--build-baseline-rev (the outputs must be the same bytes)",
+    )
+    parser.add_argument(
+        "--build-baseline-rev",
+        default="2de22d8",
+        help="git revision of the baseline builder (coverage/_grid_build.py; default: before the "
+        "centres were split and called directly)",
+    )
     parser.add_argument("--json-out", type=Path, help="write the numbers as JSON")
     parser.add_argument("--plot", type=Path, help="write the cost plot (PNG)")
     parser.add_argument("--replot", type=Path, help="only redraw --plot from this --json-out report")
@@ -325,6 +389,8 @@ def main() -> int:
                 [exe, "grid", "build", "--resolution", str(res), "--out", str(arrow), "-q"]
             )
             log(f"res {res}: grid build {fmt(row['grid_build'])}")
+            if res in args.build_baseline_res:
+                row.update(build_baselines(exe, res, arrow, work, args.build_baseline_rev, row["grid_build"]))
         if args.rebuild or not csv.exists():
             write_grid(load_grid(arrow), csv)
         if args.rebuild or not v1.exists():

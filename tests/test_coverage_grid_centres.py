@@ -149,3 +149,11 @@ def test_hata_threshold_from_the_environment_or_the_settings_default(name: str, 
     bad = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and "rsrp_threshold_dbm" in bad.stderr
     assert _threshold_setting() == Settings().rsrp_threshold_dbm
+
+
+def test_every_coverage_export_resolves() -> None:
+    """The lazy package still exports its whole `__all__`."""
+    import zhongdu.coverage as coverage
+
+    missing = [name for name in coverage.__all__ if getattr(coverage, name, None) is None]
+    assert missing == []
