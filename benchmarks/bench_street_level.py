@@ -90,6 +90,7 @@ BASELINE_BUILD = """
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("zhongdu.coverage._grid_build_baseline", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
 spec.loader.exec_module(module)
 from zhongdu.coverage._types import write_grid
 write_grid(module.build_grid(int(sys.argv[2])), __import__("pathlib").Path(sys.argv[3]))
