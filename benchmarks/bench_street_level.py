@@ -7,7 +7,7 @@ copies, and the 2022-11 layout (47,364 sectors) by `zhongdu stations generate`.
 
 Per resolution, each a whole process timed by /usr/bin/time (wall, CPU = user + sys, peak RSS):
 - `zhongdu grid build --resolution R --out gR.arrow`; at `--build-baseline-res` (12) also with
-  `--processes 1` and with the builder of `--build-baseline-rev` (the previous one, taken from
+  `--processes 2` and with the builder of `--build-baseline-rev` (the previous one, taken from
   git, writing through today's grid writer): all three files must be the same bytes;
 - `zhongdu coverage compute` disk and hata from gR.arrow (with the engine's stored geometry),
   from gR-v1.arrow (the previous layout: centres only, the geometry computed per run) and from
@@ -100,12 +100,12 @@ write_grid(module.build_grid(int(sys.argv[2])), __import__("pathlib").Path(sys.a
 def build_baselines(
     exe: str, res: int, arrow: Path, work: Path, rev: str, now: dict[str, Any]
 ) -> dict[str, Any]:
-    """`grid build` with one process, and the builder of `rev`, each checked to write `arrow`'s bytes
+    """`grid build` with two processes, and the builder of `rev`, each checked to write `arrow`'s bytes
     (`now`: the timing of the build that wrote `arrow`)."""
     out: dict[str, Any] = {}
-    one = work / f"g{res}-one-process.arrow"
-    out["grid_build_one_process"] = timed_process(
-        [exe, "grid", "build", "--resolution", str(res), "--out", str(one), "-q", "--processes", "1"]
+    one = work / f"g{res}-two-processes.arrow"
+    out["grid_build_two_processes"] = timed_process(
+        [exe, "grid", "build", "--resolution", str(res), "--out", str(one), "-q", "--processes", "2"]
     )
     source = subprocess.run(
         ["git", "-C", str(HERE.parent), "show", f"{rev}:coverage/_grid_build.py"],
@@ -119,15 +119,15 @@ def build_baselines(
     out["grid_build_baseline"] = timed_process(
         [sys.executable, "-c", BASELINE_BUILD, str(module), str(res), str(previous)]
     )
-    for label, path in (("one process", one), (f"builder of {rev}", previous)):
+    for label, path in (("two processes", one), (f"builder of {rev}", previous)):
         if path.read_bytes() != arrow.read_bytes():
             raise RuntimeError(f"res {res}: the grid built by {label} differs from {arrow}")
         path.unlink()
-    base, single = out["grid_build_baseline"], out["grid_build_one_process"]
+    base, two = out["grid_build_baseline"], out["grid_build_two_processes"]
     log(
-        f"res {res}: grid build one process {fmt(single)} | builder of {rev} {fmt(base)} | same bytes; "
+        f"res {res}: grid build two processes {fmt(two)} | builder of {rev} {fmt(base)} | same bytes; "
         f"{rev} / now: CPU {base['cpu_s'] / now['cpu_s']:.2f}x, wall {base['wall_s'] / now['wall_s']:.2f}x; "
-        f"one process / now: wall {single['wall_s'] / now['wall_s']:.2f}x"
+        f"two processes / one: wall {two['wall_s'] / now['wall_s']:.2f}x"
     )
     return out
 
@@ -343,7 +343,7 @@ def main() -> int:
         type=int,
         nargs="*",
         default=[12],
-        help="resolutions whose grid build is also timed with --processes 1 and with the builder of "
+        help="resolutions whose grid build is also timed with --processes 2 and with the builder of "
         "--build-baseline-rev (the outputs must be the same bytes)",
     )
     parser.add_argument(

@@ -224,8 +224,8 @@ def cell_centres(
     """Latitude and longitude (degrees) of each cell centre, exactly h3's.
 
     With `pool` (one worker process, see `centre_pool`) the second half of the cells is computed
-    there while this process computes the first: h3's per-cell calls are most of a resolution-12
-    build, and the machine's second core would otherwise idle.
+    there while this process computes the first: h3's per-cell calls are the largest single step
+    of a resolution-12 build, and an idle second core can take half of them.
     """
     cells = np.asarray(cells, dtype=np.uint64)
     if pool is None or len(cells) < _SPLIT_FROM:
@@ -238,14 +238,17 @@ def cell_centres(
 
 
 def centre_processes(processes: int | None = None) -> int:
-    """How many processes compute cell centres: `processes`, else 2 if this process may use two CPUs."""
-    if processes is not None:
-        if processes < 1:
-            raise GridBuildError(f"processes must be at least 1, got {processes}")
-        return processes
-    import os
+    """How many processes compute cell centres: `processes`, else 1.
 
-    return min(2, len(os.sched_getaffinity(0)))
+    Two pay only on an idle second core: on the shared development machine (load 3 to 5 on two
+    cores) the split build took 13.1 s wall against 11.6 s alone, the halves travelling pickled
+    (24 bytes a cell) and the worker competing for a busy core (docs/performance.md).
+    """
+    if processes is None:
+        return 1
+    if processes < 1:
+        raise GridBuildError(f"processes must be at least 1, got {processes}")
+    return processes
 
 
 @contextlib.contextmanager
@@ -751,7 +754,7 @@ def build_grid(
 ) -> Grid:
     """The population grid at `resolution` from the real inputs (see module docstring).
 
-    `processes`: how many processes compute cell centres (default: 2 when two CPUs are usable).
+    `processes`: how many processes compute cell centres (default 1; see `centre_processes`).
     """
     from zhongdu.coverage._types import Grid
 

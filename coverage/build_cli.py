@@ -46,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--processes",
         type=int,
         default=None,
-        help="processes computing cell centres from resolution 10 on (default 2 when two CPUs are "
-        "usable; 1: this process alone). The grid is the same either way",
+        help="processes computing cell centres from resolution 10 on (default 1; 2 helps only when a "
+        "second core is idle). The grid is the same either way",
     )
     build.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     build.set_defaults(handler=_grid_build)
