@@ -6,9 +6,10 @@ Run: `python benchmarks/bench_street_level.py` (`--help` for options). Everythin
 copies, and the 2022-11 layout (47,364 sectors) by `zhongdu stations generate`.
 
 Per resolution, each a whole process timed by /usr/bin/time (wall, CPU = user + sys, peak RSS):
-- `zhongdu grid build --resolution R --out gR.arrow`; at `--build-baseline-res` (12) also with
-  `--processes 2` and with the builder of `--build-baseline-rev` (the previous one, taken from
-  git, writing through today's grid writer): all three files must be the same bytes;
+- `zhongdu grid build --resolution R --out gR.arrow`; at `--build-baseline-res` (12) in turn
+  with `--processes 2` and with the builder of `--build-baseline-rev` (the previous one, taken
+  from git, writing through today's grid writer), `--build-repeats` times each (medians): every
+  file must be the same bytes;
 - `zhongdu coverage compute` disk and hata from gR.arrow (with the engine's stored geometry),
   from gR-v1.arrow (the previous layout: centres only, the geometry computed per run) and from
   gR.csv (the CSV path); the shares must agree to 1e-9;
@@ -97,16 +98,20 @@ write_grid(module.build_grid(int(sys.argv[2])), __import__("pathlib").Path(sys.a
 """
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure, the median over repeated runs (and the runs themselves)."""
+    keys = ("wall_s", "cpu_s", "peak_mb")
+    return {
+        **{k: statistics.median(r[k] for r in runs) for k in keys},
+        "runs": [{k: r[k] for k in keys} for r in runs],
+    }
+
+
 def build_baselines(
-    exe: str, res: int, arrow: Path, work: Path, rev: str, now: dict[str, Any]
+    exe: str, res: int, arrow: Path, work: Path, rev: str, now: dict[str, Any], repeats: int
 ) -> dict[str, Any]:
-    """`grid build` with two processes, and the builder of `rev`, each checked to write `arrow`'s bytes
-    (`now`: the timing of the build that wrote `arrow`)."""
-    out: dict[str, Any] = {}
-    one = work / f"g{res}-two-processes.arrow"
-    out["grid_build_two_processes"] = timed_process(
-        [exe, "grid", "build", "--resolution", str(res), "--out", str(one), "-q", "--processes", "2"]
-    )
+    """`grid build` again, with two processes, and the builder of `rev`, in turn `repeats` times
+    (medians; `now`: the first build's timing), each checked to write `arrow`'s bytes."""
     source = subprocess.run(
         ["git", "-C", str(HERE.parent), "show", f"{rev}:coverage/_grid_build.py"],
         capture_output=True,
@@ -115,19 +120,35 @@ def build_baselines(
     ).stdout
     module = work / f"grid_build_{rev}.py"
     module.write_text(source)
-    previous = work / f"g{res}-baseline.arrow"
-    out["grid_build_baseline"] = timed_process(
-        [sys.executable, "-c", BASELINE_BUILD, str(module), str(res), str(previous)]
-    )
-    for label, path in (("two processes", one), (f"builder of {rev}", previous)):
-        if path.read_bytes() != arrow.read_bytes():
-            raise RuntimeError(f"res {res}: the grid built by {label} differs from {arrow}")
-        path.unlink()
-    base, two = out["grid_build_baseline"], out["grid_build_two_processes"]
+    other = work / f"g{res}-other.arrow"
+    build = [exe, "grid", "build", "--resolution", str(res), "--out", str(other), "-q"]
+    commands = {
+        "grid_build": build,
+        "grid_build_two_processes": [*build, "--processes", "2"],
+        "grid_build_baseline": [sys.executable, "-c", BASELINE_BUILD, str(module), str(res), str(other)],
+    }
+    runs: dict[str, list[dict[str, Any]]] = {
+        "grid_build": [now],
+        "grid_build_two_processes": [],
+        "grid_build_baseline": [],
+    }
+    for i in range(repeats):
+        for key, cmd in commands.items():
+            if key == "grid_build" and i == 0:
+                continue  # the build that wrote `arrow`
+            m = timed_process(cmd)
+            m.pop("stdout")
+            runs[key].append(m)
+            if other.read_bytes() != arrow.read_bytes():
+                raise RuntimeError(f"res {res}: the grid of `{' '.join(cmd[:3])}...` differs from {arrow}")
+            other.unlink()
+    out = {key: _median_run(r) for key, r in runs.items()}
+    one, two, base = out["grid_build"], out["grid_build_two_processes"], out["grid_build_baseline"]
     log(
-        f"res {res}: grid build two processes {fmt(two)} | builder of {rev} {fmt(base)} | same bytes; "
-        f"{rev} / now: CPU {base['cpu_s'] / now['cpu_s']:.2f}x, wall {base['wall_s'] / now['wall_s']:.2f}x; "
-        f"two processes / one: wall {two['wall_s'] / now['wall_s']:.2f}x"
+        f"res {res}: medians of {repeats}: grid build {fmt(one)} | two processes {fmt(two)} | builder of "
+        f"{rev} {fmt(base)} | same bytes; {rev} / now: CPU {base['cpu_s'] / one['cpu_s']:.2f}x, "
+        f"wall {base['wall_s'] / one['wall_s']:.2f}x; two processes / one: wall "
+        f"{two['wall_s'] / one['wall_s']:.2f}x"
     )
     return out
 
@@ -347,6 +368,9 @@ def main() -> int:
         "--build-baseline-rev (the outputs must be the same bytes)",
     )
     parser.add_argument(
+        "--build-repeats", type=int, default=3, help="builds of each kind at --build-baseline-res (medians)"
+    )
+    parser.add_argument(
         "--build-baseline-rev",
         default="2de22d8",
         help="git revision of the baseline builder (coverage/_grid_build.py; default: before the "
@@ -391,7 +415,11 @@ def main() -> int:
             )
             log(f"res {res}: grid build {fmt(row['grid_build'])}")
             if res in args.build_baseline_res:
-                row.update(build_baselines(exe, res, arrow, work, args.build_baseline_rev, row["grid_build"]))
+                row.update(
+                    build_baselines(
+                        exe, res, arrow, work, args.build_baseline_rev, row["grid_build"], args.build_repeats
+                    )
+                )
         if args.rebuild or not csv.exists():
             write_grid(load_grid(arrow), csv)
         if args.rebuild or not v1.exists():
