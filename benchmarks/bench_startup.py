@@ -49,7 +49,11 @@ RUN = "import sys\nfrom zhongdu.cli import main\ntry:\n    main({args!r})\nexcep
 
 def _seconds(code: str, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, timeout=120, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120, env=env
+    )
+    if done.returncode:
+        raise RuntimeError(f"{code!r} failed: {done.stderr.decode()[-2000:]}")
     return time.perf_counter() - started
 
 
