@@ -7,9 +7,9 @@ copies, and the 2022-11 layout (47,364 sectors) by `zhongdu stations generate`.
 
 Per resolution, each a whole process timed by /usr/bin/time (wall, CPU = user + sys, peak RSS):
 - `zhongdu grid build --resolution R --out gR.arrow`; at `--build-baseline-res` (12) in turn
-  with `--processes 2` and with the builder of `--build-baseline-rev` (the previous one, taken
-  from git, writing through today's grid writer), `--build-repeats` times each (medians): every
-  file must be the same bytes;
+  with `--processes 2`, and today's builder and the builder of `--build-baseline-rev` (the
+  previous one, taken from git) each run by the same small script through today's grid writer,
+  `--build-repeats` times each (medians): every file must be the same bytes;
 - `zhongdu coverage compute` disk and hata from gR.arrow (with the engine's stored geometry),
   from gR-v1.arrow (the previous layout: centres only, the geometry computed per run) and from
   gR.csv (the CSV path); the shares must agree to 1e-9;
@@ -122,16 +122,17 @@ def build_baselines(
     module.write_text(source)
     other = work / f"g{res}-other.arrow"
     build = [exe, "grid", "build", "--resolution", str(res), "--out", str(other), "-q"]
+    current = HERE.parents[1] / "coverage" / "_grid_build.py"
     commands = {
         "grid_build": build,
         "grid_build_two_processes": [*build, "--processes", "2"],
+        # the two builders through the same small script: the CLI's parser (every part's
+        # commands, 0.2 s) is not in these two
+        "grid_build_module": [sys.executable, "-c", BASELINE_BUILD, str(current), str(res), str(other)],
         "grid_build_baseline": [sys.executable, "-c", BASELINE_BUILD, str(module), str(res), str(other)],
     }
-    runs: dict[str, list[dict[str, Any]]] = {
-        "grid_build": [now],
-        "grid_build_two_processes": [],
-        "grid_build_baseline": [],
-    }
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in commands}
+    runs["grid_build"].append(now)
     for i in range(repeats):
         for key, cmd in commands.items():
             if key == "grid_build" and i == 0:
@@ -144,10 +145,12 @@ def build_baselines(
             other.unlink()
     out = {key: _median_run(r) for key, r in runs.items()}
     one, two, base = out["grid_build"], out["grid_build_two_processes"], out["grid_build_baseline"]
+    mod = out["grid_build_module"]
     log(
-        f"res {res}: medians of {repeats}: grid build {fmt(one)} | two processes {fmt(two)} | builder of "
-        f"{rev} {fmt(base)} | same bytes; {rev} / now: CPU {base['cpu_s'] / one['cpu_s']:.2f}x, "
-        f"wall {base['wall_s'] / one['wall_s']:.2f}x; two processes / one: wall "
+        f"res {res}: medians of {repeats}: grid build {fmt(one)} | two processes {fmt(two)} | this "
+        f"builder by script {fmt(mod)} | builder of {rev} by script {fmt(base)} | same bytes; "
+        f"{rev} / this builder: CPU {base['cpu_s'] / mod['cpu_s']:.2f}x, wall "
+        f"{base['wall_s'] / mod['wall_s']:.2f}x; two processes / one: wall "
         f"{two['wall_s'] / one['wall_s']:.2f}x"
     )
     return out
