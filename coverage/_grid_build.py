@@ -663,8 +663,9 @@ def _build_arrays(
     """
     res = check_resolution(resolution)
     src = source_dir_or_default(source_dir)
+    wanted = centre_processes(processes)  # checked at every resolution
     # below the fast fill the centres are few: no worker process
-    with centre_pool(processes if res >= FAST_FILL_FROM else 1) as pool:
+    with centre_pool(wanted if res >= FAST_FILL_FROM else 1) as pool:
         return _build_arrays_with(res, src, progress, pool)
 
 

@@ -68,6 +68,8 @@ def test_processes_setting() -> None:
     assert centre_processes(None) == 1
     with pytest.raises(GridBuildError, match="at least 1"):
         centre_processes(0)
+    with pytest.raises(GridBuildError, match="at least 1"):  # also where no worker would start
+        build_grid(7, source_data_dir(), processes=0)
 
 
 def test_one_process_builds_the_same_grid() -> None:
