@@ -6,7 +6,10 @@ Run: `python benchmarks/bench_street_level.py` (`--help` for options). Everythin
 copies, and the 2022-11 layout (47,364 sectors) by `zhongdu stations generate`.
 
 Per resolution, each a whole process timed by /usr/bin/time (wall, CPU = user + sys, peak RSS):
-- `zhongdu grid build --resolution R --out gR.arrow`;
+- `zhongdu grid build --resolution R --out gR.arrow`; at `--build-baseline-res` (12) in turn
+  with `--processes 2`, and today's builder and the builder of `--build-baseline-rev` (the
+  previous one, taken from git) each run by the same small script through today's grid writer,
+  `--build-repeats` times each (medians): every file must be the same bytes;
 - `zhongdu coverage compute` disk and hata from gR.arrow (with the engine's stored geometry),
   from gR-v1.arrow (the previous layout: centres only, the geometry computed per run) and from
   gR.csv (the CSV path); the shares must agree to 1e-9;
@@ -80,6 +83,77 @@ def timed_process(cmd: list[str]) -> dict[str, Any]:
 
 def fmt(m: dict[str, Any]) -> str:
     return f"{m['wall_s']:6.2f} s wall, {m['cpu_s']:6.2f} s CPU, {m['peak_mb']:6.0f} MB"
+
+
+#: Runs a `coverage/_grid_build.py` of another revision (argv: module path, resolution, output),
+#: with today's grid writer: what differs is the builder alone.
+BASELINE_BUILD = """
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("zhongdu.coverage._grid_build_baseline", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = module
+spec.loader.exec_module(module)
+from zhongdu.coverage._types import write_grid
+write_grid(module.build_grid(int(sys.argv[2])), __import__("pathlib").Path(sys.argv[3]))
+"""
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure, the median over repeated runs (and the runs themselves)."""
+    keys = ("wall_s", "cpu_s", "peak_mb")
+    return {
+        **{k: statistics.median(r[k] for r in runs) for k in keys},
+        "runs": [{k: r[k] for k in keys} for r in runs],
+    }
+
+
+def build_baselines(
+    exe: str, res: int, arrow: Path, work: Path, rev: str, now: dict[str, Any], repeats: int
+) -> dict[str, Any]:
+    """`grid build` again, with two processes, and the builder of `rev`, in turn `repeats` times
+    (medians; `now`: the first build's timing), each checked to write `arrow`'s bytes."""
+    source = subprocess.run(
+        ["git", "-C", str(HERE.parent), "show", f"{rev}:coverage/_grid_build.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = work / f"grid_build_{rev}.py"
+    module.write_text(source)
+    other = work / f"g{res}-other.arrow"
+    build = [exe, "grid", "build", "--resolution", str(res), "--out", str(other), "-q"]
+    current = HERE.parents[1] / "coverage" / "_grid_build.py"
+    commands = {
+        "grid_build": build,
+        "grid_build_two_processes": [*build, "--processes", "2"],
+        # the two builders through the same small script: the CLI's parser (every part's
+        # commands, 0.2 s) is not in these two
+        "grid_build_module": [sys.executable, "-c", BASELINE_BUILD, str(current), str(res), str(other)],
+        "grid_build_baseline": [sys.executable, "-c", BASELINE_BUILD, str(module), str(res), str(other)],
+    }
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in commands}
+    runs["grid_build"].append(now)
+    for i in range(repeats):
+        for key, cmd in commands.items():
+            if key == "grid_build" and i == 0:
+                continue  # the build that wrote `arrow`
+            m = timed_process(cmd)
+            m.pop("stdout")
+            runs[key].append(m)
+            if other.read_bytes() != arrow.read_bytes():
+                raise RuntimeError(f"res {res}: the grid of `{' '.join(cmd[:3])}...` differs from {arrow}")
+            other.unlink()
+    out = {key: _median_run(r) for key, r in runs.items()}
+    one, two, base = out["grid_build"], out["grid_build_two_processes"], out["grid_build_baseline"]
+    mod = out["grid_build_module"]
+    log(
+        f"res {res}: medians of {repeats}: grid build {fmt(one)} | two processes {fmt(two)} | this "
+        f"builder by script {fmt(mod)} | builder of {rev} by script {fmt(base)} | same bytes; "
+        f"{rev} / this builder: CPU {base['cpu_s'] / mod['cpu_s']:.2f}x, wall "
+        f"{base['wall_s'] / mod['wall_s']:.2f}x; two processes / one: wall "
+        f"{two['wall_s'] / one['wall_s']:.2f}x"
+    )
+    return out
 
 
 def live(grid_path: Path, stations_csv: Path, repeats: int) -> dict[str, float]:
@@ -231,6 +305,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
     series = [
         ("grid build (Arrow)", "grid_build", "k", "-"),
+        ("grid build, previous builder", "grid_build_baseline", "k", "--"),
         ("compute disk, Arrow grid", "disk_arrow", "tab:blue", "-"),
         ("compute hata, Arrow grid", "hata_arrow", "tab:green", "-"),
         ("compute disk, previous Arrow layout", "disk_arrow_v1", "tab:blue", "-."),
@@ -287,6 +362,23 @@ def main() -> int:
         "--work", type=Path, default=Path("build/bench-street"), help="grids and layout go here"
     )
     parser.add_argument("--rebuild", action="store_true", help="rebuild grids already in --work (else reuse)")
+    parser.add_argument(
+        "--build-baseline-res",
+        type=int,
+        nargs="*",
+        default=[12],
+        help="resolutions whose grid build is also timed with --processes 2 and with the builder of "
+        "--build-baseline-rev (the outputs must be the same bytes)",
+    )
+    parser.add_argument(
+        "--build-repeats", type=int, default=3, help="builds of each kind at --build-baseline-res (medians)"
+    )
+    parser.add_argument(
+        "--build-baseline-rev",
+        default="2de22d8",
+        help="git revision of the baseline builder (coverage/_grid_build.py; default: before the "
+        "centres were split and called directly)",
+    )
     parser.add_argument("--json-out", type=Path, help="write the numbers as JSON")
     parser.add_argument("--plot", type=Path, help="write the cost plot (PNG)")
     parser.add_argument("--replot", type=Path, help="only redraw --plot from this --json-out report")
@@ -325,6 +417,12 @@ def main() -> int:
                 [exe, "grid", "build", "--resolution", str(res), "--out", str(arrow), "-q"]
             )
             log(f"res {res}: grid build {fmt(row['grid_build'])}")
+            if res in args.build_baseline_res:
+                row.update(
+                    build_baselines(
+                        exe, res, arrow, work, args.build_baseline_rev, row["grid_build"], args.build_repeats
+                    )
+                )
         if args.rebuild or not csv.exists():
             write_grid(load_grid(arrow), csv)
         if args.rebuild or not v1.exists():
