@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,8 @@ from scipy import sparse
 
 from zhongdu.coverage._engine import (
     _ARRAYS,
+    _LOG_ARC,
+    _MIN_C2,
     CoverageError,
     _block_covered,
     _block_may_cover,
@@ -57,9 +61,15 @@ if TYPE_CHECKING:
 __all__ = ["SiteMatrix", "column_bound", "site_coverage_matrix"]
 
 I64 = NDArray[np.int64]
+F32 = NDArray[np.float32]
 CHUNK_BLOCKS = 1 << 15  # candidate (sector, block) pairs per chunk of sites: bounded temporaries
 CHUNK_CELLS = 1 << 17  # edge (sector, cell) pairs evaluated at once
 BLOCK_LEVELS = 2  # blocks are each cell's ancestor this many H3 levels up (49 cells a block)
+THREADS = min(2, os.cpu_count() or 1)  # worker threads over chunks of sites
+SLACK_M = 0.05  # float32 bounds: balls grown by this (float32 positions in the frame err < 1 cm)
+BOUND_DB = 1e-3  # float32 bounds: RSRP slack (their rounding is below 1e-4 dB)
+SCREEN_DB = 0.05  # float32 screen: pairs within this of the threshold are evaluated in float64
+SCREEN_NEAR_M = 100.0  # ... and pairs nearer the sector (the angle's float32 error grows as 1/d)
 _RES_SHIFT = np.uint64(52)
 _RES_MASK = np.uint64(0xF) << _RES_SHIFT
 
@@ -96,6 +106,7 @@ class _Items:
     tiles: _Tiles  # items tiled by (environment, row, column) for range queries
     balls: Any  # engine `_Blocks` of the items: centre, radius, environment
     grow: float  # largest item radius
+    fast: _Fast32 | None = None  # float32 copies for the hata bounds and the edge-cell screen
 
 
 def _runs(key: I64) -> tuple[I64, I64]:
@@ -132,6 +143,125 @@ def _items(grid: Grid, cells: I64, reach: NDArray[np.float64], levels: int) -> _
     tile_start = np.searchsorted(tile_id[o], np.arange(n_env * nrows * ncols + 1)).astype(np.int64)
     tiles = _Tiles(tile, x0, y0, nrows, ncols, o, balls.x[o], balls.y[o], balls.z[o], tile_start)
     return _Items(cells, start, tiles, balls, grow)
+
+
+@dataclass
+class _Fast32:
+    """float32 copies of what the hata bounds and the edge-cell screen read (half the bytes
+    gathered, transcendental functions 2-3x cheaper). Balls are grown by `SLACK_M`, which
+    exceeds any float32 rounding of a position in the frame (4 mm at 60 km), so the bounds over
+    them still hold; the screen decides only pairs clear of the threshold by `SCREEN_DB`."""
+
+    bx: F32  # items' ball centres and radii (radius + SLACK_M)
+    by: F32
+    bz: F32
+    br: F32
+    cx: F32  # the items' cells, in items order (contiguous gathers)
+    cy: F32
+    cz: F32
+    sx: F32  # per sector: position, boresight, side, slope, gain constant
+    sy: F32
+    sz: F32
+    ux: F32
+    uy: F32
+    uz: F32
+    vx: F32
+    vy: F32
+    vz: F32
+    slope: F32
+    kgain: F32
+    offset: F32  # per (sector, environment), raveled
+    c2near: F32
+    need: F32  # threshold plus the building loss (indoor), per (sector, environment)
+    c2in: F32  # (sqrt(c2near) -/+ SLACK_M)^2: a screened pair is surely in / out of the reach
+    c2out: F32
+    tol: F32  # per sector, the screen's RSRP tolerance: SCREEN_DB plus the angle's error at worst
+
+
+def _fast32(geo: Any, items: _Items, sec: _Sectors, threshold: float) -> _Fast32:
+    f = np.float32
+    b = items.balls
+    c2near = sec.c2near.ravel()
+    cells = {"cx": geo.x, "cy": geo.y, "cz": geo.z}
+    per_sector = {"sx": sec.x, "sy": sec.y, "sz": sec.z, "ux": sec.bx, "uy": sec.by, "uz": sec.bz}
+    per_sector |= {"vx": sec.sx, "vy": sec.sy, "vz": sec.sz, "slope": sec.slope, "kgain": sec.kgain}
+    return _Fast32(
+        bx=b.x.astype(f),
+        by=b.y.astype(f),
+        bz=b.z.astype(f),
+        br=(b.radius + SLACK_M).astype(f),
+        **{k: v[items.cells].astype(f) for k, v in cells.items()},
+        **{k: v.astype(f) for k, v in per_sector.items()},
+        offset=sec.offset.ravel().astype(f),
+        c2near=c2near.astype(f),
+        need=(threshold + (sec.margin.ravel() if sec.indoor else np.zeros(len(c2near)))).astype(f),
+        c2in=(np.maximum(np.sqrt(c2near) - SLACK_M, 0.0) ** 2).astype(f),
+        c2out=((np.sqrt(c2near) + SLACK_M) ** 2).astype(f),
+        # d(kgain theta^2)/d theta <= 2 sqrt(25 kgain) below the 25 dB cap; float32 positions err
+        # < 2 cm, so the angle < 0.02 / SCREEN_NEAR_M
+        tol=(SCREEN_DB + 10.0 * np.sqrt(sec.kgain) * (0.02 / SCREEN_NEAR_M)).astype(f),
+    )
+
+
+def _log_km(c2: F32) -> F32:
+    """log10 of the arc in km from a squared chord, as `_score` (the 20 m clamp), in float32."""
+    c2c = np.maximum(c2, np.float32(_MIN_C2))
+    return np.asarray(0.5 * np.log10(c2c) + c2c * _LOG_ARC - 3.0, dtype=np.float32)  # no copy
+
+
+def _angle(f: _Fast32, s: I64, dx: F32, dy: F32, dz: F32) -> tuple[F32, F32]:
+    """Angle off the boresight (as `_score` measures it) and the distance projected on its plane."""
+    cos_t = dx * f.ux[s] + dy * f.uy[s] + dz * f.uz[s]
+    sin_t = np.abs(dx * f.vx[s] + dy * f.vy[s] + dz * f.vz[s])
+    return np.arctan2(sin_t, cos_t), np.sqrt(cos_t * cos_t + sin_t * sin_t)
+
+
+def _bounds32(f: _Fast32, it: I64, s: I64, se: I64) -> tuple[I64, NDArray[np.bool_]]:
+    """The engine's `_block_may_cover` and `_block_covered` (hata) in float32 on the grown balls,
+    `BOUND_DB` of slack on the RSRP: the pairs that may cover a cell of their block (indices),
+    and of those whether they cover it whole. Exact: a bound over a larger ball still holds."""
+    dx, dy, dz = f.bx[it] - f.sx[s], f.by[it] - f.sy[s], f.bz[it] - f.sz[s]
+    r = f.br[it]
+    d = np.sqrt(dx * dx + dy * dy + dz * dz)
+    theta, planar = _angle(f, s, dx, dy, dz)
+    ratio = r / np.maximum(planar, np.float32(1e-30))
+    # the arcsine's argument inflated: its rounding can only widen the angular spread
+    spread: F32 = np.where(ratio < 1.0, np.arcsin(np.minimum(ratio * (1.0 + 1e-5), 1.0)) + 1e-5, np.pi)
+    lo = np.maximum(d - r, 0.0)
+    least = np.maximum(theta - spread, 0.0)
+    slope, kgain, need = f.slope[s], f.kgain[s], f.need[se]
+    best = f.offset[se] - slope * _log_km(lo * lo) - np.minimum(kgain * (least * least), 25.0)
+    may = np.flatnonzero((lo * lo <= f.c2near[se] * (1.0 + 1e-5)) & (best >= need - BOUND_DB))
+    hi = d[may] + r[may]
+    worst = np.minimum(theta[may] + spread[may], np.pi)
+    sem = se[may]
+    low = f.offset[sem] - slope[may] * _log_km(hi * hi) - np.minimum(kgain[may] * (worst * worst), 25.0)
+    whole: NDArray[np.bool_] = (hi * hi <= f.c2near[sem] * (1.0 - 1e-5)) & (low >= need[may] + BOUND_DB)
+    return may, whole
+
+
+def _screen32(st: _Setup, pos: I64, s: I64, se: I64, cell: I64) -> I64:
+    """Indices of the (sector s, cell) pairs that reach the threshold, as `_score` decides them:
+    in float32, then in float64 (`_score_explicit`) for the pairs within the tolerance of the
+    threshold or of the reach, or nearer the sector than `SCREEN_NEAR_M`."""
+    items = st.items
+    assert items is not None and items.fast is not None
+    f = items.fast
+    dx, dy, dz = f.cx[pos] - f.sx[s], f.cy[pos] - f.sy[s], f.cz[pos] - f.sz[s]
+    c2 = dx * dx + dy * dy + dz * dz
+    theta, _ = _angle(f, s, dx, dy, dz)
+    rsrp = f.offset[se] - f.slope[s] * _log_km(c2) - np.minimum(f.kgain[s] * (theta * theta), 25.0)
+    margin = rsrp - f.need[se]
+    tol = f.tol[s]
+    sure_in = (c2 <= f.c2in[se]) & (margin >= tol)
+    sure_out = (c2 > f.c2out[se]) | (margin < -tol)
+    doubt = np.flatnonzero(~(sure_in | sure_out) | (c2 < SCREEN_NEAR_M * SCREEN_NEAR_M))
+    keep = sure_in
+    if len(doubt):
+        keep[doubt] = False
+        exact, _ = _score_explicit(st.geo, st.sec, st.model, st.threshold, s[doubt], cell[doubt])
+        keep[doubt[exact]] = True
+    return np.flatnonzero(keep)
 
 
 @dataclass
@@ -192,6 +322,8 @@ def _setup(
             geo, site_ids, site_of_row, sec, per_env, best, sec_site, None, None, none, [], model, threshold
         )
     items = _items(grid, kept, sec.reach, levels)
+    if model == "hata":
+        items.fast = _fast32(geo, items, sec, threshold)
     reach = np.where(sec.reach > 0, sec.reach + items.grow, 0.0)
     q = _queries(items.tiles, _Sectors(**{**{n: getattr(sec, n) for n in _ARRAYS}, "reach": reach}))
     q_site = sec_site[q.sector]
@@ -233,11 +365,18 @@ def site_coverage_matrix(
     index_type = np.int32 if n_cols < 2**31 else np.int64
     parts: list[NDArray[np.integer[Any]]] = []
     counts = np.zeros(n_sites, dtype=np.int64)
-    for qa, qb in st.chunks():
-        done, e_it, e_s = _block_pass(st, qa, qb)
+
+    def chunk(qa_qb: tuple[int, int]) -> tuple[I64, NDArray[np.integer[Any]]]:
+        done, e_it, e_s = _block_pass(st, *qa_qb)
         site, col = _columns(st, done, e_it, e_s)
-        counts += np.bincount(site, minlength=n_sites)
-        parts.append(col.astype(index_type))
+        return np.bincount(site, minlength=n_sites), col.astype(index_type)
+
+    # chunks are independent and NumPy releases the GIL in their array work: threads use the
+    # second core; `map` keeps the chunks' order (the rows are grouped by site)
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        for count, col in pool.map(chunk, st.chunks()):
+            counts += count
+            parts.append(col)
     np.cumsum(counts, out=indptr[1:])
     indices = np.concatenate(parts) if parts else np.zeros(0, dtype=index_type)
     if len(indices) >= 2**31:
@@ -282,11 +421,15 @@ def _block_pass(st: _Setup, qa: int, qb: int) -> tuple[I64, I64, I64]:
     qi = qo + qa
     it = items.tiles.order[q.lo[qi] + off]
     s = q.sector[qi]
-    may = _block_may_cover(
-        items.balls, st.per_env, st.model, st.threshold, it, s * n_env + q.env[qi], st.best
-    )
-    it, s = it[may], s[may]
-    whole = _block_covered(items.balls, sec, st.model, st.threshold, it, s)
+    if items.fast is not None:
+        may, whole = _bounds32(items.fast, it, s, s * n_env + q.env[qi])
+        it, s = it[may], s[may]
+    else:
+        ok = _block_may_cover(
+            items.balls, st.per_env, st.model, st.threshold, it, s * n_env + q.env[qi], st.best
+        )
+        it, s = it[ok], s[ok]
+        whole = _block_covered(items.balls, sec, st.model, st.threshold, it, s)
     n_items = np.int64(len(items.start) - 1)
     site = st.sec_site[s]
     done = _unique(site[whole] * n_items + it[whole])
@@ -305,6 +448,7 @@ def _columns(st: _Setup, done: I64, e_it: I64, e_s: I64) -> tuple[I64, I64]:
     assert items is not None
     n_cells = np.int64(len(st.geo.x))
     n_items = np.int64(len(items.start) - 1)
+    n_env = len(ENVIRONMENTS)
     size = items.start[e_it + 1] - items.start[e_it]
     ends = np.cumsum(size)
     cuts = np.searchsorted(ends, np.arange(CHUNK_CELLS, int(ends[-1]) if len(ends) else 0, CHUNK_CELLS)) + 1
@@ -313,9 +457,14 @@ def _columns(st: _Setup, done: I64, e_it: I64, e_s: I64) -> tuple[I64, I64]:
         if b <= a:
             continue
         owner, k = _expand(size[a:b])
-        cell = items.cells[items.start[e_it[a:b][owner]] + k]
+        pos = items.start[e_it[a:b][owner]] + k
+        cell = items.cells[pos]
         sector = e_s[a:b][owner]
-        keep, _ = _score_explicit(st.geo, st.sec, st.model, st.threshold, sector, cell)
+        if items.fast is not None:  # an item's cells share one environment
+            se = (e_s[a:b] * n_env + items.balls.env[e_it[a:b]])[owner]
+            keep = _screen32(st, pos, sector, se, cell)
+        else:
+            keep, _ = _score_explicit(st.geo, st.sec, st.model, st.threshold, sector, cell)
         found.append(st.sec_site[sector[keep]] * n_cells + cell[keep])
     # a cell on the edge of two sectors of one site counts once
     e_key = _unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
