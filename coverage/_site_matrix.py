@@ -66,6 +66,7 @@ CHUNK_BLOCKS = 1 << 15  # candidate (sector, block) pairs per chunk of sites: bo
 CHUNK_CELLS = 1 << 17  # edge (sector, cell) pairs evaluated at once
 BLOCK_LEVELS = 2  # blocks are each cell's ancestor this many H3 levels up (49 cells a block)
 THREADS = min(2, os.cpu_count() or 1)  # worker threads over chunks of sites
+FLOAT32 = True  # hata: float32 bounds and screen (False: the float64 path, for comparisons)
 SLACK_M = 0.05  # float32 bounds: balls grown by this (float32 positions in the frame err < 1 cm)
 BOUND_DB = 1e-3  # float32 bounds: RSRP slack (their rounding is below 1e-4 dB)
 SCREEN_DB = 0.05  # float32 screen: pairs within this of the threshold are evaluated in float64
@@ -209,11 +210,12 @@ def _log_km(c2: F32) -> F32:
     return np.asarray(0.5 * np.log10(c2c) + c2c * _LOG_ARC - 3.0, dtype=np.float32)  # no copy
 
 
-def _angle(f: _Fast32, s: I64, dx: F32, dy: F32, dz: F32) -> tuple[F32, F32]:
+def _angle(f: _Fast32, s: I64, dx: F32, dy: F32, dz: F32, planar: bool) -> tuple[F32, F32 | None]:
     """Angle off the boresight (as `_score` measures it) and the distance projected on its plane."""
     cos_t = dx * f.ux[s] + dy * f.uy[s] + dz * f.uz[s]
     sin_t = np.abs(dx * f.vx[s] + dy * f.vy[s] + dz * f.vz[s])
-    return np.arctan2(sin_t, cos_t), np.sqrt(cos_t * cos_t + sin_t * sin_t)
+    theta = np.arctan2(sin_t, cos_t)
+    return theta, np.sqrt(cos_t * cos_t + sin_t * sin_t) if planar else None
 
 
 def _bounds32(f: _Fast32, it: I64, s: I64, se: I64) -> tuple[I64, NDArray[np.bool_]]:
@@ -223,7 +225,8 @@ def _bounds32(f: _Fast32, it: I64, s: I64, se: I64) -> tuple[I64, NDArray[np.boo
     dx, dy, dz = f.bx[it] - f.sx[s], f.by[it] - f.sy[s], f.bz[it] - f.sz[s]
     r = f.br[it]
     d = np.sqrt(dx * dx + dy * dy + dz * dz)
-    theta, planar = _angle(f, s, dx, dy, dz)
+    theta, planar = _angle(f, s, dx, dy, dz, True)
+    assert planar is not None
     ratio = r / np.maximum(planar, np.float32(1e-30))
     # the arcsine's argument inflated: its rounding can only widen the angular spread
     spread: F32 = np.where(ratio < 1.0, np.arcsin(np.minimum(ratio * (1.0 + 1e-5), 1.0)) + 1e-5, np.pi)
@@ -249,7 +252,7 @@ def _screen32(st: _Setup, pos: I64, s: I64, se: I64, cell: I64) -> I64:
     f = items.fast
     dx, dy, dz = f.cx[pos] - f.sx[s], f.cy[pos] - f.sy[s], f.cz[pos] - f.sz[s]
     c2 = dx * dx + dy * dy + dz * dz
-    theta, _ = _angle(f, s, dx, dy, dz)
+    theta, _ = _angle(f, s, dx, dy, dz, False)
     rsrp = f.offset[se] - f.slope[s] * _log_km(c2) - np.minimum(f.kgain[s] * (theta * theta), 25.0)
     margin = rsrp - f.need[se]
     tol = f.tol[s]
@@ -322,7 +325,7 @@ def _setup(
             geo, site_ids, site_of_row, sec, per_env, best, sec_site, None, None, none, [], model, threshold
         )
     items = _items(grid, kept, sec.reach, levels)
-    if model == "hata":
+    if model == "hata" and FLOAT32:
         items.fast = _fast32(geo, items, sec, threshold)
     reach = np.where(sec.reach > 0, sec.reach + items.grow, 0.0)
     q = _queries(items.tiles, _Sectors(**{**{n: getattr(sec, n) for n in _ARRAYS}, "reach": reach}))
@@ -374,7 +377,8 @@ def site_coverage_matrix(
     # chunks are independent and NumPy releases the GIL in their array work: threads use the
     # second core; `map` keeps the chunks' order (the rows are grouped by site)
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        for count, col in pool.map(chunk, st.chunks()):
+        done = pool.map(chunk, st.chunks()) if THREADS > 1 else map(chunk, st.chunks())
+        for count, col in done:
             counts += count
             parts.append(col)
     np.cumsum(counts, out=indptr[1:])
