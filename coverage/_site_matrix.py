@@ -177,20 +177,44 @@ class _Fast32:
     c2in: F32  # (sqrt(c2near) -/+ SLACK_M)^2: a screened pair is surely in / out of the reach
     c2out: F32
     tol: F32  # per sector, the screen's RSRP tolerance: SCREEN_DB plus the angle's error at worst
+    # sub-blocks: each item's cells by their H3 ancestor one level below the blocks' (7 cells), so
+    # an edge block's cells are bounded again by sevens before any is evaluated alone
+    sub_first: I64 | None = None  # item i's sub-blocks: sub_first[i]:sub_first[i + 1]
+    sub_start: I64 | None = None  # sub-block j's cells: items.cells[sub_start[j]:sub_start[j + 1]]
+    sub_ball: tuple[F32, F32, F32, F32] | None = None  # centre and radius + SLACK_M, float32
 
 
-def _fast32(geo: Any, items: _Items, sec: _Sectors, threshold: float) -> _Fast32:
+def _sub_blocks(grid: Grid, geo: Any, items: _Items, levels: int) -> tuple[I64, I64, Any] | None:
+    """Each item's cells split by their H3 ancestor `levels - 1` up: first sub-block of each item,
+    start of each sub-block in the items' cells, and their balls (None when they are the cells)."""
+    if levels < 2:
+        return None
+    n_items = len(items.start) - 1
+    item = np.repeat(np.arange(n_items, dtype=np.int64), np.diff(items.start))
+    parent = _parents(grid.cells[items.cells], grid.resolution, levels - 1)
+    step = np.ones(len(parent), dtype=bool)
+    step[1:] = (parent[1:] != parent[:-1]) | (item[1:] != item[:-1])
+    sub = np.cumsum(step) - 1
+    sub_start = np.append(np.flatnonzero(step), len(parent)).astype(np.int64)
+    sub_first = np.append(sub[items.start[:-1]], len(sub_start) - 1).astype(np.int64)
+    c = items.cells
+    balls = _blocks(sub, len(sub_start) - 1, geo.x[c], geo.y[c], geo.z[c], geo.env[c])
+    return sub_first, sub_start, balls
+
+
+def _fast32(geo: Any, items: _Items, sec: _Sectors, threshold: float, subs: Any) -> _Fast32:
     f = np.float32
     b = items.balls
     c2near = sec.c2near.ravel()
     cells = {"cx": geo.x, "cy": geo.y, "cz": geo.z}
     per_sector = {"sx": sec.x, "sy": sec.y, "sz": sec.z, "ux": sec.bx, "uy": sec.by, "uz": sec.bz}
     per_sector |= {"vx": sec.sx, "vy": sec.sy, "vz": sec.sz, "slope": sec.slope, "kgain": sec.kgain}
+    bx, by, bz, br = _ball32(b)
     return _Fast32(
-        bx=b.x.astype(f),
-        by=b.y.astype(f),
-        bz=b.z.astype(f),
-        br=(b.radius + SLACK_M).astype(f),
+        bx=bx,
+        by=by,
+        bz=bz,
+        br=br,
         **{k: v[items.cells].astype(f) for k, v in cells.items()},
         **{k: v.astype(f) for k, v in per_sector.items()},
         offset=sec.offset.ravel().astype(f),
@@ -201,7 +225,15 @@ def _fast32(geo: Any, items: _Items, sec: _Sectors, threshold: float) -> _Fast32
         # d(kgain theta^2)/d theta <= 2 sqrt(25 kgain) below the 25 dB cap; float32 positions err
         # < 2 cm, so the angle < 0.02 / SCREEN_NEAR_M
         tol=(SCREEN_DB + 10.0 * np.sqrt(sec.kgain) * (0.02 / SCREEN_NEAR_M)).astype(f),
+        sub_first=None if subs is None else subs[0],
+        sub_start=None if subs is None else subs[1],
+        sub_ball=None if subs is None else _ball32(subs[2]),
     )
+
+
+def _ball32(b: Any) -> tuple[F32, F32, F32, F32]:
+    f = np.float32
+    return b.x.astype(f), b.y.astype(f), b.z.astype(f), (b.radius + SLACK_M).astype(f)
 
 
 def _log_km(c2: F32) -> F32:
@@ -218,12 +250,14 @@ def _angle(f: _Fast32, s: I64, dx: F32, dy: F32, dz: F32, planar: bool) -> tuple
     return theta, np.sqrt(cos_t * cos_t + sin_t * sin_t) if planar else None
 
 
-def _bounds32(f: _Fast32, it: I64, s: I64, se: I64) -> tuple[I64, NDArray[np.bool_]]:
+def _bounds32(
+    f: _Fast32, ball: tuple[F32, F32, F32, F32], it: I64, s: I64, se: I64
+) -> tuple[I64, NDArray[np.bool_]]:
     """The engine's `_block_may_cover` and `_block_covered` (hata) in float32 on the grown balls,
     `BOUND_DB` of slack on the RSRP: the pairs that may cover a cell of their block (indices),
     and of those whether they cover it whole. Exact: a bound over a larger ball still holds."""
-    dx, dy, dz = f.bx[it] - f.sx[s], f.by[it] - f.sy[s], f.bz[it] - f.sz[s]
-    r = f.br[it]
+    dx, dy, dz = ball[0][it] - f.sx[s], ball[1][it] - f.sy[s], ball[2][it] - f.sz[s]
+    r = ball[3][it]
     d = np.sqrt(dx * dx + dy * dy + dz * dz)
     theta, planar = _angle(f, s, dx, dy, dz, True)
     assert planar is not None
@@ -326,7 +360,7 @@ def _setup(
         )
     items = _items(grid, kept, sec.reach, levels)
     if model == "hata" and FLOAT32:
-        items.fast = _fast32(geo, items, sec, threshold)
+        items.fast = _fast32(geo, items, sec, threshold, _sub_blocks(grid, geo, items, levels))
     reach = np.where(sec.reach > 0, sec.reach + items.grow, 0.0)
     q = _queries(items.tiles, _Sectors(**{**{n: getattr(sec, n) for n in _ARRAYS}, "reach": reach}))
     q_site = sec_site[q.sector]
@@ -426,7 +460,8 @@ def _block_pass(st: _Setup, qa: int, qb: int) -> tuple[I64, I64, I64]:
     it = items.tiles.order[q.lo[qi] + off]
     s = q.sector[qi]
     if items.fast is not None:
-        may, whole = _bounds32(items.fast, it, s, s * n_env + q.env[qi])
+        f = items.fast
+        may, whole = _bounds32(f, (f.bx, f.by, f.bz, f.br), it, s, s * n_env + q.env[qi])
         it, s = it[may], s[may]
     else:
         ok = _block_may_cover(
@@ -453,20 +488,34 @@ def _columns(st: _Setup, done: I64, e_it: I64, e_s: I64) -> tuple[I64, I64]:
     n_cells = np.int64(len(st.geo.x))
     n_items = np.int64(len(items.start) - 1)
     n_env = len(ENVIRONMENTS)
-    size = items.start[e_it + 1] - items.start[e_it]
+    f = items.fast
+    # the units whose cells are taken or evaluated: the edge blocks, or their sub-blocks the bounds
+    # leave (those covered whole are taken without evaluating a cell)
+    start, unit, sector_of = items.start, e_it, e_s
+    env = items.balls.env[e_it]
+    whole = np.zeros(len(e_it), dtype=bool)
+    if f is not None and f.sub_first is not None and f.sub_start is not None and f.sub_ball is not None:
+        owner, k = _expand(f.sub_first[e_it + 1] - f.sub_first[e_it])
+        sub, sector_of, env = f.sub_first[e_it[owner]] + k, e_s[owner], env[owner]
+        may, whole = _bounds32(f, f.sub_ball, sub, sector_of, sector_of * n_env + env)
+        start, unit, sector_of, env = f.sub_start, sub[may], sector_of[may], env[may]
+    size = start[unit + 1] - start[unit]
     ends = np.cumsum(size)
     cuts = np.searchsorted(ends, np.arange(CHUNK_CELLS, int(ends[-1]) if len(ends) else 0, CHUNK_CELLS)) + 1
     found: list[I64] = []
-    for a, b in itertools.pairwise([0, *np.unique(np.minimum(cuts, len(e_it))).tolist(), len(e_it)]):
+    for a, b in itertools.pairwise([0, *np.unique(np.minimum(cuts, len(unit))).tolist(), len(unit)]):
         if b <= a:
             continue
         owner, k = _expand(size[a:b])
-        pos = items.start[e_it[a:b][owner]] + k
+        pos = start[unit[a:b][owner]] + k
         cell = items.cells[pos]
-        sector = e_s[a:b][owner]
-        if items.fast is not None:  # an item's cells share one environment
-            se = (e_s[a:b] * n_env + items.balls.env[e_it[a:b]])[owner]
-            keep = _screen32(st, pos, sector, se, cell)
+        sector = sector_of[a:b][owner]
+        if f is not None:  # a unit's cells share one environment
+            taken = whole[a:b][owner]
+            found.append(st.sec_site[sector[taken]] * n_cells + cell[taken])
+            test = np.flatnonzero(~taken)
+            se = (sector_of[a:b] * n_env + env[a:b])[owner[test]]
+            keep = test[_screen32(st, pos[test], sector[test], se, cell[test])]
         else:
             keep, _ = _score_explicit(st.geo, st.sec, st.model, st.threshold, sector, cell)
         found.append(st.sec_site[sector[keep]] * n_cells + cell[keep])
