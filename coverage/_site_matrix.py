@@ -182,6 +182,13 @@ class _Fast32:
     sub_first: I64 | None = None  # item i's sub-blocks: sub_first[i]:sub_first[i + 1]
     sub_start: I64 | None = None  # sub-block j's cells: items.cells[sub_start[j]:sub_start[j + 1]]
     sub_ball: tuple[F32, F32, F32, F32] | None = None  # centre and radius + SLACK_M, float32
+    # groups: runs of items under one H3 ancestor a level above the blocks' (7 blocks), bounded
+    # first with each sector's most favourable environment, so most block pairs are never formed
+    group_first: I64 | None = None  # group g's items: group_first[g]:group_first[g + 1]
+    group_ball: tuple[F32, F32, F32, F32] | None = None
+    group_tiles: _Tiles | None = None  # the groups tiled (one environment layer) for range queries
+    group_grow: float = 0.0  # largest group radius
+    best: tuple[F32, F32, F32] | None = None  # per sector: largest offset and c2near, smallest need
 
 
 def _sub_blocks(grid: Grid, geo: Any, items: _Items, levels: int) -> tuple[I64, I64, Any] | None:
@@ -200,6 +207,33 @@ def _sub_blocks(grid: Grid, geo: Any, items: _Items, levels: int) -> tuple[I64, 
     c = items.cells
     balls = _blocks(sub, len(sub_start) - 1, geo.x[c], geo.y[c], geo.z[c], geo.env[c])
     return sub_first, sub_start, balls
+
+
+def _groups(grid: Grid, geo: Any, items: _Items, levels: int, reach: NDArray[np.float64]) -> tuple[Any, ...]:
+    """Items grouped by their cells' H3 ancestor `levels + 1` up (contiguous: items are sorted by
+    block): first item of each group, the groups' balls, their tiles (one layer) and largest radius."""
+    first_cell = items.cells[items.start[:-1]]
+    parent = _parents(grid.cells[first_cell], grid.resolution, levels + 1).astype(np.int64)
+    _, group_first = _runs(parent)
+    n_groups = len(group_first) - 1
+    sizes = np.diff(items.start)
+    group_of_item = np.repeat(np.arange(n_groups, dtype=np.int64), np.diff(group_first))
+    c = items.cells
+    zero = np.zeros(len(c), dtype=np.int8)
+    balls = _blocks(np.repeat(group_of_item, sizes), n_groups, geo.x[c], geo.y[c], geo.z[c], zero)
+    grow = float(balls.radius.max())
+    positive = reach[reach > 0]
+    typical = float(np.median(positive)) if len(positive) else 1.0
+    tile = float(2.0 ** round(math.log2(max(typical / 8.0, 2.0 * grow, 1.0))))
+    x0, y0 = float(balls.x.min()) - 1.0, float(balls.y.min()) - 1.0
+    ncols = int((balls.x.max() - x0) // tile) + 1
+    nrows = int((balls.y.max() - y0) // tile) + 1
+    tile_id = ((balls.y - y0) // tile).astype(np.int64) * ncols + ((balls.x - x0) // tile).astype(np.int64)
+    o = np.argsort(tile_id, kind="stable").astype(np.int64)
+    n_env = len(ENVIRONMENTS)
+    tile_start = np.searchsorted(tile_id[o], np.arange(n_env * nrows * ncols + 1)).astype(np.int64)
+    tiles = _Tiles(tile, x0, y0, nrows, ncols, o, balls.x[o], balls.y[o], balls.z[o], tile_start)
+    return group_first.astype(np.int64), _ball32(balls), tiles, grow
 
 
 def _fast32(geo: Any, items: _Items, sec: _Sectors, threshold: float, subs: Any) -> _Fast32:
@@ -228,6 +262,11 @@ def _fast32(geo: Any, items: _Items, sec: _Sectors, threshold: float, subs: Any)
         sub_first=None if subs is None else subs[0],
         sub_start=None if subs is None else subs[1],
         sub_ball=None if subs is None else _ball32(subs[2]),
+        best=(
+            sec.offset.max(axis=1).astype(f),
+            sec.c2near.max(axis=1).astype(f),
+            (threshold + (sec.margin.min(axis=1) if sec.indoor else np.zeros(len(sec.rows)))).astype(f),
+        ),
     )
 
 
@@ -251,7 +290,12 @@ def _angle(f: _Fast32, s: I64, dx: F32, dy: F32, dz: F32, planar: bool) -> tuple
 
 
 def _bounds32(
-    f: _Fast32, ball: tuple[F32, F32, F32, F32], it: I64, s: I64, se: I64
+    f: _Fast32,
+    ball: tuple[F32, F32, F32, F32],
+    it: I64,
+    s: I64,
+    se: I64,
+    cons: tuple[F32, F32, F32] | None = None,
 ) -> tuple[I64, NDArray[np.bool_]]:
     """The engine's `_block_may_cover` and `_block_covered` (hata) in float32 on the grown balls,
     `BOUND_DB` of slack on the RSRP: the pairs that may cover a cell of their block (indices),
@@ -266,9 +310,12 @@ def _bounds32(
     spread: F32 = np.where(ratio < 1.0, np.arcsin(np.minimum(ratio * (1.0 + 1e-5), 1.0)) + 1e-5, np.pi)
     lo = np.maximum(d - r, 0.0)
     least = np.maximum(theta - spread, 0.0)
-    slope, kgain, need = f.slope[s], f.kgain[s], f.need[se]
-    best = f.offset[se] - slope * _log_km(lo * lo) - np.minimum(kgain * (least * least), 25.0)
-    may = np.flatnonzero((lo * lo <= f.c2near[se] * (1.0 + 1e-5)) & (best >= need - BOUND_DB))
+    offset, c2near, need_of = cons or (f.offset, f.c2near, f.need)
+    slope, kgain, need = f.slope[s], f.kgain[s], need_of[se]
+    best = offset[se] - slope * _log_km(lo * lo) - np.minimum(kgain * (least * least), 25.0)
+    may = np.flatnonzero((lo * lo <= c2near[se] * (1.0 + 1e-5)) & (best >= need - BOUND_DB))
+    if cons is not None:  # groups: only whether they may cover
+        return may, np.zeros(0, dtype=bool)
     hi = d[may] + r[may]
     worst = np.minimum(theta[may] + spread[may], np.pi)
     sem = se[may]
@@ -359,13 +406,24 @@ def _setup(
             geo, site_ids, site_of_row, sec, per_env, best, sec_site, None, None, none, [], model, threshold
         )
     items = _items(grid, kept, sec.reach, levels)
+    chunk = CHUNK_BLOCKS
     if model == "hata" and FLOAT32:
-        items.fast = _fast32(geo, items, sec, threshold, _sub_blocks(grid, geo, items, levels))
-    reach = np.where(sec.reach > 0, sec.reach + items.grow, 0.0)
-    q = _queries(items.tiles, _Sectors(**{**{n: getattr(sec, n) for n in _ARRAYS}, "reach": reach}))
+        f = items.fast = _fast32(geo, items, sec, threshold, _sub_blocks(grid, geo, items, levels))
+        f.group_first, f.group_ball, f.group_tiles, f.group_grow = _groups(
+            grid, geo, items, levels, sec.reach
+        )
+        # one layer: each sector's longest reach over the environments, grown by the largest group
+        reach = np.zeros_like(sec.reach)
+        top = sec.reach.max(axis=1)
+        reach[:, 0] = np.where(top > 0, top + f.group_grow, 0.0)
+        q = _queries(f.group_tiles, _Sectors(**{**{n: getattr(sec, n) for n in _ARRAYS}, "reach": reach}))
+        chunk = max(CHUNK_BLOCKS // 4, 1)  # a group pair stands for up to 7 block pairs
+    else:
+        reach = np.where(sec.reach > 0, sec.reach + items.grow, 0.0)
+        q = _queries(items.tiles, _Sectors(**{**{n: getattr(sec, n) for n in _ARRAYS}, "reach": reach}))
     q_site = sec_site[q.sector]
     per_site = np.cumsum(np.bincount(q_site, weights=q.count, minlength=n_sites))
-    cuts = np.searchsorted(per_site, np.arange(CHUNK_BLOCKS, per_site[-1], CHUNK_BLOCKS))
+    cuts = np.searchsorted(per_site, np.arange(chunk, per_site[-1], chunk))
     bounds = np.unique(np.concatenate([[0], cuts + 1, [n_sites]]).clip(0, n_sites)).tolist()
     return _Setup(
         geo, site_ids, site_of_row, sec, per_env, best, sec_site, items, q, q_site, bounds, model, threshold
@@ -457,13 +515,20 @@ def _block_pass(st: _Setup, qa: int, qb: int) -> tuple[I64, I64, I64]:
     n_env = len(ENVIRONMENTS)
     qo, off = _expand(q.count[qa:qb])
     qi = qo + qa
-    it = items.tiles.order[q.lo[qi] + off]
     s = q.sector[qi]
-    if items.fast is not None:
-        f = items.fast
-        may, whole = _bounds32(f, (f.bx, f.by, f.bz, f.br), it, s, s * n_env + q.env[qi])
+    f = items.fast
+    if f is not None and f.group_tiles is not None and f.group_ball is not None and f.best is not None:
+        assert f.group_first is not None
+        g = f.group_tiles.order[q.lo[qi] + off]
+        may, _ = _bounds32(f, f.group_ball, g, s, s, f.best)
+        g, s = g[may], s[may]
+        owner, k = _expand(f.group_first[g + 1] - f.group_first[g])
+        it, s = f.group_first[g[owner]] + k, s[owner]
+        se = s * n_env + items.balls.env[it]
+        may, whole = _bounds32(f, (f.bx, f.by, f.bz, f.br), it, s, se)
         it, s = it[may], s[may]
     else:
+        it = items.tiles.order[q.lo[qi] + off]
         ok = _block_may_cover(
             items.balls, st.per_env, st.model, st.threshold, it, s * n_env + q.env[qi], st.best
         )
