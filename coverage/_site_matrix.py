@@ -240,17 +240,30 @@ def _fast32(geo: Any, items: _Items, sec: _Sectors, threshold: float, subs: Any)
     f = np.float32
     b = items.balls
     c2near = sec.c2near.ravel()
-    cells = {"cx": geo.x, "cy": geo.y, "cz": geo.z}
-    per_sector = {"sx": sec.x, "sy": sec.y, "sz": sec.z, "ux": sec.bx, "uy": sec.by, "uz": sec.bz}
-    per_sector |= {"vx": sec.sx, "vy": sec.sy, "vz": sec.sz, "slope": sec.slope, "kgain": sec.kgain}
     bx, by, bz, br = _ball32(b)
+    cx, cy, cz = (v[items.cells].astype(f) for v in (geo.x, geo.y, geo.z))
+    sx, sy, sz, ux, uy, uz, vx, vy, vz = (
+        v.astype(f) for v in (sec.x, sec.y, sec.z, sec.bx, sec.by, sec.bz, sec.sx, sec.sy, sec.sz)
+    )
     return _Fast32(
         bx=bx,
         by=by,
         bz=bz,
         br=br,
-        **{k: v[items.cells].astype(f) for k, v in cells.items()},
-        **{k: v.astype(f) for k, v in per_sector.items()},
+        cx=cx,
+        cy=cy,
+        cz=cz,
+        sx=sx,
+        sy=sy,
+        sz=sz,
+        ux=ux,
+        uy=uy,
+        uz=uz,
+        vx=vx,
+        vy=vy,
+        vz=vz,
+        slope=sec.slope.astype(f),
+        kgain=sec.kgain.astype(f),
         offset=sec.offset.ravel().astype(f),
         c2near=c2near.astype(f),
         need=(threshold + (sec.margin.ravel() if sec.indoor else np.zeros(len(c2near)))).astype(f),
