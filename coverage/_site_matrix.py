@@ -69,7 +69,7 @@ THREADS = min(2, os.cpu_count() or 1)  # worker threads over chunks of sites
 FLOAT32 = True  # hata: float32 bounds and screen (False: the float64 path, for comparisons)
 SLACK_M = 0.05  # float32 bounds: balls grown by this (float32 positions in the frame err < 1 cm)
 BOUND_DB = 1e-3  # float32 bounds: RSRP slack (their rounding is below 1e-4 dB)
-SCREEN_DB = 0.05  # float32 screen: pairs within this of the threshold are evaluated in float64
+SCREEN_DB = 0.005  # float32 screen: RSRP slack beyond the position error's (arithmetic: < 1e-4 dB)
 SCREEN_NEAR_M = 100.0  # ... and pairs nearer the sector (the angle's float32 error grows as 1/d)
 _RES_SHIFT = np.uint64(52)
 _RES_MASK = np.uint64(0xF) << _RES_SHIFT
@@ -151,7 +151,8 @@ class _Fast32:
     """float32 copies of what the hata bounds and the edge-cell screen read (half the bytes
     gathered, transcendental functions 2-3x cheaper). Balls are grown by `SLACK_M`, which
     exceeds any float32 rounding of a position in the frame (4 mm at 60 km), so the bounds over
-    them still hold; the screen decides only pairs clear of the threshold by `SCREEN_DB`."""
+    them still hold; the screen decides only pairs clear of the threshold by more than the error
+    a 2 cm position error can make (plus `SCREEN_DB`)."""
 
     bx: F32  # items' ball centres and radii (radius + SLACK_M)
     by: F32
@@ -176,7 +177,8 @@ class _Fast32:
     need: F32  # threshold plus the building loss (indoor), per (sector, environment)
     c2in: F32  # (sqrt(c2near) -/+ SLACK_M)^2: a screened pair is surely in / out of the reach
     c2out: F32
-    tol: F32  # per sector, the screen's RSRP tolerance: SCREEN_DB plus the angle's error at worst
+    tol_m: F32  # per sector, dB of RSRP per metre of distance at 1 m: the screen's tolerance at d m is
+    # SCREEN_DB + 0.02 tol_m / d (float32 positions err < 2 cm; < 1.1 cm in fact)
     # sub-blocks: each item's cells by their H3 ancestor one level below the blocks' (7 cells), so
     # an edge block's cells are bounded again by sevens before any is evaluated alone
     sub_first: I64 | None = None  # item i's sub-blocks: sub_first[i]:sub_first[i + 1]
@@ -269,9 +271,9 @@ def _fast32(geo: Any, items: _Items, sec: _Sectors, threshold: float, subs: Any)
         need=(threshold + (sec.margin.ravel() if sec.indoor else np.zeros(len(c2near)))).astype(f),
         c2in=(np.maximum(np.sqrt(c2near) - SLACK_M, 0.0) ** 2).astype(f),
         c2out=((np.sqrt(c2near) + SLACK_M) ** 2).astype(f),
-        # d(kgain theta^2)/d theta <= 2 sqrt(25 kgain) below the 25 dB cap; float32 positions err
-        # < 2 cm, so the angle < 0.02 / SCREEN_NEAR_M
-        tol=(SCREEN_DB + 10.0 * np.sqrt(sec.kgain) * (0.02 / SCREEN_NEAR_M)).astype(f),
+        # a position error e at distance d moves the angle by < e / d, and d(kgain theta^2)/d theta
+        # <= 2 sqrt(25 kgain) below the 25 dB cap; it moves slope log10(d) by < slope e / (d ln 10)
+        tol_m=(10.0 * np.sqrt(sec.kgain) + sec.slope / math.log(10.0)).astype(f),
         sub_first=None if subs is None else subs[0],
         sub_start=None if subs is None else subs[1],
         sub_ball=None if subs is None else _ball32(subs[2]),
@@ -349,7 +351,7 @@ def _screen32(st: _Setup, pos: I64, s: I64, se: I64, cell: I64) -> I64:
     theta, _ = _angle(f, s, dx, dy, dz, False)
     rsrp = f.offset[se] - f.slope[s] * _log_km(c2) - np.minimum(f.kgain[s] * (theta * theta), 25.0)
     margin = rsrp - f.need[se]
-    tol = f.tol[s]
+    tol = SCREEN_DB + 0.02 * f.tol_m[s] / np.sqrt(np.maximum(c2, np.float32(1.0)))
     sure_in = (c2 <= f.c2in[se]) & (margin >= tol)
     sure_out = (c2 > f.c2out[se]) | (margin < -tol)
     doubt = np.flatnonzero(~(sure_in | sure_out) | (c2 < SCREEN_NEAR_M * SCREEN_NEAR_M))
