@@ -298,8 +298,8 @@ def _log_km(c2: F32) -> F32:
 
 def _angle(f: _Fast32, s: I64, dx: F32, dy: F32, dz: F32, planar: bool) -> tuple[F32, F32 | None]:
     """Angle off the boresight (as `_score` measures it) and the distance projected on its plane."""
-    cos_t = dx * f.ux[s] + dy * f.uy[s] + dz * f.uz[s]
-    sin_t = np.abs(dx * f.vx[s] + dy * f.vy[s] + dz * f.vz[s])
+    cos_t = dx * f.ux.take(s) + dy * f.uy.take(s) + dz * f.uz.take(s)
+    sin_t = np.abs(dx * f.vx.take(s) + dy * f.vy.take(s) + dz * f.vz.take(s))
     theta = np.arctan2(sin_t, cos_t)
     return theta, np.sqrt(cos_t * cos_t + sin_t * sin_t) if planar else None
 
@@ -315,8 +315,12 @@ def _bounds32(
     """The engine's `_block_may_cover` and `_block_covered` (hata) in float32 on the grown balls,
     `BOUND_DB` of slack on the RSRP: the pairs that may cover a cell of their block (indices),
     and of those whether they cover it whole. Exact: a bound over a larger ball still holds."""
-    dx, dy, dz = ball[0][it] - f.sx[s], ball[1][it] - f.sy[s], ball[2][it] - f.sz[s]
-    r = ball[3][it]
+    dx, dy, dz = (
+        ball[0].take(it) - f.sx.take(s),
+        ball[1].take(it) - f.sy.take(s),
+        ball[2].take(it) - f.sz.take(s),
+    )
+    r = ball[3].take(it)
     d = np.sqrt(dx * dx + dy * dy + dz * dz)
     theta, planar = _angle(f, s, dx, dy, dz, True)
     assert planar is not None
@@ -326,16 +330,16 @@ def _bounds32(
     lo = np.maximum(d - r, 0.0)
     least = np.maximum(theta - spread, 0.0)
     offset, c2near, need_of = cons or (f.offset, f.c2near, f.need)
-    slope, kgain, need = f.slope[s], f.kgain[s], need_of[se]
-    best = offset[se] - slope * _log_km(lo * lo) - np.minimum(kgain * (least * least), 25.0)
-    may = np.flatnonzero((lo * lo <= c2near[se] * (1.0 + 1e-5)) & (best >= need - BOUND_DB))
+    slope, kgain, need = f.slope.take(s), f.kgain.take(s), need_of.take(se)
+    best = offset.take(se) - slope * _log_km(lo * lo) - np.minimum(kgain * (least * least), 25.0)
+    may = np.flatnonzero((lo * lo <= c2near.take(se) * (1.0 + 1e-5)) & (best >= need - BOUND_DB))
     if cons is not None:  # groups: only whether they may cover
         return may, np.zeros(0, dtype=bool)
     hi = d[may] + r[may]
     worst = np.minimum(theta[may] + spread[may], np.pi)
     sem = se[may]
-    low = f.offset[sem] - slope[may] * _log_km(hi * hi) - np.minimum(kgain[may] * (worst * worst), 25.0)
-    whole: NDArray[np.bool_] = (hi * hi <= f.c2near[sem] * (1.0 - 1e-5)) & (low >= need[may] + BOUND_DB)
+    low = f.offset.take(sem) - slope[may] * _log_km(hi * hi) - np.minimum(kgain[may] * (worst * worst), 25.0)
+    whole: NDArray[np.bool_] = (hi * hi <= f.c2near.take(sem) * (1.0 - 1e-5)) & (low >= need[may] + BOUND_DB)
     return may, whole
 
 
@@ -346,14 +350,18 @@ def _screen32(st: _Setup, pos: I64, s: I64, se: I64, cell: I64) -> I64:
     items = st.items
     assert items is not None and items.fast is not None
     f = items.fast
-    dx, dy, dz = f.cx[pos] - f.sx[s], f.cy[pos] - f.sy[s], f.cz[pos] - f.sz[s]
+    dx, dy, dz = f.cx.take(pos) - f.sx.take(s), f.cy.take(pos) - f.sy.take(s), f.cz.take(pos) - f.sz.take(s)
     c2 = dx * dx + dy * dy + dz * dz
     theta, _ = _angle(f, s, dx, dy, dz, False)
-    rsrp = f.offset[se] - f.slope[s] * _log_km(c2) - np.minimum(f.kgain[s] * (theta * theta), 25.0)
-    margin = rsrp - f.need[se]
-    tol = SCREEN_DB + 0.02 * f.tol_m[s] / np.sqrt(np.maximum(c2, np.float32(1.0)))
-    sure_in = (c2 <= f.c2in[se]) & (margin >= tol)
-    sure_out = (c2 > f.c2out[se]) | (margin < -tol)
+    rsrp = (
+        f.offset.take(se)
+        - f.slope.take(s) * _log_km(c2)
+        - np.minimum(f.kgain.take(s) * (theta * theta), 25.0)
+    )
+    margin = rsrp - f.need.take(se)
+    tol = SCREEN_DB + 0.02 * f.tol_m.take(s) / np.sqrt(np.maximum(c2, np.float32(1.0)))
+    sure_in = (c2 <= f.c2in.take(se)) & (margin >= tol)
+    sure_out = (c2 > f.c2out.take(se)) | (margin < -tol)
     doubt = np.flatnonzero(~(sure_in | sure_out) | (c2 < SCREEN_NEAR_M * SCREEN_NEAR_M))
     keep = sure_in
     if len(doubt):
