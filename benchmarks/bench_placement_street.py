@@ -13,8 +13,8 @@ Run: `python benchmarks/bench_placement_street.py` (`--help` for options). Input
 2. The same at resolution 11 for the first `--old-res11` candidates (the per-pair builder on all
    5,000 needs ~120 million pairs there).
 3. `zhongdu plan --grid grid11.arrow ... --budget 200 --json` as a whole process (wall, CPU, peak
-   RSS, against the memory estimate), interleaved with the same command on the previous matrix path
-   (float64 bounds and edge cells, one thread: `BASELINE`), median of `--runs` each, same JSON
+   RSS, against the memory estimate), interleaved with the same command as it was before (the
+   matrix's float64 path, glibc's malloc defaults: `BASELINE`), median of `--runs` each, same JSON
    checked; and its steps in-process: read the grid, read the CSVs, the existing network's
    coverage, the matrix (against the previous path, expanded matrices equal), CELF.
 4. CELF against the exact MCLP at resolution 11 on candidate subsets (the first n of the 5,000)
@@ -171,10 +171,11 @@ def compare_builders(
         raise SystemExit("the block matrix differs from the per-pair matrix")
 
 
-# The site matrix as it was before the float32 bounds, the float32 edge screen and the threads
-# (one switch each in the module): the baseline process, same code otherwise, same inputs.
+# `zhongdu plan` as it was before: the site matrix's float64 path (no float32 bounds, screen,
+# sub-blocks or groups), one thread, glibc's malloc defaults; same code otherwise, same inputs.
 BASELINE = (
     "import sys; import zhongdu.coverage._site_matrix as m; m.FLOAT32 = False; m.THREADS = 1; "
+    "import zhongdu.coverage._memory as mem; mem.keep_freed_memory = lambda: False; "
     "from zhongdu.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,7 +64,9 @@ F32 = NDArray[np.float32]
 CHUNK_BLOCKS = 1 << 15  # candidate (sector, block) pairs per chunk of sites: bounded temporaries
 CHUNK_CELLS = 1 << 17  # edge (sector, cell) pairs evaluated at once
 BLOCK_LEVELS = 2  # blocks are each cell's ancestor this many H3 levels up (49 cells a block)
-THREADS = min(2, os.cpu_count() or 1)  # worker threads over chunks of sites
+# worker threads over chunks of sites: one, as two cost 0.7 s more CPU for no wall time at
+# resolution 11 on the 2-vCPU machine (docs/performance.md); more may pay on more cores
+THREADS = 1
 FLOAT32 = True  # hata: float32 bounds and screen (False: the float64 path, for comparisons)
 SLACK_M = 0.05  # float32 bounds: balls grown by this (float32 positions in the frame err < 1 cm)
 BOUND_DB = 1e-3  # float32 bounds: RSRP slack (their rounding is below 1e-4 dB)
