@@ -10,6 +10,12 @@ cells (the engine's `_block_covered`); one whose best case cannot reach it is dr
 whole by another sector of the same site) are evaluated one by one, exactly as `coverage_matrix`
 evaluates them.
 
+For hata (`FLOAT32`), three more levels keep the street-level work down (docs/placement.md):
+groups of 7 blocks are bounded before their blocks' pairs are formed, an edge block's 7-cell
+sub-blocks before its cells, and the bounds and the cells run in float32 with slack that exceeds
+float32's error, the cells near the threshold going to the float64 evaluation, so the matrix is
+the same.
+
 A site covering a block whole holds one column for it (the greedy keeps each block's uncovered
 population), so the matrix stays small at street level: `SiteMatrix.cell_matrix()` expands the
 blocks and equals `coverage_matrix`'s union of each site's sector rows on the given cells.
