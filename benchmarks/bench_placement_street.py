@@ -13,8 +13,10 @@ Run: `python benchmarks/bench_placement_street.py` (`--help` for options). Input
 2. The same at resolution 11 for the first `--old-res11` candidates (the per-pair builder on all
    5,000 needs ~120 million pairs there).
 3. `zhongdu plan --grid grid11.arrow ... --budget 200 --json` as a whole process (wall, CPU, peak
-   RSS, against the memory estimate), and its steps in-process: read the grid, read the CSVs, the
-   existing network's coverage, the matrix, CELF.
+   RSS, against the memory estimate), interleaved with the same command as it was before (the
+   matrix's float64 path, glibc's malloc defaults: `BASELINE`), median of `--runs` each, same JSON
+   checked; and its steps in-process: read the grid, read the CSVs, the existing network's
+   coverage, the matrix (against the previous path, expanded matrices equal), CELF.
 4. CELF against the exact MCLP at resolution 11 on candidate subsets (the first n of the 5,000)
    and site budgets; where HiGHS does not finish within `--exact-time-limit`, CELF against its
    proven bound.
@@ -169,56 +171,89 @@ def compare_builders(
         raise SystemExit("the block matrix differs from the per-pair matrix")
 
 
-def end_to_end(paths: dict[str, Path], work: Path, picks: int, threshold: float) -> None:
-    """`zhongdu plan` at resolution 11 as a whole process, then its steps in-process."""
+# `zhongdu plan` as it was before: the site matrix's float64 path (no float32 bounds, screen,
+# sub-blocks or groups), one thread, glibc's malloc defaults; same code otherwise, same inputs.
+BASELINE = (
+    "import sys; import zhongdu.coverage._site_matrix as m; m.FLOAT32 = False; m.THREADS = 1; "
+    "import zhongdu.coverage._memory as mem; mem.keep_freed_memory = lambda: False; "
+    "from zhongdu.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _previous_path(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """`fn` with the site matrix's previous path (float64 bounds and cells, one thread)."""
+    from zhongdu.coverage import _site_matrix as m
+
+    saved = m.FLOAT32, m.THREADS
+    m.FLOAT32, m.THREADS = False, 1
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        m.FLOAT32, m.THREADS = saved
+
+
+def end_to_end(paths: dict[str, Path], work: Path, picks: int, threshold: float, runs_n: int) -> None:
+    """`zhongdu plan` at resolution 11 as a whole process against the baseline process (the
+    previous matrix path), interleaved; then its steps in-process."""
     from zhongdu.coverage._footprint import placement_footprint
     from zhongdu.coverage._placement import build_problem, existing_covered, greedy
     from zhongdu.coverage._site_matrix import site_coverage_matrix
     from zhongdu.coverage._types import load_grid, load_stations
 
-    cmd = [zhongdu(), "plan", "--grid", str(paths["grid11"]), "--stations", str(paths["stations"])]
-    cmd += [
-        "--candidates",
-        str(paths["cand11"]),
-        "--budget",
-        str(picks),
-        "--threshold",
-        f"{threshold:g}",
-        "--json",
-    ]
-    runs = [timed_process(cmd, work / "plan11.json") for _ in range(3)]
-    run = sorted(runs, key=lambda r: r["wall_s"])[1]  # the median run by wall time
+    args = ["plan", "--grid", str(paths["grid11"]), "--stations", str(paths["stations"])]
+    args += ["--candidates", str(paths["cand11"]), "--budget", str(picks), "--threshold", f"{threshold:g}"]
+    args += ["--json", "-q"]
+    runs, base = [], []
+    for _ in range(runs_n):  # interleaved: both see the same load
+        runs.append(timed_process([zhongdu(), *args], work / "plan11.json"))
+        base.append(timed_process([sys.executable, "-c", BASELINE, *args], work / "plan11-base.json"))
+
+    def median(rs: list[dict[str, float]], key: str) -> float:
+        return float(statistics.median(r[key] for r in rs))
+
     result = json.loads((work / "plan11.json").read_text())
+    same_base = json.loads((work / "plan11-base.json").read_text()) == result
     grid, t_grid = _timed(load_grid, paths["grid11"])
     (stations, candidates), t_csv = _timed(
         lambda: (load_stations(paths["stations"]), load_stations(paths["cand11"]))
     )
-    covered, t_cov = _timed(existing_covered, grid, stations, model="hata", threshold_dbm=threshold)
-    matrix, t_matrix, c_matrix = _cpu_timed(
-        site_coverage_matrix,
-        grid,
-        candidates,
-        model="hata",
-        threshold_dbm=threshold,
-        cells=~covered & (grid.population > 0),
+    covered, t_cov, c_cov = _cpu_timed(
+        existing_covered, grid, stations, model="hata", threshold_dbm=threshold
     )
+    kw: dict[str, Any] = {
+        "model": "hata",
+        "threshold_dbm": threshold,
+        "cells": ~covered & (grid.population > 0),
+    }
+    matrix, t_matrix, c_matrix = _cpu_timed(site_coverage_matrix, grid, candidates, **kw)
+    before, t_before, c_before = _cpu_timed(_previous_path, site_coverage_matrix, grid, candidates, **kw)
+    equal = (matrix.cell_matrix() != before.cell_matrix()).nnz == 0
     problem = build_problem(grid, stations, candidates, model="hata", threshold_dbm=threshold)
     plan, t_celf, c_celf = _cpu_timed(greedy, problem, budget=picks)
     same = [p["station_id"] for p in result["picks"]] == [p.station_id for p in plan.picks]
     footprint = placement_footprint(grid, candidates, model="hata", threshold_dbm=threshold)
     walls = ", ".join(f"{r['wall_s']:.2f}" for r in runs)
+    base_walls = ", ".join(f"{r['wall_s']:.2f}" for r in base)
+    wall, cpu, b_wall, b_cpu = (median(rs, k) for rs in (runs, base) for k in ("wall_s", "cpu_s"))
     log(
         f"\n[zhongdu plan, resolution 11] {len(grid):,} cells, 5,000 candidates, budget {picks} ({load()})\n"
-        f"  whole process: {run['wall_s']:.2f} s wall (median of 3: {walls}), {run['cpu_s']:.2f} s CPU, "
-        f"peak {run['peak_mb']:,.0f} MB; goal < 5 s: {'met' if run['wall_s'] < 5 else 'MISSED'}\n"
+        f"  whole process: {wall:.2f} s wall (median of {runs_n}: {walls}), {cpu:.2f} s CPU, "
+        f"peak {median(runs, 'peak_mb'):,.0f} MB; goal < 5 s: {'met' if wall < 5 else 'MISSED'} "
+        f"({sum(r['wall_s'] < 5 for r in runs)} of {runs_n} runs under 5 s)\n"
+        f"  baseline (previous matrix path): {b_wall:.2f} s wall (runs {base_walls}), {b_cpu:.2f} s CPU; "
+        f"x{b_wall / wall:.2f} wall, x{b_cpu / cpu:.2f} CPU; same JSON: {same_base}\n"
         f"  {len(result['picks'])} picks (then nobody is left in reach), "
         f"share {result['share_before']:.4%} -> {result['share_after']:.4%}; in-process picks equal: {same}\n"
         f"  steps in-process: read grid {t_grid:.2f} s, read CSVs {t_csv:.2f} s, existing coverage "
-        f"{t_cov:.2f} s, matrix {t_matrix:.2f} s ({c_matrix:.2f} s CPU; {matrix.sites.nnz:,} columns), "
+        f"{t_cov:.2f} s ({c_cov:.2f} s CPU), matrix {t_matrix:.2f} s ({c_matrix:.2f} s CPU; "
+        f"{matrix.sites.nnz:,} columns) against the previous path {t_before:.2f} s ({c_before:.2f} s CPU; "
+        f"{before.sites.nnz:,} columns), equal expanded: {equal}; "
         f"CELF {t_celf:.2f} s ({c_celf:.2f} s CPU)\n"
         f"  memory estimate (scenario bound): {footprint.megabytes:,.0f} MB for the placement, against the "
-        f"process's peak {run['peak_mb']:,.0f} MB (interpreter and imports included)"
+        f"process's peak {median(runs, 'peak_mb'):,.0f} MB (interpreter and imports included)"
     )
+    if not (equal and same and same_base):
+        raise SystemExit("the matrix or the picks differ from the previous path")
 
 
 def exact(paths: dict[str, Path], sizes: str, time_limit: float, threshold: float) -> None:
@@ -318,6 +353,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=-110.0, help="RSRP threshold, dBm (default -110)")
     parser.add_argument("--picks", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="runs of the block matrix (median)")
+    parser.add_argument("--runs", type=int, default=5, help="`zhongdu plan` processes of each kind (median)")
     parser.add_argument(
         "--old-res11", type=int, default=500, help="candidates for the per-pair builder at res 11"
     )
@@ -353,7 +389,7 @@ def main() -> None:
             load_grid(paths["grid11"]), stations, first, args.threshold, args.repeat, "resolution 11"
         )
     if "plan" not in skip:
-        end_to_end(paths, args.work, args.picks, args.threshold)
+        end_to_end(paths, args.work, args.picks, args.threshold, args.runs)
     if "exact" not in skip:
         exact(paths, args.exact_sizes, args.exact_time_limit, args.threshold)
     if "memory" not in skip:

@@ -146,6 +146,9 @@ def _plan(args: argparse.Namespace) -> int:
         raise PlacementError("zhongdu plan needs --stations and --candidates (and --target or --budget)")
     if args.target is None and args.budget is None and args.max_cost is None:
         raise PlacementError("zhongdu plan needs --target SHARE or --budget N (or --max-cost C)")
+    from zhongdu.coverage._memory import keep_freed_memory
+
+    keep_freed_memory()  # the matrix's chunks reuse their pages instead of faulting them in again
     say = _progress(args.quiet)
     grid = _grid(args.grid)
     say(f"grid: {len(grid):,} cells at resolution {grid.resolution}")

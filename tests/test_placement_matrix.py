@@ -154,3 +154,78 @@ def test_greedy_picks_equal_the_per_cell_problem(model: str) -> None:
     assert exact_blocks.covered_population == pytest.approx(exact_cells.covered_population, rel=1e-12)
     sub = blocks.take(np.arange(10))
     assert sub.site_ids == blocks.site_ids[:10] and (sub.sites != blocks.sites[:10]).nnz == 0
+
+
+def _pair_rsrp(grid: Grid, cand: Stations) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sector, cell and float64 RSRP of every pair in reach, as the engine scores them."""
+    from zhongdu.coverage._engine import _geometry, _score_explicit, _sectors
+
+    geo = _geometry(grid)
+    sec = _sectors(geo, cand, np.arange(len(cand), dtype=np.int64), "hata", -110.0)
+    s = np.repeat(np.arange(len(cand), dtype=np.int64), len(grid))
+    cell = np.tile(np.arange(len(grid), dtype=np.int64), len(cand))
+    keep, rsrp = _score_explicit(geo, sec, "hata", -1e9, s, cell)
+    return s[keep], cell[keep], np.asarray(rsrp)
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_float32_path_is_exact_at_the_threshold(levels: int) -> None:
+    """Thresholds at the exact float64 RSRP of pairs: the float32 bounds and screen must leave
+    those cells to the float64 evaluation, so the matrix is the per-pair one, and each pair at
+    the threshold is covered (RSRP >= threshold)."""
+    cand = _sites(GRID11, 13, 30)
+    s, cell, rsrp = _pair_rsrp(GRID11, cand)
+    mask = GRID11.population > 0
+    for threshold in np.quantile(rsrp[rsrp > -125], [0.2, 0.5, 0.8], method="nearest").tolist():
+        m = site_coverage_matrix(GRID11, cand, threshold_dbm=threshold, cells=mask, levels=levels)
+        got = m.cell_matrix()
+        sector = coverage_matrix(GRID11, cand, model="hata", threshold_dbm=threshold)
+        _, _, sites = site_matrix(sector, cand.station_id)
+        want = sparse.csr_array(sites[:, np.flatnonzero(mask)])
+        assert 0 < want.nnz and (sparse.csr_array(got[:, np.flatnonzero(mask)]) != want).nnz == 0
+        at = np.flatnonzero((rsrp == threshold) & mask[cell])
+        assert len(at) > 0
+        row = np.array([m.site_ids.index(i) for i in np.asarray(cand.station_id)[s[at]].tolist()])
+        assert got[row, cell[at]].all()
+
+
+def test_threads_give_the_same_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from zhongdu.coverage import _site_matrix as sm
+
+    cand = _sites(GRID11, 14, 40)
+    mask = GRID11.population > 0
+    monkeypatch.setattr(sm, "CHUNK_BLOCKS", 64)  # many chunks of sites, so the threads interleave
+    monkeypatch.setattr(sm, "THREADS", 1)
+    one = site_coverage_matrix(GRID11, cand, cells=mask)
+    monkeypatch.setattr(sm, "THREADS", 2)
+    two = site_coverage_matrix(GRID11, cand, cells=mask)
+    assert len(list(sm._setup(GRID11, cand, "hata", -110.0, "outdoor", mask, 2).chunks())) > 4
+    assert one.sites.nnz > 0 and (one.sites != two.sites).nnz == 0
+    np.testing.assert_array_equal(one.sites.indptr, two.sites.indptr)
+
+
+def test_keep_freed_memory_spares_the_page_faults() -> None:
+    """A 40 MB temporary made and freed 30 times: fresh pages each time with glibc's defaults
+    (above its largest dynamic mmap threshold, 32 MB), the same pages once `keep_freed_memory`
+    raised the thresholds (in a child: the setting is the process's)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, sys, numpy as np\n"
+        "from zhongdu.coverage._memory import keep_freed_memory\n"
+        "ok = keep_freed_memory() if sys.argv[1] == '1' else True\n"
+        "np.ones(5 << 20)\n"
+        "f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(30):\n"
+        "    np.ones(5 << 20)\n"
+        "print(ok, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)\n"
+    )
+    out = {}
+    for flag in ("0", "1"):
+        run = subprocess.run([sys.executable, "-c", code, flag], capture_output=True, text=True, check=True)
+        ok, faults = run.stdout.split()
+        assert ok == "True"
+        out[flag] = int(faults)
+    assert out["0"] > 30 * 250, out  # fresh pages every time (4 KiB, or 2 MiB huge pages)
+    assert out["1"] * 10 < out["0"], out

@@ -116,7 +116,11 @@ def test_existing_coverage_counts_only_up_rows_under_hata() -> None:
     problem = build_problem(grid, existing, candidates, model="hata", threshold_dbm=-100.0)
     per_cell = compute_coverage(grid, existing, model="hata", threshold_dbm=-100.0, per_cell=True)
     assert per_cell.covered is not None
-    assert np.array_equal(problem.covered, per_cell.covered)
+    # the populated cells as the engine covers them; empty ones are not searched (left False)
+    populated = grid.population > 0
+    assert 0 < per_cell.covered[populated].sum() < populated.sum()
+    assert np.array_equal(problem.covered[populated], per_cell.covered[populated])
+    assert not problem.covered[~populated].any()
     result = plan(grid, existing, candidates, model="hata", threshold_dbm=-100.0, target=0.999)
     # Adding every picked site through the engine reproduces the greedy's final share.
     picked = np.isin(candidates.station_id, [p.station_id for p in result.picks])
