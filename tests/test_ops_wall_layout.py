@@ -193,6 +193,32 @@ def test_district_labels_never_overlap_at_city_zoom(stack: dict[str, Any], chrom
     page.context.close()
 
 
+def test_a_capped_wall_list_says_how_many_more_it_holds(stack: dict[str, Any], chromium: Any) -> None:
+    """The wall shows 4 incidents; a fifth and sixth are counted in a last row, in the page's language."""
+    watched = _wall(chromium, stack["url"])
+    page = watched.page
+    shown = "() => [...document.querySelectorAll('#incidents > li')].filter(e => e.getClientRects().length)"
+    six_rows = """() => { const list = document.querySelector('#incidents');
+                          list.replaceChildren(...[1, 2, 3, 4, 5, 6].map(k => {
+                            const li = document.createElement('li'); li.textContent = `site ${k}`; return li; })); }"""
+    page.evaluate(six_rows)
+    page.wait_for_function("document.querySelector('#incidents > li.more') !== null")
+    visible = page.evaluate(f"({shown})().map(e => e.textContent)")
+    assert visible[:4] == ["site 1", "site 2", "site 3", "site 4"] and len(visible) == 5, visible
+    assert "還有 2 筆" in visible[4], visible
+    page.click("#lang")  # the switch redraws the lists from the API: the rows are put back after it
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_timeout(300)
+    page.evaluate(six_rows)
+    page.wait_for_function("(document.querySelector('#incidents > li.more') || {}).textContent === '2 more (laptop layout)'")
+    page.click("#layout")  # the laptop layout shows every row and no count
+    page.wait_for_function("document.querySelector('#incidents > li.more') === null")
+    displayed = "[...document.querySelectorAll('#incidents > li')].map(e => getComputedStyle(e).display)"
+    assert len(page.evaluate(displayed)) == 6 and "none" not in page.evaluate(displayed)
+    assert watched.errors == [] and watched.outside == []
+    page.context.close()
+
+
 def test_the_desk_keeps_its_forms(stack: dict[str, Any], chromium: Any) -> None:
     """The laptop/desk layout still offers what the wall leaves out."""
     watched = watched_page(chromium, width=1440, height=900)

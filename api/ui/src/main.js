@@ -24,6 +24,7 @@ import { loadIncidents, prefetchIncidents, renderIncidents, wireIncidents } from
 import { renderDistrictList, wireDistrictList } from "./district_list.js";
 import { renderFocus, wireFocus } from "./wall_focus.js";
 import { ClusterCounts, chooseSite } from "./site_clusters.js";
+import { markHiddenRows, watchCappedLists } from "./wall_more.js";
 
 const PARK_INTERVAL_MS = 30_000;
 const INGEST_INTERVAL_MS = 5_000;
@@ -67,6 +68,7 @@ function applyLayout(mode) {
   button.textContent = layoutLabel(wall);
   button.setAttribute("aria-pressed", String(wall));
   button.dataset.layout = wall ? "wall" : "laptop";
+  markHiddenRows();
 }
 const layoutParam = new URLSearchParams(location.search).get("layout") || "auto";
 applyLayout(layoutParam);
@@ -449,6 +451,7 @@ function initSites(sites) {
 async function boot() {
   applyStatic();
   renderEvents(document);
+  watchCappedLists();
   $("#lang").textContent = t("lang");
   $("#lang").addEventListener("click", () => { toggleLang(); renderAll(); });
   $("#layout").addEventListener("click", () => applyLayout(document.body.classList.contains("wall") ? "laptop" : "wall"));
