@@ -194,7 +194,8 @@ def test_district_labels_never_overlap_at_city_zoom(stack: dict[str, Any], chrom
 
 
 def test_a_capped_wall_list_says_how_many_more_it_holds(stack: dict[str, Any], chromium: Any) -> None:
-    """The wall shows 4 incidents; a fifth and sixth are counted in a last row, in the page's language."""
+    """The wall shows the incidents that fit (4 at most); the others are counted in a last row, in the
+    page's language, and no row runs out of the block."""
     watched = _wall(chromium, stack["url"])
     page = watched.page
     shown = "() => [...document.querySelectorAll('#incidents > li')].filter(e => e.getClientRects().length)"
@@ -204,13 +205,22 @@ def test_a_capped_wall_list_says_how_many_more_it_holds(stack: dict[str, Any], c
     page.evaluate(six_rows)
     page.wait_for_function("document.querySelector('#incidents > li.more') !== null")
     visible = page.evaluate(f"({shown})().map(e => e.textContent)")
-    assert visible[:4] == ["site 1", "site 2", "site 3", "site 4"] and len(visible) == 5, visible
-    assert "還有 2 筆" in visible[4], visible
+    rows = visible[:-1]
+    assert 1 <= len(rows) <= 4 and rows == [f"site {k}" for k in range(1, len(rows) + 1)], visible
+    assert f"還有 {6 - len(rows)} 筆" in visible[-1], visible
+    # nothing shown runs out of the block
+    overflow = page.evaluate(
+        f"""() => {{ const bottom = document.querySelector('#incidents').closest('.blk').getBoundingClientRect().bottom;
+                     return ({shown})().filter(e => e.getBoundingClientRect().bottom > bottom + 0.5).length; }}"""
+    )
+    assert overflow == 0
     page.click("#lang")  # the switch redraws the lists from the API: the rows are put back after it
     page.wait_for_function("document.documentElement.lang === 'en'")
     page.wait_for_timeout(300)
     page.evaluate(six_rows)
-    page.wait_for_function("(document.querySelector('#incidents > li.more') || {}).textContent === '2 more (laptop layout)'")
+    page.wait_for_function(
+        f"(document.querySelector('#incidents > li.more') || {{}}).textContent === '{6 - len(rows)} more (laptop layout)'"
+    )
     page.click("#layout")  # the laptop layout shows every row and no count
     page.wait_for_function("document.querySelector('#incidents > li.more') === null")
     displayed = "[...document.querySelectorAll('#incidents > li')].map(e => getComputedStyle(e).display)"
