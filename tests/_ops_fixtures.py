@@ -95,3 +95,26 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+@contextmanager
+def api_serving(settings: Any, layout: Any, *, timeout: float = 60.0) -> Iterator[tuple[str, Any]]:
+    """`zhongdu.api.start_api` on a free port, yielding (base URL, an httpx client) once
+    `/v1/coverage` answers 200: the page tests start from a computed live snapshot."""
+    import time
+
+    import httpx
+
+    from zhongdu.api import start_api
+    from zhongdu.services import free_port
+
+    api = start_api(settings, port=free_port(), layout=layout)
+    try:
+        with httpx.Client(base_url=api.url, timeout=30) as http:
+            deadline = time.monotonic() + timeout
+            while http.get("/v1/coverage").status_code != 200:
+                assert time.monotonic() < deadline, "live coverage did not start"
+                time.sleep(0.1)
+            yield api.url, http
+    finally:
+        api.stop()

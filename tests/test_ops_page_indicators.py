@@ -3,40 +3,21 @@ table updates without a reload, the history names who entered it; B7-1 is a chec
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from zhongdu.api import start_api
-
 from ._api_fixtures import api_settings, make_key, small_city
-from ._ops_fixtures import browser, screenshot, watched_page
+from ._ops_fixtures import api_serving, browser, screenshot, watched_page
 
 pytestmark = pytest.mark.postgres
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(pg_migrated: str, mqtt_url: str) -> Iterator[dict[str, Any]]:
-    api = start_api(api_settings(pg_migrated, mqtt_url), port=_free_port(), layout=small_city)
-    try:
-        with httpx.Client(base_url=api.url, timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while http.get("/v1/coverage").status_code != 200:
-                assert time.monotonic() < deadline, "live coverage did not start"
-                time.sleep(0.1)
-            yield {"url": api.url, "http": http}
-    finally:
-        api.stop()
+    with api_serving(api_settings(pg_migrated, mqtt_url), small_city) as (url, http):
+        yield {"url": url, "http": http}
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,15 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from zhongdu.api import start_api
 from zhongdu.ingest._prometheus import IngestMetrics
 from zhongdu.ingest._worker import Ingester
 
 from ._api_fixtures import api_settings, wait_for
 from ._ingest_fixtures import publish_all, publisher
-from ._ops_fixtures import REPO_ROOT, browser, screenshot, watched_page
+from ._ops_fixtures import REPO_ROOT, api_serving, browser, screenshot, watched_page
 from ._wall_city import wall_city
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mqtt, pytest.mark.slow]
@@ -40,18 +38,10 @@ def stack(pg_migrated: str, mqtt_url: str) -> Iterator[dict[str, Any]]:
     ingester = Ingester(settings, client_id=f"wall-ingest-{RUN}", metrics=IngestMetrics(CollectorRegistry()))
     ingester.start()
     assert ingester.wait_connected()
-    from zhongdu.services import free_port
-
-    api = start_api(api_settings(pg_migrated, mqtt_url), port=free_port(), layout=lambda: wall_city(PREFIX))
     try:
-        with httpx.Client(base_url=api.url, timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while http.get("/v1/coverage").status_code != 200:
-                assert time.monotonic() < deadline, "live coverage did not start"
-                time.sleep(0.1)
-            yield {"url": api.url, "http": http, "mqtt": mqtt_url}
+        with api_serving(api_settings(pg_migrated, mqtt_url), lambda: wall_city(PREFIX)) as (url, http):
+            yield {"url": url, "http": http, "mqtt": mqtt_url}
     finally:
-        api.stop()
         ingester.stop()
 
 

@@ -7,13 +7,11 @@ district labels that never overlap at city zoom (in both languages). Screenshot 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import h3
-import httpx
 import numpy as np
 import pytest
 from shapely.geometry import shape
@@ -22,7 +20,7 @@ from zhongdu.api._boundaries import district_geojson
 from zhongdu.coverage import Grid, Stations
 
 from ._api_fixtures import api_settings
-from ._ops_fixtures import browser, screenshot, watched_page
+from ._ops_fixtures import api_serving, browser, screenshot, watched_page
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -69,19 +67,8 @@ def city_of_29(prefix: str) -> tuple[Grid, Stations]:
 
 @pytest.fixture(scope="module")
 def stack(pg_migrated: str, mqtt_url: str) -> Iterator[dict[str, Any]]:
-    from zhongdu.api import start_api
-    from zhongdu.services import free_port
-
-    api = start_api(api_settings(pg_migrated, mqtt_url), port=free_port(), layout=lambda: city_of_29(f"w29{RUN}"))
-    try:
-        with httpx.Client(base_url=api.url, timeout=30) as http:
-            deadline = time.monotonic() + 60
-            while http.get("/v1/coverage").status_code != 200:
-                assert time.monotonic() < deadline, "live coverage did not start"
-                time.sleep(0.1)
-            yield {"url": api.url, "http": http}
-    finally:
-        api.stop()
+    with api_serving(api_settings(pg_migrated, mqtt_url), lambda: city_of_29(f"w29{RUN}")) as (url, http):
+        yield {"url": url, "http": http}
 
 
 @pytest.fixture(scope="module")
